@@ -1,0 +1,34 @@
+//! Errors as GraphQL sees them: a message a person can act on and an `extensions.code` a program can
+//! branch on (docs/api.md). Internal details are logged once, here, and never returned.
+
+use async_graphql::{Error, ErrorExtensions};
+
+#[derive(Debug)]
+pub enum ApiError {
+    NotFound(String),
+    Validation(String),
+    Internal(String),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        let (code, message) = match e {
+            ApiError::NotFound(what) => ("NOT_FOUND", format!("{what} not found")),
+            ApiError::Validation(why) => ("VALIDATION", why),
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "graphql resolver failed");
+                (
+                    "INTERNAL",
+                    "something went wrong on our side; please try again".to_owned(),
+                )
+            }
+        };
+        Error::new(message).extend_with(|_, ext| ext.set("code", code))
+    }
+}

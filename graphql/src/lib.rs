@@ -1,0 +1,54 @@
+//! The GraphQL API at `/graphql`: one schema for integrators, chat-style front ends and the platform
+//! operator. Thin by design: resolvers parse input, call `tenants`/`platform`, and shape the answer.
+//! The SDL is checked in at `graphql/schema.graphql`; a test fails when code and file differ.
+
+mod error;
+mod query;
+mod web;
+
+use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+pub use error::ApiError;
+pub use query::Query;
+pub use web::router;
+
+/// The executable schema. The pool lives in its data; per-request data is added in the handler.
+pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+/// Bounds that keep one request from costing the server more than a page view.
+pub const MAX_DEPTH: usize = 12;
+pub const MAX_COMPLEXITY: usize = 1_000;
+
+pub fn schema(pool: sqlx::PgPool) -> AppSchema {
+    Schema::build(Query, EmptyMutation, EmptySubscription)
+        .data(pool)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The SDL of the schema, as checked in at `graphql/schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(Query, EmptyMutation, EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regenerate with `cargo run -- graphql-schema > graphql/schema.graphql` (or run this test with
+    /// `UPDATE_SCHEMA=1`) and review the diff like any other API change.
+    #[test]
+    fn the_checked_in_sdl_matches_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+        let code = super::sdl();
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &code).expect("write schema.graphql");
+        }
+        let file = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            file == code,
+            "graphql/schema.graphql differs from the schema in code; regenerate it with \
+             `cargo run -- graphql-schema > graphql/schema.graphql` and review the change"
+        );
+    }
+}

@@ -1,0 +1,52 @@
+use async_graphql::{Context, Object, Result, SimpleObject};
+use sqlx::PgPool;
+
+use crate::ApiError;
+
+pub struct Query;
+
+/// A municipality (tenant) as the public sees it.
+#[derive(SimpleObject)]
+#[graphql(name = "Tenant")]
+pub struct TenantView {
+    /// Display name, e.g. 横浜市.
+    name: String,
+    /// URL identifier, used in `/t/{slug}/…`.
+    slug: String,
+    /// The languages the tenant's resident site offers (BCP 47: ja, en, zh-Hans, pt).
+    locales: Vec<String>,
+    /// The language shown when the browser asks for none of `locales`.
+    default_locale: String,
+    /// IANA time zone; days and weeks of this tenant follow it.
+    time_zone: String,
+    /// onboarding, active or suspended.
+    status: String,
+}
+
+impl From<tenants::Tenant> for TenantView {
+    fn from(t: tenants::Tenant) -> Self {
+        Self {
+            name: t.name,
+            slug: t.slug,
+            locales: t.locales,
+            default_locale: t.default_locale,
+            time_zone: t.time_zone.name().to_owned(),
+            status: t.status.as_str().to_owned(),
+        }
+    }
+}
+
+#[Object]
+impl Query {
+    /// A municipality by its slug; public, no credentials needed. Null when no such tenant exists.
+    async fn tenant(&self, ctx: &Context<'_>, slug: String) -> Result<Option<TenantView>> {
+        let pool = ctx.data::<PgPool>()?;
+        let found = tenants::find_by_slug(pool, &slug)
+            .await
+            .map_err(ApiError::from)?;
+        if let Some(t) = &found {
+            tenants::record_in_span(t.id);
+        }
+        Ok(found.map(TenantView::from))
+    }
+}

@@ -1,0 +1,59 @@
+//! HTTP endpoints of the API: POST for queries, GET for the GraphiQL console, whose scripts are
+//! vendored (graphql/assets, see LICENSES.md there) so it works without the internet.
+
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+
+use crate::AppSchema;
+
+pub fn router<S>(schema: AppSchema) -> Router<S> {
+    Router::new()
+        .route("/graphql", get(graphiql).post(execute))
+        .route("/graphql/assets/{file}", get(asset))
+        .with_state(schema)
+}
+
+async fn execute(State(schema): State<AppSchema>, req: GraphQLRequest) -> GraphQLResponse {
+    schema.execute(req.into_inner()).await.into()
+}
+
+async fn graphiql() -> Html<&'static str> {
+    Html(include_str!("../assets/graphiql.html"))
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, mime): (&'static [u8], &str) = match file.as_str() {
+        "graphiql.min.js" => (
+            include_bytes!("../assets/graphiql.min.js"),
+            "text/javascript",
+        ),
+        "graphiql.min.css" => (include_bytes!("../assets/graphiql.min.css"), "text/css"),
+        "react.production.min.js" => (
+            include_bytes!("../assets/react.production.min.js"),
+            "text/javascript",
+        ),
+        "react-dom.production.min.js" => (
+            include_bytes!("../assets/react-dom.production.min.js"),
+            "text/javascript",
+        ),
+        "graphiql-init.js" => (
+            include_bytes!("../assets/graphiql-init.js"),
+            "text/javascript",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,241 @@
+//! The demo municipality that `yoyaku serve` creates on an empty database outside production, so a
+//! new developer (or a salesperson) has something to click through at once. The data is
+//! deterministic: the README and the start-up banner name its residents.
+
+use chrono::{Datelike, Duration, NaiveDate, Utc, Weekday};
+use tenants::{
+    LocalGovernmentCode, Locale, NewTenant, Slug, Tenant, TenantName, TenantStatus, TenantTx,
+    TimeZone,
+};
+use uuid::Uuid;
+
+/// The slug of the demo municipality.
+pub const DEMO_SLUG: &str = "demo";
+
+/// One eligible demo resident a person can log in as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoResident {
+    pub ticket_no: String,
+    pub birth_date: NaiveDate,
+    pub kana_name: String,
+}
+
+const FAMILY: [&str; 10] = [
+    "ヤマダ",
+    "スズキ",
+    "タナカ",
+    "サトウ",
+    "タカハシ",
+    "ワタナベ",
+    "イトウ",
+    "ナカムラ",
+    "コバヤシ",
+    "カトウ",
+];
+const GIVEN: [&str; 10] = [
+    "タロウ",
+    "ハナコ",
+    "イチロウ",
+    "ユミ",
+    "ケンジ",
+    "サクラ",
+    "ヒロシ",
+    "アキコ",
+    "マコト",
+    "ミドリ",
+];
+
+/// How many eligible residents the demo imports.
+pub const DEMO_RESIDENTS: u32 = 200;
+
+/// The n-th demo resident (1-based): ticket numbers 1000000001…, birth dates spread over 1935–2005.
+pub fn demo_resident(n: u32) -> DemoResident {
+    let year = 1935 + (n * 7) % 71;
+    let month = 1 + n % 12;
+    let day = 1 + n % 28;
+    DemoResident {
+        ticket_no: format!("{:010}", 1_000_000_000 + u64::from(n)),
+        birth_date: NaiveDate::from_ymd_opt(year as i32, month, day).unwrap_or_default(),
+        kana_name: full_kana_name(n),
+    }
+}
+
+fn full_kana_name(n: u32) -> String {
+    format!(
+        "{} {}",
+        FAMILY[(n % 10) as usize],
+        GIVEN[((n / 10) % 10) as usize]
+    )
+}
+
+/// The tenant record of the demo city. 999997 is not a real municipality (prefecture 99 does not
+/// exist) but carries a valid check digit.
+pub fn demo_tenant() -> NewTenant {
+    NewTenant {
+        slug: Slug::parse(DEMO_SLUG).expect("valid demo slug"),
+        name: TenantName::parse("デモ市").expect("valid demo name"),
+        code: LocalGovernmentCode::parse("999997").expect("valid demo code"),
+        time_zone: TimeZone::default(),
+        default_locale: Locale::default(),
+        locales: ["ja", "en", "zh-Hans", "pt"]
+            .iter()
+            .map(|l| Locale::parse(l).expect("supported locale"))
+            .collect(),
+    }
+}
+
+/// Creates the demo municipality unless a tenant with its slug exists. Returns the tenant when it was
+/// created now.
+pub async fn create_if_missing(pool: &sqlx::PgPool) -> Result<Option<Tenant>, DemoError> {
+    if tenants::find_by_slug(pool, DEMO_SLUG).await?.is_some() {
+        return Ok(None);
+    }
+    let tenant = tenants::create_tenant(pool, &demo_tenant()).await?;
+    tenants::set_status(pool, tenant.id, TenantStatus::Active).await?;
+    let mut tx = tenants::begin(pool, tenant.id).await?;
+    seed_city(&mut tx, tenant.time_zone, Utc::now().date_naive()).await?;
+    tx.commit().await?;
+    Ok(Some(tenant))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Registry(#[from] tenants::RegistryError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Fills one tenant with vaccines, venues, three weeks of weekday slots from `today` and the demo
+/// residents. Used for the demo city and by tests that need a populated tenant.
+pub async fn seed_city(
+    tx: &mut TenantTx,
+    tz: TimeZone,
+    today: NaiveDate,
+) -> Result<(), sqlx::Error> {
+    let tenant = tx.tenant_id().0;
+    let pfizer = Uuid::now_v7();
+    let moderna = Uuid::now_v7();
+    for (id, name, maker, interval, effective) in [
+        (pfizer, "コミナティ", "ファイザー", 21, 7),
+        (moderna, "スパイクバックス", "モデルナ", 28, 14),
+    ] {
+        sqlx::query(
+            "INSERT INTO vaccines (tenant_id, id, name, maker, doses, min_interval_days, \
+             booster_interval_months, days_until_effective, validity_days) \
+             VALUES ($1, $2, $3, $4, 2, $5, 8, $6, 240)",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(name)
+        .bind(maker)
+        .bind(interval)
+        .bind(effective)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    let venues = [
+        (
+            Uuid::now_v7(),
+            "市民ホール集団接種会場",
+            "本町1-1",
+            "mass",
+            pfizer,
+            10,
+        ),
+        (
+            Uuid::now_v7(),
+            "市立中央病院",
+            "中央2-3-4",
+            "hospital",
+            moderna,
+            4,
+        ),
+        (
+            Uuid::now_v7(),
+            "北部コミュニティセンター",
+            "北町5-6",
+            "mass",
+            pfizer,
+            6,
+        ),
+    ];
+    for (id, name, address, kind, vaccine, _) in &venues {
+        sqlx::query(
+            "INSERT INTO venues (tenant_id, id, name, address, kind, vaccine_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(name)
+        .bind(address)
+        .bind(kind)
+        .bind(vaccine)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    // Weekdays for three weeks from tomorrow, 09:00–12:00 and 13:00–17:00 local time, 30-minute slots.
+    let days: Vec<NaiveDate> = (1..=21)
+        .map(|d| today + Duration::days(d))
+        .filter(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
+        .collect();
+    for (venue, _, _, _, _, capacity) in &venues {
+        sqlx::query(
+            "INSERT INTO slots (tenant_id, id, venue_id, starts_at, ends_at, capacity) \
+             SELECT $1, gen_random_uuid(), $2, (d + t) AT TIME ZONE $5, \
+                    (d + t + interval '30 minutes') AT TIME ZONE $5, $4 \
+             FROM unnest($3::date[]) AS d, generate_series(0, 15) AS i, \
+                  LATERAL (SELECT time '09:00' + i * interval '30 minutes' AS t) AS start \
+             WHERE t < time '12:00' OR t >= time '13:00'",
+        )
+        .bind(tenant)
+        .bind(venue)
+        .bind(&days)
+        .bind(capacity)
+        .bind(tz.name())
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    for n in 1..=DEMO_RESIDENTS {
+        let r = demo_resident(n);
+        sqlx::query(
+            "INSERT INTO residents (tenant_id, id, ticket_no, birth_date, kana_name, sex, phone, preferred_locale) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'ja')",
+        )
+        .bind(tenant)
+        .bind(Uuid::now_v7())
+        .bind(&r.ticket_no)
+        .bind(r.birth_date)
+        .bind(&r.kana_name)
+        .bind(if n % 2 == 0 { "female" } else { "male" })
+        .bind((n % 3 == 0).then(|| format!("090{:08}", n)))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_residents_have_ten_digit_tickets_and_real_birth_dates() {
+        for n in 1..=DEMO_RESIDENTS {
+            let r = demo_resident(n);
+            assert_eq!(r.ticket_no.len(), 10);
+            assert_ne!(r.birth_date, NaiveDate::default(), "resident {n}");
+        }
+        assert_eq!(demo_resident(1).ticket_no, "1000000001");
+    }
+
+    #[test]
+    fn the_demo_tenant_is_valid() {
+        let t = demo_tenant();
+        assert_eq!(t.slug.as_str(), DEMO_SLUG);
+        assert!(t.locales.contains(&t.default_locale));
+    }
+}

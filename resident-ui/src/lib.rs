@@ -1,0 +1,2 @@
+//! The resident booking site (phone first, works without JavaScript). Not built yet: it arrives with
+//! the resident-booking issue. Thin by design: parse the form, call `platform`, render.

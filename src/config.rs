@@ -1,0 +1,379 @@
+//! Typed settings, layered: built-in defaults (below, also the reference for every key), then an
+//! optional TOML file (`--config FILE` or `YOYAKU_CONFIG`), then `YOYAKU_…` environment variables
+//! with `__` between section and key (`YOYAKU_HTTP__PORT=9000`). Unknown keys are errors, so a typo
+//! never silently falls back to a default. Secrets are `SecretString`: they print as `[REDACTED]`.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::postgres::PgConnectOptions;
+
+/// The built-in defaults. Every key that exists is listed here; docs/configuration in the README
+/// mirrors this table.
+pub const DEFAULTS: &str = r#"
+environment = "development"
+
+[http]
+host = "127.0.0.1"
+port = 8080
+public_url = ""
+request_timeout_secs = 30
+body_limit_bytes = 2097152
+
+[database]
+url = "postgres://postgres@127.0.0.1:5432/yoyaku"
+runtime_role = "yoyaku_app"
+runtime_password = ""
+max_connections = 20
+connect_timeout_secs = 5
+
+[log]
+format = "text"
+level = "info,sqlx=warn"
+
+[demo]
+seed = true
+"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub environment: Environment,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// The address people reach the server at (for links in messages); empty = http://host:port.
+    pub public_url: String,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// The owning role's URL: creates the database, runs migrations. May hold a password.
+    pub url: SecretString,
+    /// The role the server runs queries as: owns nothing, no BYPASSRLS. Created if missing.
+    pub runtime_role: String,
+    /// Password set on (and used for) the runtime role; empty = none (trust/peer auth).
+    pub runtime_password: SecretString,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `yoyaku=debug,sqlx=warn`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSettings {
+    /// Create the demo municipality on an empty database (never in production).
+    pub seed: bool,
+}
+
+/// A configuration problem, worded for the person who has to fix it. Never contains a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Defaults, then `file` (if given), then the environment; then validated.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("YOYAKU_").split("__").ignore(&["config"]));
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Defaults only, plus the environment — what tests start from.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        let settings: Settings = Figment::from(Toml::string(DEFAULTS))
+            .extract()
+            .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.database.owner_options()?;
+        let role = &self.database.runtime_role;
+        let role_ok = !role.is_empty()
+            && role.len() <= 63
+            && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && role
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !role_ok {
+            return Err(ConfigError(format!(
+                "database.runtime_role {role:?} must be a lowercase SQL identifier (a-z, 0-9, _)"
+            )));
+        }
+        if self.database.owner_options()?.get_username() == role {
+            return Err(ConfigError(
+                "database.runtime_role must differ from the user in database.url: the server must not run as the owner of the tables"
+                    .into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError(
+                "database.max_connections must be at least 1".into(),
+            ));
+        }
+        if self.http.request_timeout_secs == 0 {
+            return Err(ConfigError(
+                "http.request_timeout_secs must be at least 1".into(),
+            ));
+        }
+        if !self.http.public_url.is_empty() {
+            let parsed = url::Url::parse(&self.http.public_url).map_err(|e| {
+                ConfigError(format!(
+                    "http.public_url is not a URL ({e}); e.g. https://yoyaku.example.jp"
+                ))
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError(
+                    "http.public_url must start with http:// or https://".into(),
+                ));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            ConfigError(format!(
+                "log.level {:?} is not a tracing filter: {e}",
+                self.log.level
+            ))
+        })?;
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        if self.http.public_url.is_empty() {
+            format!("http://{}:{}", self.http.host, self.http.port)
+        } else {
+            self.http.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.http.request_timeout_secs)
+    }
+}
+
+impl DatabaseSettings {
+    /// Connection options of the owning role. The error never repeats the URL (it may hold a password).
+    pub fn owner_options(&self) -> Result<PgConnectOptions, ConfigError> {
+        let raw = self.url.expose_secret();
+        let parsed = url::Url::parse(raw).map_err(|e| {
+            ConfigError(format!(
+                "database.url is not a valid URL ({e}); expected postgres://user[:password]@host[:port]/database"
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(ConfigError(format!(
+                "database.url must start with postgres:// (found scheme {:?})",
+                parsed.scheme()
+            )));
+        }
+        if parsed.host_str().unwrap_or_default().is_empty() {
+            return Err(ConfigError("database.url names no host".into()));
+        }
+        let database = parsed.path().trim_start_matches('/');
+        let db_ok = !database.is_empty()
+            && database.len() <= 63
+            && database
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !db_ok {
+            return Err(ConfigError(
+                "database.url must name a database (letters, digits, _ or -), e.g. …/yoyaku".into(),
+            ));
+        }
+        PgConnectOptions::from_str(raw).map_err(|_| {
+            ConfigError("database.url could not be read as PostgreSQL connection options".into())
+        })
+    }
+
+    /// Connection options of the runtime role: the owner's address, database and parameters (sslmode
+    /// …), another user, and the runtime role's own password (or none) instead of the owner's.
+    pub fn runtime_options(&self) -> Result<PgConnectOptions, ConfigError> {
+        self.owner_options()?;
+        let mut url = url::Url::parse(self.url.expose_secret())
+            .map_err(|_| ConfigError("database.url is not a valid URL".into()))?;
+        let password = self.runtime_password.expose_secret();
+        let rewritten = url.set_username(&self.runtime_role).is_ok()
+            && url
+                .set_password((!password.is_empty()).then_some(password))
+                .is_ok();
+        if !rewritten {
+            return Err(ConfigError(
+                "database.url cannot carry a user name (is the host missing?)".into(),
+            ));
+        }
+        PgConnectOptions::from_str(url.as_str()).map_err(|_| {
+            ConfigError("database.url could not be read as PostgreSQL connection options".into())
+        })
+    }
+
+    /// `user@host:port/database`, safe to print.
+    pub fn display_target(&self) -> String {
+        match self.owner_options() {
+            Ok(o) => format!(
+                "{}@{}:{}/{}",
+                o.get_username(),
+                o.get_host(),
+                o.get_port(),
+                o.get_database().unwrap_or("")
+            ),
+            Err(_) => "(invalid database.url)".into(),
+        }
+    }
+}
+
+/// figment's messages name the key and where it came from; serde's "unknown field" is reworded so a
+/// person sees the key they wrote and the keys they could have meant.
+fn describe_figment_error(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|err| {
+            let key = err.path.join(".");
+            let source = err
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(s) => format!("{} ({s})", m.name),
+                    None => m.name.to_string(),
+                })
+                .unwrap_or_default();
+            let what = match &err.kind {
+                figment::error::Kind::UnknownField(_, expected) => {
+                    format!(
+                        "unknown key {key:?}; expected one of: {}",
+                        expected.join(", ")
+                    )
+                }
+                kind => format!("key {key:?}: {kind}"),
+            };
+            if source.is_empty() {
+                what
+            } else {
+                format!("{what} — from {source}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_point_at_local_postgres() {
+        let s = Settings::defaults().expect("defaults");
+        assert_eq!(s.http.port, 8080);
+        assert_eq!(
+            s.database.display_target(),
+            "postgres@127.0.0.1:5432/yoyaku"
+        );
+        assert_eq!(s.environment, Environment::Development);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let mut s = Settings::defaults().expect("defaults");
+        s.database.url = SecretString::from("postgres://postgres:hunter2@db/yoyaku");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.database.display_target(), "postgres@db:5432/yoyaku");
+    }
+
+    #[test]
+    fn a_bad_database_url_is_named_without_echoing_it() {
+        let mut s = Settings::defaults().expect("defaults");
+        for bad in [
+            "mysql://u:hunter2@h/db",
+            "postgres://u:hunter2@h/",
+            "not a url hunter2",
+        ] {
+            s.database.url = SecretString::from(bad);
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("database.url"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_runtime_role_must_be_an_identifier_and_not_the_owner() {
+        let mut s = Settings::defaults().expect("defaults");
+        s.database.runtime_role = "app; drop table x".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("runtime_role")
+        );
+        s.database.runtime_role = "postgres".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("must differ")
+        );
+    }
+
+    #[test]
+    fn runtime_options_keep_host_and_database_but_not_the_owner_password() {
+        let mut s = Settings::defaults().expect("defaults");
+        s.database.url = SecretString::from("postgres://owner:hunter2@db.internal:6543/city");
+        let o = s.database.runtime_options().expect("options");
+        assert_eq!(o.get_username(), "yoyaku_app");
+        assert_eq!(o.get_host(), "db.internal");
+        assert_eq!(o.get_port(), 6543);
+        assert_eq!(o.get_database(), Some("city"));
+        assert!(!format!("{o:?}").contains("hunter2"));
+    }
+}

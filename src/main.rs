@@ -1,0 +1,221 @@
+//! `yoyaku`: serve the platform, run migrations, manage tenants. `cargo run --release` = `yoyaku serve`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use yoyaku::{App, config::Settings, db};
+
+#[derive(Parser)]
+#[command(
+    name = "yoyaku",
+    version,
+    about = "Vaccination booking for municipalities: one deployment, every city an isolated tenant.",
+    after_help = "Without a command, `yoyaku` serves (same as `yoyaku serve`).\n\
+                  Settings: built-in defaults < --config FILE < YOYAKU_* environment variables (see README)."
+)]
+struct Cli {
+    /// TOML config file (keys as in the README's configuration table).
+    #[arg(long, global = true, env = "YOYAKU_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prepare the database (create, migrate, runtime role, demo city outside production) and serve
+    /// HTTP until SIGINT/SIGTERM.
+    Serve,
+    /// Create the database if missing, apply migrations and ensure the runtime role; then exit.
+    Migrate,
+    /// Manage municipalities (tenants).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Print the GraphQL schema (SDL); the checked-in copy is graphql/schema.graphql.
+    GraphqlSchema,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Register a municipality (status: onboarding).
+    Create(CreateTenant),
+    /// List every municipality.
+    List,
+}
+
+#[derive(Args)]
+struct CreateTenant {
+    /// URL identifier, e.g. yokohama (lowercase letters, digits, '-').
+    #[arg(long)]
+    slug: String,
+    /// Display name, e.g. 横浜市.
+    #[arg(long)]
+    name: String,
+    /// 6-digit local-government code with check digit, e.g. 141003.
+    #[arg(long)]
+    code: String,
+    /// IANA time zone.
+    #[arg(long, default_value = "Asia/Tokyo")]
+    time_zone: String,
+    /// Offered languages, comma-separated (ja, en, zh-Hans, pt).
+    #[arg(long, value_delimiter = ',', default_value = "ja,en")]
+    locales: Vec<String>,
+    /// Language used when the browser asks for none of the offered ones.
+    #[arg(long, default_value = "ja")]
+    default_locale: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::GraphqlSchema) = cli.command {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    yoyaku::telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None | Some(Command::Serve) => serve(settings).await,
+            Some(Command::Migrate) => {
+                db::migrate(&settings).await?;
+                println!(
+                    "database {} is migrated",
+                    settings.database.display_target()
+                );
+                Ok(())
+            }
+            Some(Command::Tenant(cmd)) => tenant(settings, cmd).await,
+            Some(Command::GraphqlSchema) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let addr = (settings.http.host, settings.http.port);
+    let app = App::build(settings).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "could not listen on {}:{}: {e} (set http.port / YOYAKU_HTTP__PORT to a free port)",
+            addr.0,
+            addr.1
+        )
+    })?;
+    print_banner(&app).await;
+    app.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn print_banner(app: &App) {
+    let base = app.settings.public_url();
+    println!("Yoyaku is serving on {base}");
+    println!("  GraphQL (GraphiQL in a browser): {base}/graphql");
+    println!("  health: {base}/healthz   readiness: {base}/readyz");
+    if let Ok(Some(demo)) = tenants::find_by_slug(&app.pool, platform::demo::DEMO_SLUG).await {
+        println!(
+            "Demo municipality: {} (slug {}){}",
+            demo.name,
+            demo.slug,
+            if app.demo_created {
+                ", created now"
+            } else {
+                ""
+            }
+        );
+        println!("  try: curl -s {base}/graphql -H 'content-type: application/json' \\");
+        println!("         -d '{{\"query\":\"{{ tenant(slug: \\\"demo\\\") {{ name }} }}\"}}'");
+        println!("  eligible demo residents (ticket number / birth date):");
+        for n in 1..=3 {
+            let r = platform::demo::demo_resident(n);
+            println!("    {} / {}  {}", r.ticket_no, r.birth_date, r.kana_name);
+        }
+    }
+}
+
+async fn tenant(settings: Settings, cmd: TenantCommand) -> anyhow::Result<()> {
+    let dbs = db::prepare(&settings).await?;
+    match cmd {
+        TenantCommand::Create(args) => {
+            let new = parse_new_tenant(&args)?;
+            let created = tenants::create_tenant(&dbs.app, &new).await?;
+            println!(
+                "created tenant {} ({}) id {} status {}",
+                created.slug,
+                created.name,
+                created.id,
+                created.status.as_str()
+            );
+        }
+        TenantCommand::List => {
+            for t in tenants::list(&dbs.app).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    t.slug,
+                    t.name,
+                    t.local_government_code,
+                    t.status.as_str(),
+                    t.locales.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_new_tenant(args: &CreateTenant) -> Result<tenants::NewTenant, tenants::DomainError> {
+    Ok(tenants::NewTenant {
+        slug: tenants::Slug::parse(&args.slug)?,
+        name: tenants::TenantName::parse(&args.name)?,
+        code: tenants::LocalGovernmentCode::parse(&args.code)?,
+        time_zone: tenants::TimeZone::parse(&args.time_zone)?,
+        default_locale: tenants::Locale::parse(&args.default_locale)?,
+        locales: args
+            .locales
+            .iter()
+            .map(|l| tenants::Locale::parse(l))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

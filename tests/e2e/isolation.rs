@@ -1,0 +1,277 @@
+//! Row-level security (DESIGN.md, Tenancy and isolation), proven against the real database with the
+//! server's own runtime role.
+
+use chrono::Utc;
+use sqlx::{Executor, PgPool, Row};
+use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName, TimeZone};
+
+use crate::support::{TestApp, spawn_app};
+
+async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
+    let new = NewTenant {
+        slug: Slug::parse(slug).expect("slug"),
+        name: TenantName::parse(slug).expect("name"),
+        code: LocalGovernmentCode::parse(code).expect("code"),
+        time_zone: TimeZone::default(),
+        default_locale: Locale::default(),
+        locales: vec![Locale::default()],
+    };
+    // Created and filled by the runtime role, through the scoped unit of work: the policies'
+    // WITH CHECK must accept a tenant's own rows.
+    let tenant = tenants::create_tenant(pool, &new)
+        .await
+        .expect("create tenant");
+    let mut tx = tenants::begin(pool, tenant.id).await.expect("scope");
+    platform::demo::seed_city(&mut tx, TimeZone::default(), Utc::now().date_naive())
+        .await
+        .expect("seed city");
+    tx.commit().await.expect("commit");
+    tenant.id
+}
+
+/// Two tenants, A (yokohama) and B (kawasaki), both with rows in every tenant-owned table.
+async fn two_tenants() -> (TestApp, TenantId, TenantId) {
+    let app = spawn_app().await;
+    let a = seeded_tenant(&app.pool, "yokohama", "141003").await;
+    let b = seeded_tenant(&app.pool, "kawasaki", "141305").await;
+    (app, a, b)
+}
+
+async fn tenant_owned_tables(owner: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.table_name::text FROM information_schema.columns c \
+         JOIN information_schema.tables t USING (table_schema, table_name) \
+         WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id' AND t.table_type = 'BASE TABLE' \
+         ORDER BY 1",
+    )
+    .fetch_all(owner)
+    .await
+    .expect("list tables")
+}
+
+#[tokio::test]
+async fn every_table_with_a_tenant_id_has_forced_rls_and_the_tenant_policy() {
+    let app = spawn_app().await;
+    let tables = tenant_owned_tables(&app.owner).await;
+    for known in ["residents", "slots", "vaccines", "venues"] {
+        assert!(
+            tables.iter().any(|t| t == known),
+            "{known} missing from {tables:?}"
+        );
+    }
+    for table in &tables {
+        let row = sqlx::query(
+            "SELECT c.relrowsecurity, c.relforcerowsecurity, \
+                    (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname \
+                       AND p.cmd = 'ALL' AND p.permissive = 'PERMISSIVE' \
+                       AND p.qual LIKE '%tenant_id = (NULLIF(current_setting(''app.tenant_id''::text, true), ''''::text))::uuid%' \
+                       AND p.with_check = p.qual) AS policies \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname = $1",
+        )
+        .bind(table)
+        .fetch_one(&app.owner)
+        .await
+        .expect("catalog");
+        assert!(
+            row.get::<bool, _>(0),
+            "{table}: row level security not enabled"
+        );
+        assert!(
+            row.get::<bool, _>(1),
+            "{table}: row level security not forced"
+        );
+        assert_eq!(
+            row.get::<i64, _>(2),
+            1,
+            "{table}: no tenant_isolation policy (USING and WITH CHECK)"
+        );
+        // tenant_id leads the primary key (Citus-ready, and every lookup is per tenant)
+        let pk_first: Option<String> = sqlx::query_scalar(
+            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
+               ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+             WHERE i.indrelid = ('public.' || $1)::regclass AND i.indisprimary",
+        )
+        .bind(table)
+        .fetch_optional(&app.owner)
+        .await
+        .expect("primary key");
+        assert_eq!(
+            pk_first.as_deref(),
+            Some("tenant_id"),
+            "{table}: tenant_id must lead the primary key"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unfiltered_select_in_tenant_a_scope_sees_none_of_tenant_b_rows() {
+    let (app, a, b) = two_tenants().await;
+    let tables = tenant_owned_tables(&app.owner).await;
+    for table in &tables {
+        let count_for = |t: TenantId| {
+            let sql = format!("SELECT count(*) FROM {table} WHERE tenant_id = $1");
+            let owner = app.owner.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                    .bind(t.0)
+                    .fetch_one(&owner)
+                    .await
+                    .expect("owner count")
+            }
+        };
+        let (of_a, of_b) = (count_for(a).await, count_for(b).await);
+        assert!(
+            of_b > 0,
+            "the test must give tenant B rows in {table}; extend platform::demo::seed_city"
+        );
+
+        let mut tx = tenants::begin(&app.pool, a).await.expect("scope A");
+        let rows = tx
+            .fetch_all(sqlx::AssertSqlSafe(format!(
+                "SELECT tenant_id FROM {table}"
+            )))
+            .await
+            .expect("unfiltered select");
+        let foreign = rows
+            .iter()
+            .filter(|r| r.get::<uuid::Uuid, _>(0) != a.0)
+            .count();
+        assert_eq!(
+            foreign, 0,
+            "{table}: tenant A's scope saw {foreign} rows of another tenant"
+        );
+        assert_eq!(
+            rows.len() as i64,
+            of_a,
+            "{table}: tenant A sees all of its own rows"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_a_tenant_setting_or_after_a_scope_ends_no_rows_are_visible() {
+    let (app, a, _b) = two_tenants().await;
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM residents")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count without scope");
+    assert_eq!(none, 0);
+
+    // One connection, so the next query reuses the connection the scoped transaction used.
+    let single = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(app.pool.connect_options().as_ref().clone())
+        .await
+        .expect("single-connection pool");
+    let mut tx = tenants::begin(&single, a).await.expect("scope");
+    let inside: i64 = sqlx::query_scalar("SELECT count(*) FROM residents")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("count inside");
+    assert!(inside > 0);
+    tx.commit().await.expect("commit");
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM residents")
+        .fetch_one(&single)
+        .await
+        .expect("count after");
+    assert_eq!(
+        after, 0,
+        "a pooled connection must not carry the tenant into the next request"
+    );
+}
+
+#[tokio::test]
+async fn the_runtime_role_cannot_switch_rls_off_or_write_across_tenants() {
+    let (app, a, b) = two_tenants().await;
+    let role: (bool, bool, i64) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls, (SELECT count(*) FROM pg_class WHERE relowner = r.oid) \
+         FROM pg_roles r WHERE rolname = current_user",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("role");
+    assert_eq!(
+        role,
+        (false, false, 0),
+        "runtime role: not superuser, no BYPASSRLS, owns nothing"
+    );
+
+    for attack in [
+        "ALTER TABLE residents DISABLE ROW LEVEL SECURITY",
+        "ALTER TABLE residents NO FORCE ROW LEVEL SECURITY",
+        "DROP POLICY tenant_isolation ON residents",
+        "CREATE POLICY everything ON residents USING (true)",
+        "SET ROLE postgres",
+        "CREATE FUNCTION peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM residents'",
+        "CREATE TABLE stash AS SELECT * FROM residents",
+        "GRANT yoyaku_app TO PUBLIC",
+    ] {
+        let result = app.pool.execute(attack).await;
+        assert!(result.is_err(), "the runtime role could run: {attack}");
+    }
+
+    let mut tx = tenants::begin(&app.pool, a).await.expect("scope A");
+    // row_security = off makes PostgreSQL raise rather than silently filter
+    tx.execute("SET LOCAL row_security = off")
+        .await
+        .expect("set");
+    assert!(
+        tx.execute("SELECT * FROM residents").await.is_err(),
+        "row_security=off must not reveal rows"
+    );
+    tx.rollback().await.expect("rollback");
+
+    let mut tx = tenants::begin(&app.pool, a).await.expect("scope A");
+    let crafted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM residents WHERE tenant_id = $1 OR true OR tenant_id IS NULL",
+    )
+    .bind(b.0)
+    .fetch_one(&mut *tx)
+    .await
+    .expect("crafted read");
+    let own: i64 = sqlx::query_scalar("SELECT count(*) FROM residents")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("own");
+    assert_eq!(
+        crafted, own,
+        "a crafted predicate reads only tenant A's rows"
+    );
+    let moved = tx
+        .execute(sqlx::query("UPDATE residents SET tenant_id = $1").bind(b.0))
+        .await;
+    assert!(
+        moved.is_err(),
+        "moving rows to tenant B must violate WITH CHECK"
+    );
+    tx.rollback().await.expect("rollback");
+
+    let mut tx = tenants::begin(&app.pool, a).await.expect("scope A");
+    let insert = tx
+        .execute(
+            sqlx::query(
+                "INSERT INTO residents (tenant_id, id, ticket_no, birth_date, kana_name, sex) \
+                 VALUES ($1, gen_random_uuid(), '9999999999', '1980-01-01', 'テスト', 'other')",
+            )
+            .bind(b.0),
+        )
+        .await;
+    assert!(
+        insert.is_err(),
+        "inserting a row for tenant B from A's scope must fail"
+    );
+    tx.rollback().await.expect("rollback");
+
+    let mut tx = tenants::begin(&app.pool, a).await.expect("scope A");
+    let deleted = tx
+        .execute(sqlx::query("DELETE FROM residents WHERE tenant_id = $1").bind(b.0))
+        .await
+        .expect("delete runs");
+    assert_eq!(
+        deleted.rows_affected(),
+        0,
+        "tenant B's rows are invisible to delete"
+    );
+    tx.rollback().await.expect("rollback");
+}

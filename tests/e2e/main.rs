@@ -1,0 +1,9 @@
+//! End-to-end tests: the real application against real PostgreSQL, over real HTTP. One test binary
+//! (fast to link); each test gets its own database cloned from a migrated template.
+
+mod support;
+
+mod cli;
+mod graphql_api;
+mod health;
+mod isolation;

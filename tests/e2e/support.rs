@@ -1,0 +1,283 @@
+//! The test harness: `spawn_app()` starts the real app on port 0 against a fresh database cloned from
+//! a migrated template (built once per migration set, shared across test processes), plus helpers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection, PgPool, postgres::PgPoolOptions};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OnceCell, oneshot, watch};
+use yoyaku::{App, config::Settings};
+
+/// The PostgreSQL server the tests use (superuser); override with YOYAKU_TEST_PG.
+pub fn pg_base() -> String {
+    std::env::var("YOYAKU_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// A migrated, empty database to clone; named after the migration set so a change rebuilds it.
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for m in yoyaku::db::MIGRATOR.iter() {
+                for b in m.checksum.iter().chain(m.version.to_le_bytes().iter()) {
+                    hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+            let name = format!("yoyaku_tpl_{hash:016x}");
+            let mut admin = admin_conn().await;
+            // Several test processes may start at once: one builds, the others wait.
+            admin
+                .execute("SELECT pg_advisory_lock(hashtext('yoyaku.test_template'))")
+                .await
+                .expect("template lock");
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(&name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .expect("look up template");
+            if !exists {
+                drop_stale_databases(&mut admin, &name).await;
+                let building = format!("{name}_building");
+                drop_database(&mut admin, &building).await;
+                let mut settings = settings_for(&building);
+                settings.demo.seed = false;
+                let dbs = yoyaku::db::prepare(&settings)
+                    .await
+                    .expect("build template database");
+                dbs.app.close().await;
+                dbs.owner.close().await;
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+                    )))
+                    .await
+                    .expect("publish template");
+            }
+            admin
+                .execute("SELECT pg_advisory_unlock(hashtext('yoyaku.test_template'))")
+                .await
+                .expect("template unlock");
+            name
+        })
+        .await
+}
+
+async fn admin_conn() -> PgConnection {
+    PgConnection::connect(&format!("{}/postgres", pg_base()))
+        .await
+        .expect("connect to PostgreSQL as postgres (is it running on 127.0.0.1:5432?)")
+}
+
+async fn drop_database(admin: &mut PgConnection, name: &str) {
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .await
+        .expect("drop database");
+}
+
+/// Old templates, and test databases older than two hours, from earlier runs.
+async fn drop_stale_databases(admin: &mut PgConnection, keep: &str) {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'yoyaku\\_tpl\\_%' OR datname LIKE 'yoyaku\\_test\\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap_or_default();
+    let cutoff = unix_now().saturating_sub(2 * 3600);
+    for name in names {
+        let stale = if let Some(rest) = name.strip_prefix("yoyaku_test_") {
+            rest.split('_')
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|t| t < cutoff)
+        } else {
+            name != keep
+        };
+        if stale {
+            drop_database(admin, &name).await;
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Settings for the given database on the test server, demo off, quiet logs.
+pub fn settings_for(database: &str) -> Settings {
+    let mut s = Settings::defaults().expect("default settings");
+    s.database.url = SecretString::from(format!("{}/{database}", pg_base()));
+    s.database.connect_timeout_secs = 2;
+    s.demo.seed = false;
+    s
+}
+
+/// A new database cloned from the template; returns its name.
+pub async fn fresh_database() -> String {
+    let template = template().await;
+    let name = format!(
+        "yoyaku_test_{}_{}",
+        unix_now(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut admin = admin_conn().await;
+    let create = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
+    // A clone fails while another session is briefly connected to the template; retry.
+    for attempt in 0.. {
+        match admin.execute(sqlx::AssertSqlSafe(create.clone())).await {
+            Ok(_) => break,
+            Err(e) if attempt < 50 && e.to_string().contains("being accessed") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("clone template: {e}"),
+        }
+    }
+    name
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub demo: bool,
+    /// Route the app's database connections through a proxy the test can cut.
+    pub via_proxy: bool,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// The app's own pool: runtime role, row-level security applies.
+    pub pool: PgPool,
+    /// A superuser pool on the same database, for arranging and inspecting.
+    pub owner: PgPool,
+    pub proxy: Option<DbProxy>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let database = fresh_database().await;
+    let mut settings = settings_for(&database);
+    settings.demo.seed = options.demo;
+    let proxy = if options.via_proxy {
+        let proxy = DbProxy::start("127.0.0.1:5432").await;
+        settings.database.url =
+            SecretString::from(format!("postgres://postgres@{}/{database}", proxy.addr));
+        Some(proxy)
+    } else {
+        None
+    };
+    let app = App::build(settings).await.expect("build app");
+    let pool = app.pool.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(app.serve(listener, async {
+        let _ = rx.await;
+    }));
+    let owner = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&format!("{}/{database}", pg_base()))
+        .await
+        .expect("owner pool");
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        pool,
+        owner,
+        proxy,
+        _shutdown: tx,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET request")
+    }
+
+    /// Runs a GraphQL operation and returns the whole JSON answer (data and errors).
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let res = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql");
+        assert!(res.status().is_success(), "graphql status {}", res.status());
+        res.json().await.expect("graphql JSON")
+    }
+}
+
+/// A TCP proxy between the app and PostgreSQL. `down()` drops every open connection and refuses new
+/// ones, which is what the app sees when PostgreSQL stops; `up()` lets connections through again.
+pub struct DbProxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl DbProxy {
+    pub async fn start(upstream: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, _) = watch::channel(0u64);
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let mut cut_rx = cut2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up, cut }
+    }
+
+    pub fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    pub fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
