@@ -8,7 +8,7 @@ mod web;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 pub use error::ApiError;
-pub use query::Query;
+pub use query::{Query, TenantQuery};
 pub use web::router;
 
 /// The executable schema. The pool lives in its data; per-request data is added in the handler.
@@ -19,7 +19,7 @@ pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
 pub fn schema(pool: sqlx::PgPool) -> AppSchema {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
         .data(pool)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -28,7 +28,7 @@ pub fn schema(pool: sqlx::PgPool) -> AppSchema {
 
 /// The SDL of the schema, as checked in at `graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
         .finish()
         .sdl()
 }

@@ -1,9 +1,15 @@
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, MergedObject, Object, Result, SimpleObject};
 use sqlx::PgPool;
 
 use crate::ApiError;
 
-pub struct Query;
+/// The query root: one part per area, so each area's resolvers live in their own module.
+#[derive(MergedObject, Default)]
+pub struct Query(TenantQuery);
+
+/// Public tenant lookups.
+#[derive(Default)]
+pub struct TenantQuery;
 
 /// A municipality (tenant) as the public sees it.
 #[derive(SimpleObject)]
@@ -37,7 +43,7 @@ impl From<tenants::Tenant> for TenantView {
 }
 
 #[Object]
-impl Query {
+impl TenantQuery {
     /// A municipality by its slug; public, no credentials needed. Null when no such tenant exists.
     async fn tenant(&self, ctx: &Context<'_>, slug: String) -> Result<Option<TenantView>> {
         let pool = ctx.data::<PgPool>()?;

@@ -88,3 +88,29 @@ async fn queries_deeper_than_the_limit_are_refused() {
     let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("nested too deep"), "{answer}");
 }
+
+#[tokio::test]
+async fn graphiql_renders_in_a_browser_without_the_internet() {
+    let app = spawn_app().await;
+    let browser = crate::browser::launch(crate::browser::DESKTOP).await;
+    let page = browser.open(&app.url("/graphql")).await;
+    let mut rendered = false;
+    for _ in 0..100 {
+        let found = page
+            .evaluate("document.querySelector('.graphiql-container') !== null")
+            .await
+            .ok()
+            .and_then(|v| v.into_value::<bool>().ok())
+            .unwrap_or(false);
+        if found {
+            rendered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    browser.close().await;
+    assert!(
+        rendered,
+        "GraphiQL did not render from the vendored scripts"
+    );
+}

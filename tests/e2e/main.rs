@@ -1,6 +1,7 @@
 //! End-to-end tests: the real application against real PostgreSQL, over real HTTP. One test binary
 //! (fast to link); each test gets its own database cloned from a migrated template.
 
+mod browser;
 mod support;
 
 mod cli;

@@ -30,37 +30,46 @@ async fn template() -> &'static str {
                     hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
                 }
             }
-            let name = format!("yoyaku_tpl_{hash:016x}");
+            let prefix = format!("yoyaku_tpl_{hash:016x}");
             let mut admin = admin_conn().await;
             // Several test processes may start at once: one builds, the others wait.
             admin
                 .execute("SELECT pg_advisory_lock(hashtext('yoyaku.test_template'))")
                 .await
                 .expect("template lock");
-            let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                    .bind(&name)
-                    .fetch_one(&mut admin)
-                    .await
-                    .expect("look up template");
-            if !exists {
-                drop_stale_databases(&mut admin, &name).await;
-                let building = format!("{name}_building");
-                drop_database(&mut admin, &building).await;
-                let mut settings = settings_for(&building);
-                settings.demo.seed = false;
-                let dbs = yoyaku::db::prepare(&settings)
-                    .await
-                    .expect("build template database");
-                dbs.app.close().await;
-                dbs.owner.close().await;
-                admin
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
-                    )))
-                    .await
-                    .expect("publish template");
-            }
+            // yoyaku_tpl_<migration hash>_<build time>: the time lets old ones be dropped by age.
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT datname::text FROM pg_database \
+                 WHERE starts_with(datname, $1 || '_') AND datname NOT LIKE '%building' \
+                 ORDER BY datname DESC LIMIT 1",
+            )
+            .bind(&prefix)
+            .fetch_optional(&mut admin)
+            .await
+            .expect("look up template");
+            let name = match existing {
+                Some(name) => name,
+                None => {
+                    drop_stale_databases(&mut admin).await;
+                    let name = format!("{prefix}_{}", unix_now());
+                    let building = format!("{name}_building");
+                    drop_database(&mut admin, &building).await;
+                    let mut settings = settings_for(&building);
+                    settings.demo.seed = false;
+                    let dbs = yoyaku::db::prepare(&settings)
+                        .await
+                        .expect("build template database");
+                    dbs.app.close().await;
+                    dbs.owner.close().await;
+                    admin
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+                        )))
+                        .await
+                        .expect("publish template");
+                    name
+                }
+            };
             admin
                 .execute("SELECT pg_advisory_unlock(hashtext('yoyaku.test_template'))")
                 .await
@@ -85,8 +94,9 @@ async fn drop_database(admin: &mut PgConnection, name: &str) {
         .expect("drop database");
 }
 
-/// Old templates, and test databases older than two hours, from earlier runs.
-async fn drop_stale_databases(admin: &mut PgConnection, keep: &str) {
+/// Templates and test databases older than two hours, from earlier runs. By age, not by name: other
+/// checkouts (with other migration sets) may be testing against the same server right now.
+async fn drop_stale_databases(admin: &mut PgConnection) {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT datname FROM pg_database WHERE datname LIKE 'yoyaku\\_tpl\\_%' OR datname LIKE 'yoyaku\\_test\\_%'",
     )
@@ -95,14 +105,14 @@ async fn drop_stale_databases(admin: &mut PgConnection, keep: &str) {
     .unwrap_or_default();
     let cutoff = unix_now().saturating_sub(2 * 3600);
     for name in names {
-        let stale = if let Some(rest) = name.strip_prefix("yoyaku_test_") {
-            rest.split('_')
-                .next()
-                .and_then(|t| t.parse::<u64>().ok())
-                .is_some_and(|t| t < cutoff)
-        } else {
-            name != keep
+        // yoyaku_test_<time>_<uuid> and yoyaku_tpl_<hash>_<time>
+        let time = match name.strip_prefix("yoyaku_test_") {
+            Some(rest) => rest.split('_').next(),
+            None => name.rsplit('_').next(),
         };
+        let stale = time
+            .and_then(|t| t.parse::<u64>().ok())
+            .is_some_and(|t| t < cutoff);
         if stale {
             drop_database(admin, &name).await;
         }
