@@ -2,3 +2,4 @@
 //! tenant-scoped transaction ([`tenants::TenantTx`]) or a pool plus a tenant id.
 
 pub mod demo;
+pub mod export;
