@@ -48,6 +48,19 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     tenants::billing::build_draft(&mut tx, month, "Asia/Tokyo", chrono::Duration::days(5))
         .await
         .expect("draft invoice");
+    // notifications: a configured channel (sealed secrets) and a budget
+    platform::channels::save(
+        &mut tx,
+        &platform::channels::SealingKey::new([9; 32]),
+        "webhook",
+        "webhook",
+        serde_json::json!({ "url": "https://gateway.example/hook", "secret": "0123456789abcdef-city" }),
+    )
+    .await
+    .expect("channel");
+    platform::channels::set_sms_budget(&mut tx, Some(10_000))
+        .await
+        .expect("budget");
     tx.commit().await.expect("commit");
     tenant.id
 }

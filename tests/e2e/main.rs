@@ -5,6 +5,7 @@ mod browser;
 mod support;
 
 mod billing;
+mod channels;
 mod cli;
 mod graphql_api;
 mod health;
