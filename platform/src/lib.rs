@@ -2,3 +2,9 @@
 //! tenant-scoped transaction ([`tenants::TenantTx`]) or a pool plus a tenant id.
 
 pub mod demo;
+pub mod audit;
+pub mod authz;
+pub mod identity;
+pub mod import;
+pub mod setup;
+pub mod staff;
