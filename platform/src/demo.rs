@@ -199,6 +199,39 @@ pub async fn seed_city(
         .await?;
     }
 
+    // The schedules the slots above follow, so the admin UI shows where they came from.
+    let (first, last) = (
+        days.first().copied().unwrap_or(today),
+        days.last().copied().unwrap_or(today),
+    );
+    for (venue, _, _, _, _, capacity) in &venues {
+        for (start, end) in [("09:00", "12:00"), ("13:00", "17:00")] {
+            sqlx::query(
+                "INSERT INTO schedules (tenant_id, id, venue_id, weekdays, start_time, end_time, \
+                 slot_minutes, capacity, valid_from, valid_until) \
+                 VALUES ($1, $2, $3, ARRAY[1,2,3,4,5], $4::time, $5::time, 30, $6, $7, $8)",
+            )
+            .bind(tenant)
+            .bind(Uuid::now_v7())
+            .bind(venue)
+            .bind(start)
+            .bind(end)
+            .bind(capacity)
+            .bind(first)
+            .bind(last)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (tenant_id, id, actor, action, object) \
+         VALUES ($1, $2, 'system', 'demo.seed', 'tenant')",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .execute(&mut **tx)
+    .await?;
+
     for n in 1..=DEMO_RESIDENTS {
         let r = demo_resident(n);
         sqlx::query(

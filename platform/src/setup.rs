@@ -320,7 +320,8 @@ pub async fn create_schedule(scope: &mut Scope, s: &NewSchedule) -> Result<(Uuid
                 (d + t + make_interval(mins => $6)) AT TIME ZONE $9, $7 \
          FROM generate_series($3::date, $4::date, interval '1 day') AS g(day), \
               LATERAL (SELECT g.day::date AS d) AS dd, \
-              LATERAL generate_series($5::time, $10::time - make_interval(mins => $6), make_interval(mins => $6)) AS tt(t) \
+              LATERAL generate_series(0, ((extract(epoch FROM ($10::time - $5::time)) / 60)::int - $6) / $6) AS i(n), \
+              LATERAL (SELECT $5::time + n * make_interval(mins => $6) AS t) AS tt \
          WHERE extract(isodow FROM d)::int = ANY ($8) AND NOT (d = ANY ($11)) \
          ON CONFLICT (tenant_id, venue_id, starts_at) DO NOTHING",
     )

@@ -8,3 +8,4 @@ mod cli;
 mod graphql_api;
 mod health;
 mod isolation;
+mod staff_auth;
