@@ -410,13 +410,13 @@ impl Authz {
         Ok(())
     }
 
-    /// Personal rules for an API key (its scopes).
-    pub async fn grant_personal(
+    /// A personal rule (an API key's scope): `object` may be a casbin pattern such as `venue/*`.
+    pub async fn grant_rule(
         &self,
         subject: &str,
         tenant: TenantId,
-        object: Object,
-        act: Act,
+        object: &str,
+        act: &str,
     ) -> Result<(), AuthzError> {
         self.enforcer
             .write()
@@ -424,8 +424,8 @@ impl Authz {
             .add_policy(vec![
                 subject.to_owned(),
                 tenant.to_string(),
-                object.casbin(),
-                act.as_str().to_owned(),
+                object.to_owned(),
+                act.to_owned(),
             ])
             .await?;
         Ok(())

@@ -2,6 +2,7 @@
 //! tenant-scoped transaction ([`tenants::TenantTx`]) or a pool plus a tenant id.
 
 pub mod demo;
+pub mod api_keys;
 pub mod audit;
 pub mod authz;
 pub mod identity;
