@@ -32,11 +32,16 @@ struct Health {
 
 /// The whole application as one router, ready for `axum::serve`.
 pub fn router(settings: &Settings, pool: PgPool, authz: platform::authz::Authz) -> Router {
-    let api = graphql::router(graphql::schema(pool.clone()));
+    let policy = std::sync::Arc::new(settings.auth.policy());
+    let api = graphql::router(graphql::schema_with_auth(
+        pool.clone(),
+        authz.clone(),
+        policy.clone(),
+    ));
     let admin = admin_ui::router(admin_ui::AdminState {
         pool: pool.clone(),
         authz,
-        policy: std::sync::Arc::new(settings.auth.policy()),
+        policy,
         secure_cookies: settings.public_url().starts_with("https://"),
         public_url: settings.public_url(),
     });

@@ -2,6 +2,8 @@
 //! operator. Thin by design: resolvers parse input, call `tenants`/`platform`, and shape the answer.
 //! The SDL is checked in at `graphql/schema.graphql`; a test fails when code and file differ.
 
+mod admin;
+pub mod auth;
 mod error;
 mod query;
 mod web;
@@ -21,6 +23,21 @@ pub const MAX_COMPLEXITY: usize = 1_000;
 pub fn schema(pool: sqlx::PgPool) -> AppSchema {
     Schema::build(Query::default(), EmptyMutation, EmptySubscription)
         .data(pool)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The schema with what authenticated fields need: the guard and the session policy.
+pub fn schema_with_auth(
+    pool: sqlx::PgPool,
+    authz: platform::authz::Authz,
+    policy: std::sync::Arc<platform::identity::AuthPolicy>,
+) -> AppSchema {
+    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+        .data(pool)
+        .data(authz)
+        .data(policy)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
