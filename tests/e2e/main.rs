@@ -7,5 +7,6 @@ mod support;
 mod cli;
 mod graphql_api;
 mod health;
+mod import;
 mod isolation;
 mod staff_auth;

@@ -479,3 +479,25 @@ impl DbProxy {
         self.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// Runs the `yoyaku` binary against the test app's database, quietly.
+pub async fn yoyaku_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let db: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&app.owner)
+        .await
+        .expect("database name");
+    let url = format!("{}/{db}", pg_base());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_yoyaku"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .env("YOYAKU_LOG__LEVEL", "warn")
+            .env("YOYAKU_DATABASE__URL", url)
+            .env("YOYAKU_DEMO__SEED", "false")
+            .output()
+            .expect("run yoyaku")
+    })
+    .await
+    .expect("join")
+}
