@@ -35,6 +35,8 @@ pub fn routes() -> Router<AdminState> {
         .route("/admin/t/{slug}/import", get(import_page).post(import_upload))
         .route("/admin/t/{slug}/residents", get(residents))
         .route("/admin/t/{slug}/audit", get(audit))
+        .route("/admin/t/{slug}/api-keys", get(api_keys).post(create_api_key))
+        .route("/admin/t/{slug}/api-keys/{id}/revoke", post(revoke_api_key))
 }
 
 /// The tenant and the guard's scope, or 404 (unknown tenant, not a member, another venue) / 403.
@@ -78,6 +80,7 @@ fn nav(lang: Lang, slug: &str) -> Markup {
             a href={"/admin/t/" (slug) "/import"} { (lang.t("import")) }
             a href={"/admin/t/" (slug) "/residents"} { (lang.t("residents")) }
             a href={"/admin/t/" (slug) "/audit"} { (lang.t("audit")) }
+            a href={"/admin/t/" (slug) "/api-keys"} { (lang.t("api_keys")) }
         }
     }
 }
@@ -876,4 +879,103 @@ pub async fn audit(State(state): State<AdminState>, staff: Staff, Path(slug): Pa
         }
     };
     Ok(render(&staff, &t, lang.t("audit"), body))
+}
+
+// ---- API keys ----------------------------------------------------------------------------------
+
+async fn api_keys_body(staff: &Staff, t: &Tenant, scope: &mut Scope, notice: Option<Markup>, message: Option<&str>) -> Result<Markup, PageError> {
+    let lang = staff.lang;
+    let keys = platform::api_keys::list(scope).await?;
+    Ok(html! {
+        @if let Some(n) = notice { (n) }
+        @if let Some(m) = message { p.error role="alert" { (m) } }
+        table #api-keys {
+            tr { th { (lang.t("name")) } th { "scopes" } th { (lang.t("who")) } th { "last used" } th {} }
+            @for k in &keys {
+                tr {
+                    td { (k.name) } td { (k.scopes.join(", ")) } td { (k.created_by) }
+                    td { (k.last_used_at.map(|d| d.to_rfc3339()).unwrap_or_default()) }
+                    td {
+                        @if let Some(r) = k.revoked_at { "revoked " (r.to_rfc3339()) } @else {
+                            form method="post" action={"/admin/t/" (t.slug) "/api-keys/" (k.id) "/revoke"} {
+                                (csrf_field(staff)) button type="submit" { (lang.t("remove")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { (lang.t("create")) }
+        form method="post" action={"/admin/t/" (t.slug) "/api-keys"} id="api-key" {
+            (csrf_field(staff))
+            label { (lang.t("name")) br; input name="name" required; }
+            @for (scope_name, _) in platform::api_keys::SCOPES {
+                label { input type="checkbox" name={"scope_" (scope_name)} value="1"; " " (scope_name) }
+            }
+            button type="submit" { (lang.t("create")) }
+        }
+    })
+}
+
+pub async fn api_keys(State(state): State<AdminState>, staff: Staff, Path(slug): Path<String>) -> Result<Response, PageError> {
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Read).await?;
+    let body = api_keys_body(&staff, &t, &mut scope, None, None).await?;
+    Ok(render(&staff, &t, staff.lang.t("api_keys"), body))
+}
+
+pub async fn create_api_key(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Write).await?;
+    let scopes: Vec<String> = platform::api_keys::SCOPES
+        .iter()
+        .filter(|(n, _)| form.contains_key(&format!("scope_{n}")))
+        .map(|(n, _)| (*n).to_owned())
+        .collect();
+    let name = form.get("name").cloned().unwrap_or_default();
+    match platform::api_keys::create(&mut scope, &state.authz, &name, &scopes).await {
+        Ok((_, key)) => {
+            let notice = html! {
+                p.ok { "The key is shown only now; store it safely. / このキーは今だけ表示されます。" }
+                p { code #new-api-key { (key) } }
+            };
+            let body = api_keys_body(&staff, &t, &mut scope, Some(notice), None).await?;
+            scope.commit().await?;
+            Ok(render(&staff, &t, lang.t("api_keys"), body))
+        }
+        Err(platform::api_keys::ApiKeyError::Invalid(m)) => {
+            let body = api_keys_body(&staff, &t, &mut scope, None, Some(&m)).await?;
+            Ok(unprocessable(&staff, &t, lang.t("api_keys"), body))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "creating an API key failed");
+            Err(PageError::bad_request("something went wrong on our side; please try again", lang))
+        }
+    }
+}
+
+pub async fn revoke_api_key(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path((slug, id)): Path<(String, Uuid)>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&form.csrf)?;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Write).await?;
+    match platform::api_keys::revoke(&mut scope, &state.authz, id).await {
+        Ok(()) => {
+            scope.commit().await?;
+            Ok(Redirect::to(&format!("/admin/t/{}/api-keys", t.slug)).into_response())
+        }
+        Err(platform::api_keys::ApiKeyError::NotFound) => Err(PageError::not_found(staff.lang)),
+        Err(e) => {
+            tracing::error!(error = %e, "revoking an API key failed");
+            Err(PageError::bad_request("something went wrong on our side; please try again", staff.lang))
+        }
+    }
 }

@@ -260,6 +260,20 @@ impl TestApp {
 pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestApp {
+    /// A GraphQL operation with an API key.
+    pub async fn graphql_with_key(&self, key: &str, query: &str, variables: Value) -> Value {
+        self.client
+            .post(self.url("/graphql"))
+            .bearer_auth(key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("graphql JSON")
+    }
+
     /// A tenant created through the registry and filled by `platform::demo::seed_city`.
     pub async fn seeded_tenant(&self, slug: &str, code: &str) -> tenants::Tenant {
         let new = tenants::NewTenant {
@@ -415,6 +429,20 @@ impl AdminClient<'_> {
             .expect("POST");
         self.keep_cookies(&res);
         res
+    }
+
+    /// A GraphQL operation with this client's session cookie.
+    pub async fn graphql(&mut self, query: &str, variables: Value) -> Value {
+        let res = self
+            .app
+            .client
+            .post(self.app.url("/graphql"))
+            .header("cookie", self.cookie_header())
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql");
+        res.json().await.expect("graphql JSON")
     }
 
     pub async fn refresh_csrf(&mut self) {
