@@ -4,6 +4,7 @@
 mod browser;
 mod support;
 
+mod admin_flow;
 mod authz_matrix;
 mod cli;
 mod graphql_api;
