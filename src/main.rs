@@ -235,7 +235,12 @@ async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::
     dbs.owner.close().await;
     let tenant = tenants::find_by_slug(&dbs.app, &args.tenant)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("no municipality with slug {:?} (see `yoyaku tenant list`)", args.tenant))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no municipality with slug {:?} (see `yoyaku tenant list`)",
+                args.tenant
+            )
+        })?;
     let authz = platform::authz::Authz::load(dbs.app.clone()).await?;
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let mut scope = authz
@@ -260,7 +265,7 @@ async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::
         &source,
         |done, total| {
             let width = 30;
-            let filled = if total == 0 { width } else { done * width / total };
+            let filled = (done * width).checked_div(total).unwrap_or(width);
             eprint!(
                 "\r[{}{}] {done}/{total} rows",
                 "#".repeat(filled),

@@ -14,7 +14,8 @@ use tenants::TenantId;
 use uuid::Uuid;
 
 use crate::{
-    AdminState, CSRF_COOKIE, ClientIp, Lang, PageError, SESSION_COOKIE, Staff, cookie, page, set_cookie,
+    AdminState, CSRF_COOKIE, ClientIp, Lang, PageError, SESSION_COOKIE, Staff, cookie, page,
+    set_cookie,
 };
 
 fn login_form(lang: Lang, csrf: &str, email: &str, message: Option<&str>) -> maud::Markup {
@@ -37,10 +38,18 @@ fn anon_csrf(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
-fn with_anon_csrf(state: &AdminState, token: &str, fresh: bool, body: impl IntoResponse) -> Response {
+fn with_anon_csrf(
+    state: &AdminState,
+    token: &str,
+    fresh: bool,
+    body: impl IntoResponse,
+) -> Response {
     if fresh {
         (
-            [(header::SET_COOKIE, set_cookie(state, CSRF_COOKIE, token, 3600))],
+            [(
+                header::SET_COOKIE,
+                set_cookie(state, CSRF_COOKIE, token, 3600),
+            )],
             body,
         )
             .into_response()
@@ -52,7 +61,12 @@ fn with_anon_csrf(state: &AdminState, token: &str, fresh: bool, body: impl IntoR
 pub async fn login_page(State(state): State<AdminState>, headers: HeaderMap) -> Response {
     let lang = Lang::from_headers(&headers);
     let (csrf, fresh) = anon_csrf(&headers);
-    let body = page(lang, lang.t("login"), None, login_form(lang, &csrf, "", None));
+    let body = page(
+        lang,
+        lang.t("login"),
+        None,
+        login_form(lang, &csrf, "", None),
+    );
     with_anon_csrf(&state, &csrf, fresh, body)
 }
 
@@ -90,7 +104,10 @@ pub async fn login(
             tracing::info!(account.id = %session.account.id, "staff login");
             let max_age = state.policy.session_absolute.num_seconds();
             Ok((
-                [(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &token, max_age))],
+                [(
+                    header::SET_COOKIE,
+                    set_cookie(&state, SESSION_COOKIE, &token, max_age),
+                )],
                 Redirect::to("/admin"),
             )
                 .into_response())
@@ -101,7 +118,10 @@ pub async fn login(
             } else {
                 StatusCode::UNAUTHORIZED
             };
-            tracing::info!(throttled = matches!(e, IdentityError::Throttled(_)), "login refused");
+            tracing::info!(
+                throttled = matches!(e, IdentityError::Throttled(_)),
+                "login refused"
+            );
             let message = match (lang, &e) {
                 (Lang::Ja, IdentityError::Throttled(m)) => {
                     format!("ログインの失敗が続いたため、{m}分間ログインできません。")
@@ -139,14 +159,20 @@ pub async fn logout(
         identity::logout(&state.pool, token).await?;
     }
     Ok((
-        [(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0))],
+        [(
+            header::SET_COOKIE,
+            set_cookie(&state, SESSION_COOKIE, "", 0),
+        )],
         Redirect::to("/admin/login"),
     )
         .into_response())
 }
 
 /// The start page: the operator's tenant list link, and every city this person works for.
-pub async fn dashboard(State(state): State<AdminState>, staff: Staff) -> Result<Response, PageError> {
+pub async fn dashboard(
+    State(state): State<AdminState>,
+    staff: Staff,
+) -> Result<Response, PageError> {
     let lang = staff.lang;
     let operator = state.authz.is_platform_operator(&staff.actor).await;
     let mut cities = Vec::new();
@@ -173,7 +199,13 @@ pub async fn dashboard(State(state): State<AdminState>, staff: Staff) -> Result<
     Ok(page(lang, lang.t("dashboard"), Some(&staff), body).into_response())
 }
 
-fn password_form(lang: Lang, action: &str, csrf: &str, email: &str, message: Option<&str>) -> maud::Markup {
+fn password_form(
+    lang: Lang,
+    action: &str,
+    csrf: &str,
+    email: &str,
+    message: Option<&str>,
+) -> maud::Markup {
     html! {
         @if let Some(m) = message { p.error role="alert" { (m) } }
         p { (email) }
@@ -196,7 +228,13 @@ async fn link_page(
     let account = match identity::peek_link(&state.pool, token, purpose).await {
         Ok(a) => a,
         Err(IdentityError::Database(e)) => return Err(e.into()),
-        Err(e) => return Err(PageError { status: StatusCode::NOT_FOUND, message: e.to_string(), lang }),
+        Err(e) => {
+            return Err(PageError {
+                status: StatusCode::NOT_FOUND,
+                message: e.to_string(),
+                lang,
+            });
+        }
     };
     let (csrf, fresh) = anon_csrf(headers);
     let body = page(
@@ -244,7 +282,11 @@ async fn redeem(
             Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
         }
         Err(IdentityError::Database(e)) => Err(e.into()),
-        Err(e) => Err(PageError { status: StatusCode::NOT_FOUND, message: e.to_string(), lang }),
+        Err(e) => Err(PageError {
+            status: StatusCode::NOT_FOUND,
+            message: e.to_string(),
+            lang,
+        }),
     }
 }
 
@@ -264,7 +306,15 @@ pub async fn accept_invitation(
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, PageError> {
     let action = format!("/admin/invitation/{token}");
-    redeem(&state, &headers, &token, LinkPurpose::Invitation, &action, form).await
+    redeem(
+        &state,
+        &headers,
+        &token,
+        LinkPurpose::Invitation,
+        &action,
+        form,
+    )
+    .await
 }
 
 pub async fn reset_page(
@@ -273,7 +323,14 @@ pub async fn reset_page(
     Path(token): Path<String>,
 ) -> Result<Response, PageError> {
     let action = format!("/admin/password-reset/{token}");
-    link_page(&state, &headers, &token, LinkPurpose::PasswordReset, &action).await
+    link_page(
+        &state,
+        &headers,
+        &token,
+        LinkPurpose::PasswordReset,
+        &action,
+    )
+    .await
 }
 
 pub async fn reset_password(
@@ -283,5 +340,13 @@ pub async fn reset_password(
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, PageError> {
     let action = format!("/admin/password-reset/{token}");
-    redeem(&state, &headers, &token, LinkPurpose::PasswordReset, &action, form).await
+    redeem(
+        &state,
+        &headers,
+        &token,
+        LinkPurpose::PasswordReset,
+        &action,
+        form,
+    )
+    .await
 }

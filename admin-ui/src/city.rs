@@ -10,11 +10,11 @@ use axum::{
 };
 use chrono::{NaiveDate, NaiveTime, Utc};
 use maud::{Markup, html};
-use platform::authz::{Act, Object, Role, ROLES, Scope};
+use platform::authz::{Act, Object, ROLES, Role, Scope};
 use platform::identity::{self, LinkPurpose};
+use platform::import::{self, ImportError};
 use platform::setup::{self, NewSchedule, NewVaccine, NewVenue, SetupError};
 use platform::staff::{self, StaffError};
-use platform::import::{self, ImportError};
 use serde::Deserialize;
 use tenants::{Tenant, TenantStatus};
 use uuid::Uuid;
@@ -27,15 +27,30 @@ pub fn routes() -> Router<AdminState> {
         .route("/admin/t/{slug}/staff", get(staff_page).post(invite))
         .route("/admin/t/{slug}/staff/{account}/remove", post(remove_staff))
         .route("/admin/t/{slug}/staff/{account}/reset", post(reset_link))
-        .route("/admin/t/{slug}/vaccines", get(vaccines).post(create_vaccine))
+        .route(
+            "/admin/t/{slug}/vaccines",
+            get(vaccines).post(create_vaccine),
+        )
         .route("/admin/t/{slug}/venues", get(venues).post(create_venue))
         .route("/admin/t/{slug}/venues/{venue}", get(venue))
-        .route("/admin/t/{slug}/venues/{venue}/schedules", post(create_schedule))
-        .route("/admin/t/{slug}/venues/{venue}/slots/{slot}", post(set_capacity))
-        .route("/admin/t/{slug}/import", get(import_page).post(import_upload))
+        .route(
+            "/admin/t/{slug}/venues/{venue}/schedules",
+            post(create_schedule),
+        )
+        .route(
+            "/admin/t/{slug}/venues/{venue}/slots/{slot}",
+            post(set_capacity),
+        )
+        .route(
+            "/admin/t/{slug}/import",
+            get(import_page).post(import_upload),
+        )
         .route("/admin/t/{slug}/residents", get(residents))
         .route("/admin/t/{slug}/audit", get(audit))
-        .route("/admin/t/{slug}/api-keys", get(api_keys).post(create_api_key))
+        .route(
+            "/admin/t/{slug}/api-keys",
+            get(api_keys).post(create_api_key),
+        )
         .route("/admin/t/{slug}/api-keys/{id}/revoke", post(revoke_api_key))
 }
 
@@ -87,11 +102,21 @@ fn nav(lang: Lang, slug: &str) -> Markup {
 
 fn render(staff: &Staff, t: &Tenant, title: &str, body: Markup) -> Response {
     let framed = html! { (nav(staff.lang, &t.slug)) (body) };
-    page(staff.lang, &format!("{} – {title}", t.name), Some(staff), framed).into_response()
+    page(
+        staff.lang,
+        &format!("{} – {title}", t.name),
+        Some(staff),
+        framed,
+    )
+    .into_response()
 }
 
 fn unprocessable(staff: &Staff, t: &Tenant, title: &str, body: Markup) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, render(staff, t, title, body)).into_response()
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        render(staff, t, title, body),
+    )
+        .into_response()
 }
 
 fn setup_message(e: SetupError, lang: Lang) -> Result<String, PageError> {
@@ -115,7 +140,10 @@ pub async fn home(
     if !state.authz.is_member(&staff.actor, tenant.id).await {
         return Err(PageError::not_found(lang));
     }
-    let assigned = state.authz.assigned_venues(&staff.actor.subject, tenant.id).await;
+    let assigned = state
+        .authz
+        .assigned_venues(&staff.actor.subject, tenant.id)
+        .await;
     let body = html! {
         @if !assigned.is_empty() {
             h2 { (lang.t("venues")) }
@@ -218,8 +246,20 @@ pub async fn invite(
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
     let role = Role::parse(&form.role).ok_or(PageError::bad_request("unknown role", lang))?;
-    let venues: Vec<Uuid> = Uuid::parse_str(form.venue.trim()).ok().into_iter().collect();
-    let result = staff::invite(&mut scope, &state.authz, &state.policy, &state.pool, &form.email, role, &venues).await;
+    let venues: Vec<Uuid> = Uuid::parse_str(form.venue.trim())
+        .ok()
+        .into_iter()
+        .collect();
+    let result = staff::invite(
+        &mut scope,
+        &state.authz,
+        &state.policy,
+        &state.pool,
+        &form.email,
+        role,
+        &venues,
+    )
+    .await;
     match result {
         Ok(invitation) => {
             let notice = match invitation {
@@ -233,13 +273,17 @@ pub async fn invite(
             scope.commit().await?;
             Ok(render(&staff, &t, lang.t("staff"), body))
         }
-        Err(StaffError::Invalid(m)) | Err(StaffError::Identity(identity::IdentityError::Invalid(m))) => {
+        Err(StaffError::Invalid(m))
+        | Err(StaffError::Identity(identity::IdentityError::Invalid(m))) => {
             let body = staff_body(&state, &staff, &t, &mut scope, None, Some(&m)).await?;
             Ok(unprocessable(&staff, &t, lang.t("staff"), body))
         }
         Err(e) => {
             tracing::error!(error = %e, "invitation failed");
-            Err(PageError::bad_request("something went wrong on our side; please try again", lang))
+            Err(PageError::bad_request(
+                "something went wrong on our side; please try again",
+                lang,
+            ))
         }
     }
 }
@@ -258,10 +302,15 @@ pub async fn remove_staff(
 ) -> Result<Response, PageError> {
     staff.check_csrf(&form.csrf)?;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
-    staff::remove(&mut scope, &state.authz, account).await.map_err(|e| {
-        tracing::error!(error = %e, "removing staff failed");
-        PageError::bad_request("something went wrong on our side; please try again", staff.lang)
-    })?;
+    staff::remove(&mut scope, &state.authz, account)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "removing staff failed");
+            PageError::bad_request(
+                "something went wrong on our side; please try again",
+                staff.lang,
+            )
+        })?;
     scope.commit().await?;
     Ok(Redirect::to(&format!("/admin/t/{}/staff", t.slug)).into_response())
 }
@@ -278,11 +327,29 @@ pub async fn reset_link(
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
     let subject = platform::authz::staff_subject(account);
-    if !state.authz.tenant_grants(t.id).await.iter().any(|(s, _)| *s == subject) {
+    if !state
+        .authz
+        .tenant_grants(t.id)
+        .await
+        .iter()
+        .any(|(s, _)| *s == subject)
+    {
         return Err(PageError::not_found(lang));
     }
-    let token = identity::issue_link(&state.pool, &state.policy, account, LinkPurpose::PasswordReset).await?;
-    platform::audit::record(&mut scope, "staff.password_reset_link", &format!("staff/{account}"), serde_json::json!({})).await?;
+    let token = identity::issue_link(
+        &state.pool,
+        &state.policy,
+        account,
+        LinkPurpose::PasswordReset,
+    )
+    .await?;
+    platform::audit::record(
+        &mut scope,
+        "staff.password_reset_link",
+        &format!("staff/{account}"),
+        serde_json::json!({}),
+    )
+    .await?;
     let link = format!("{}/admin/password-reset/{token}", state.public_url);
     let notice = html! { p.ok { (lang.t("forgot")) } p { a #reset-link href=(link) { (link) } } };
     let body = staff_body(&state, &staff, &t, &mut scope, Some(notice), None).await?;
@@ -305,11 +372,19 @@ pub struct VaccineForm {
     validity_days: String,
 }
 
-async fn vaccines_body(staff: &Staff, t: &Tenant, scope: &mut Scope, f: &VaccineForm, message: Option<&str>) -> Result<Markup, PageError> {
+async fn vaccines_body(
+    staff: &Staff,
+    t: &Tenant,
+    scope: &mut Scope,
+    f: &VaccineForm,
+    message: Option<&str>,
+) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let list = setup::list_vaccines(scope).await?;
-    let field = |name: &'static str, value: &str| html! {
-        label { (lang.t(name)) br; input name=(name) value=(value) required inputmode=(if name == "name" || name == "maker" { "text" } else { "numeric" }); }
+    let field = |name: &'static str, value: &str| {
+        html! {
+            label { (lang.t(name)) br; input name=(name) value=(value) required inputmode=(if name == "name" || name == "maker" { "text" } else { "numeric" }); }
+        }
     };
     Ok(html! {
         table {
@@ -330,7 +405,11 @@ async fn vaccines_body(staff: &Staff, t: &Tenant, scope: &mut Scope, f: &Vaccine
     })
 }
 
-pub async fn vaccines(State(state): State<AdminState>, staff: Staff, Path(slug): Path<String>) -> Result<Response, PageError> {
+pub async fn vaccines(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Vaccines, Act::Read).await?;
     let body = vaccines_body(&staff, &t, &mut scope, &VaccineForm::default(), None).await?;
     Ok(render(&staff, &t, staff.lang.t("vaccines"), body))
@@ -359,7 +438,11 @@ pub async fn create_vaccine(
             maker: f.maker.clone(),
             doses: int("doses", &f.doses, lang)?,
             min_interval_days: int("min_interval_days", &f.min_interval_days, lang)?,
-            booster_interval_months: int("booster_interval_months", &f.booster_interval_months, lang)?,
+            booster_interval_months: int(
+                "booster_interval_months",
+                &f.booster_interval_months,
+                lang,
+            )?,
             days_until_effective: int("days_until_effective", &f.days_until_effective, lang)?,
             validity_days: int("validity_days", &f.validity_days, lang)?,
         })
@@ -403,12 +486,27 @@ pub struct VenueForm {
     cancel_cutoff_days: String,
 }
 
-async fn venues_body(staff: &Staff, t: &Tenant, scope: &mut Scope, f: &VenueForm, message: Option<&str>, can_write: bool) -> Result<Markup, PageError> {
+async fn venues_body(
+    staff: &Staff,
+    t: &Tenant,
+    scope: &mut Scope,
+    f: &VenueForm,
+    message: Option<&str>,
+    can_write: bool,
+) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let list = setup::list_venues(scope).await?;
     let vaccines = setup::list_vaccines(scope).await?;
-    let deadline = if f.booking_deadline_hours.is_empty() { "24" } else { &f.booking_deadline_hours };
-    let cutoff = if f.cancel_cutoff_days.is_empty() { "2" } else { &f.cancel_cutoff_days };
+    let deadline = if f.booking_deadline_hours.is_empty() {
+        "24"
+    } else {
+        &f.booking_deadline_hours
+    };
+    let cutoff = if f.cancel_cutoff_days.is_empty() {
+        "2"
+    } else {
+        &f.cancel_cutoff_days
+    };
     Ok(html! {
         table {
             tr { th { (lang.t("name")) } th { (lang.t("kind")) } th { (lang.t("vaccine")) } th { (lang.t("address")) } }
@@ -448,10 +546,26 @@ async fn venues_body(staff: &Staff, t: &Tenant, scope: &mut Scope, f: &VenueForm
     })
 }
 
-pub async fn venues(State(state): State<AdminState>, staff: Staff, Path(slug): Path<String>) -> Result<Response, PageError> {
+pub async fn venues(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Venues, Act::Read).await?;
-    let can_write = state.authz.check(&staff.actor, t.id, Object::Venues, Act::Write).await.map_err(|d| PageError::denied(d, staff.lang))?;
-    let body = venues_body(&staff, &t, &mut scope, &VenueForm::default(), None, can_write).await?;
+    let can_write = state
+        .authz
+        .check(&staff.actor, t.id, Object::Venues, Act::Write)
+        .await
+        .map_err(|d| PageError::denied(d, staff.lang))?;
+    let body = venues_body(
+        &staff,
+        &t,
+        &mut scope,
+        &VenueForm::default(),
+        None,
+        can_write,
+    )
+    .await?;
     Ok(render(&staff, &t, staff.lang.t("venues"), body))
 }
 
@@ -468,8 +582,9 @@ pub async fn create_venue(
         let booking_opens_at = if f.booking_opens_at.trim().is_empty() {
             None
         } else {
-            let local = chrono::NaiveDateTime::parse_from_str(f.booking_opens_at.trim(), "%Y-%m-%dT%H:%M")
-                .map_err(|_| format!("{}: YYYY-MM-DDTHH:MM", lang.t("booking_opens_at")))?;
+            let local =
+                chrono::NaiveDateTime::parse_from_str(f.booking_opens_at.trim(), "%Y-%m-%dT%H:%M")
+                    .map_err(|_| format!("{}: YYYY-MM-DDTHH:MM", lang.t("booking_opens_at")))?;
             Some(
                 local
                     .and_local_timezone(t.time_zone.0)
@@ -482,7 +597,8 @@ pub async fn create_venue(
             name: f.name.clone(),
             address: f.address.clone(),
             kind: f.kind.clone(),
-            vaccine_id: Uuid::parse_str(&f.vaccine_id).map_err(|_| format!("{}: ?", lang.t("vaccine")))?,
+            vaccine_id: Uuid::parse_str(&f.vaccine_id)
+                .map_err(|_| format!("{}: ?", lang.t("vaccine")))?,
             booking_opens_at,
             booking_deadline_hours: int("booking_deadline_hours", &f.booking_deadline_hours, lang)?,
             cancel_cutoff_days: int("cancel_cutoff_days", &f.cancel_cutoff_days, lang)?,
@@ -534,12 +650,14 @@ pub struct ScheduleForm {
 
 impl ScheduleForm {
     fn weekdays(&self) -> Vec<i32> {
-        [&self.wd1, &self.wd2, &self.wd3, &self.wd4, &self.wd5, &self.wd6, &self.wd7]
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_some())
-            .map(|(i, _)| i as i32 + 1)
-            .collect()
+        [
+            &self.wd1, &self.wd2, &self.wd3, &self.wd4, &self.wd5, &self.wd6, &self.wd7,
+        ]
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_some())
+        .map(|(i, _)| i as i32 + 1)
+        .collect()
     }
 }
 
@@ -563,7 +681,11 @@ async fn venue_body(
     let schedules = setup::list_schedules(scope, venue_id).await?;
     let slots = setup::list_slots(scope, venue_id, Utc::now(), 200).await?;
     let tz = t.time_zone.0;
-    let names = if lang == Lang::Ja { WEEKDAYS_JA } else { WEEKDAYS_EN };
+    let names = if lang == Lang::Ja {
+        WEEKDAYS_JA
+    } else {
+        WEEKDAYS_EN
+    };
     let wd_checked = f.weekdays();
     let base = format!("/admin/t/{}/venues/{}", t.slug, v.id);
     let body = html! {
@@ -628,16 +750,27 @@ pub async fn venue(
     Path((slug, venue_id)): Path<(String, Uuid)>,
 ) -> Result<Response, PageError> {
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Read).await?;
-    let (name, body) = venue_body(&staff, &t, &mut scope, venue_id, &ScheduleForm::default(), None, None).await?;
+    let (name, body) = venue_body(
+        &staff,
+        &t,
+        &mut scope,
+        venue_id,
+        &ScheduleForm::default(),
+        None,
+        None,
+    )
+    .await?;
     Ok(render(&staff, &t, &name, body))
 }
 
 fn parse_schedule(f: &ScheduleForm, venue_id: Uuid, lang: Lang) -> Result<NewSchedule, String> {
     let time = |field: &'static str, raw: &str| {
-        NaiveTime::parse_from_str(raw.trim(), "%H:%M").map_err(|_| format!("{}: HH:MM", lang.t(field)))
+        NaiveTime::parse_from_str(raw.trim(), "%H:%M")
+            .map_err(|_| format!("{}: HH:MM", lang.t(field)))
     };
     let date = |field: &'static str, raw: &str| {
-        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| format!("{}: YYYY-MM-DD", lang.t(field)))
+        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+            .map_err(|_| format!("{}: YYYY-MM-DD", lang.t(field)))
     };
     Ok(NewSchedule {
         venue_id,
@@ -676,14 +809,25 @@ pub async fn create_schedule(
     match result {
         Ok(created) => {
             let notice = html! { p.ok #notice { (created) " " (lang.t("slots_created")) } };
-            let (name, body) = venue_body(&staff, &t, &mut scope, venue_id, &ScheduleForm::default(), Some(notice), None).await?;
+            let (name, body) = venue_body(
+                &staff,
+                &t,
+                &mut scope,
+                venue_id,
+                &ScheduleForm::default(),
+                Some(notice),
+                None,
+            )
+            .await?;
             scope.commit().await?;
             Ok(render(&staff, &t, &name, body))
         }
         Err(m) => {
             drop(scope);
-            let (_, mut scope) = enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Write).await?;
-            let (name, body) = venue_body(&staff, &t, &mut scope, venue_id, &f, None, Some(&m)).await?;
+            let (_, mut scope) =
+                enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Write).await?;
+            let (name, body) =
+                venue_body(&staff, &t, &mut scope, venue_id, &f, None, Some(&m)).await?;
             Ok(unprocessable(&staff, &t, &name, body))
         }
     }
@@ -719,8 +863,18 @@ pub async fn set_capacity(
         }
         Err(m) => {
             drop(scope);
-            let (_, mut scope) = enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Read).await?;
-            let (name, body) = venue_body(&staff, &t, &mut scope, venue_id, &ScheduleForm::default(), None, Some(&m)).await?;
+            let (_, mut scope) =
+                enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Read).await?;
+            let (name, body) = venue_body(
+                &staff,
+                &t,
+                &mut scope,
+                venue_id,
+                &ScheduleForm::default(),
+                None,
+                Some(&m),
+            )
+            .await?;
             Ok(unprocessable(&staff, &t, &name, body))
         }
     }
@@ -741,10 +895,19 @@ fn import_form(staff: &Staff, t: &Tenant) -> Markup {
     }
 }
 
-pub async fn import_page(State(state): State<AdminState>, staff: Staff, Path(slug): Path<String>) -> Result<Response, PageError> {
+pub async fn import_page(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
     let (t, scope) = enter(&state, &staff, &slug, Object::Imports, Act::Write).await?;
     drop(scope);
-    Ok(render(&staff, &t, staff.lang.t("import"), import_form(&staff, &t)))
+    Ok(render(
+        &staff,
+        &t,
+        staff.lang.t("import"),
+        import_form(&staff, &t),
+    ))
 }
 
 pub async fn import_upload(
@@ -754,7 +917,8 @@ pub async fn import_upload(
     mut multipart: Multipart,
 ) -> Result<Response, PageError> {
     let lang = staff.lang;
-    let (mut csrf, mut bytes, mut filename, mut valid_only) = (String::new(), Vec::new(), String::new(), false);
+    let (mut csrf, mut bytes, mut filename, mut valid_only) =
+        (String::new(), Vec::new(), String::new(), false);
     while let Some(field) = multipart
         .next_field()
         .await
@@ -862,7 +1026,11 @@ pub async fn residents(
     Ok(render(&staff, &t, lang.t("lookup"), body))
 }
 
-pub async fn audit(State(state): State<AdminState>, staff: Staff, Path(slug): Path<String>) -> Result<Response, PageError> {
+pub async fn audit(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Audit, Act::Read).await?;
     let entries = platform::audit::recent(&mut scope, 500).await?;
@@ -883,7 +1051,13 @@ pub async fn audit(State(state): State<AdminState>, staff: Staff, Path(slug): Pa
 
 // ---- API keys ----------------------------------------------------------------------------------
 
-async fn api_keys_body(staff: &Staff, t: &Tenant, scope: &mut Scope, notice: Option<Markup>, message: Option<&str>) -> Result<Markup, PageError> {
+async fn api_keys_body(
+    staff: &Staff,
+    t: &Tenant,
+    scope: &mut Scope,
+    notice: Option<Markup>,
+    message: Option<&str>,
+) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let keys = platform::api_keys::list(scope).await?;
     Ok(html! {
@@ -917,7 +1091,11 @@ async fn api_keys_body(staff: &Staff, t: &Tenant, scope: &mut Scope, notice: Opt
     })
 }
 
-pub async fn api_keys(State(state): State<AdminState>, staff: Staff, Path(slug): Path<String>) -> Result<Response, PageError> {
+pub async fn api_keys(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
     let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Read).await?;
     let body = api_keys_body(&staff, &t, &mut scope, None, None).await?;
     Ok(render(&staff, &t, staff.lang.t("api_keys"), body))
@@ -954,7 +1132,10 @@ pub async fn create_api_key(
         }
         Err(e) => {
             tracing::error!(error = %e, "creating an API key failed");
-            Err(PageError::bad_request("something went wrong on our side; please try again", lang))
+            Err(PageError::bad_request(
+                "something went wrong on our side; please try again",
+                lang,
+            ))
         }
     }
 }
@@ -975,7 +1156,10 @@ pub async fn revoke_api_key(
         Err(platform::api_keys::ApiKeyError::NotFound) => Err(PageError::not_found(staff.lang)),
         Err(e) => {
             tracing::error!(error = %e, "revoking an API key failed");
-            Err(PageError::bad_request("something went wrong on our side; please try again", staff.lang))
+            Err(PageError::bad_request(
+                "something went wrong on our side; please try again",
+                staff.lang,
+            ))
         }
     }
 }

@@ -59,7 +59,10 @@ impl Lang {
             "login" => ("ログイン", "Log in"),
             "email" => ("メールアドレス", "E-mail address"),
             "password" => ("パスワード", "Password"),
-            "new_password" => ("新しいパスワード（10文字以上）", "New password (at least 10 characters)"),
+            "new_password" => (
+                "新しいパスワード（10文字以上）",
+                "New password (at least 10 characters)",
+            ),
             "set_password" => ("パスワードを設定", "Set password"),
             "forgot" => ("パスワードを忘れた場合", "Forgot your password?"),
             "reset_sent" => (
@@ -69,7 +72,10 @@ impl Lang {
             "request_reset" => ("再設定リンクを発行", "Issue a reset link"),
             "error" => ("エラー", "Error"),
             "not_found" => ("ページが見つかりません。", "Page not found."),
-            "forbidden" => ("この操作は許可されていません。", "Your role does not allow this."),
+            "forbidden" => (
+                "この操作は許可されていません。",
+                "Your role does not allow this.",
+            ),
             "csrf" => (
                 "フォームの有効期限が切れました。ページを再読み込みしてやり直してください。",
                 "This form has expired; reload the page and try again.",
@@ -86,7 +92,10 @@ impl Lang {
             "status" => ("状態", "Status"),
             "invite_admin" => ("最初の自治体管理者を招待", "Invite the first city admin"),
             "invite" => ("招待", "Invite"),
-            "invitation_link" => ("招待リンク（本人に送ってください）", "Invitation link (send it to the person)"),
+            "invitation_link" => (
+                "招待リンク（本人に送ってください）",
+                "Invitation link (send it to the person)",
+            ),
             "suspend" => ("停止", "Suspend"),
             "activate" => ("有効化", "Activate"),
             "staff" => ("職員と権限", "Staff and roles"),
@@ -106,9 +115,18 @@ impl Lang {
             "mass" => ("集団接種会場", "Mass venue"),
             "hospital" => ("医療機関", "Hospital"),
             "vaccine" => ("ワクチン", "Vaccine"),
-            "booking_opens_at" => ("予約受付開始（空欄＝すぐ）", "Booking opens at (empty = now)"),
-            "booking_deadline_hours" => ("予約締切（枠の何時間前）", "Booking deadline (hours before the slot)"),
-            "cancel_cutoff_days" => ("変更・取消の締切（何日前）", "Change/cancel cut-off (days before)"),
+            "booking_opens_at" => (
+                "予約受付開始（空欄＝すぐ）",
+                "Booking opens at (empty = now)",
+            ),
+            "booking_deadline_hours" => (
+                "予約締切（枠の何時間前）",
+                "Booking deadline (hours before the slot)",
+            ),
+            "cancel_cutoff_days" => (
+                "変更・取消の締切（何日前）",
+                "Change/cancel cut-off (days before)",
+            ),
             "schedules" => ("接種枠のスケジュール", "Capacity schedules"),
             "weekdays" => ("曜日", "Weekdays"),
             "start_time" => ("開始時刻", "Start time"),
@@ -117,25 +135,37 @@ impl Lang {
             "capacity" => ("定員", "Capacity"),
             "valid_from" => ("開始日", "From"),
             "valid_until" => ("終了日", "Until"),
-            "closed_dates" => ("休業日（YYYY-MM-DD、カンマ区切り）", "Closed dates (YYYY-MM-DD, comma-separated)"),
+            "closed_dates" => (
+                "休業日（YYYY-MM-DD、カンマ区切り）",
+                "Closed dates (YYYY-MM-DD, comma-separated)",
+            ),
             "slots" => ("接種枠", "Slots"),
             "slots_created" => ("件の接種枠を作成しました", "slots created"),
             "booked" => ("予約数", "Booked"),
             "save" => ("保存", "Save"),
             "residents" => ("対象者", "Residents"),
             "import" => ("対象者の取り込み（CSV）", "Import eligible residents (CSV)"),
-            "file" => ("CSVファイル（UTF-8 または Shift_JIS）", "CSV file (UTF-8 or Shift_JIS)"),
+            "file" => (
+                "CSVファイル（UTF-8 または Shift_JIS）",
+                "CSV file (UTF-8 or Shift_JIS)",
+            ),
             "import_valid_rows" => ("正しい行だけを取り込む", "Import the valid rows"),
             "do_import" => ("取り込む", "Import"),
             "imported" => ("取り込みました", "Imported"),
-            "nothing_imported" => ("誤りがあるため、何も取り込んでいません。", "Some rows are invalid; nothing was imported."),
+            "nothing_imported" => (
+                "誤りがあるため、何も取り込んでいません。",
+                "Some rows are invalid; nothing was imported.",
+            ),
             "line" => ("行", "Line"),
             "column" => ("列", "Column"),
             "reason" => ("理由", "Reason"),
             "lookup" => ("接種券番号で検索", "Look up by ticket number"),
             "ticket_no" => ("接種券番号", "Ticket number"),
             "search" => ("検索", "Search"),
-            "no_resident" => ("該当する対象者はいません。", "No resident with this ticket number."),
+            "no_resident" => (
+                "該当する対象者はいません。",
+                "No resident with this ticket number.",
+            ),
             "audit" => ("監査ログ", "Audit log"),
             "when" => ("日時", "When"),
             "who" => ("誰が", "Who"),
@@ -145,7 +175,10 @@ impl Lang {
             "your_cities" => ("担当の自治体", "Your municipalities"),
             "none" => ("なし", "none"),
             "remove" => ("削除", "Remove"),
-            "invited_existing" => ("権限を追加しました（既存のアカウント）。", "Role added (existing account)."),
+            "invited_existing" => (
+                "権限を追加しました（既存のアカウント）。",
+                "Role added (existing account).",
+            ),
             "api_keys" => ("APIキー", "API keys"),
             _ => ("?", "?"),
         };
@@ -164,9 +197,15 @@ mod tests {
     #[test]
     fn accept_language_q_values_pick_the_language() {
         let mut h = HeaderMap::new();
-        h.insert("accept-language", HeaderValue::from_static("fr, en;q=0.8, ja;q=0.5"));
+        h.insert(
+            "accept-language",
+            HeaderValue::from_static("fr, en;q=0.8, ja;q=0.5"),
+        );
         assert_eq!(Lang::from_headers(&h), Lang::En);
-        h.insert("accept-language", HeaderValue::from_static("ja-JP, en;q=0.9"));
+        h.insert(
+            "accept-language",
+            HeaderValue::from_static("ja-JP, en;q=0.9"),
+        );
         assert_eq!(Lang::from_headers(&h), Lang::Ja);
         assert_eq!(Lang::from_headers(&HeaderMap::new()), Lang::Ja);
     }

@@ -137,11 +137,8 @@ where
         };
         match session {
             Some(session) => {
-                let actor = Actor::staff(
-                    session.account.id,
-                    &session.account.email,
-                    client_ip(parts),
-                );
+                let actor =
+                    Actor::staff(session.account.id, &session.account.email, client_ip(parts));
                 Ok(Staff {
                     session,
                     actor,
@@ -201,7 +198,9 @@ impl From<sqlx::Error> for PageError {
         tracing::error!(error = %e, "admin page failed");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "Something went wrong on our side; please try again. / 一時的な問題が発生しました。".into(),
+            message:
+                "Something went wrong on our side; please try again. / 一時的な問題が発生しました。"
+                    .into(),
             lang: Lang::Ja,
         }
     }

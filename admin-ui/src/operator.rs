@@ -17,7 +17,11 @@ use tenants::{
 
 use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
 
-async fn platform_scope(state: &AdminState, staff: &Staff, act: Act) -> Result<PlatformScope, PageError> {
+async fn platform_scope(
+    state: &AdminState,
+    staff: &Staff,
+    act: Act,
+) -> Result<PlatformScope, PageError> {
     state
         .authz
         .enter_platform(&staff.actor, act)
@@ -78,7 +82,13 @@ async fn tenants_page(
 pub async fn tenants(State(state): State<AdminState>, staff: Staff) -> Result<Response, PageError> {
     platform_scope(&state, &staff, Act::Read).await?;
     let body = tenants_page(&state, &staff, &OnboardForm::default(), None).await?;
-    Ok(page(staff.lang, staff.lang.t("municipalities"), Some(&staff), body).into_response())
+    Ok(page(
+        staff.lang,
+        staff.lang.t("municipalities"),
+        Some(&staff),
+        body,
+    )
+    .into_response())
 }
 
 fn parse_new_tenant(f: &OnboardForm) -> Result<NewTenant, tenants::DomainError> {
@@ -92,9 +102,17 @@ fn parse_new_tenant(f: &OnboardForm) -> Result<NewTenant, tenants::DomainError> 
         slug: Slug::parse(f.slug.trim())?,
         name: TenantName::parse(&f.name)?,
         code: LocalGovernmentCode::parse(&f.code)?,
-        time_zone: TimeZone::parse(if f.time_zone.trim().is_empty() { "Asia/Tokyo" } else { &f.time_zone })?,
+        time_zone: TimeZone::parse(if f.time_zone.trim().is_empty() {
+            "Asia/Tokyo"
+        } else {
+            &f.time_zone
+        })?,
         default_locale: locales.first().cloned().unwrap_or_default(),
-        locales: if locales.is_empty() { vec![Locale::default()] } else { locales },
+        locales: if locales.is_empty() {
+            vec![Locale::default()]
+        } else {
+            locales
+        },
     })
 }
 
@@ -119,7 +137,12 @@ pub async fn onboard(
         Ok(t) => Ok(Redirect::to(&format!("/admin/tenants/{}", t.slug)).into_response()),
         Err(message) => {
             let body = tenants_page(&state, &staff, &form, Some(&message)).await?;
-            let html = page(staff.lang, staff.lang.t("municipalities"), Some(&staff), body);
+            let html = page(
+                staff.lang,
+                staff.lang.t("municipalities"),
+                Some(&staff),
+                body,
+            );
             Ok((StatusCode::UNPROCESSABLE_ENTITY, html).into_response())
         }
     }
@@ -164,7 +187,13 @@ pub async fn tenant(
 ) -> Result<Response, PageError> {
     platform_scope(&state, &staff, Act::Read).await?;
     let t = find(&state, &slug, staff.lang).await?;
-    Ok(page(staff.lang, &t.name.clone(), Some(&staff), tenant_page(&staff, &t, None, None)).into_response())
+    Ok(page(
+        staff.lang,
+        &t.name.clone(),
+        Some(&staff),
+        tenant_page(&staff, &t, None, None),
+    )
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -190,15 +219,28 @@ pub async fn invite_admin(
                 p.ok { (staff.lang.t("invitation_link")) ": " (inv.email) }
                 p { a #invitation-link href=(link) { (link) } }
             };
-            Ok(page(staff.lang, &t.name.clone(), Some(&staff), tenant_page(&staff, &t, Some(notice), None)).into_response())
+            Ok(page(
+                staff.lang,
+                &t.name.clone(),
+                Some(&staff),
+                tenant_page(&staff, &t, Some(notice), None),
+            )
+            .into_response())
         }
         Err(StaffError::Identity(e)) => {
             let body = tenant_page(&staff, &t, None, Some(&e.to_string()));
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page(staff.lang, &t.name.clone(), Some(&staff), body)).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page(staff.lang, &t.name.clone(), Some(&staff), body),
+            )
+                .into_response())
         }
         Err(e) => {
             tracing::error!(error = %e, "invitation failed");
-            Err(PageError::bad_request("something went wrong on our side; please try again", staff.lang))
+            Err(PageError::bad_request(
+                "something went wrong on our side; please try again",
+                staff.lang,
+            ))
         }
     }
 }
@@ -225,7 +267,10 @@ pub async fn set_status(
         .map_err(|e: tenants::DomainError| PageError::bad_request(e.to_string(), staff.lang))?;
     staff::set_status(&scope, &t, status).await.map_err(|e| {
         tracing::error!(error = %e, "status change failed");
-        PageError::bad_request("something went wrong on our side; please try again", staff.lang)
+        PageError::bad_request(
+            "something went wrong on our side; please try again",
+            staff.lang,
+        )
     })?;
     Ok(Redirect::to(&format!("/admin/tenants/{}", t.slug)).into_response())
 }

@@ -135,7 +135,9 @@ impl City {
 
     async fn vaccines(&self, ctx: &Context<'_>) -> Result<Vec<Vaccine>> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Vaccines, Act::Read).await?;
-        let list = setup::list_vaccines(&mut scope).await.map_err(ApiError::from)?;
+        let list = setup::list_vaccines(&mut scope)
+            .await
+            .map_err(ApiError::from)?;
         Ok(list
             .into_iter()
             .map(|v| Vaccine {
@@ -153,7 +155,9 @@ impl City {
 
     async fn venues(&self, ctx: &Context<'_>) -> Result<Vec<Venue>> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Venues, Act::Read).await?;
-        let list = setup::list_venues(&mut scope).await.map_err(ApiError::from)?;
+        let list = setup::list_venues(&mut scope)
+            .await
+            .map_err(ApiError::from)?;
         Ok(list.into_iter().map(Venue::from).collect())
     }
 

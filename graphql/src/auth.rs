@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_graphql::Context;
-use platform::authz::{Actor, Authz, Denied, Object, Act, Scope};
+use platform::authz::{Act, Actor, Authz, Denied, Object, Scope};
 use platform::identity::AuthPolicy;
 use sqlx::PgPool;
 use tenants::TenantId;
@@ -40,7 +40,9 @@ async fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
     let creds = ctx
         .data::<Credentials>()
         .map_err(|_| ApiError::Unauthenticated)?;
-    let pool = ctx.data::<PgPool>().map_err(|e| ApiError::Internal(e.message))?;
+    let pool = ctx
+        .data::<PgPool>()
+        .map_err(|e| ApiError::Internal(e.message))?;
     let policy = ctx
         .data::<Arc<AuthPolicy>>()
         .map_err(|e| ApiError::Internal(e.message))?;
@@ -73,7 +75,9 @@ pub async fn enter(
     act: Act,
 ) -> Result<Scope, ApiError> {
     let actor = actor(ctx).await?;
-    let authz = ctx.data::<Authz>().map_err(|e| ApiError::Internal(e.message))?;
+    let authz = ctx
+        .data::<Authz>()
+        .map_err(|e| ApiError::Internal(e.message))?;
     authz
         .enter(&actor, tenant, object, act)
         .await
@@ -87,6 +91,8 @@ pub async fn enter(
 /// Whether the caller works for the tenant at all (else the tenant is "not found" to them).
 pub async fn is_member(ctx: &Context<'_>, tenant: TenantId) -> Result<bool, ApiError> {
     let actor = actor(ctx).await?;
-    let authz = ctx.data::<Authz>().map_err(|e| ApiError::Internal(e.message))?;
+    let authz = ctx
+        .data::<Authz>()
+        .map_err(|e| ApiError::Internal(e.message))?;
     Ok(authz.is_member(&actor, tenant).await)
 }

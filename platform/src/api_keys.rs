@@ -58,7 +58,9 @@ pub async fn create(
 ) -> Result<(Uuid, String), ApiKeyError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiKeyError::Invalid("give the key a name (at most 100 characters)".into()));
+        return Err(ApiKeyError::Invalid(
+            "give the key a name (at most 100 characters)".into(),
+        ));
     }
     if scopes.is_empty() {
         return Err(ApiKeyError::Invalid("choose at least one scope".into()));
@@ -87,8 +89,13 @@ pub async fn create(
     for (object, act) in rules {
         authz.grant_rule(&subject(id), tenant, object, act).await?;
     }
-    audit::record(scope, "api_key.create", &format!("api_key/{id}"), json!({ "name": name, "scopes": scopes }))
-        .await?;
+    audit::record(
+        scope,
+        "api_key.create",
+        &format!("api_key/{id}"),
+        json!({ "name": name, "scopes": scopes }),
+    )
+    .await?;
     Ok((id, key))
 }
 
@@ -114,10 +121,11 @@ pub async fn list(scope: &mut Scope) -> Result<Vec<ApiKey>, sqlx::Error> {
 }
 
 pub async fn revoke(scope: &mut Scope, authz: &Authz, id: Uuid) -> Result<(), ApiKeyError> {
-    let done = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-        .bind(id)
-        .execute(&mut *scope.tx)
-        .await?;
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .execute(&mut *scope.tx)
+            .await?;
     if done.rows_affected() == 0 {
         return Err(ApiKeyError::NotFound);
     }

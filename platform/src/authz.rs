@@ -258,11 +258,13 @@ impl Authz {
     ) -> Result<Scope, Denied> {
         if !self.check(actor, tenant, object, act).await? {
             tracing::info!(actor = %actor.subject, object = %object.casbin(), act = act.as_str(), "denied");
-            return Err(if matches!(object, Object::Venue(_)) || !self.is_member(actor, tenant).await {
-                Denied::NotFound
-            } else {
-                Denied::Forbidden
-            });
+            return Err(
+                if matches!(object, Object::Venue(_)) || !self.is_member(actor, tenant).await {
+                    Denied::NotFound
+                } else {
+                    Denied::Forbidden
+                },
+            );
         }
         tenants::record_in_span(tenant);
         let tx = tenants::begin(&self.pool, tenant).await?;
@@ -315,8 +317,13 @@ impl Authz {
     }
 
     pub async fn is_platform_operator(&self, actor: &Actor) -> bool {
-        self.allowed(&actor.subject, PLATFORM, &Object::Tenants.casbin(), Act::Read)
-            .await
+        self.allowed(
+            &actor.subject,
+            PLATFORM,
+            &Object::Tenants.casbin(),
+            Act::Read,
+        )
+        .await
     }
 
     /// The tenants (by id) where the actor holds a role, with the roles.
@@ -387,7 +394,11 @@ impl Authz {
         let mut enforcer = self.enforcer.write().await;
         let domain = tenant.to_string();
         enforcer
-            .add_grouping_policy(vec![subject.to_owned(), role.as_str().to_owned(), domain.clone()])
+            .add_grouping_policy(vec![
+                subject.to_owned(),
+                role.as_str().to_owned(),
+                domain.clone(),
+            ])
             .await?;
         if role.is_venue_scoped() {
             for venue in venues {
@@ -525,12 +536,11 @@ impl PgAdapter {
 #[async_trait]
 impl Adapter for PgAdapter {
     async fn load_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
-        let rows: Vec<(String, String, String, String, String, String, String)> = sqlx::query_as(
-            "SELECT ptype, v0, v1, v2, v3, v4, v5 FROM authz_rules ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(adapter_err)?;
+        let rows: Vec<(String, String, String, String, String, String, String)> =
+            sqlx::query_as("SELECT ptype, v0, v1, v2, v3, v4, v5 FROM authz_rules ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(adapter_err)?;
         for (ptype, v0, v1, v2, v3, v4, v5) in rows {
             let mut rule = vec![v0, v1, v2, v3, v4, v5];
             while rule.last().is_some_and(String::is_empty) {
@@ -584,7 +594,12 @@ impl Adapter for PgAdapter {
         false
     }
 
-    async fn add_policy(&mut self, _sec: &str, ptype: &str, rule: Vec<String>) -> casbin::Result<bool> {
+    async fn add_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
         self.insert(ptype, &[rule]).await
     }
 

@@ -157,7 +157,10 @@ fn account_from_row(row: &sqlx::postgres::PgRow) -> Result<StaffAccount, sqlx::E
     })
 }
 
-pub async fn find_by_email(pool: &PgPool, email: &str) -> Result<Option<StaffAccount>, sqlx::Error> {
+pub async fn find_by_email(
+    pool: &PgPool,
+    email: &str,
+) -> Result<Option<StaffAccount>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT id, email, display_name, password_hash, disabled FROM staff_accounts WHERE email = $1",
     )
@@ -353,7 +356,9 @@ pub async fn login(
     if failures(pool, &account_key, policy).await? >= policy.max_login_failures
         || failures(pool, &ip_key, policy).await? >= policy.max_login_failures * 10
     {
-        return Err(IdentityError::Throttled(policy.throttle_window.num_minutes()));
+        return Err(IdentityError::Throttled(
+            policy.throttle_window.num_minutes(),
+        ));
     }
     let row = sqlx::query(
         "SELECT id, email, display_name, password_hash, disabled FROM staff_accounts WHERE email = $1",
@@ -388,12 +393,14 @@ pub async fn login(
         .await?;
     let token = random_token();
     let csrf_token = random_token();
-    sqlx::query("INSERT INTO staff_sessions (token_hash, account_id, csrf_token) VALUES ($1, $2, $3)")
-        .bind(token_hash(&token))
-        .bind(account.id)
-        .bind(&csrf_token)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO staff_sessions (token_hash, account_id, csrf_token) VALUES ($1, $2, $3)",
+    )
+    .bind(token_hash(&token))
+    .bind(account.id)
+    .bind(&csrf_token)
+    .execute(pool)
+    .await?;
     Ok((
         token,
         Session {

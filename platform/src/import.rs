@@ -255,7 +255,12 @@ pub async fn import(
     }
     let tenant = scope.tenant_id().0;
     let mut outcome = ImportOutcome {
-        skipped_invalid: parsed.errors.iter().map(|e| e.line).collect::<std::collections::HashSet<_>>().len() as u64,
+        skipped_invalid: parsed
+            .errors
+            .iter()
+            .map(|e| e.line)
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64,
         ..ImportOutcome::default()
     };
     let total = parsed.rows.len();
@@ -325,11 +330,14 @@ pub async fn import(
 mod tests {
     use super::*;
 
-    const HEADER: &str = "ticket_no,birth_date,kana_name,sex,phone,email,postal_code,preferred_language\n";
+    const HEADER: &str =
+        "ticket_no,birth_date,kana_name,sex,phone,email,postal_code,preferred_language\n";
 
     #[test]
     fn a_valid_row_parses_into_typed_values() {
-        let csv = format!("{HEADER}1000000001,1950-04-01,ヤマダ タロウ,male,090-1234-5678,,231-0005,ja\n");
+        let csv = format!(
+            "{HEADER}1000000001,1950-04-01,ヤマダ タロウ,male,090-1234-5678,,231-0005,ja\n"
+        );
         let p = parse(csv.as_bytes()).expect("parse");
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         let r = &p.rows[0];
@@ -346,7 +354,11 @@ mod tests {
         );
         let p = parse(csv.as_bytes()).expect("parse");
         assert!(p.rows.is_empty());
-        let cols: Vec<(u64, &str)> = p.errors.iter().map(|e| (e.line, e.column.as_str())).collect();
+        let cols: Vec<(u64, &str)> = p
+            .errors
+            .iter()
+            .map(|e| (e.line, e.column.as_str()))
+            .collect();
         assert_eq!(
             cols,
             vec![

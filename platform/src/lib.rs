@@ -1,10 +1,10 @@
 //! The booking platform every tenant runs. Knows nothing of HTTP; every function takes a
 //! tenant-scoped transaction ([`tenants::TenantTx`]) or a pool plus a tenant id.
 
-pub mod demo;
 pub mod api_keys;
 pub mod audit;
 pub mod authz;
+pub mod demo;
 pub mod identity;
 pub mod import;
 pub mod setup;

@@ -200,7 +200,12 @@ pub async fn create_venue(scope: &mut Scope, v: &NewVenue) -> Result<Uuid, Setup
     if !matches!(v.kind.as_str(), "mass" | "hospital") {
         return Err(invalid("kind", "choose mass venue or hospital"));
     }
-    in_range("booking_deadline_hours", v.booking_deadline_hours, 0, 24 * 60)?;
+    in_range(
+        "booking_deadline_hours",
+        v.booking_deadline_hours,
+        0,
+        24 * 60,
+    )?;
     in_range("cancel_cutoff_days", v.cancel_cutoff_days, 0, 60)?;
     let id = Uuid::now_v7();
     let tenant = scope.tenant_id().0;
@@ -273,7 +278,10 @@ pub struct Schedule {
 /// Saves the schedule and generates its slots (slots that exist already at the same start are left
 /// as they are, so re-running never changes booked slots). Returns the schedule id and how many
 /// slots were created.
-pub async fn create_schedule(scope: &mut Scope, s: &NewSchedule) -> Result<(Uuid, u64), SetupError> {
+pub async fn create_schedule(
+    scope: &mut Scope,
+    s: &NewSchedule,
+) -> Result<(Uuid, u64), SetupError> {
     if s.weekdays.is_empty() || s.weekdays.iter().any(|d| !(1..=7).contains(d)) {
         return Err(invalid("weekdays", "choose at least one weekday"));
     }
@@ -354,7 +362,10 @@ pub async fn create_schedule(scope: &mut Scope, s: &NewSchedule) -> Result<(Uuid
     Ok((id, created))
 }
 
-pub async fn list_schedules(scope: &mut Scope, venue_id: Uuid) -> Result<Vec<Schedule>, sqlx::Error> {
+pub async fn list_schedules(
+    scope: &mut Scope,
+    venue_id: Uuid,
+) -> Result<Vec<Schedule>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, weekdays, start_time, end_time, slot_minutes, capacity, valid_from, valid_until, \
          closed_dates FROM schedules WHERE venue_id = $1 ORDER BY valid_from, start_time",

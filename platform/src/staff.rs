@@ -76,7 +76,8 @@ pub async fn invite_first_admin(
     authz
         .grant(&staff_subject(account.id), tenant, Role::CityAdmin, &[])
         .await?;
-    let token = identity::issue_link(&scope.pool, policy, account.id, LinkPurpose::Invitation).await?;
+    let token =
+        identity::issue_link(&scope.pool, policy, account.id, LinkPurpose::Invitation).await?;
     let mut tx = tenants::begin(&scope.pool, tenant).await?;
     sqlx::query(
         "INSERT INTO audit_log (tenant_id, id, actor, action, object, detail, ip) \
@@ -125,7 +126,9 @@ pub async fn invite(
             .fetch_one(&mut *scope.tx)
             .await?;
         if !known {
-            return Err(StaffError::Invalid("choose one of the city's venues".into()));
+            return Err(StaffError::Invalid(
+                "choose one of the city's venues".into(),
+            ));
         }
     }
     let account = identity::ensure_account(pool, email, "").await?;

@@ -12,7 +12,9 @@ const ADMIN_PASSWORD: &str = "testcity admin password";
 const VENUE_PASSWORD: &str = "venue staff password 1";
 
 async fn log_in(page: &chromiumoxide::Page, base: &str, email: &str, password: &str) {
-    page.goto(format!("{base}/admin/login")).await.expect("login page");
+    page.goto(format!("{base}/admin/login"))
+        .await
+        .expect("login page");
     page.wait_for_navigation().await.expect("load");
     fill(page, "input[name=email]", email).await;
     fill(page, "input[name=password]", password).await;
@@ -29,7 +31,10 @@ async fn submit(page: &chromiumoxide::Page, selector: &str, expect: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("after {selector}: expected {expect:?} in {}", text_now(page).await);
+    panic!(
+        "after {selector}: expected {expect:?} in {}",
+        text_now(page).await
+    );
 }
 
 async fn log_out(page: &chromiumoxide::Page) {
@@ -38,7 +43,10 @@ async fn log_out(page: &chromiumoxide::Page) {
 
 /// The link's path on the test server (links carry http.public_url, which tests do not set).
 fn on_test_server(base: &str, link: &str) -> String {
-    format!("{base}{}", &link[link.find("/admin/").expect("an admin link")..])
+    format!(
+        "{base}{}",
+        &link[link.find("/admin/").expect("an admin link")..]
+    )
 }
 
 async fn goto(page: &chromiumoxide::Page, url: String) {
@@ -47,7 +55,8 @@ async fn goto(page: &chromiumoxide::Page, url: String) {
 }
 
 #[tokio::test]
-async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_see_only_their_venue() {
+async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_see_only_their_venue()
+{
     let app = spawn_app().await;
     app.staff("operator@yoyaku.example", None).await;
     let base = app.url("");
@@ -61,7 +70,12 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
     fill(&page, "#onboard input[name=slug]", "testcity").await;
     fill(&page, "#onboard input[name=code]", "141003").await;
     submit(&page, "#onboard button", "141003 · testcity").await;
-    fill(&page, "#invite-admin input[name=email]", "admin@testcity.example").await;
+    fill(
+        &page,
+        "#invite-admin input[name=email]",
+        "admin@testcity.example",
+    )
+    .await;
     submit(&page, "#invite-admin button", "Invitation link").await;
     let invitation = href(&page, "#invitation-link").await;
     log_out(&page).await;
@@ -71,7 +85,11 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
     fill(&page, "input[name=password]", ADMIN_PASSWORD).await;
     submit(&page, "#set-password", "Log in").await;
     log_in(&page, &base, "admin@testcity.example", ADMIN_PASSWORD).await;
-    assert!(text(&page).await.contains("Testcity"), "{}", text(&page).await);
+    assert!(
+        text(&page).await.contains("Testcity"),
+        "{}",
+        text(&page).await
+    );
 
     // a vaccine
     goto(&page, format!("{base}/admin/t/testcity/vaccines")).await;
@@ -113,8 +131,18 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
     set_value(&page, "#schedule input[name=end_time]", "11:00").await;
     fill(&page, "#schedule input[name=slot_minutes]", "30").await;
     fill(&page, "#schedule input[name=capacity]", "6").await;
-    set_value(&page, "#schedule input[name=valid_from]", &(today + chrono::Duration::days(1)).to_string()).await;
-    set_value(&page, "#schedule input[name=valid_until]", &(today + chrono::Duration::days(14)).to_string()).await;
+    set_value(
+        &page,
+        "#schedule input[name=valid_from]",
+        &(today + chrono::Duration::days(1)).to_string(),
+    )
+    .await;
+    set_value(
+        &page,
+        "#schedule input[name=valid_until]",
+        &(today + chrono::Duration::days(14)).to_string(),
+    )
+    .await;
     // 10 weekdays × 4 slots
     submit(&page, "#schedule button", "40 slots created").await;
     let slots: String = page
@@ -124,7 +152,10 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
         .into_value()
         .expect("string");
     assert_eq!(slots, "40");
-    assert!(text(&page).await.contains("09:30–10:00"), "slots are shown in local time");
+    assert!(
+        text(&page).await.contains("09:30–10:00"),
+        "slots are shown in local time"
+    );
 
     // residents from a CSV file
     let csv = std::env::temp_dir().join(format!("testcity-{}.csv", uuid::Uuid::new_v4()));
@@ -137,17 +168,27 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
     choose_file(&page, "#import input[type=file]", &csv).await;
     submit(&page, "#import button", "Imported: 2 new").await;
     let _ = std::fs::remove_file(&csv);
-    goto(&page, format!("{base}/admin/t/testcity/residents?ticket=3000000002")).await;
+    goto(
+        &page,
+        format!("{base}/admin/t/testcity/residents?ticket=3000000002"),
+    )
+    .await;
     assert!(text(&page).await.contains("スズキ ハナコ"));
 
     // venue staff for venue A only
     let venue_a_id = venue_a.rsplit('/').next().expect("id").to_owned();
-    let venue_b_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM venues WHERE name = 'Venue B hall'")
-        .fetch_one(&app.owner)
-        .await
-        .expect("venue B");
+    let venue_b_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM venues WHERE name = 'Venue B hall'")
+            .fetch_one(&app.owner)
+            .await
+            .expect("venue B");
     goto(&page, format!("{base}/admin/t/testcity/staff")).await;
-    fill(&page, "#invite-staff input[name=email]", "nurse@testcity.example").await;
+    fill(
+        &page,
+        "#invite-staff input[name=email]",
+        "nurse@testcity.example",
+    )
+    .await;
     set_value(&page, "#invite-staff select[name=role]", "venue_staff").await;
     set_value(&page, "#invite-staff select[name=venue]", &venue_a_id).await;
     submit(&page, "#invite-staff button", "Invitation link").await;
@@ -159,15 +200,36 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
     log_in(&page, &base, "nurse@testcity.example", VENUE_PASSWORD).await;
 
     goto(&page, venue_a.clone()).await;
-    assert!(text(&page).await.contains("Venue A hall"), "{}", text(&page).await);
+    assert!(
+        text(&page).await.contains("Venue A hall"),
+        "{}",
+        text(&page).await
+    );
     let b_url = format!("{base}/admin/t/testcity/venues/{venue_b_id}");
     goto(&page, b_url.clone()).await;
     let shown = text(&page).await;
-    assert!(shown.contains("Page not found") && !shown.contains("Venue B hall"), "{shown}");
+    assert!(
+        shown.contains("Page not found") && !shown.contains("Venue B hall"),
+        "{shown}"
+    );
     let mut nurse = app.anonymous();
-    nurse.attempt_login("nurse@testcity.example", VENUE_PASSWORD).await;
-    assert_eq!(nurse.get(&format!("/admin/t/testcity/venues/{venue_b_id}")).await.status(), 404);
-    assert_eq!(nurse.get(&format!("/admin/t/testcity/venues/{venue_a_id}")).await.status(), 200);
+    nurse
+        .attempt_login("nurse@testcity.example", VENUE_PASSWORD)
+        .await;
+    assert_eq!(
+        nurse
+            .get(&format!("/admin/t/testcity/venues/{venue_b_id}"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        nurse
+            .get(&format!("/admin/t/testcity/venues/{venue_a_id}"))
+            .await
+            .status(),
+        200
+    );
 
     browser.close().await;
 }

@@ -27,7 +27,12 @@ async fn venue_ids(app: &TestApp, tenant: &tenants::Tenant) -> Vec<Uuid> {
         .expect("venues")
 }
 
-async fn clients<'a>(app: &'a TestApp, a: &tenants::Tenant, venue_a: Uuid, venue_b: Uuid) -> Vec<AdminClient<'a>> {
+async fn clients<'a>(
+    app: &'a TestApp,
+    a: &tenants::Tenant,
+    venue_a: Uuid,
+    venue_b: Uuid,
+) -> Vec<AdminClient<'a>> {
     let mut out = Vec::new();
     for who in WHO {
         let email = format!("{who}@yokohama.example");
@@ -40,7 +45,10 @@ async fn clients<'a>(app: &'a TestApp, a: &tenants::Tenant, venue_a: Uuid, venue
             Some(Role::HospitalStaff) => vec![venue_b],
             _ => vec![],
         };
-        out.push(app.staff_client(&email, role.map(|r| (a.id, r, venues.as_slice()))).await);
+        out.push(
+            app.staff_client(&email, role.map(|r| (a.id, r, venues.as_slice())))
+                .await,
+        );
     }
     out
 }
@@ -61,18 +69,51 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
 
     let pages: Vec<(String, [u16; 7])> = vec![
         ("/admin/tenants".into(), [200, 404, 404, 404, 404, 404, 404]),
-        ("/admin/t/yokohama/staff".into(), [200, 200, 403, 403, 403, 403, 200]),
-        ("/admin/t/yokohama/vaccines".into(), [200, 200, 200, 403, 403, 403, 200]),
-        ("/admin/t/yokohama/venues".into(), [200, 200, 200, 403, 403, 200, 200]),
-        (format!("/admin/t/yokohama/venues/{venue_a}"), [200, 200, 200, 200, 404, 200, 200]),
-        (format!("/admin/t/yokohama/venues/{venue_b}"), [200, 200, 200, 404, 200, 200, 200]),
-        ("/admin/t/yokohama/residents?ticket=1000000001".into(), [200, 200, 200, 403, 403, 200, 200]),
-        ("/admin/t/yokohama/import".into(), [200, 200, 200, 403, 403, 403, 403]),
-        ("/admin/t/yokohama/audit".into(), [200, 200, 403, 403, 403, 403, 200]),
-        ("/admin/t/yokohama/api-keys".into(), [200, 200, 403, 403, 403, 403, 200]),
+        (
+            "/admin/t/yokohama/staff".into(),
+            [200, 200, 403, 403, 403, 403, 200],
+        ),
+        (
+            "/admin/t/yokohama/vaccines".into(),
+            [200, 200, 200, 403, 403, 403, 200],
+        ),
+        (
+            "/admin/t/yokohama/venues".into(),
+            [200, 200, 200, 403, 403, 200, 200],
+        ),
+        (
+            format!("/admin/t/yokohama/venues/{venue_a}"),
+            [200, 200, 200, 200, 404, 200, 200],
+        ),
+        (
+            format!("/admin/t/yokohama/venues/{venue_b}"),
+            [200, 200, 200, 404, 200, 200, 200],
+        ),
+        (
+            "/admin/t/yokohama/residents?ticket=1000000001".into(),
+            [200, 200, 200, 403, 403, 200, 200],
+        ),
+        (
+            "/admin/t/yokohama/import".into(),
+            [200, 200, 200, 403, 403, 403, 403],
+        ),
+        (
+            "/admin/t/yokohama/audit".into(),
+            [200, 200, 403, 403, 403, 403, 200],
+        ),
+        (
+            "/admin/t/yokohama/api-keys".into(),
+            [200, 200, 403, 403, 403, 403, 200],
+        ),
         // another tenant's pages and ids: not found for everyone who does not work there
-        ("/admin/t/kawasaki/venues".into(), [200, 404, 404, 404, 404, 404, 404]),
-        (format!("/admin/t/yokohama/venues/{}", vb[0]), [404, 404, 404, 404, 404, 404, 404]),
+        (
+            "/admin/t/kawasaki/venues".into(),
+            [200, 404, 404, 404, 404, 404, 404],
+        ),
+        (
+            format!("/admin/t/yokohama/venues/{}", vb[0]),
+            [404, 404, 404, 404, 404, 404, 404],
+        ),
     ];
     for (path, expected) in &pages {
         for (i, client) in people.iter_mut().enumerate() {
@@ -109,7 +150,15 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
         (
             "query { city(slug: \"yokohama\") { vaccines { name } } }",
             json!({}),
-            [None, None, None, Some("FORBIDDEN"), Some("FORBIDDEN"), Some("FORBIDDEN"), None],
+            [
+                None,
+                None,
+                None,
+                Some("FORBIDDEN"),
+                Some("FORBIDDEN"),
+                Some("FORBIDDEN"),
+                None,
+            ],
         ),
         (
             "query($id: UUID!) { city(slug: \"yokohama\") { venue(id: $id) { name } slots(venueId: $id, first: 5) { capacity } } }",
@@ -119,17 +168,41 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
         (
             "query { city(slug: \"yokohama\") { resident(ticketNo: \"1000000001\") { kanaName } } }",
             json!({}),
-            [None, None, None, Some("FORBIDDEN"), Some("FORBIDDEN"), None, None],
+            [
+                None,
+                None,
+                None,
+                Some("FORBIDDEN"),
+                Some("FORBIDDEN"),
+                None,
+                None,
+            ],
         ),
         (
             "query { city(slug: \"yokohama\") { auditLog(limit: 5) { action } } }",
             json!({}),
-            [None, None, Some("FORBIDDEN"), Some("FORBIDDEN"), Some("FORBIDDEN"), Some("FORBIDDEN"), None],
+            [
+                None,
+                None,
+                Some("FORBIDDEN"),
+                Some("FORBIDDEN"),
+                Some("FORBIDDEN"),
+                Some("FORBIDDEN"),
+                None,
+            ],
         ),
         (
             "query { city(slug: \"kawasaki\") { venues { name } } }",
             json!({}),
-            [None, Some("NOT_FOUND"), Some("NOT_FOUND"), Some("NOT_FOUND"), Some("NOT_FOUND"), Some("NOT_FOUND"), Some("NOT_FOUND")],
+            [
+                None,
+                Some("NOT_FOUND"),
+                Some("NOT_FOUND"),
+                Some("NOT_FOUND"),
+                Some("NOT_FOUND"),
+                Some("NOT_FOUND"),
+                Some("NOT_FOUND"),
+            ],
         ),
         (
             "query($id: UUID!) { city(slug: \"yokohama\") { venue(id: $id) { name } } }",
@@ -142,7 +215,11 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
             let answer = client.graphql(query, vars.clone()).await;
             assert_eq!(code(&answer), expected[i], "{} {query}: {answer}", WHO[i]);
             if expected[i].is_none() {
-                assert!(answer["data"]["city"].is_object(), "{} {query}: {answer}", WHO[i]);
+                assert!(
+                    answer["data"]["city"].is_object(),
+                    "{} {query}: {answer}",
+                    WHO[i]
+                );
             }
         }
     }
@@ -157,7 +234,10 @@ async fn an_api_key_reaches_its_scopes_in_its_own_tenant_only_until_revoked() {
         .staff_client("admin@yokohama.example", Some((a.id, Role::CityAdmin, &[])))
         .await;
     let page = admin
-        .post("/admin/t/yokohama/api-keys", &[("name", "portal"), ("scope_venues:read", "1")])
+        .post(
+            "/admin/t/yokohama/api-keys",
+            &[("name", "portal"), ("scope_venues:read", "1")],
+        )
         .await
         .text()
         .await
@@ -168,24 +248,49 @@ async fn an_api_key_reaches_its_scopes_in_its_own_tenant_only_until_revoked() {
         .and_then(|r| r.split('<').next())
         .expect("the key is shown once")
         .to_owned();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE key_hash = sha256($1::bytea)")
-        .bind(key.as_bytes())
-        .fetch_one(&app.owner)
-        .await
-        .expect("hash");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE key_hash = sha256($1::bytea)")
+            .bind(key.as_bytes())
+            .fetch_one(&app.owner)
+            .await
+            .expect("hash");
     assert_eq!(stored, 1, "stored as its SHA-256 only");
-    assert!(!admin.get("/admin/t/yokohama/api-keys").await.text().await.expect("list").contains(&key));
+    assert!(
+        !admin
+            .get("/admin/t/yokohama/api-keys")
+            .await
+            .text()
+            .await
+            .expect("list")
+            .contains(&key)
+    );
 
     let venues = app
-        .graphql_with_key(&key, "{ city(slug: \"yokohama\") { venues { name } } }", json!({}))
+        .graphql_with_key(
+            &key,
+            "{ city(slug: \"yokohama\") { venues { name } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(venues["data"]["city"]["venues"].as_array().map(Vec::len), Some(3), "{venues}");
+    assert_eq!(
+        venues["data"]["city"]["venues"].as_array().map(Vec::len),
+        Some(3),
+        "{venues}"
+    );
     let resident = app
-        .graphql_with_key(&key, "{ city(slug: \"yokohama\") { resident(ticketNo: \"1000000001\") { kanaName } } }", json!({}))
+        .graphql_with_key(
+            &key,
+            "{ city(slug: \"yokohama\") { resident(ticketNo: \"1000000001\") { kanaName } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(code(&resident), Some("FORBIDDEN"), "{resident}");
     let other = app
-        .graphql_with_key(&key, "{ city(slug: \"kawasaki\") { venues { name } } }", json!({}))
+        .graphql_with_key(
+            &key,
+            "{ city(slug: \"kawasaki\") { venues { name } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(code(&other), Some("NOT_FOUND"), "{other}");
     let used: Option<chrono::DateTime<chrono::Utc>> =
@@ -199,11 +304,30 @@ async fn an_api_key_reaches_its_scopes_in_its_own_tenant_only_until_revoked() {
         .fetch_one(&app.owner)
         .await
         .expect("id");
-    assert_eq!(admin.post(&format!("/admin/t/yokohama/api-keys/{id}/revoke"), &[]).await.status(), 303);
+    assert_eq!(
+        admin
+            .post(&format!("/admin/t/yokohama/api-keys/{id}/revoke"), &[])
+            .await
+            .status(),
+        303
+    );
     let after = app
-        .graphql_with_key(&key, "{ city(slug: \"yokohama\") { venues { name } } }", json!({}))
+        .graphql_with_key(
+            &key,
+            "{ city(slug: \"yokohama\") { venues { name } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(code(&after), Some("FORBIDDEN"), "a revoked key is refused: {after}");
-    let anonymous = app.graphql("{ city(slug: \"yokohama\") { venues { name } } }", json!({})).await;
+    assert_eq!(
+        code(&after),
+        Some("FORBIDDEN"),
+        "a revoked key is refused: {after}"
+    );
+    let anonymous = app
+        .graphql(
+            "{ city(slug: \"yokohama\") { venues { name } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(code(&anonymous), Some("FORBIDDEN"));
 }

@@ -183,7 +183,10 @@ pub async fn href(page: &Page, selector: &str) -> String {
 
 /// The visible text, or "" while the page is between documents (during a navigation).
 pub async fn text_now(page: &Page) -> String {
-    match page.evaluate("document.body ? document.body.innerText : ''").await {
+    match page
+        .evaluate("document.body ? document.body.innerText : ''")
+        .await
+    {
         Ok(v) => v.into_value::<String>().unwrap_or_default(),
         Err(_) => String::new(),
     }

@@ -8,8 +8,14 @@ use platform::import::{self, ImportError};
 
 use crate::support::{TestApp, spawn_app, yoyaku_cli};
 
-const HEADER: &str = "ticket_no,birth_date,kana_name,sex,phone,email,postal_code,preferred_language\n";
-const KANA: [&str; 4] = ["ヤマダ タロウ", "スズキ ハナコ", "タナカ イチロウ", "サトウ ユミ"];
+const HEADER: &str =
+    "ticket_no,birth_date,kana_name,sex,phone,email,postal_code,preferred_language\n";
+const KANA: [&str; 4] = [
+    "ヤマダ タロウ",
+    "スズキ ハナコ",
+    "タナカ イチロウ",
+    "サトウ ユミ",
+];
 
 fn csv(rows: u32, bad: &[u32]) -> String {
     let mut out = String::from(HEADER);
@@ -17,8 +23,15 @@ fn csv(rows: u32, bad: &[u32]) -> String {
         let line = if bad.contains(&n) {
             // each bad row has exactly one problem, in a different column
             match n % 3 {
-                0 => format!("{:010},1960-02-30,{},female,,,,ja\n", 2_000_000_000u64 + u64::from(n), KANA[0]),
-                1 => format!("{:010},1960-01-01,yamada,male,,,,\n", 2_000_000_000u64 + u64::from(n)),
+                0 => format!(
+                    "{:010},1960-02-30,{},female,,,,ja\n",
+                    2_000_000_000u64 + u64::from(n),
+                    KANA[0]
+                ),
+                1 => format!(
+                    "{:010},1960-01-01,yamada,male,,,,\n",
+                    2_000_000_000u64 + u64::from(n)
+                ),
                 _ => format!("12345,1960-01-01,{},male,,,,\n", KANA[1]),
             }
         } else {
@@ -41,7 +54,10 @@ fn csv(rows: u32, bad: &[u32]) -> String {
 async fn city(app: &TestApp) -> (tenants::Tenant, Actor) {
     let tenant = app.seeded_tenant("yokohama", "141003").await;
     let admin = app
-        .staff("admin@yokohama.example", Some((tenant.id, Role::CityAdmin, &[])))
+        .staff(
+            "admin@yokohama.example",
+            Some((tenant.id, Role::CityAdmin, &[])),
+        )
         .await;
     (tenant, Actor::staff(admin.id, &admin.email, None))
 }
@@ -67,15 +83,30 @@ async fn three_bad_rows_among_a_thousand_are_named_exactly_and_nothing_is_import
     let columns: Vec<&str> = parsed.errors.iter().map(|e| e.column.as_str()).collect();
     assert_eq!(columns, vec!["birth_date", "kana_name", "ticket_no"]);
 
-    let mut scope = app.authz.enter(&actor, tenant.id, Object::Imports, Act::Write).await.expect("scope");
-    let err = import::import(&mut scope, &parsed, false, "test.csv", |_, _| {}).await.unwrap_err();
-    assert!(matches!(err, ImportError::InvalidRows(ref e) if e.len() == 3), "{err}");
+    let mut scope = app
+        .authz
+        .enter(&actor, tenant.id, Object::Imports, Act::Write)
+        .await
+        .expect("scope");
+    let err = import::import(&mut scope, &parsed, false, "test.csv", |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ImportError::InvalidRows(ref e) if e.len() == 3),
+        "{err}"
+    );
     scope.commit().await.expect("commit");
     assert_eq!(residents(&app, &tenant).await, before, "nothing imported");
 
     // the explicit choice imports the 997 valid rows
-    let mut scope = app.authz.enter(&actor, tenant.id, Object::Imports, Act::Write).await.expect("scope");
-    let outcome = import::import(&mut scope, &parsed, true, "test.csv", |_, _| {}).await.expect("import");
+    let mut scope = app
+        .authz
+        .enter(&actor, tenant.id, Object::Imports, Act::Write)
+        .await
+        .expect("scope");
+    let outcome = import::import(&mut scope, &parsed, true, "test.csv", |_, _| {})
+        .await
+        .expect("import");
     scope.commit().await.expect("commit");
     assert_eq!((outcome.inserted, outcome.skipped_invalid), (997, 3));
     assert_eq!(residents(&app, &tenant).await, before + 997);
@@ -92,12 +123,22 @@ async fn the_cli_imports_shift_jis_kana_names_and_a_second_run_changes_nothing()
     std::fs::write(&path, &sjis).expect("write");
     let file = path.to_string_lossy().into_owned();
 
-    let out = yoyaku_cli(&app, &["import", "residents", "--tenant", "yokohama", &file]).await;
+    let out = yoyaku_cli(
+        &app,
+        &["import", "residents", "--tenant", "yokohama", &file],
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("50 new, 0 updated, 0 unchanged"), "{stdout}");
-    assert!(stderr.contains("Shift_JIS") && stderr.contains("50/50 rows"), "progress: {stderr}");
+    assert!(
+        stdout.contains("50 new, 0 updated, 0 unchanged"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("Shift_JIS") && stderr.contains("50/50 rows"),
+        "progress: {stderr}"
+    );
 
     let (name, updated): (String, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
         "SELECT kana_name, updated_at FROM residents WHERE tenant_id = $1 AND ticket_no = '2000000003'",
@@ -108,9 +149,16 @@ async fn the_cli_imports_shift_jis_kana_names_and_a_second_run_changes_nothing()
     .expect("resident");
     assert_eq!(name, KANA[3], "kana survive Shift_JIS → UTF-8");
 
-    let again = yoyaku_cli(&app, &["import", "residents", "--tenant", "yokohama", &file]).await;
+    let again = yoyaku_cli(
+        &app,
+        &["import", "residents", "--tenant", "yokohama", &file],
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&again.stdout);
-    assert!(stdout.contains("0 new, 0 updated, 50 unchanged"), "{stdout}");
+    assert!(
+        stdout.contains("0 new, 0 updated, 50 unchanged"),
+        "{stdout}"
+    );
     let (count, updated_again): (i64, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM residents WHERE tenant_id = $1), \
                 (SELECT updated_at FROM residents WHERE tenant_id = $1 AND ticket_no = '2000000003')",
@@ -119,21 +167,36 @@ async fn the_cli_imports_shift_jis_kana_names_and_a_second_run_changes_nothing()
     .fetch_one(&app.owner)
     .await
     .expect("after");
-    assert_eq!(count, 50 + i64::from(platform::demo::DEMO_RESIDENTS), "no duplicates");
+    assert_eq!(
+        count,
+        50 + i64::from(platform::demo::DEMO_RESIDENTS),
+        "no duplicates"
+    );
     assert_eq!(updated, updated_again, "unchanged rows are not touched");
 
     // a changed row is updated by ticket number, not duplicated
     let changed = csv(50, &[]).replace("スズキ ハナコ", "スズキ ハナ");
     std::fs::write(&path, changed).expect("write");
-    let third = yoyaku_cli(&app, &["import", "residents", "--tenant", "yokohama", &file]).await;
+    let third = yoyaku_cli(
+        &app,
+        &["import", "residents", "--tenant", "yokohama", &file],
+    )
+    .await;
     assert!(String::from_utf8_lossy(&third.stdout).contains("0 new, 13 updated, 37 unchanged"));
 
     // a file with a bad row fails without importing, and says which row
     std::fs::write(&path, csv(5, &[4])).expect("write");
-    let bad = yoyaku_cli(&app, &["import", "residents", "--tenant", "yokohama", &file]).await;
+    let bad = yoyaku_cli(
+        &app,
+        &["import", "residents", "--tenant", "yokohama", &file],
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success());
-    assert!(stderr.contains("line 5, column kana_name") && stderr.contains("nothing was imported"), "{stderr}");
+    assert!(
+        stderr.contains("line 5, column kana_name") && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_file(&path);
 }
 
@@ -144,16 +207,25 @@ async fn a_hundred_thousand_residents_import_well_under_a_minute() {
     let file = csv(100_000, &[]);
     let started = Instant::now();
     let parsed = import::parse(file.as_bytes()).expect("parse");
-    let mut scope = app.authz.enter(&actor, tenant.id, Object::Imports, Act::Write).await.expect("scope");
-    let mut progress = Vec::new();
-    let outcome = import::import(&mut scope, &parsed, false, "big.csv", |done, total| progress.push((done, total)))
+    let mut scope = app
+        .authz
+        .enter(&actor, tenant.id, Object::Imports, Act::Write)
         .await
-        .expect("import");
+        .expect("scope");
+    let mut progress = Vec::new();
+    let outcome = import::import(&mut scope, &parsed, false, "big.csv", |done, total| {
+        progress.push((done, total))
+    })
+    .await
+    .expect("import");
     scope.commit().await.expect("commit");
     let took = started.elapsed();
     assert_eq!(outcome.inserted, 100_000);
     assert_eq!(progress.last(), Some(&(100_000, 100_000)));
     assert!(progress.len() >= 10, "progress is reported per batch");
     assert!(took < Duration::from_secs(30), "took {took:?}");
-    assert_eq!(residents(&app, &tenant).await, 100_000 + i64::from(platform::demo::DEMO_RESIDENTS));
+    assert_eq!(
+        residents(&app, &tenant).await,
+        100_000 + i64::from(platform::demo::DEMO_RESIDENTS)
+    );
 }

@@ -40,7 +40,12 @@ async fn two_tenants() -> (TestApp, TenantId, TenantId) {
     for t in [a, b] {
         let mut scope = app
             .authz
-            .enter(&actor, t, platform::authz::Object::ApiKeys, platform::authz::Act::Write)
+            .enter(
+                &actor,
+                t,
+                platform::authz::Object::ApiKeys,
+                platform::authz::Act::Write,
+            )
             .await
             .expect("operator scope");
         platform::api_keys::create(&mut scope, &app.authz, "isolation", &["venues:read".into()])

@@ -24,7 +24,10 @@ async fn an_invited_admin_sets_a_password_once_and_it_is_stored_as_an_argon2id_h
         .await;
     assert_eq!(res.status(), 303, "onboarding redirects to the tenant page");
     let page = operator
-        .post("/admin/tenants/testcity/invite", &[("email", "Admin@Testcity.example")])
+        .post(
+            "/admin/tenants/testcity/invite",
+            &[("email", "Admin@Testcity.example")],
+        )
         .await
         .text()
         .await
@@ -51,21 +54,28 @@ async fn an_invited_admin_sets_a_password_once_and_it_is_stored_as_an_argon2id_h
         .await;
     assert_eq!(ok.status(), 303);
     let again = admin
-        .post_raw(path, &[("password", "another password 123"), ("csrf", &csrf)])
+        .post_raw(
+            path,
+            &[("password", "another password 123"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(again.status(), 404, "the link works once");
 
-    let hash: String =
-        sqlx::query_scalar("SELECT password_hash FROM staff_accounts WHERE email = 'admin@testcity.example'")
-            .fetch_one(&app.owner)
-            .await
-            .expect("hash");
+    let hash: String = sqlx::query_scalar(
+        "SELECT password_hash FROM staff_accounts WHERE email = 'admin@testcity.example'",
+    )
+    .fetch_one(&app.owner)
+    .await
+    .expect("hash");
     assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
 
     let mut admin = app.login("admin@testcity.example", PASSWORD).await;
     let home = admin.get("/admin").await.text().await.expect("home");
-    assert!(home.contains("Testcity") && home.contains("city_admin"), "{home}");
+    assert!(
+        home.contains("Testcity") && home.contains("city_admin"),
+        "{home}"
+    );
 }
 
 #[tokio::test]
@@ -74,12 +84,19 @@ async fn five_wrong_passwords_throttle_the_account_even_for_the_right_password()
     app.staff("clerk@city.example", None).await;
     let mut client = app.anonymous();
     for attempt in 1..=5 {
-        let res = client.attempt_login("clerk@city.example", "wrong password!").await;
+        let res = client
+            .attempt_login("clerk@city.example", "wrong password!")
+            .await;
         assert_eq!(res.status(), 401, "attempt {attempt}");
     }
     let res = client.attempt_login("clerk@city.example", PASSWORD).await;
     assert_eq!(res.status(), 429, "the sixth attempt is throttled");
-    assert!(res.text().await.expect("body").contains("too many failed logins"));
+    assert!(
+        res.text()
+            .await
+            .expect("body")
+            .contains("too many failed logins")
+    );
     let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM staff_sessions")
         .fetch_one(&app.owner)
         .await
@@ -92,7 +109,10 @@ async fn form_posts_without_the_csrf_token_are_refused_and_change_nothing() {
     let app = spawn_app().await;
     let tenant = app.seeded_tenant("yokohama", "141003").await;
     let mut admin = app
-        .staff_client("admin@yokohama.example", Some((tenant.id, Role::CityAdmin, &[])))
+        .staff_client(
+            "admin@yokohama.example",
+            Some((tenant.id, Role::CityAdmin, &[])),
+        )
         .await;
     let vaccine = [
         ("name", "NoCsrf"),
@@ -144,14 +164,27 @@ async fn session_cookies_are_http_only_same_site_lax_and_logout_ends_the_session
         .find(|v| v.starts_with("yoyaku_staff="))
         .expect("session cookie")
         .to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain http in tests: no Secure flag");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http in tests: no Secure flag"
+    );
     let stored: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM staff_sessions")
         .fetch_one(&app.owner)
         .await
         .expect("session row");
-    let token = cookie["yoyaku_staff=".len()..].split(';').next().expect("value");
-    assert_ne!(stored, token.as_bytes(), "only a hash of the token is stored");
+    let token = cookie["yoyaku_staff=".len()..]
+        .split(';')
+        .next()
+        .expect("value");
+    assert_ne!(
+        stored,
+        token.as_bytes(),
+        "only a hash of the token is stored"
+    );
 
     client.refresh_csrf().await;
     assert_eq!(client.get("/admin/tenants").await.status(), 200);
@@ -165,7 +198,10 @@ async fn configuration_changes_and_resident_views_are_in_the_audit_log_with_the_
     let app = spawn_app().await;
     let tenant = app.seeded_tenant("yokohama", "141003").await;
     let mut admin = app
-        .staff_client("admin@yokohama.example", Some((tenant.id, Role::CityAdmin, &[])))
+        .staff_client(
+            "admin@yokohama.example",
+            Some((tenant.id, Role::CityAdmin, &[])),
+        )
         .await;
     let res = admin
         .post(
@@ -199,7 +235,10 @@ async fn configuration_changes_and_resident_views_are_in_the_audit_log_with_the_
         )
         .await;
     assert_eq!(res.status(), 303);
-    let venue = res.headers()["location"].to_str().expect("location").to_owned();
+    let venue = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let res = admin
         .post(
             &format!("{venue}/schedules"),
@@ -224,7 +263,10 @@ async fn configuration_changes_and_resident_views_are_in_the_audit_log_with_the_
         .expect("lookup");
     assert!(page.contains(&platform::demo::demo_resident(1).kana_name));
     let mut staff_person = app
-        .staff_client("clerk@yokohama.example", Some((tenant.id, Role::CallCenter, &[])))
+        .staff_client(
+            "clerk@yokohama.example",
+            Some((tenant.id, Role::CallCenter, &[])),
+        )
         .await;
     assert_eq!(
         staff_person
@@ -260,11 +302,15 @@ async fn configuration_changes_and_resident_views_are_in_the_audit_log_with_the_
         "resident.view",
         "role.grant",
     ] {
-        assert!(has("admin@yokohama.example", action), "{action} missing: {rows:?}");
+        assert!(
+            has("admin@yokohama.example", action),
+            "{action} missing: {rows:?}"
+        );
     }
     assert!(has("clerk@yokohama.example", "resident.view"), "{rows:?}");
     assert!(
-        rows.iter().all(|r| r.3.as_deref() == Some("127.0.0.1") || r.0 == "system"),
+        rows.iter()
+            .all(|r| r.3.as_deref() == Some("127.0.0.1") || r.0 == "system"),
         "every entry says where from: {rows:?}"
     );
 
@@ -272,7 +318,10 @@ async fn configuration_changes_and_resident_views_are_in_the_audit_log_with_the_
     let page = admin.get("/admin/t/yokohama/audit").await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("body").contains("resident.view"));
-    assert_eq!(staff_person.get("/admin/t/yokohama/audit").await.status(), 403);
+    assert_eq!(
+        staff_person.get("/admin/t/yokohama/audit").await.status(),
+        403
+    );
 }
 
 #[tokio::test]
@@ -286,6 +335,9 @@ async fn the_runtime_role_cannot_rewrite_or_delete_the_audit_log() {
         "UPDATE platform_audit_log SET actor = 'nobody'",
         "DELETE FROM platform_audit_log",
     ] {
-        assert!(app.pool.execute(attack).await.is_err(), "the runtime role could run: {attack}");
+        assert!(
+            app.pool.execute(attack).await.is_err(),
+            "the runtime role could run: {attack}"
+        );
     }
 }

@@ -305,10 +305,14 @@ impl TestApp {
         email: &str,
         role: Option<(tenants::TenantId, platform::authz::Role, &[uuid::Uuid])>,
     ) -> platform::identity::StaffAccount {
-        let account =
-            platform::identity::create_with_password(&self.pool, &self.auth_policy, email, PASSWORD)
-                .await
-                .expect("create account");
+        let account = platform::identity::create_with_password(
+            &self.pool,
+            &self.auth_policy,
+            email,
+            PASSWORD,
+        )
+        .await
+        .expect("create account");
         let subject = platform::authz::staff_subject(account.id);
         match role {
             Some((tenant, role, venues)) => self
@@ -452,7 +456,12 @@ impl AdminClient<'_> {
 
     /// Fetches the login form (for its CSRF cookie and token) and posts the credentials.
     pub async fn attempt_login(&mut self, email: &str, password: &str) -> reqwest::Response {
-        let html = self.get("/admin/login").await.text().await.expect("login page");
+        let html = self
+            .get("/admin/login")
+            .await
+            .text()
+            .await
+            .expect("login page");
         let csrf = csrf_in(&html).expect("csrf on the login page");
         self.post_raw(
             "/admin/login",
