@@ -52,6 +52,7 @@ login_max_failures = 5
 login_throttle_minutes = 15
 invitation_valid_hours = 72
 password_reset_valid_minutes = 60
+policy_reload_secs = 10
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -135,6 +136,8 @@ pub struct AuthSettings {
     pub login_throttle_minutes: i64,
     pub invitation_valid_hours: i64,
     pub password_reset_valid_minutes: i64,
+    /// How often each process re-reads the authorization rules (changes made by other processes).
+    pub policy_reload_secs: u64,
 }
 
 impl AuthSettings {
@@ -233,7 +236,7 @@ impl Settings {
             self.auth.invitation_valid_hours,
             self.auth.password_reset_valid_minutes,
         ];
-        if lifetimes.iter().any(|v| *v < 1) {
+        if lifetimes.iter().any(|v| *v < 1) || self.auth.policy_reload_secs == 0 {
             return Err(ConfigError(
                 "auth.* lifetimes and limits must be at least 1".into(),
             ));

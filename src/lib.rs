@@ -34,6 +34,9 @@ impl App {
         }
         dbs.owner.close().await;
         let authz = platform::authz::Authz::load(dbs.app.clone()).await?;
+        authz.spawn_reload(std::time::Duration::from_secs(
+            settings.auth.policy_reload_secs,
+        ));
         let router = http::router(&settings, dbs.app.clone(), authz.clone());
         Ok(Self {
             settings,

@@ -218,6 +218,25 @@ impl Authz {
         Ok(())
     }
 
+    /// Re-reads the policy every `every`, so role changes made by other server processes apply here
+    /// too; stops when the pool is closed.
+    pub fn spawn_reload(&self, every: std::time::Duration) {
+        let authz = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if authz.pool.is_closed() {
+                    break;
+                }
+                if let Err(e) = authz.reload().await {
+                    tracing::warn!(error = %e, "reloading the authorization policy failed; keeping the old one");
+                }
+            }
+        });
+    }
+
     async fn allowed(&self, subject: &str, domain: &str, obj: &str, act: Act) -> bool {
         let enforcer = self.enforcer.read().await;
         match enforcer.enforce((subject, domain, obj, act.as_str())) {
