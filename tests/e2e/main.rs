@@ -6,6 +6,7 @@ mod support;
 
 mod admin_flow;
 mod authz_matrix;
+mod city_setup;
 mod cli;
 mod graphql_api;
 mod health;
