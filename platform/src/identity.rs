@@ -54,8 +54,6 @@ pub enum IdentityError {
     BadLink,
     #[error("{0}")]
     Invalid(String),
-    #[error("an account with this e-mail address already exists")]
-    EmailTaken,
     #[error("password hashing failed")]
     Hash,
     #[error(transparent)]

@@ -209,3 +209,84 @@ async fn the_operator_suspends_a_city_whose_staff_are_then_locked_out_and_it_is_
     );
     assert!(actions.contains(&("op@yoyaku.example".into(), "staff.login".into())));
 }
+
+#[tokio::test]
+async fn a_schedule_generates_slots_on_its_weekdays_in_local_time_except_closed_dates() {
+    let app = spawn_app().await;
+    let t = app.seeded_tenant("yokohama", "141003").await;
+    let admin = app
+        .staff("admin@yokohama.example", Some((t.id, Role::CityAdmin, &[])))
+        .await;
+    let actor = platform::authz::Actor::staff(admin.id, &admin.email, None);
+    let venue: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM venues WHERE tenant_id = $1 LIMIT 1")
+            .bind(t.id.0)
+            .fetch_one(&app.owner)
+            .await
+            .expect("venue");
+    let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+    let time = |s: &str| chrono::NaiveTime::parse_from_str(s, "%H:%M").expect("time");
+    let schedule = platform::setup::NewSchedule {
+        venue_id: venue,
+        weekdays: vec![1, 3, 6],
+        start_time: time("14:00"),
+        end_time: time("15:00"),
+        slot_minutes: 20,
+        capacity: 4,
+        // Monday 2031-03-03 to Sunday 2031-03-09; Wednesday closed
+        valid_from: date("2031-03-03"),
+        valid_until: date("2031-03-09"),
+        closed_dates: vec![date("2031-03-05")],
+    };
+    let mut scope = app
+        .authz
+        .enter(
+            &actor,
+            t.id,
+            platform::authz::Object::Venue(venue),
+            platform::authz::Act::Write,
+        )
+        .await
+        .expect("scope");
+    let (_, created) = platform::setup::create_schedule(&mut scope, &schedule)
+        .await
+        .expect("schedule");
+    scope.commit().await.expect("commit");
+    assert_eq!(
+        created, 6,
+        "Monday and Saturday, three 20-minute slots each"
+    );
+    let starts: Vec<String> = sqlx::query_scalar(
+        "SELECT to_char(starts_at AT TIME ZONE 'Asia/Tokyo', 'Dy HH24:MI') FROM slots \
+         WHERE venue_id = $1 AND starts_at >= '2031-03-01' ORDER BY starts_at",
+    )
+    .bind(venue)
+    .fetch_all(&app.owner)
+    .await
+    .expect("slots");
+    assert_eq!(
+        starts,
+        [
+            "Mon 14:00",
+            "Mon 14:20",
+            "Mon 14:40",
+            "Sat 14:00",
+            "Sat 14:20",
+            "Sat 14:40"
+        ]
+    );
+    let mut scope = app
+        .authz
+        .enter(
+            &actor,
+            t.id,
+            platform::authz::Object::Venue(venue),
+            platform::authz::Act::Write,
+        )
+        .await
+        .expect("scope");
+    let (_, again) = platform::setup::create_schedule(&mut scope, &schedule)
+        .await
+        .expect("schedule again");
+    assert_eq!(again, 0, "existing slots are kept, not duplicated");
+}
