@@ -140,14 +140,21 @@ pub async fn home(
     if !state.authz.is_member(&staff.actor, tenant.id).await {
         return Err(PageError::not_found(lang));
     }
-    let assigned = state
+    let mut assigned = Vec::new();
+    for id in state
         .authz
         .assigned_venues(&staff.actor.subject, tenant.id)
-        .await;
+        .await
+    {
+        let (_, mut scope) = enter(&state, &staff, &slug, Object::Venue(id), Act::Read).await?;
+        if let Ok(v) = setup::venue(&mut scope, id).await {
+            assigned.push(v);
+        }
+    }
     let body = html! {
         @if !assigned.is_empty() {
             h2 { (lang.t("venues")) }
-            ul { @for v in &assigned { li { a href={"/admin/t/" (slug) "/venues/" (v)} { (v) } } } }
+            ul { @for v in &assigned { li { a href={"/admin/t/" (slug) "/venues/" (v.id)} { (v.name) } } } }
         }
     };
     Ok(render(&staff, &tenant, lang.t("dashboard"), body))

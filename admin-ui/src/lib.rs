@@ -93,9 +93,11 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// Path=/ so that `/graphql` (GraphiQL) sees the staff session too; SameSite=Lax keeps it off
+/// cross-site posts.
 pub fn set_cookie(state: &AdminState, name: &str, value: &str, max_age_secs: i64) -> String {
     format!(
-        "{name}={value}; Path=/admin; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}",
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}",
         if state.secure_cookies { "; Secure" } else { "" }
     )
 }

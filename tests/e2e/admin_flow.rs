@@ -199,6 +199,12 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
     submit(&page, "#set-password", "Log in").await;
     log_in(&page, &base, "nurse@testcity.example", VENUE_PASSWORD).await;
 
+    goto(&page, format!("{base}/admin/t/testcity")).await;
+    let home = text(&page).await;
+    assert!(
+        home.contains("Venue A hall") && !home.contains("Venue B hall"),
+        "{home}"
+    );
     goto(&page, venue_a.clone()).await;
     assert!(
         text(&page).await.contains("Venue A hall"),
