@@ -2,7 +2,7 @@
 //! lookup and the audit log. Every field asks the guard (`auth::enter`) for a scope first; another
 //! tenant's city or ids answer NOT_FOUND.
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::authz::{Act, Object as Obj};
 use platform::setup;
@@ -259,5 +259,188 @@ impl City {
                 ip: e.ip,
             })
             .collect())
+    }
+}
+
+/// City configuration changes (API key scope `config:write`, or a city admin's session). Each is
+/// recorded in the audit log with the key or person.
+#[derive(Default)]
+pub struct AdminMutation;
+
+#[derive(InputObject)]
+pub struct VaccineInput {
+    name: String,
+    maker: String,
+    doses: i32,
+    min_interval_days: i32,
+    booster_interval_months: i32,
+    days_until_effective: i32,
+    validity_days: i32,
+}
+
+#[derive(InputObject)]
+pub struct VenueInput {
+    name: String,
+    #[graphql(default)]
+    address: String,
+    /// mass or hospital.
+    kind: String,
+    vaccine_id: Uuid,
+    booking_opens_at: Option<DateTime<Utc>>,
+    #[graphql(default = 24)]
+    booking_deadline_hours: i32,
+    #[graphql(default = 2)]
+    cancel_cutoff_days: i32,
+}
+
+#[derive(InputObject)]
+pub struct ScheduleInput {
+    venue_id: Uuid,
+    /// ISO weekdays, 1 = Monday.
+    weekdays: Vec<i32>,
+    /// HH:MM, local time of the city.
+    start_time: String,
+    end_time: String,
+    slot_minutes: i32,
+    capacity: i32,
+    valid_from: NaiveDate,
+    valid_until: NaiveDate,
+    #[graphql(default)]
+    closed_dates: Vec<NaiveDate>,
+}
+
+/// What a new schedule produced.
+#[derive(SimpleObject)]
+pub struct ScheduleCreated {
+    id: Uuid,
+    slots_created: u64,
+}
+
+async fn tenant_of(ctx: &Context<'_>, slug: &str) -> Result<TenantId, ApiError> {
+    let pool = ctx
+        .data::<PgPool>()
+        .map_err(|e| ApiError::Internal(e.message))?;
+    tenants::find_by_slug(pool, slug)
+        .await?
+        .map(|t| t.id)
+        .ok_or_else(|| ApiError::NotFound("city".into()))
+}
+
+fn setup_error(e: setup::SetupError) -> ApiError {
+    match e {
+        setup::SetupError::Invalid { field, reason } => {
+            ApiError::Validation(format!("{field}: {reason}"))
+        }
+        setup::SetupError::NotFound => ApiError::NotFound("object".into()),
+        setup::SetupError::Conflict(m) => ApiError::Validation(m),
+        setup::SetupError::Database(e) => e.into(),
+    }
+}
+
+fn hh_mm(field: &str, raw: &str) -> Result<chrono::NaiveTime, ApiError> {
+    chrono::NaiveTime::parse_from_str(raw.trim(), "%H:%M")
+        .map_err(|_| ApiError::Validation(format!("{field}: use HH:MM, e.g. 09:00")))
+}
+
+#[Object]
+impl AdminMutation {
+    async fn create_vaccine(
+        &self,
+        ctx: &Context<'_>,
+        city: String,
+        input: VaccineInput,
+    ) -> Result<Uuid> {
+        let tenant = tenant_of(ctx, &city).await?;
+        let mut scope = auth::enter(ctx, tenant, Obj::Vaccines, Act::Write).await?;
+        let id = setup::create_vaccine(
+            &mut scope,
+            &setup::NewVaccine {
+                id: Uuid::nil(),
+                name: input.name,
+                maker: input.maker,
+                doses: input.doses,
+                min_interval_days: input.min_interval_days,
+                booster_interval_months: input.booster_interval_months,
+                days_until_effective: input.days_until_effective,
+                validity_days: input.validity_days,
+            },
+        )
+        .await
+        .map_err(setup_error)?;
+        scope.commit().await.map_err(ApiError::from)?;
+        Ok(id)
+    }
+
+    async fn create_venue(
+        &self,
+        ctx: &Context<'_>,
+        city: String,
+        input: VenueInput,
+    ) -> Result<Uuid> {
+        let tenant = tenant_of(ctx, &city).await?;
+        let mut scope = auth::enter(ctx, tenant, Obj::Venues, Act::Write).await?;
+        let id = setup::create_venue(
+            &mut scope,
+            &setup::NewVenue {
+                name: input.name,
+                address: input.address,
+                kind: input.kind,
+                vaccine_id: input.vaccine_id,
+                booking_opens_at: input.booking_opens_at,
+                booking_deadline_hours: input.booking_deadline_hours,
+                cancel_cutoff_days: input.cancel_cutoff_days,
+            },
+        )
+        .await
+        .map_err(setup_error)?;
+        scope.commit().await.map_err(ApiError::from)?;
+        Ok(id)
+    }
+
+    /// Saves a capacity schedule and generates its slots at once.
+    async fn create_schedule(
+        &self,
+        ctx: &Context<'_>,
+        city: String,
+        input: ScheduleInput,
+    ) -> Result<ScheduleCreated> {
+        let tenant = tenant_of(ctx, &city).await?;
+        let mut scope = auth::enter(ctx, tenant, Obj::Venue(input.venue_id), Act::Write).await?;
+        let (id, slots_created) = setup::create_schedule(
+            &mut scope,
+            &setup::NewSchedule {
+                venue_id: input.venue_id,
+                weekdays: input.weekdays,
+                start_time: hh_mm("startTime", &input.start_time)?,
+                end_time: hh_mm("endTime", &input.end_time)?,
+                slot_minutes: input.slot_minutes,
+                capacity: input.capacity,
+                valid_from: input.valid_from,
+                valid_until: input.valid_until,
+                closed_dates: input.closed_dates,
+            },
+        )
+        .await
+        .map_err(setup_error)?;
+        scope.commit().await.map_err(ApiError::from)?;
+        Ok(ScheduleCreated { id, slots_created })
+    }
+
+    /// Sets one slot's capacity (never below what is booked: VALIDATION).
+    async fn set_slot_capacity(
+        &self,
+        ctx: &Context<'_>,
+        city: String,
+        venue_id: Uuid,
+        slot_id: Uuid,
+        capacity: i32,
+    ) -> Result<bool> {
+        let tenant = tenant_of(ctx, &city).await?;
+        let mut scope = auth::enter(ctx, tenant, Obj::Venue(venue_id), Act::Write).await?;
+        setup::set_slot_capacity(&mut scope, venue_id, slot_id, capacity)
+            .await
+            .map_err(setup_error)?;
+        scope.commit().await.map_err(ApiError::from)?;
+        Ok(true)
     }
 }

@@ -14,12 +14,20 @@ use crate::authz::{Actor, Authz, AuthzError, Scope};
 use crate::identity::{random_token, token_hash};
 
 /// The scopes a key can have, and the (object, action) rules each one stands for.
-pub const SCOPES: [(&str, &[(&str, &str)]); 5] = [
+pub const SCOPES: [(&str, &[(&str, &str)]); 6] = [
     ("vaccines:read", &[("vaccines", "read")]),
     ("venues:read", &[("venues", "read"), ("venue/*", "read")]),
     ("residents:read", &[("residents", "read")]),
     ("audit:read", &[("audit", "read")]),
     ("imports:write", &[("imports", "write")]),
+    (
+        "config:write",
+        &[
+            ("vaccines", "write"),
+            ("venues", "write"),
+            ("venue/*", "write"),
+        ],
+    ),
 ];
 
 pub fn subject(id: Uuid) -> String {

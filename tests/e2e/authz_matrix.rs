@@ -331,3 +331,94 @@ async fn an_api_key_reaches_its_scopes_in_its_own_tenant_only_until_revoked() {
         .await;
     assert_eq!(code(&anonymous), Some("FORBIDDEN"));
 }
+
+#[tokio::test]
+async fn an_integrator_with_config_write_sets_up_a_venue_through_graphql_and_is_audited() {
+    let app = spawn_app().await;
+    let a = app.seeded_tenant("yokohama", "141003").await;
+    app.seeded_tenant("kawasaki", "141305").await;
+    let admin = app
+        .staff("admin@yokohama.example", Some((a.id, Role::CityAdmin, &[])))
+        .await;
+    let actor = platform::authz::Actor::staff(admin.id, &admin.email, None);
+    let mut keys = Vec::new();
+    for (name, scope_name) in [("writer", "config:write"), ("reader", "venues:read")] {
+        let mut scope = app
+            .authz
+            .enter(
+                &actor,
+                a.id,
+                platform::authz::Object::ApiKeys,
+                platform::authz::Act::Write,
+            )
+            .await
+            .expect("scope");
+        let (_, key) =
+            platform::api_keys::create(&mut scope, &app.authz, name, &[scope_name.into()])
+                .await
+                .expect("key");
+        scope.commit().await.expect("commit");
+        keys.push(key);
+    }
+    let (writer, reader) = (&keys[0], &keys[1]);
+    let create_vaccine = "mutation($city: String!) { createVaccine(city: $city, input: { name: \"API vaccine\", maker: \"M\", doses: 2, minIntervalDays: 21, boosterIntervalMonths: 6, daysUntilEffective: 7, validityDays: 180 }) }";
+
+    let denied = app
+        .graphql_with_key(reader, create_vaccine, json!({ "city": "yokohama" }))
+        .await;
+    assert_eq!(code(&denied), Some("FORBIDDEN"), "{denied}");
+    let elsewhere = app
+        .graphql_with_key(writer, create_vaccine, json!({ "city": "kawasaki" }))
+        .await;
+    assert_eq!(code(&elsewhere), Some("NOT_FOUND"), "{elsewhere}");
+
+    let vaccine = app
+        .graphql_with_key(writer, create_vaccine, json!({ "city": "yokohama" }))
+        .await;
+    let vaccine_id = vaccine["data"]["createVaccine"]
+        .as_str()
+        .expect("vaccine id")
+        .to_owned();
+    let venue = app
+        .graphql_with_key(
+            writer,
+            "mutation($v: UUID!) { createVenue(city: \"yokohama\", input: { name: \"API hall\", kind: \"mass\", vaccineId: $v }) }",
+            json!({ "v": vaccine_id }),
+        )
+        .await;
+    let venue_id = venue["data"]["createVenue"]
+        .as_str()
+        .expect("venue id")
+        .to_owned();
+    let bad = app
+        .graphql_with_key(
+            writer,
+            "mutation($v: UUID!) { createSchedule(city: \"yokohama\", input: { venueId: $v, weekdays: [1], startTime: \"10:00\", endTime: \"09:00\", slotMinutes: 30, capacity: 5, validFrom: \"2031-03-03\", validUntil: \"2031-03-09\" }) { slotsCreated } }",
+            json!({ "v": venue_id }),
+        )
+        .await;
+    assert_eq!(code(&bad), Some("VALIDATION"), "{bad}");
+    let schedule = app
+        .graphql_with_key(
+            writer,
+            "mutation($v: UUID!) { createSchedule(city: \"yokohama\", input: { venueId: $v, weekdays: [1, 2], startTime: \"09:00\", endTime: \"10:00\", slotMinutes: 30, capacity: 5, validFrom: \"2031-03-03\", validUntil: \"2031-03-09\" }) { slotsCreated } }",
+            json!({ "v": venue_id }),
+        )
+        .await;
+    assert_eq!(
+        schedule["data"]["createSchedule"]["slotsCreated"], 4,
+        "{schedule}"
+    );
+
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE tenant_id = $1 AND actor = 'API key writer' ORDER BY at, id",
+    )
+    .bind(a.id.0)
+    .fetch_all(&app.owner)
+    .await
+    .expect("audit");
+    assert_eq!(
+        audited,
+        ["vaccine.create", "venue.create", "schedule.create"]
+    );
+}
