@@ -11,7 +11,7 @@ use axum::{
 use chrono::{NaiveDate, NaiveTime, Utc};
 use maud::{Markup, html};
 use platform::authz::{Act, Object, ROLES, Role, Scope};
-use platform::identity::{self, LinkPurpose};
+use platform::identity;
 use platform::import::{self, ImportError};
 use platform::setup::{self, NewSchedule, NewVaccine, NewVenue, SetupError};
 use platform::staff::{self, StaffError};
@@ -333,30 +333,29 @@ pub async fn reset_link(
     staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
-    let subject = platform::authz::staff_subject(account);
-    if !state
-        .authz
-        .tenant_grants(t.id)
-        .await
-        .iter()
-        .any(|(s, _)| *s == subject)
-    {
-        return Err(PageError::not_found(lang));
-    }
-    let token = identity::issue_link(
-        &state.pool,
-        &state.policy,
-        account,
-        LinkPurpose::PasswordReset,
-    )
-    .await?;
-    platform::audit::record(
+    let token = match staff::password_reset_link(
         &mut scope,
-        "staff.password_reset_link",
-        &format!("staff/{account}"),
-        serde_json::json!({}),
+        &state.authz,
+        &state.policy,
+        &state.pool,
+        account,
     )
-    .await?;
+    .await
+    {
+        Ok(token) => token,
+        Err(StaffError::NotFound) => return Err(PageError::not_found(lang)),
+        Err(StaffError::Invalid(m)) => {
+            let body = staff_body(&state, &staff, &t, &mut scope, None, Some(&m)).await?;
+            return Ok(unprocessable(&staff, &t, lang.t("staff"), body));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "issuing a reset link failed");
+            return Err(PageError::bad_request(
+                "something went wrong on our side; please try again",
+                lang,
+            ));
+        }
+    };
     let link = format!("{}/admin/password-reset/{token}", state.public_url);
     let notice = html! { p.ok { (lang.t("forgot")) } p { a #reset-link href=(link) { (link) } } };
     let body = staff_body(&state, &staff, &t, &mut scope, Some(notice), None).await?;

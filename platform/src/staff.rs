@@ -204,3 +204,35 @@ pub async fn remove(scope: &mut Scope, authz: &Authz, account: Uuid) -> Result<(
     audit::record(scope, "role.revoke", &format!("staff/{account}"), json!({})).await?;
     Ok(())
 }
+
+/// A password-reset link for a member of the scope's tenant, to be handed over by the admin. Refused
+/// for people who also work for another tenant or the platform: otherwise one city's admin could
+/// take over an account that reaches another city's data.
+pub async fn password_reset_link(
+    scope: &mut Scope,
+    authz: &Authz,
+    policy: &AuthPolicy,
+    pool: &sqlx::PgPool,
+    account: Uuid,
+) -> Result<String, StaffError> {
+    let subject = staff_subject(account);
+    let tenant = scope.tenant_id().to_string();
+    let memberships = authz.memberships(&subject).await;
+    if !memberships.iter().any(|(domain, _)| *domain == tenant) {
+        return Err(StaffError::NotFound);
+    }
+    if memberships.iter().any(|(domain, _)| *domain != tenant) {
+        return Err(StaffError::Invalid(
+            "this person also works for another municipality or the platform; ask the platform operator to reset the password".into(),
+        ));
+    }
+    let token = identity::issue_link(pool, policy, account, LinkPurpose::PasswordReset).await?;
+    audit::record(
+        scope,
+        "staff.password_reset_link",
+        &format!("staff/{account}"),
+        json!({}),
+    )
+    .await?;
+    Ok(token)
+}

@@ -290,3 +290,54 @@ async fn a_schedule_generates_slots_on_its_weekdays_in_local_time_except_closed_
         .expect("schedule again");
     assert_eq!(again, 0, "existing slots are kept, not duplicated");
 }
+
+#[tokio::test]
+async fn a_city_admin_cannot_reset_the_password_of_someone_who_also_works_elsewhere() {
+    let app = spawn_app().await;
+    let a = app.seeded_tenant("yokohama", "141003").await;
+    let b = app.seeded_tenant("kawasaki", "141305").await;
+    let mut admin_a = app
+        .staff_client("admin@yokohama.example", Some((a.id, Role::CityAdmin, &[])))
+        .await;
+    let shared = app
+        .staff("shared@example.jp", Some((b.id, Role::CityAdmin, &[])))
+        .await;
+    app.authz
+        .grant(
+            &platform::authz::staff_subject(shared.id),
+            a.id,
+            Role::Auditor,
+            &[],
+        )
+        .await
+        .expect("grant in A too");
+    let res = admin_a
+        .post(&format!("/admin/t/yokohama/staff/{}/reset", shared.id), &[])
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(
+        res.text()
+            .await
+            .expect("page")
+            .contains("also works for another municipality")
+    );
+    let outsider = app
+        .staff(
+            "outsider@kawasaki.example",
+            Some((b.id, Role::CityStaff, &[])),
+        )
+        .await;
+    let res = admin_a
+        .post(
+            &format!("/admin/t/yokohama/staff/{}/reset", outsider.id),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), 404, "not a member of this city");
+    let links: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM staff_tokens WHERE purpose = 'password_reset'")
+            .fetch_one(&app.owner)
+            .await
+            .expect("count");
+    assert_eq!(links, 0);
+}
