@@ -176,8 +176,8 @@ impl Lang {
             "none" => ("なし", "none"),
             "remove" => ("削除", "Remove"),
             "invited_existing" => (
-                "権限を追加しました（既存のアカウント）。",
-                "Role added (existing account).",
+                "権限を追加しました（既存のアカウント：本人のログイン後に有効）。",
+                "Role added to an existing account; it applies when the person logs in.",
             ),
             "api_keys" => ("APIキー", "API keys"),
             _ => ("?", "?"),

@@ -100,7 +100,8 @@ pub async fn invite_first_admin(
 }
 
 /// A city admin invites a person with a role (venue-scoped roles need at least one venue).
-/// People who have a password already keep it: the link is only issued to new accounts.
+/// People who have a password already keep it: the link is only issued to new accounts that work
+/// for no other tenant (None otherwise: the role applies once they log in).
 pub async fn invite(
     scope: &mut Scope,
     authz: &Authz,
@@ -142,7 +143,15 @@ pub async fn invite(
         json!({ "email": account.email, "role": role.as_str(), "venues": venues }),
     )
     .await?;
-    if account.active {
+    // A link sets the password; never hand one out for an account that (also) works elsewhere,
+    // or this city's admin could take over a pending invitation of another city.
+    let tenant = scope.tenant_id().to_string();
+    let elsewhere = authz
+        .memberships(&staff_subject(account.id))
+        .await
+        .iter()
+        .any(|(domain, _)| *domain != tenant);
+    if account.active || elsewhere {
         return Ok(None);
     }
     let token = identity::issue_link(pool, policy, account.id, LinkPurpose::Invitation).await?;

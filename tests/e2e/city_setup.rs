@@ -341,3 +341,45 @@ async fn a_city_admin_cannot_reset_the_password_of_someone_who_also_works_elsewh
             .expect("count");
     assert_eq!(links, 0);
 }
+
+#[tokio::test]
+async fn inviting_someone_with_a_pending_invitation_elsewhere_adds_the_role_but_no_link() {
+    let app = spawn_app().await;
+    let a = app.seeded_tenant("yokohama", "141003").await;
+    let b = app.seeded_tenant("kawasaki", "141305").await;
+    let mut admin_b = app
+        .staff_client("admin@kawasaki.example", Some((b.id, Role::CityAdmin, &[])))
+        .await;
+    let page = admin_b
+        .post(
+            "/admin/t/kawasaki/staff",
+            &[("email", "new@example.jp"), ("role", "city_staff")],
+        )
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("id=\"invitation-link\""));
+    let mut admin_a = app
+        .staff_client("admin@yokohama.example", Some((a.id, Role::CityAdmin, &[])))
+        .await;
+    let page = admin_a
+        .post(
+            "/admin/t/yokohama/staff",
+            &[("email", "new@example.jp"), ("role", "auditor")],
+        )
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        !page.contains("id=\"invitation-link\""),
+        "no second link: {page}"
+    );
+    assert!(page.contains("Role added to an existing account"), "{page}");
+    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM staff_tokens")
+        .fetch_one(&app.owner)
+        .await
+        .expect("count");
+    assert_eq!(links, 1);
+}
