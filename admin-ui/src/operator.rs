@@ -213,11 +213,16 @@ pub async fn invite_admin(
     let scope = platform_scope(&state, &staff, Act::Write).await?;
     let t = find(&state, &slug, staff.lang).await?;
     match staff::invite_first_admin(&scope, &state.authz, &state.policy, t.id, &form.email).await {
-        Ok(inv) => {
-            let link = format!("{}/admin/invitation/{}", state.public_url, inv.token);
-            let notice = html! {
-                p.ok { (staff.lang.t("invitation_link")) ": " (inv.email) }
-                p { a #invitation-link href=(link) { (link) } }
+        Ok(invitation) => {
+            let notice = match invitation {
+                Some(inv) => {
+                    let link = format!("{}/admin/invitation/{}", state.public_url, inv.token);
+                    html! {
+                        p.ok { (staff.lang.t("invitation_link")) ": " (inv.email) }
+                        p { a #invitation-link href=(link) { (link) } }
+                    }
+                }
+                None => html! { p.ok { (staff.lang.t("invited_existing")) } },
             };
             Ok(page(
                 staff.lang,

@@ -63,7 +63,8 @@ pub struct Invitation {
     pub token: String,
 }
 
-/// The operator invites the first city admin of a tenant. The grant is recorded in the tenant's
+/// The operator invites the first city admin of a tenant (a link only for an account without a
+/// password). The grant is recorded in the tenant's
 /// audit log by a tenant-scoped write, since it changes who may see the tenant's data.
 pub async fn invite_first_admin(
     scope: &PlatformScope,
@@ -71,13 +72,17 @@ pub async fn invite_first_admin(
     policy: &AuthPolicy,
     tenant: TenantId,
     email: &str,
-) -> Result<Invitation, StaffError> {
+) -> Result<Option<Invitation>, StaffError> {
     let account = identity::ensure_account(&scope.pool, email, "").await?;
     authz
         .grant(&staff_subject(account.id), tenant, Role::CityAdmin, &[])
         .await?;
-    let token =
-        identity::issue_link(&scope.pool, policy, account.id, LinkPurpose::Invitation).await?;
+    // someone who has a password already keeps it (and gets the role when they log in)
+    let token = if account.active {
+        None
+    } else {
+        Some(identity::issue_link(&scope.pool, policy, account.id, LinkPurpose::Invitation).await?)
+    };
     let mut tx = tenants::begin(&scope.pool, tenant).await?;
     sqlx::query(
         "INSERT INTO audit_log (tenant_id, id, actor, action, object, detail, ip) \
@@ -92,11 +97,11 @@ pub async fn invite_first_admin(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Invitation {
+    Ok(token.map(|token| Invitation {
         account_id: account.id,
         email: account.email,
         token,
-    })
+    }))
 }
 
 /// A city admin invites a person with a role (venue-scoped roles need at least one venue).
