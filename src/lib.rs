@@ -34,6 +34,10 @@ impl App {
         }
         dbs.owner.close().await;
         let authz = platform::authz::Authz::load(dbs.app.clone()).await?;
+        if settings.demo.seed && settings.environment != Environment::Production {
+            // idempotent: logins that exist (perhaps with a changed password) are left alone
+            platform::demo::create_demo_staff(&dbs.app, &authz, &settings.auth.policy()).await?;
+        }
         authz.spawn_reload(std::time::Duration::from_secs(
             settings.auth.policy_reload_secs,
         ));

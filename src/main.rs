@@ -188,6 +188,15 @@ async fn print_banner(app: &App) {
         );
         println!("  try: curl -s {base}/graphql -H 'content-type: application/json' \\");
         println!("         -d '{{\"query\":\"{{ tenant(slug: \\\"demo\\\") {{ name }} }}\"}}'");
+        println!(
+            "  admin UI: {base}/admin  (development logins, password {}: {})",
+            platform::demo::DEMO_STAFF_PASSWORD,
+            platform::demo::DEMO_STAFF
+                .iter()
+                .map(|(email, role)| format!("{email} = {role}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         println!("  eligible demo residents (ticket number / birth date):");
         for n in 1..=3 {
             let r = platform::demo::demo_resident(n);

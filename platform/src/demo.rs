@@ -98,8 +98,48 @@ pub async fn create_if_missing(pool: &sqlx::PgPool) -> Result<Option<Tenant>, De
     Ok(Some(tenant))
 }
 
+/// The demo's staff logins (development only; printed in the start-up banner).
+pub const DEMO_STAFF: [(&str, &str); 2] = [
+    ("operator@demo.example", "platform_operator"),
+    ("admin@demo.example", "city_admin"),
+];
+/// The password of every demo staff login.
+pub const DEMO_STAFF_PASSWORD: &str = "demo-password-1234";
+
+/// Creates the demo staff logins (an operator and the demo city's admin) unless they exist.
+pub async fn create_demo_staff(
+    pool: &sqlx::PgPool,
+    authz: &crate::authz::Authz,
+    policy: &crate::identity::AuthPolicy,
+) -> Result<(), DemoError> {
+    let Some(city) = tenants::find_by_slug(pool, DEMO_SLUG).await? else {
+        return Ok(());
+    };
+    for (email, role) in DEMO_STAFF {
+        if crate::identity::find_by_email(pool, email).await?.is_some() {
+            continue;
+        }
+        let account =
+            crate::identity::create_with_password(pool, policy, email, DEMO_STAFF_PASSWORD)
+                .await
+                .map_err(|e| DemoError::Staff(e.to_string()))?;
+        let subject = crate::authz::staff_subject(account.id);
+        let granted = match crate::authz::Role::parse(role) {
+            Some(crate::authz::Role::PlatformOperator) => {
+                authz.grant_platform_operator(&subject).await
+            }
+            Some(r) => authz.grant(&subject, city.id, r, &[]).await,
+            None => Ok(()),
+        };
+        granted.map_err(|e| DemoError::Staff(e.to_string()))?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    #[error("demo staff: {0}")]
+    Staff(String),
     #[error(transparent)]
     Registry(#[from] tenants::RegistryError),
     #[error(transparent)]

@@ -383,3 +383,20 @@ async fn inviting_someone_with_a_pending_invitation_elsewhere_adds_the_role_but_
         .expect("count");
     assert_eq!(links, 1);
 }
+
+#[tokio::test]
+async fn the_demo_city_comes_with_staff_logins_for_developers() {
+    let app = crate::support::spawn_app_with(crate::support::Options {
+        demo: true,
+        ..Default::default()
+    })
+    .await;
+    let mut admin = app
+        .login("admin@demo.example", platform::demo::DEMO_STAFF_PASSWORD)
+        .await;
+    assert_eq!(admin.get("/admin/t/demo/venues").await.status(), 200);
+    let mut operator = app
+        .login("operator@demo.example", platform::demo::DEMO_STAFF_PASSWORD)
+        .await;
+    assert_eq!(operator.get("/admin/tenants").await.status(), 200);
+}
