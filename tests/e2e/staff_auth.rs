@@ -341,3 +341,42 @@ async fn the_runtime_role_cannot_rewrite_or_delete_the_audit_log() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_first_operator_is_created_from_the_command_line_with_a_one_time_link() {
+    let app = spawn_app().await;
+    let out = crate::support::yoyaku_cli(
+        &app,
+        &["staff", "create-operator", "--email", "Ops@Example.jp"],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ops@example.jp is the platform operator"),
+        "{stdout}"
+    );
+    let link = stdout
+        .split_whitespace()
+        .find(|w| w.contains("/admin/invitation/"))
+        .expect("link");
+    let path = &link[link.find("/admin/").expect("path")..];
+    let mut client = app.anonymous();
+    let html = client.get(path).await.text().await.expect("page");
+    let csrf = csrf_in(&html).expect("csrf");
+    assert_eq!(
+        client
+            .post_raw(path, &[("password", PASSWORD), ("csrf", &csrf)])
+            .await
+            .status(),
+        303
+    );
+    // the server process loaded its policy before the CLI granted the role
+    app.authz.reload().await.expect("reload");
+    let mut operator = app.login("ops@example.jp", PASSWORD).await;
+    assert_eq!(operator.get("/admin/tenants").await.status(), 200);
+}
