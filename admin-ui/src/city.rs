@@ -439,7 +439,6 @@ pub async fn create_vaccine(
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Vaccines, Act::Write).await?;
     let parsed = (|| {
         Ok::<_, String>(NewVaccine {
-            id: Uuid::nil(),
             name: f.name.clone(),
             maker: f.maker.clone(),
             doses: int("doses", &f.doses, lang)?,

@@ -355,7 +355,6 @@ impl AdminMutation {
         let id = setup::create_vaccine(
             &mut scope,
             &setup::NewVaccine {
-                id: Uuid::nil(),
                 name: input.name,
                 maker: input.maker,
                 doses: input.doses,

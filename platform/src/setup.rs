@@ -66,7 +66,17 @@ pub struct Vaccine {
     pub validity_days: i32,
 }
 
-pub type NewVaccine = Vaccine;
+/// A vaccine to create; validated by [`create_vaccine`].
+#[derive(Debug, Clone)]
+pub struct NewVaccine {
+    pub name: String,
+    pub maker: String,
+    pub doses: i32,
+    pub min_interval_days: i32,
+    pub booster_interval_months: i32,
+    pub days_until_effective: i32,
+    pub validity_days: i32,
+}
 
 pub async fn list_vaccines(scope: &mut Scope) -> Result<Vec<Vaccine>, sqlx::Error> {
     let rows = sqlx::query(
