@@ -195,6 +195,22 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
+    fn every_label_has_both_languages() {
+        for key in [
+            "login",
+            "csrf",
+            "not_found",
+            "forbidden",
+            "import",
+            "audit",
+            "api_keys",
+        ] {
+            assert_ne!(Lang::Ja.t(key), "?", "{key}");
+            assert_ne!(Lang::Ja.t(key), Lang::En.t(key), "{key}");
+        }
+    }
+
+    #[test]
     fn accept_language_q_values_pick_the_language() {
         let mut h = HeaderMap::new();
         h.insert(

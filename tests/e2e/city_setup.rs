@@ -159,7 +159,7 @@ async fn a_password_reset_link_from_the_admin_sets_a_new_password_once_and_ends_
 }
 
 #[tokio::test]
-async fn an_idle_session_expires() {
+async fn idle_and_old_sessions_expire() {
     let app = spawn_app().await;
     let mut op = app.staff_client("op@yoyaku.example", None).await;
     assert_eq!(op.get("/admin/tenants").await.status(), 200);
@@ -172,6 +172,14 @@ async fn an_idle_session_expires() {
         303,
         "back to login"
     );
+
+    // a busy session still ends at its absolute lifetime
+    let mut op = app.login("op@yoyaku.example", PASSWORD).await;
+    sqlx::query("UPDATE staff_sessions SET created_at = now() - interval '13 hours'")
+        .execute(&app.owner)
+        .await
+        .expect("age the session");
+    assert_eq!(op.get("/admin/tenants").await.status(), 303);
 }
 
 #[tokio::test]
