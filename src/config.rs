@@ -44,6 +44,17 @@ seed = true
 
 [notifications]
 encryption_key = ""
+[auth]
+argon2_memory_kib = 19456
+argon2_iterations = 2
+argon2_parallelism = 1
+session_idle_minutes = 30
+session_absolute_hours = 12
+login_max_failures = 5
+login_throttle_minutes = 15
+invitation_valid_hours = 72
+password_reset_valid_minutes = 60
+policy_reload_secs = 10
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,6 +73,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub demo: DemoSettings,
     pub notifications: NotificationSettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +154,43 @@ impl NotificationSettings {
     }
 }
 
+/// Staff identity: password hashing cost, session lifetimes, login throttling, link lifetimes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// argon2id memory cost in KiB (OWASP: 19456 with 2 iterations).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// A session ends after this long without a request…
+    pub session_idle_minutes: i64,
+    /// …and after this long in any case.
+    pub session_absolute_hours: i64,
+    /// Failed logins per account within the window before logins are refused (per IP: ten times).
+    pub login_max_failures: i64,
+    pub login_throttle_minutes: i64,
+    pub invitation_valid_hours: i64,
+    pub password_reset_valid_minutes: i64,
+    /// How often each process re-reads the authorization rules (changes made by other processes).
+    pub policy_reload_secs: u64,
+}
+
+impl AuthSettings {
+    pub fn policy(&self) -> platform::identity::AuthPolicy {
+        platform::identity::AuthPolicy {
+            argon2_memory_kib: self.argon2_memory_kib,
+            argon2_iterations: self.argon2_iterations,
+            argon2_parallelism: self.argon2_parallelism,
+            session_idle: chrono::Duration::minutes(self.session_idle_minutes),
+            session_absolute: chrono::Duration::hours(self.session_absolute_hours),
+            max_login_failures: self.login_max_failures,
+            throttle_window: chrono::Duration::minutes(self.login_throttle_minutes),
+            invitation_valid: chrono::Duration::hours(self.invitation_valid_hours),
+            reset_valid: chrono::Duration::minutes(self.password_reset_valid_minutes),
+        }
+    }
+}
+
 /// A configuration problem, worded for the person who has to fix it. Never contains a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -201,6 +250,31 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err(ConfigError(
                 "database.max_connections must be at least 1".into(),
+            ));
+        }
+        if argon2::Params::new(
+            self.auth.argon2_memory_kib,
+            self.auth.argon2_iterations,
+            self.auth.argon2_parallelism,
+            None,
+        )
+        .is_err()
+        {
+            return Err(ConfigError(
+                "auth.argon2_memory_kib / argon2_iterations / argon2_parallelism are not valid argon2 parameters (memory must be at least 8 × parallelism KiB, iterations at least 1)".into(),
+            ));
+        }
+        let lifetimes = [
+            self.auth.session_idle_minutes,
+            self.auth.session_absolute_hours,
+            self.auth.login_max_failures,
+            self.auth.login_throttle_minutes,
+            self.auth.invitation_valid_hours,
+            self.auth.password_reset_valid_minutes,
+        ];
+        if lifetimes.iter().any(|v| *v < 1) || self.auth.policy_reload_secs == 0 {
+            return Err(ConfigError(
+                "auth.* lifetimes and limits must be at least 1".into(),
             ));
         }
         if self.http.request_timeout_secs == 0 {

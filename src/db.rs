@@ -39,6 +39,8 @@ pub enum BootError {
     Demo(#[from] platform::demo::DemoError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("could not load the authorization policy: {0}")]
+    Authz(#[from] platform::authz::AuthzError),
 }
 
 /// Pools the server needs: `app` (runtime role, RLS applies) and `owner` (bootstrap only, closed
@@ -211,13 +213,15 @@ async fn try_ensure_runtime_role(
             Some(password),
         ));
     }
-    let grants: [&'static str; 6] = [
+    let grants: [&'static str; 7] = [
         "SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', current_database(), $1::text)",
         "SELECT format('GRANT USAGE ON SCHEMA public TO %I', $1::text)",
         "SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %I', $1::text)",
         "SELECT format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', $1::text)",
         // the migration ledger is read by /readyz and written by the owner only
         "SELECT format('REVOKE INSERT, UPDATE, DELETE ON _sqlx_migrations FROM %I', $1::text)",
+        // the audit trails are append-only for the server
+        "SELECT format('REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, platform_audit_log FROM %I', $1::text)",
         "SELECT format('REVOKE CREATE ON SCHEMA public FROM PUBLIC, %I', $1::text)",
     ];
     statements.extend(grants.into_iter().map(|g| (g, None)));

@@ -31,14 +31,27 @@ struct Health {
 }
 
 /// The whole application as one router, ready for `axum::serve`.
-pub fn router(settings: &Settings, pool: PgPool) -> Router {
-    let api = graphql::router(graphql::schema(pool.clone()));
+pub fn router(settings: &Settings, pool: PgPool, authz: platform::authz::Authz) -> Router {
+    let policy = std::sync::Arc::new(settings.auth.policy());
+    let api = graphql::router(graphql::schema_with_auth(
+        pool.clone(),
+        authz.clone(),
+        policy.clone(),
+    ));
+    let admin = admin_ui::router(admin_ui::AdminState {
+        pool: pool.clone(),
+        authz,
+        policy,
+        secure_cookies: settings.public_url().starts_with("https://"),
+        public_url: settings.public_url(),
+    });
     Router::new()
         .route("/", get(home))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(Health { pool })
         .merge(api)
+        .merge(admin)
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -15,6 +15,8 @@ pub struct App {
     pub settings: Settings,
     pub pool: sqlx::PgPool,
     pub router: axum::Router,
+    /// The authorization guard (casbin enforcer over `authz_rules`), shared with the router.
+    pub authz: platform::authz::Authz,
     /// The demo municipality, when this start created it.
     pub demo_created: bool,
 }
@@ -31,11 +33,20 @@ impl App {
                 .is_some();
         }
         dbs.owner.close().await;
-        let router = http::router(&settings, dbs.app.clone());
+        let authz = platform::authz::Authz::load(dbs.app.clone()).await?;
+        if settings.demo.seed && settings.environment != Environment::Production {
+            // idempotent: logins that exist (perhaps with a changed password) are left alone
+            platform::demo::create_demo_staff(&dbs.app, &authz, &settings.auth.policy()).await?;
+        }
+        authz.spawn_reload(std::time::Duration::from_secs(
+            settings.auth.policy_reload_secs,
+        ));
+        let router = http::router(&settings, dbs.app.clone(), authz.clone());
         Ok(Self {
             settings,
             pool: dbs.app,
             router,
+            authz,
             demo_created,
         })
     }
@@ -46,7 +57,11 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router)
+        // the peer address feeds login throttling per IP and the audit log's "from where"
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         self.pool.close().await;

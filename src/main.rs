@@ -34,6 +34,43 @@ enum Command {
     Tenant(TenantCommand),
     /// Print the GraphQL schema (SDL); the checked-in copy is graphql/schema.graphql.
     GraphqlSchema,
+    /// Import data into a municipality.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Manage staff accounts.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import eligible residents from a CSV file (UTF-8 or Shift_JIS; columns ticket_no, birth_date,
+    /// kana_name, sex[, phone, email, postal_code, preferred_language]). Nothing is imported when a
+    /// row is invalid, unless --import-valid-rows.
+    Residents(ImportResidents),
+}
+
+#[derive(Args)]
+struct ImportResidents {
+    /// The municipality's slug.
+    #[arg(long)]
+    tenant: String,
+    /// Import the valid rows even when some rows are invalid.
+    #[arg(long)]
+    import_valid_rows: bool,
+    /// The CSV file.
+    file: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Create the platform operator account (or make an account the operator) and print a one-time
+    /// link to set its password.
+    CreateOperator {
+        /// The operator's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,6 +136,12 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Some(Command::Tenant(cmd)) => tenant(settings, cmd).await,
+            Some(Command::Import(ImportCommand::Residents(args))) => {
+                import_residents(settings, args).await
+            }
+            Some(Command::Staff(StaffCommand::CreateOperator { email })) => {
+                create_operator(settings, &email).await
+            }
             Some(Command::GraphqlSchema) => Ok(()),
         }
     });
@@ -145,6 +188,15 @@ async fn print_banner(app: &App) {
         );
         println!("  try: curl -s {base}/graphql -H 'content-type: application/json' \\");
         println!("         -d '{{\"query\":\"{{ tenant(slug: \\\"demo\\\") {{ name }} }}\"}}'");
+        println!(
+            "  admin UI: {base}/admin  (development logins, password {}: {})",
+            platform::demo::DEMO_STAFF_PASSWORD,
+            platform::demo::DEMO_STAFF
+                .iter()
+                .map(|(email, role)| format!("{email} = {role}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         println!("  eligible demo residents (ticket number / birth date):");
         for n in 1..=3 {
             let r = platform::demo::demo_resident(n);
@@ -180,6 +232,98 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::Result<()> {
+    use std::io::Write;
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| anyhow::anyhow!("could not read {}: {e}", args.file.display()))?;
+    let parsed = platform::import::parse(&bytes)?;
+    let dbs = db::prepare(&settings).await?;
+    dbs.owner.close().await;
+    let tenant = tenants::find_by_slug(&dbs.app, &args.tenant)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no municipality with slug {:?} (see `yoyaku tenant list`)",
+                args.tenant
+            )
+        })?;
+    let authz = platform::authz::Authz::load(dbs.app.clone()).await?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let mut scope = authz
+        .enter_as_system(tenant.id, &format!("cli ({user})"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "{}: {} valid rows, {} errors ({})",
+        args.file.display(),
+        parsed.rows.len(),
+        parsed.errors.len(),
+        parsed.encoding
+    );
+    for e in parsed.errors.iter().take(200) {
+        eprintln!("  line {}, column {}: {}", e.line, e.column, e.reason);
+    }
+    let source = args.file.display().to_string();
+    let outcome = platform::import::import(
+        &mut scope,
+        &parsed,
+        args.import_valid_rows,
+        &source,
+        |done, total| {
+            let width = 30;
+            let filled = (done * width).checked_div(total).unwrap_or(width);
+            eprint!(
+                "\r[{}{}] {done}/{total} rows",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            let _ = std::io::stderr().flush();
+        },
+    )
+    .await;
+    match outcome {
+        Ok(o) => {
+            scope.commit().await?;
+            eprintln!();
+            println!(
+                "imported into {}: {} new, {} updated, {} unchanged, {} invalid rows skipped",
+                tenant.slug, o.inserted, o.updated, o.unchanged, o.skipped_invalid
+            );
+            Ok(())
+        }
+        Err(platform::import::ImportError::InvalidRows(errors)) => Err(anyhow::anyhow!(
+            "{} rows are invalid (listed above); nothing was imported. Fix them, or pass --import-valid-rows",
+            errors.len()
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn create_operator(settings: Settings, email: &str) -> anyhow::Result<()> {
+    let dbs = db::prepare(&settings).await?;
+    dbs.owner.close().await;
+    let policy = settings.auth.policy();
+    let account = platform::identity::ensure_account(&dbs.app, email, "").await?;
+    let authz = platform::authz::Authz::load(dbs.app.clone()).await?;
+    authz
+        .grant_platform_operator(&platform::authz::staff_subject(account.id))
+        .await?;
+    let token = platform::identity::issue_link(
+        &dbs.app,
+        &policy,
+        account.id,
+        platform::identity::LinkPurpose::Invitation,
+    )
+    .await?;
+    println!("{} is the platform operator.", account.email);
+    println!(
+        "Set the password (valid {} hours, once): {}/admin/invitation/{token}",
+        settings.auth.invitation_valid_hours,
+        settings.public_url()
+    );
     Ok(())
 }
 

@@ -7,6 +7,10 @@ use async_graphql::{Error, ErrorExtensions};
 pub enum ApiError {
     NotFound(String),
     Validation(String),
+    /// The caller's role does not allow this.
+    Forbidden,
+    /// No valid API key or session.
+    Unauthenticated,
     Internal(String),
 }
 
@@ -21,6 +25,14 @@ impl From<ApiError> for Error {
         let (code, message) = match e {
             ApiError::NotFound(what) => ("NOT_FOUND", format!("{what} not found")),
             ApiError::Validation(why) => ("VALIDATION", why),
+            ApiError::Forbidden => (
+                "FORBIDDEN",
+                "your role or API key scopes do not allow this".to_owned(),
+            ),
+            ApiError::Unauthenticated => (
+                "FORBIDDEN",
+                "send an API key (Authorization: Bearer yk_…) or log in to the admin UI".to_owned(),
+            ),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "graphql resolver failed");
                 (

@@ -2,25 +2,44 @@
 //! operator. Thin by design: resolvers parse input, call `tenants`/`platform`, and shape the answer.
 //! The SDL is checked in at `graphql/schema.graphql`; a test fails when code and file differ.
 
+mod admin;
+pub mod auth;
 mod error;
+mod mutation;
 mod query;
 mod web;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{EmptySubscription, Schema};
 pub use error::ApiError;
+pub use mutation::Mutation;
 pub use query::{Query, TenantQuery};
 pub use web::router;
 
 /// The executable schema. The pool lives in its data; per-request data is added in the handler.
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Bounds that keep one request from costing the server more than a page view.
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
 pub fn schema(pool: sqlx::PgPool) -> AppSchema {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(pool)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The schema with what authenticated fields need: the guard and the session policy.
+pub fn schema_with_auth(
+    pool: sqlx::PgPool,
+    authz: platform::authz::Authz,
+    policy: std::sync::Arc<platform::identity::AuthPolicy>,
+) -> AppSchema {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .data(pool)
+        .data(authz)
+        .data(policy)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -28,7 +47,7 @@ pub fn schema(pool: sqlx::PgPool) -> AppSchema {
 
 /// The SDL of the schema, as checked in at `graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }

@@ -2,10 +2,12 @@
 //! vendored (graphql/assets, see LICENSES.md there) so it works without the internet.
 
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use std::net::SocketAddr;
+
 use axum::{
-    Router,
-    extract::{Path, State},
-    http::{StatusCode, header},
+    Extension, Router,
+    extract::{ConnectInfo, Path, State},
+    http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
@@ -19,8 +21,31 @@ pub fn router<S>(schema: AppSchema) -> Router<S> {
         .with_state(schema)
 }
 
-async fn execute(State(schema): State<AppSchema>, req: GraphQLRequest) -> GraphQLResponse {
-    schema.execute(req.into_inner()).await.into()
+async fn execute(
+    State(schema): State<AppSchema>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    req: GraphQLRequest,
+) -> GraphQLResponse {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_owned());
+    let session = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == crate::auth::SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned());
+    let ip = connect.map(|c| c.0.0.ip().to_string());
+    let credentials = crate::auth::Credentials::new(bearer, session, ip);
+    schema
+        .execute(req.into_inner().data(credentials))
+        .await
+        .into()
 }
 
 async fn graphiql() -> Html<&'static str> {

@@ -98,8 +98,48 @@ pub async fn create_if_missing(pool: &sqlx::PgPool) -> Result<Option<Tenant>, De
     Ok(Some(tenant))
 }
 
+/// The demo's staff logins (development only; printed in the start-up banner).
+pub const DEMO_STAFF: [(&str, &str); 2] = [
+    ("operator@demo.example", "platform_operator"),
+    ("admin@demo.example", "city_admin"),
+];
+/// The password of every demo staff login.
+pub const DEMO_STAFF_PASSWORD: &str = "demo-password-1234";
+
+/// Creates the demo staff logins (an operator and the demo city's admin) unless they exist.
+pub async fn create_demo_staff(
+    pool: &sqlx::PgPool,
+    authz: &crate::authz::Authz,
+    policy: &crate::identity::AuthPolicy,
+) -> Result<(), DemoError> {
+    let Some(city) = tenants::find_by_slug(pool, DEMO_SLUG).await? else {
+        return Ok(());
+    };
+    for (email, role) in DEMO_STAFF {
+        if crate::identity::find_by_email(pool, email).await?.is_some() {
+            continue;
+        }
+        let account =
+            crate::identity::create_with_password(pool, policy, email, DEMO_STAFF_PASSWORD)
+                .await
+                .map_err(|e| DemoError::Staff(e.to_string()))?;
+        let subject = crate::authz::staff_subject(account.id);
+        let granted = match crate::authz::Role::parse(role) {
+            Some(crate::authz::Role::PlatformOperator) => {
+                authz.grant_platform_operator(&subject).await
+            }
+            Some(r) => authz.grant(&subject, city.id, r, &[]).await,
+            None => Ok(()),
+        };
+        granted.map_err(|e| DemoError::Staff(e.to_string()))?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    #[error("demo staff: {0}")]
+    Staff(String),
     #[error(transparent)]
     Registry(#[from] tenants::RegistryError),
     #[error(transparent)]
@@ -198,6 +238,39 @@ pub async fn seed_city(
         .execute(&mut **tx)
         .await?;
     }
+
+    // The schedules the slots above follow, so the admin UI shows where they came from.
+    let (first, last) = (
+        days.first().copied().unwrap_or(today),
+        days.last().copied().unwrap_or(today),
+    );
+    for (venue, _, _, _, _, capacity) in &venues {
+        for (start, end) in [("09:00", "12:00"), ("13:00", "17:00")] {
+            sqlx::query(
+                "INSERT INTO schedules (tenant_id, id, venue_id, weekdays, start_time, end_time, \
+                 slot_minutes, capacity, valid_from, valid_until) \
+                 VALUES ($1, $2, $3, ARRAY[1,2,3,4,5], $4::time, $5::time, 30, $6, $7, $8)",
+            )
+            .bind(tenant)
+            .bind(Uuid::now_v7())
+            .bind(venue)
+            .bind(start)
+            .bind(end)
+            .bind(capacity)
+            .bind(first)
+            .bind(last)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (tenant_id, id, actor, action, object) \
+         VALUES ($1, $2, 'system', 'demo.seed', 'tenant')",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .execute(&mut **tx)
+    .await?;
 
     for n in 1..=DEMO_RESIDENTS {
         let r = demo_resident(n);

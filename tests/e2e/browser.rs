@@ -140,3 +140,54 @@ pub async fn wait_for_text(page: &Page, needle: &str, timeout: Duration) -> bool
     }
     false
 }
+
+/// Sets a field's value directly (date/time inputs and selects, whose typing is locale-dependent).
+pub async fn set_value(page: &Page, selector: &str, value: &str) {
+    page.evaluate(format!(
+        "document.querySelector({}).value = {}",
+        serde_json::to_string(selector).expect("json"),
+        serde_json::to_string(value).expect("json")
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{selector}: {e}"));
+}
+
+/// Puts a file into the `<input type=file>` matching `selector`, as if the user had chosen it.
+pub async fn choose_file(page: &Page, selector: &str, path: &std::path::Path) {
+    use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
+    let el = page
+        .find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"));
+    page.execute(SetFileInputFilesParams {
+        files: vec![path.to_string_lossy().into_owned()],
+        node_id: None,
+        backend_node_id: Some(el.backend_node_id),
+        object_id: None,
+    })
+    .await
+    .expect("set file");
+}
+
+/// The `href` of the element matching `selector`.
+pub async fn href(page: &Page, selector: &str) -> String {
+    page.evaluate(format!(
+        "document.querySelector({}).href",
+        serde_json::to_string(selector).expect("json")
+    ))
+    .await
+    .expect("evaluate")
+    .into_value::<String>()
+    .expect("href")
+}
+
+/// The visible text, or "" while the page is between documents (during a navigation).
+pub async fn text_now(page: &Page) -> String {
+    match page
+        .evaluate("document.body ? document.body.innerText : ''")
+        .await
+    {
+        Ok(v) => v.into_value::<String>().unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}

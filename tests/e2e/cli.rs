@@ -38,6 +38,8 @@ fn every_command_has_help() {
         vec!["tenant", "create", "--help"],
         vec!["tenant", "list", "--help"],
         vec!["graphql-schema", "--help"],
+        vec!["import", "residents", "--help"],
+        vec!["staff", "create-operator", "--help"],
     ] {
         let out = yoyaku(&args, &[]);
         assert!(out.status.success(), "{args:?}");

@@ -71,6 +71,25 @@ async fn two_tenants() -> (TestApp, TenantId, TenantId) {
     crate::billing::price_list(&app.pool).await;
     let a = seeded_tenant(&app.pool, "yokohama", "141003").await;
     let b = seeded_tenant(&app.pool, "kawasaki", "141305").await;
+    // an integrator key in each (api_keys), created through the guard like the admin UI does
+    let operator = app.staff("op@yoyaku.example", None).await;
+    let actor = platform::authz::Actor::staff(operator.id, &operator.email, None);
+    for t in [a, b] {
+        let mut scope = app
+            .authz
+            .enter(
+                &actor,
+                t,
+                platform::authz::Object::ApiKeys,
+                platform::authz::Act::Write,
+            )
+            .await
+            .expect("operator scope");
+        platform::api_keys::create(&mut scope, &app.authz, "isolation", &["venues:read".into()])
+            .await
+            .expect("api key");
+        scope.commit().await.expect("commit");
+    }
     (app, a, b)
 }
 

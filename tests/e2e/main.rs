@@ -4,9 +4,14 @@
 mod browser;
 mod support;
 
+mod admin_flow;
+mod authz_matrix;
 mod billing;
 mod channels;
+mod city_setup;
 mod cli;
 mod graphql_api;
 mod health;
+mod import;
 mod isolation;
+mod staff_auth;

@@ -132,6 +132,9 @@ pub fn settings_for(database: &str) -> Settings {
     s.database.url = SecretString::from(format!("{}/{database}", pg_base()));
     s.database.connect_timeout_secs = 2;
     s.demo.seed = false;
+    // cheap password hashing keeps login tests fast; production parameters are in config.rs
+    s.auth.argon2_memory_kib = 64;
+    s.auth.argon2_iterations = 1;
     s
 }
 
@@ -173,6 +176,9 @@ pub struct TestApp {
     /// A superuser pool on the same database, for arranging and inspecting.
     pub owner: PgPool,
     pub proxy: Option<DbProxy>,
+    /// The app's authorization guard (same enforcer the server uses).
+    pub authz: platform::authz::Authz,
+    pub auth_policy: platform::identity::AuthPolicy,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -193,8 +199,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     } else {
         None
     };
+    let auth_policy = settings.auth.policy();
     let app = App::build(settings).await.expect("build app");
     let pool = app.pool.clone();
+    let authz = app.authz.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = oneshot::channel();
@@ -215,6 +223,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         pool,
         owner,
         proxy,
+        authz,
+        auth_policy,
         _shutdown: tx,
     }
 }
@@ -243,6 +253,221 @@ impl TestApp {
             .expect("POST /graphql");
         assert!(res.status().is_success(), "graphql status {}", res.status());
         res.json().await.expect("graphql JSON")
+    }
+}
+
+/// A password every test account gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    /// A GraphQL operation with an API key.
+    pub async fn graphql_with_key(&self, key: &str, query: &str, variables: Value) -> Value {
+        self.client
+            .post(self.url("/graphql"))
+            .bearer_auth(key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("graphql JSON")
+    }
+
+    /// A tenant created through the registry and filled by `platform::demo::seed_city`.
+    pub async fn seeded_tenant(&self, slug: &str, code: &str) -> tenants::Tenant {
+        let new = tenants::NewTenant {
+            slug: tenants::Slug::parse(slug).expect("slug"),
+            name: tenants::TenantName::parse(slug).expect("name"),
+            code: tenants::LocalGovernmentCode::parse(code).expect("code"),
+            time_zone: tenants::TimeZone::default(),
+            default_locale: tenants::Locale::default(),
+            locales: vec![tenants::Locale::default()],
+        };
+        let tenant = tenants::create_tenant(&self.pool, &new)
+            .await
+            .expect("create tenant");
+        let mut tx = tenants::begin(&self.pool, tenant.id).await.expect("scope");
+        platform::demo::seed_city(
+            &mut tx,
+            tenants::TimeZone::default(),
+            chrono::Utc::now().date_naive(),
+        )
+        .await
+        .expect("seed city");
+        tx.commit().await.expect("commit");
+        tenant
+    }
+
+    /// An account with [`PASSWORD`] and `role` in `tenant` (None: the platform operator).
+    pub async fn staff(
+        &self,
+        email: &str,
+        role: Option<(tenants::TenantId, platform::authz::Role, &[uuid::Uuid])>,
+    ) -> platform::identity::StaffAccount {
+        let account = platform::identity::create_with_password(
+            &self.pool,
+            &self.auth_policy,
+            email,
+            PASSWORD,
+        )
+        .await
+        .expect("create account");
+        let subject = platform::authz::staff_subject(account.id);
+        match role {
+            Some((tenant, role, venues)) => self
+                .authz
+                .grant(&subject, tenant, role, venues)
+                .await
+                .expect("grant"),
+            None => self
+                .authz
+                .grant_platform_operator(&subject)
+                .await
+                .expect("grant operator"),
+        }
+        account
+    }
+
+    /// Logs in through the login form and returns a client that carries the session.
+    pub async fn login(&self, email: &str, password: &str) -> AdminClient<'_> {
+        let mut client = AdminClient {
+            app: self,
+            cookies: Vec::new(),
+            csrf: String::new(),
+        };
+        let res = client.attempt_login(email, password).await;
+        assert_eq!(res.status(), 303, "login of {email} failed");
+        client.refresh_csrf().await;
+        client
+    }
+
+    /// A client without a session (for login attempts).
+    pub fn anonymous(&self) -> AdminClient<'_> {
+        AdminClient {
+            app: self,
+            cookies: Vec::new(),
+            csrf: String::new(),
+        }
+    }
+
+    /// A staff-session client for the given new account.
+    pub async fn staff_client(
+        &self,
+        email: &str,
+        role: Option<(tenants::TenantId, platform::authz::Role, &[uuid::Uuid])>,
+    ) -> AdminClient<'_> {
+        self.staff(email, role).await;
+        self.login(email, PASSWORD).await
+    }
+}
+
+/// A browser-like HTTP client for the admin UI: keeps cookies, knows the session's CSRF token.
+pub struct AdminClient<'a> {
+    pub app: &'a TestApp,
+    pub cookies: Vec<(String, String)>,
+    pub csrf: String,
+}
+
+/// The value of the first `name="csrf"` hidden field in a page.
+pub fn csrf_in(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    Some(html[at..].split('"').next()?.to_owned())
+}
+
+impl AdminClient<'_> {
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep_cookies(&mut self, res: &reqwest::Response) {
+        for v in res.headers().get_all("set-cookie") {
+            let Some((k, rest)) = v.to_str().unwrap_or("").split_once('=') else {
+                continue;
+            };
+            let value = rest.split(';').next().unwrap_or("").to_owned();
+            self.cookies.retain(|(name, _)| name != k);
+            if !value.is_empty() {
+                self.cookies.push((k.to_owned(), value));
+            }
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> reqwest::Response {
+        let res = self
+            .app
+            .client
+            .get(self.app.url(path))
+            .header("cookie", self.cookie_header())
+            .header("accept-language", "en")
+            .send()
+            .await
+            .expect("GET");
+        self.keep_cookies(&res);
+        res
+    }
+
+    /// Posts a form with the session's CSRF token added.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.csrf.clone();
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf", &csrf));
+        self.post_raw(path, &all).await
+    }
+
+    /// Posts exactly these fields (no CSRF token unless given).
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let res = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header("cookie", self.cookie_header())
+            .header("accept-language", "en")
+            .form(fields)
+            .send()
+            .await
+            .expect("POST");
+        self.keep_cookies(&res);
+        res
+    }
+
+    /// A GraphQL operation with this client's session cookie.
+    pub async fn graphql(&mut self, query: &str, variables: Value) -> Value {
+        let res = self
+            .app
+            .client
+            .post(self.app.url("/graphql"))
+            .header("cookie", self.cookie_header())
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql");
+        res.json().await.expect("graphql JSON")
+    }
+
+    pub async fn refresh_csrf(&mut self) {
+        let html = self.get("/admin").await.text().await.expect("body");
+        self.csrf = csrf_in(&html).expect("a csrf field on the start page");
+    }
+
+    /// Fetches the login form (for its CSRF cookie and token) and posts the credentials.
+    pub async fn attempt_login(&mut self, email: &str, password: &str) -> reqwest::Response {
+        let html = self
+            .get("/admin/login")
+            .await
+            .text()
+            .await
+            .expect("login page");
+        let csrf = csrf_in(&html).expect("csrf on the login page");
+        self.post_raw(
+            "/admin/login",
+            &[("email", email), ("password", password), ("csrf", &csrf)],
+        )
+        .await
     }
 }
 
@@ -290,4 +515,26 @@ impl DbProxy {
     pub fn up(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+}
+
+/// Runs the `yoyaku` binary against the test app's database, quietly.
+pub async fn yoyaku_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let db: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&app.owner)
+        .await
+        .expect("database name");
+    let url = format!("{}/{db}", pg_base());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_yoyaku"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .env("YOYAKU_LOG__LEVEL", "warn")
+            .env("YOYAKU_DATABASE__URL", url)
+            .env("YOYAKU_DEMO__SEED", "false")
+            .output()
+            .expect("run yoyaku")
+    })
+    .await
+    .expect("join")
 }

@@ -1,0 +1,1170 @@
+//! A city's own pages at `/admin/t/{slug}/…`: staff and roles, vaccines, venues, schedules and
+//! slots, resident import and lookup, the audit log. Each handler first asks the guard for a scope.
+
+use axum::{
+    Form, Router,
+    extract::{Multipart, Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use chrono::{NaiveDate, NaiveTime, Utc};
+use maud::{Markup, html};
+use platform::authz::{Act, Object, ROLES, Role, Scope};
+use platform::identity;
+use platform::import::{self, ImportError};
+use platform::setup::{self, NewSchedule, NewVaccine, NewVenue, SetupError};
+use platform::staff::{self, StaffError};
+use serde::Deserialize;
+use tenants::{Tenant, TenantStatus};
+use uuid::Uuid;
+
+use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
+
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/admin/t/{slug}", get(home))
+        .route("/admin/t/{slug}/staff", get(staff_page).post(invite))
+        .route("/admin/t/{slug}/staff/{account}/remove", post(remove_staff))
+        .route("/admin/t/{slug}/staff/{account}/reset", post(reset_link))
+        .route(
+            "/admin/t/{slug}/vaccines",
+            get(vaccines).post(create_vaccine),
+        )
+        .route("/admin/t/{slug}/venues", get(venues).post(create_venue))
+        .route("/admin/t/{slug}/venues/{venue}", get(venue))
+        .route(
+            "/admin/t/{slug}/venues/{venue}/schedules",
+            post(create_schedule),
+        )
+        .route(
+            "/admin/t/{slug}/venues/{venue}/slots/{slot}",
+            post(set_capacity),
+        )
+        .route(
+            "/admin/t/{slug}/import",
+            get(import_page).post(import_upload),
+        )
+        .route("/admin/t/{slug}/residents", get(residents))
+        .route("/admin/t/{slug}/audit", get(audit))
+        .route(
+            "/admin/t/{slug}/api-keys",
+            get(api_keys).post(create_api_key),
+        )
+        .route("/admin/t/{slug}/api-keys/{id}/revoke", post(revoke_api_key))
+}
+
+/// The tenant and the guard's scope, or 404 (unknown tenant, not a member, another venue) / 403.
+async fn enter(
+    state: &AdminState,
+    staff: &Staff,
+    slug: &str,
+    object: Object,
+    act: Act,
+) -> Result<(Tenant, Scope), PageError> {
+    let lang = staff.lang;
+    let tenant = tenants::find_by_slug(&state.pool, slug)
+        .await?
+        .ok_or(PageError::not_found(lang))?;
+    let scope = state
+        .authz
+        .enter(&staff.actor, tenant.id, object, act)
+        .await
+        .map_err(|d| PageError::denied(d, lang))?;
+    if tenant.status == TenantStatus::Suspended
+        && !state.authz.is_platform_operator(&staff.actor).await
+    {
+        return Err(PageError {
+            status: StatusCode::FORBIDDEN,
+            message: match lang {
+                Lang::Ja => "この自治体の利用は停止されています。".into(),
+                Lang::En => "This municipality is suspended.".into(),
+            },
+            lang,
+        });
+    }
+    Ok((tenant, scope))
+}
+
+fn nav(lang: Lang, slug: &str) -> Markup {
+    html! {
+        nav {
+            a href={"/admin/t/" (slug) "/staff"} { (lang.t("staff")) }
+            a href={"/admin/t/" (slug) "/vaccines"} { (lang.t("vaccines")) }
+            a href={"/admin/t/" (slug) "/venues"} { (lang.t("venues")) }
+            a href={"/admin/t/" (slug) "/import"} { (lang.t("import")) }
+            a href={"/admin/t/" (slug) "/residents"} { (lang.t("residents")) }
+            a href={"/admin/t/" (slug) "/audit"} { (lang.t("audit")) }
+            a href={"/admin/t/" (slug) "/api-keys"} { (lang.t("api_keys")) }
+        }
+    }
+}
+
+fn render(staff: &Staff, t: &Tenant, title: &str, body: Markup) -> Response {
+    let framed = html! { (nav(staff.lang, &t.slug)) (body) };
+    page(
+        staff.lang,
+        &format!("{} – {title}", t.name),
+        Some(staff),
+        framed,
+    )
+    .into_response()
+}
+
+fn unprocessable(staff: &Staff, t: &Tenant, title: &str, body: Markup) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        render(staff, t, title, body),
+    )
+        .into_response()
+}
+
+fn setup_message(e: SetupError, lang: Lang) -> Result<String, PageError> {
+    match e {
+        SetupError::Invalid { field, reason } => Ok(format!("{}: {reason}", lang.t(field))),
+        SetupError::Conflict(m) => Ok(m),
+        SetupError::NotFound => Err(PageError::not_found(lang)),
+        SetupError::Database(e) => Err(e.into()),
+    }
+}
+
+pub async fn home(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let lang = staff.lang;
+    let tenant = tenants::find_by_slug(&state.pool, &slug)
+        .await?
+        .ok_or(PageError::not_found(lang))?;
+    if !state.authz.is_member(&staff.actor, tenant.id).await {
+        return Err(PageError::not_found(lang));
+    }
+    let mut assigned = Vec::new();
+    for id in state
+        .authz
+        .assigned_venues(&staff.actor.subject, tenant.id)
+        .await
+    {
+        let (_, mut scope) = enter(&state, &staff, &slug, Object::Venue(id), Act::Read).await?;
+        if let Ok(v) = setup::venue(&mut scope, id).await {
+            assigned.push(v);
+        }
+    }
+    let body = html! {
+        @if !assigned.is_empty() {
+            h2 { (lang.t("venues")) }
+            ul { @for v in &assigned { li { a href={"/admin/t/" (slug) "/venues/" (v.id)} { (v.name) } } } }
+        }
+    };
+    Ok(render(&staff, &tenant, lang.t("dashboard"), body))
+}
+
+// ---- staff -------------------------------------------------------------------------------------
+
+async fn staff_body(
+    state: &AdminState,
+    staff: &Staff,
+    t: &Tenant,
+    scope: &mut Scope,
+    notice: Option<Markup>,
+    message: Option<&str>,
+) -> Result<Markup, PageError> {
+    let lang = staff.lang;
+    let members = staff::members(scope, &state.authz, &state.pool)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "listing staff failed");
+            PageError::bad_request("something went wrong on our side; please try again", lang)
+        })?;
+    let venues = setup::list_venues(scope).await?;
+    Ok(html! {
+        @if let Some(n) = notice { (n) }
+        @if let Some(m) = message { p.error role="alert" { (m) } }
+        table {
+            tr { th { (lang.t("email")) } th { (lang.t("role")) } th { (lang.t("venues")) } th {} }
+            @for m in &members {
+                tr {
+                    td { (m.email) }
+                    td { (m.roles.join(", ")) }
+                    td { @for v in &m.venues { (venues.iter().find(|x| x.id == *v).map(|x| x.name.as_str()).unwrap_or("?")) " " } }
+                    td {
+                        form method="post" action={"/admin/t/" (t.slug) "/staff/" (m.account_id) "/remove"} {
+                            (csrf_field(staff)) button type="submit" { (lang.t("remove")) }
+                        }
+                        @if m.active {
+                            form method="post" action={"/admin/t/" (t.slug) "/staff/" (m.account_id) "/reset"} {
+                                (csrf_field(staff)) button type="submit" { (lang.t("forgot")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { (lang.t("invite")) }
+        form method="post" action={"/admin/t/" (t.slug) "/staff"} id="invite-staff" {
+            (csrf_field(staff))
+            label { (lang.t("email")) br; input type="email" name="email" required; }
+            label { (lang.t("role")) br;
+                select name="role" {
+                    @for r in ROLES.iter().filter(|r| **r != Role::PlatformOperator) {
+                        option value=(r.as_str()) { (r.as_str()) }
+                    }
+                }
+            }
+            label { (lang.t("venue")) br;
+                select name="venue" {
+                    option value="" { "—" }
+                    @for v in &venues { option value=(v.id) { (v.name) } }
+                }
+            }
+            button type="submit" { (lang.t("invite")) }
+        }
+    })
+}
+
+pub async fn staff_page(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Read).await?;
+    let body = staff_body(&state, &staff, &t, &mut scope, None, None).await?;
+    Ok(render(&staff, &t, staff.lang.t("staff"), body))
+}
+
+#[derive(Deserialize)]
+pub struct InviteStaffForm {
+    #[serde(default)]
+    csrf: String,
+    email: String,
+    role: String,
+    #[serde(default)]
+    venue: String,
+}
+
+pub async fn invite(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+    Form(form): Form<InviteStaffForm>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&form.csrf)?;
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
+    let role = Role::parse(&form.role).ok_or(PageError::bad_request("unknown role", lang))?;
+    let venues: Vec<Uuid> = Uuid::parse_str(form.venue.trim())
+        .ok()
+        .into_iter()
+        .collect();
+    let result = staff::invite(
+        &mut scope,
+        &state.authz,
+        &state.policy,
+        &state.pool,
+        &form.email,
+        role,
+        &venues,
+    )
+    .await;
+    match result {
+        Ok(invitation) => {
+            let notice = match invitation {
+                Some(inv) => {
+                    let link = format!("{}/admin/invitation/{}", state.public_url, inv.token);
+                    html! { p.ok { (lang.t("invitation_link")) ": " (inv.email) } p { a #invitation-link href=(link) { (link) } } }
+                }
+                None => html! { p.ok { (lang.t("invited_existing")) } },
+            };
+            let body = staff_body(&state, &staff, &t, &mut scope, Some(notice), None).await?;
+            scope.commit().await?;
+            Ok(render(&staff, &t, lang.t("staff"), body))
+        }
+        Err(StaffError::Invalid(m))
+        | Err(StaffError::Identity(identity::IdentityError::Invalid(m))) => {
+            let body = staff_body(&state, &staff, &t, &mut scope, None, Some(&m)).await?;
+            Ok(unprocessable(&staff, &t, lang.t("staff"), body))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "invitation failed");
+            Err(PageError::bad_request(
+                "something went wrong on our side; please try again",
+                lang,
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn remove_staff(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path((slug, account)): Path<(String, Uuid)>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&form.csrf)?;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
+    staff::remove(&mut scope, &state.authz, account)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "removing staff failed");
+            PageError::bad_request(
+                "something went wrong on our side; please try again",
+                staff.lang,
+            )
+        })?;
+    scope.commit().await?;
+    Ok(Redirect::to(&format!("/admin/t/{}/staff", t.slug)).into_response())
+}
+
+/// A password reset link for a member, handed over by the admin like an invitation (there is no
+/// e-mail channel yet, and a link shown to whoever asks would be a takeover).
+pub async fn reset_link(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path((slug, account)): Path<(String, Uuid)>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&form.csrf)?;
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
+    let token = match staff::password_reset_link(
+        &mut scope,
+        &state.authz,
+        &state.policy,
+        &state.pool,
+        account,
+    )
+    .await
+    {
+        Ok(token) => token,
+        Err(StaffError::NotFound) => return Err(PageError::not_found(lang)),
+        Err(StaffError::Invalid(m)) => {
+            let body = staff_body(&state, &staff, &t, &mut scope, None, Some(&m)).await?;
+            return Ok(unprocessable(&staff, &t, lang.t("staff"), body));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "issuing a reset link failed");
+            return Err(PageError::bad_request(
+                "something went wrong on our side; please try again",
+                lang,
+            ));
+        }
+    };
+    let link = format!("{}/admin/password-reset/{token}", state.public_url);
+    let notice = html! { p.ok { (lang.t("forgot")) } p { a #reset-link href=(link) { (link) } } };
+    let body = staff_body(&state, &staff, &t, &mut scope, Some(notice), None).await?;
+    scope.commit().await?;
+    Ok(render(&staff, &t, lang.t("staff"), body))
+}
+
+// ---- vaccines ----------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+pub struct VaccineForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    maker: String,
+    doses: String,
+    min_interval_days: String,
+    booster_interval_months: String,
+    days_until_effective: String,
+    validity_days: String,
+}
+
+async fn vaccines_body(
+    staff: &Staff,
+    t: &Tenant,
+    scope: &mut Scope,
+    f: &VaccineForm,
+    message: Option<&str>,
+) -> Result<Markup, PageError> {
+    let lang = staff.lang;
+    let list = setup::list_vaccines(scope).await?;
+    let field = |name: &'static str, value: &str| {
+        html! {
+            label { (lang.t(name)) br; input name=(name) value=(value) required inputmode=(if name == "name" || name == "maker" { "text" } else { "numeric" }); }
+        }
+    };
+    Ok(html! {
+        table {
+            tr { th { (lang.t("name")) } th { (lang.t("maker")) } th { (lang.t("doses")) } th { (lang.t("min_interval_days")) } th { (lang.t("booster_interval_months")) } th { (lang.t("days_until_effective")) } th { (lang.t("validity_days")) } }
+            @for v in &list {
+                tr { td { (v.name) } td { (v.maker) } td { (v.doses) } td { (v.min_interval_days) } td { (v.booster_interval_months) } td { (v.days_until_effective) } td { (v.validity_days) } }
+            }
+        }
+        h2 { (lang.t("create")) }
+        @if let Some(m) = message { p.error role="alert" { (m) } }
+        form method="post" action={"/admin/t/" (t.slug) "/vaccines"} id="vaccine" {
+            (csrf_field(staff))
+            (field("name", &f.name)) (field("maker", &f.maker)) (field("doses", &f.doses))
+            (field("min_interval_days", &f.min_interval_days)) (field("booster_interval_months", &f.booster_interval_months))
+            (field("days_until_effective", &f.days_until_effective)) (field("validity_days", &f.validity_days))
+            button type="submit" { (lang.t("create")) }
+        }
+    })
+}
+
+pub async fn vaccines(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Vaccines, Act::Read).await?;
+    let body = vaccines_body(&staff, &t, &mut scope, &VaccineForm::default(), None).await?;
+    Ok(render(&staff, &t, staff.lang.t("vaccines"), body))
+}
+
+fn int(field: &'static str, raw: &str, lang: Lang) -> Result<i32, String> {
+    raw.trim().parse().map_err(|_| match lang {
+        Lang::Ja => format!("{}: 数字で入力してください", lang.t(field)),
+        Lang::En => format!("{}: enter a whole number", lang.t(field)),
+    })
+}
+
+pub async fn create_vaccine(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+    Form(f): Form<VaccineForm>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&f.csrf)?;
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Vaccines, Act::Write).await?;
+    let parsed = (|| {
+        Ok::<_, String>(NewVaccine {
+            name: f.name.clone(),
+            maker: f.maker.clone(),
+            doses: int("doses", &f.doses, lang)?,
+            min_interval_days: int("min_interval_days", &f.min_interval_days, lang)?,
+            booster_interval_months: int(
+                "booster_interval_months",
+                &f.booster_interval_months,
+                lang,
+            )?,
+            days_until_effective: int("days_until_effective", &f.days_until_effective, lang)?,
+            validity_days: int("validity_days", &f.validity_days, lang)?,
+        })
+    })();
+    let result = match parsed {
+        Ok(v) => match setup::create_vaccine(&mut scope, &v).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(setup_message(e, lang)?),
+        },
+        Err(m) => Err(m),
+    };
+    match result {
+        Ok(()) => {
+            scope.commit().await?;
+            Ok(Redirect::to(&format!("/admin/t/{}/vaccines", t.slug)).into_response())
+        }
+        Err(m) => {
+            // the failed statement aborted the transaction: read the list in a fresh scope
+            drop(scope);
+            let (_, mut scope) = enter(&state, &staff, &slug, Object::Vaccines, Act::Write).await?;
+            let body = vaccines_body(&staff, &t, &mut scope, &f, Some(&m)).await?;
+            Ok(unprocessable(&staff, &t, lang.t("vaccines"), body))
+        }
+    }
+}
+
+// ---- venues ------------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+pub struct VenueForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    address: String,
+    kind: String,
+    vaccine_id: String,
+    #[serde(default)]
+    booking_opens_at: String,
+    booking_deadline_hours: String,
+    cancel_cutoff_days: String,
+}
+
+async fn venues_body(
+    staff: &Staff,
+    t: &Tenant,
+    scope: &mut Scope,
+    f: &VenueForm,
+    message: Option<&str>,
+    can_write: bool,
+) -> Result<Markup, PageError> {
+    let lang = staff.lang;
+    let list = setup::list_venues(scope).await?;
+    let vaccines = setup::list_vaccines(scope).await?;
+    let deadline = if f.booking_deadline_hours.is_empty() {
+        "24"
+    } else {
+        &f.booking_deadline_hours
+    };
+    let cutoff = if f.cancel_cutoff_days.is_empty() {
+        "2"
+    } else {
+        &f.cancel_cutoff_days
+    };
+    Ok(html! {
+        table {
+            tr { th { (lang.t("name")) } th { (lang.t("kind")) } th { (lang.t("vaccine")) } th { (lang.t("address")) } }
+            @for v in &list {
+                tr {
+                    td { a href={"/admin/t/" (t.slug) "/venues/" (v.id)} { (v.name) } }
+                    td { (lang.t(&v.kind)) }
+                    td { (vaccines.iter().find(|x| x.id == v.vaccine_id).map(|x| x.name.as_str()).unwrap_or("")) }
+                    td { (v.address) }
+                }
+            }
+        }
+        @if can_write {
+            h2 { (lang.t("create")) }
+            @if let Some(m) = message { p.error role="alert" { (m) } }
+            form method="post" action={"/admin/t/" (t.slug) "/venues"} id="venue" {
+                (csrf_field(staff))
+                label { (lang.t("name")) br; input name="name" value=(f.name) required; }
+                label { (lang.t("address")) br; input name="address" value=(f.address); }
+                label { (lang.t("kind")) br;
+                    select name="kind" {
+                        option value="mass" selected[f.kind != "hospital"] { (lang.t("mass")) }
+                        option value="hospital" selected[f.kind == "hospital"] { (lang.t("hospital")) }
+                    }
+                }
+                label { (lang.t("vaccine")) br;
+                    select name="vaccine_id" required {
+                        @for v in &vaccines { option value=(v.id) selected[f.vaccine_id == v.id.to_string()] { (v.name) } }
+                    }
+                }
+                label { (lang.t("booking_opens_at")) br; input type="datetime-local" name="booking_opens_at" value=(f.booking_opens_at); }
+                label { (lang.t("booking_deadline_hours")) br; input name="booking_deadline_hours" value=(deadline) inputmode="numeric"; }
+                label { (lang.t("cancel_cutoff_days")) br; input name="cancel_cutoff_days" value=(cutoff) inputmode="numeric"; }
+                button type="submit" { (lang.t("create")) }
+            }
+        }
+    })
+}
+
+pub async fn venues(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Venues, Act::Read).await?;
+    let can_write = state
+        .authz
+        .check(&staff.actor, t.id, Object::Venues, Act::Write)
+        .await
+        .map_err(|d| PageError::denied(d, staff.lang))?;
+    let body = venues_body(
+        &staff,
+        &t,
+        &mut scope,
+        &VenueForm::default(),
+        None,
+        can_write,
+    )
+    .await?;
+    Ok(render(&staff, &t, staff.lang.t("venues"), body))
+}
+
+pub async fn create_venue(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+    Form(f): Form<VenueForm>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&f.csrf)?;
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Venues, Act::Write).await?;
+    let parsed = (|| {
+        let booking_opens_at = if f.booking_opens_at.trim().is_empty() {
+            None
+        } else {
+            let local =
+                chrono::NaiveDateTime::parse_from_str(f.booking_opens_at.trim(), "%Y-%m-%dT%H:%M")
+                    .map_err(|_| format!("{}: YYYY-MM-DDTHH:MM", lang.t("booking_opens_at")))?;
+            Some(
+                local
+                    .and_local_timezone(t.time_zone.0)
+                    .earliest()
+                    .ok_or_else(|| format!("{}: ?", lang.t("booking_opens_at")))?
+                    .with_timezone(&Utc),
+            )
+        };
+        Ok::<_, String>(NewVenue {
+            name: f.name.clone(),
+            address: f.address.clone(),
+            kind: f.kind.clone(),
+            vaccine_id: Uuid::parse_str(&f.vaccine_id)
+                .map_err(|_| format!("{}: ?", lang.t("vaccine")))?,
+            booking_opens_at,
+            booking_deadline_hours: int("booking_deadline_hours", &f.booking_deadline_hours, lang)?,
+            cancel_cutoff_days: int("cancel_cutoff_days", &f.cancel_cutoff_days, lang)?,
+        })
+    })();
+    let result = match parsed {
+        Ok(v) => match setup::create_venue(&mut scope, &v).await {
+            Ok(id) => Ok(id),
+            Err(e) => Err(setup_message(e, lang)?),
+        },
+        Err(m) => Err(m),
+    };
+    match result {
+        Ok(id) => {
+            scope.commit().await?;
+            Ok(Redirect::to(&format!("/admin/t/{}/venues/{id}", t.slug)).into_response())
+        }
+        Err(m) => {
+            drop(scope);
+            let (_, mut scope) = enter(&state, &staff, &slug, Object::Venues, Act::Write).await?;
+            let body = venues_body(&staff, &t, &mut scope, &f, Some(&m), true).await?;
+            Ok(unprocessable(&staff, &t, lang.t("venues"), body))
+        }
+    }
+}
+
+// ---- one venue: schedules and slots ------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+pub struct ScheduleForm {
+    #[serde(default)]
+    csrf: String,
+    wd1: Option<String>,
+    wd2: Option<String>,
+    wd3: Option<String>,
+    wd4: Option<String>,
+    wd5: Option<String>,
+    wd6: Option<String>,
+    wd7: Option<String>,
+    start_time: String,
+    end_time: String,
+    slot_minutes: String,
+    capacity: String,
+    valid_from: String,
+    valid_until: String,
+    #[serde(default)]
+    closed_dates: String,
+}
+
+impl ScheduleForm {
+    fn weekdays(&self) -> Vec<i32> {
+        [
+            &self.wd1, &self.wd2, &self.wd3, &self.wd4, &self.wd5, &self.wd6, &self.wd7,
+        ]
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_some())
+        .map(|(i, _)| i as i32 + 1)
+        .collect()
+    }
+}
+
+const WEEKDAYS_JA: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
+const WEEKDAYS_EN: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+async fn venue_body(
+    staff: &Staff,
+    t: &Tenant,
+    scope: &mut Scope,
+    venue_id: Uuid,
+    f: &ScheduleForm,
+    notice: Option<Markup>,
+    message: Option<&str>,
+) -> Result<(String, Markup), PageError> {
+    let lang = staff.lang;
+    let v = setup::venue(scope, venue_id).await.map_err(|e| match e {
+        SetupError::Database(e) => PageError::from(e),
+        _ => PageError::not_found(lang),
+    })?;
+    let schedules = setup::list_schedules(scope, venue_id).await?;
+    let slots = setup::list_slots(scope, venue_id, Utc::now(), 200).await?;
+    let tz = t.time_zone.0;
+    let names = if lang == Lang::Ja {
+        WEEKDAYS_JA
+    } else {
+        WEEKDAYS_EN
+    };
+    let wd_checked = f.weekdays();
+    let base = format!("/admin/t/{}/venues/{}", t.slug, v.id);
+    let body = html! {
+        p { (lang.t(&v.kind)) " · " (v.address) " · " (lang.t("booking_deadline_hours")) ": " (v.booking_deadline_hours) " · " (lang.t("cancel_cutoff_days")) ": " (v.cancel_cutoff_days) }
+        @if let Some(n) = notice { (n) }
+        h2 { (lang.t("schedules")) }
+        ul {
+            @for s in &schedules {
+                li {
+                    @for d in &s.weekdays { (names.get((*d - 1) as usize).copied().unwrap_or("?")) }
+                    " " (s.start_time.format("%H:%M")) "–" (s.end_time.format("%H:%M"))
+                    " / " (s.slot_minutes) "min × " (s.capacity)
+                    " / " (s.valid_from) " – " (s.valid_until)
+                }
+            }
+        }
+        @if let Some(m) = message { p.error role="alert" { (m) } }
+        form method="post" action={(base) "/schedules"} id="schedule" {
+            (csrf_field(staff))
+            fieldset {
+                legend { (lang.t("weekdays")) }
+                @for (i, n) in names.iter().enumerate() {
+                    label style="display:inline-block;margin-right:.8em" {
+                        input type="checkbox" name={"wd" (i + 1)} value="1" checked[wd_checked.contains(&(i as i32 + 1))];
+                        (n)
+                    }
+                }
+            }
+            label { (lang.t("start_time")) br; input type="time" name="start_time" value=(f.start_time) required; }
+            label { (lang.t("end_time")) br; input type="time" name="end_time" value=(f.end_time) required; }
+            label { (lang.t("slot_minutes")) br; input name="slot_minutes" value=(f.slot_minutes) required inputmode="numeric"; }
+            label { (lang.t("capacity")) br; input name="capacity" value=(f.capacity) required inputmode="numeric"; }
+            label { (lang.t("valid_from")) br; input type="date" name="valid_from" value=(f.valid_from) required; }
+            label { (lang.t("valid_until")) br; input type="date" name="valid_until" value=(f.valid_until) required; }
+            label { (lang.t("closed_dates")) br; input name="closed_dates" value=(f.closed_dates); }
+            button type="submit" { (lang.t("create")) }
+        }
+        h2 { (lang.t("slots")) " (" span #slot-count { (slots.len()) } ")" }
+        table #slots {
+            tr { th { (lang.t("when")) } th { (lang.t("booked")) } th { (lang.t("capacity")) } }
+            @for s in &slots {
+                tr {
+                    td { (s.starts_at.with_timezone(&tz).format("%Y-%m-%d %H:%M")) "–" (s.ends_at.with_timezone(&tz).format("%H:%M")) }
+                    td { (s.booked) }
+                    td {
+                        form method="post" action={(base) "/slots/" (s.id)} style="display:flex;gap:.3em" {
+                            (csrf_field(staff))
+                            input name="capacity" value=(s.capacity) size="4" inputmode="numeric" aria-label=(lang.t("capacity"));
+                            button type="submit" { (lang.t("save")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok((v.name, body))
+}
+
+pub async fn venue(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path((slug, venue_id)): Path<(String, Uuid)>,
+) -> Result<Response, PageError> {
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Read).await?;
+    let (name, body) = venue_body(
+        &staff,
+        &t,
+        &mut scope,
+        venue_id,
+        &ScheduleForm::default(),
+        None,
+        None,
+    )
+    .await?;
+    Ok(render(&staff, &t, &name, body))
+}
+
+fn parse_schedule(f: &ScheduleForm, venue_id: Uuid, lang: Lang) -> Result<NewSchedule, String> {
+    let time = |field: &'static str, raw: &str| {
+        NaiveTime::parse_from_str(raw.trim(), "%H:%M")
+            .map_err(|_| format!("{}: HH:MM", lang.t(field)))
+    };
+    let date = |field: &'static str, raw: &str| {
+        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+            .map_err(|_| format!("{}: YYYY-MM-DD", lang.t(field)))
+    };
+    Ok(NewSchedule {
+        venue_id,
+        weekdays: f.weekdays(),
+        start_time: time("start_time", &f.start_time)?,
+        end_time: time("end_time", &f.end_time)?,
+        slot_minutes: int("slot_minutes", &f.slot_minutes, lang)?,
+        capacity: int("capacity", &f.capacity, lang)?,
+        valid_from: date("valid_from", &f.valid_from)?,
+        valid_until: date("valid_until", &f.valid_until)?,
+        closed_dates: f
+            .closed_dates
+            .split([',', ' ', '、'])
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| date("closed_dates", d))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+pub async fn create_schedule(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path((slug, venue_id)): Path<(String, Uuid)>,
+    Form(f): Form<ScheduleForm>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&f.csrf)?;
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Write).await?;
+    let result = match parse_schedule(&f, venue_id, lang) {
+        Ok(s) => match setup::create_schedule(&mut scope, &s).await {
+            Ok((_, created)) => Ok(created),
+            Err(e) => Err(setup_message(e, lang)?),
+        },
+        Err(m) => Err(m),
+    };
+    match result {
+        Ok(created) => {
+            let notice = html! { p.ok #notice { (created) " " (lang.t("slots_created")) } };
+            let (name, body) = venue_body(
+                &staff,
+                &t,
+                &mut scope,
+                venue_id,
+                &ScheduleForm::default(),
+                Some(notice),
+                None,
+            )
+            .await?;
+            scope.commit().await?;
+            Ok(render(&staff, &t, &name, body))
+        }
+        Err(m) => {
+            drop(scope);
+            let (_, mut scope) =
+                enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Write).await?;
+            let (name, body) =
+                venue_body(&staff, &t, &mut scope, venue_id, &f, None, Some(&m)).await?;
+            Ok(unprocessable(&staff, &t, &name, body))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CapacityForm {
+    #[serde(default)]
+    csrf: String,
+    capacity: String,
+}
+
+pub async fn set_capacity(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path((slug, venue_id, slot_id)): Path<(String, Uuid, Uuid)>,
+    Form(f): Form<CapacityForm>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&f.csrf)?;
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Write).await?;
+    let result = match int("capacity", &f.capacity, lang) {
+        Ok(c) => match setup::set_slot_capacity(&mut scope, venue_id, slot_id, c).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(setup_message(e, lang)?),
+        },
+        Err(m) => Err(m),
+    };
+    match result {
+        Ok(()) => {
+            scope.commit().await?;
+            Ok(Redirect::to(&format!("/admin/t/{}/venues/{venue_id}", t.slug)).into_response())
+        }
+        Err(m) => {
+            drop(scope);
+            let (_, mut scope) =
+                enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Read).await?;
+            let (name, body) = venue_body(
+                &staff,
+                &t,
+                &mut scope,
+                venue_id,
+                &ScheduleForm::default(),
+                None,
+                Some(&m),
+            )
+            .await?;
+            Ok(unprocessable(&staff, &t, &name, body))
+        }
+    }
+}
+
+// ---- residents ---------------------------------------------------------------------------------
+
+fn import_form(staff: &Staff, t: &Tenant) -> Markup {
+    let lang = staff.lang;
+    html! {
+        p { "ticket_no, birth_date, kana_name, sex, phone, email, postal_code, preferred_language" }
+        form method="post" action={"/admin/t/" (t.slug) "/import"} enctype="multipart/form-data" id="import" {
+            (csrf_field(staff))
+            label { (lang.t("file")) br; input type="file" name="file" accept=".csv,text/csv" required; }
+            label { input type="checkbox" name="import_valid_rows" value="1"; " " (lang.t("import_valid_rows")) }
+            button type="submit" { (lang.t("do_import")) }
+        }
+    }
+}
+
+pub async fn import_page(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let (t, scope) = enter(&state, &staff, &slug, Object::Imports, Act::Write).await?;
+    drop(scope);
+    Ok(render(
+        &staff,
+        &t,
+        staff.lang.t("import"),
+        import_form(&staff, &t),
+    ))
+}
+
+pub async fn import_upload(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+    mut multipart: Multipart,
+) -> Result<Response, PageError> {
+    let lang = staff.lang;
+    let (mut csrf, mut bytes, mut filename, mut valid_only) =
+        (String::new(), Vec::new(), String::new(), false);
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| PageError::bad_request(e.to_string(), lang))?
+    {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+            Some("import_valid_rows") => valid_only = true,
+            Some("file") => {
+                filename = field.file_name().unwrap_or("upload.csv").to_owned();
+                bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| PageError::bad_request(e.to_string(), lang))?
+                    .to_vec();
+            }
+            _ => {}
+        }
+    }
+    staff.check_csrf(&csrf)?;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Imports, Act::Write).await?;
+    let parsed = match import::parse(&bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            let body = html! { p.error role="alert" { (e.to_string()) } (import_form(&staff, &t)) };
+            return Ok(unprocessable(&staff, &t, lang.t("import"), body));
+        }
+    };
+    match import::import(&mut scope, &parsed, valid_only, &filename, |_, _| {}).await {
+        Ok(outcome) => {
+            scope.commit().await?;
+            let body = html! {
+                p.ok #import-result {
+                    (lang.t("imported")) ": " (outcome.inserted) " new, " (outcome.updated) " updated, "
+                    (outcome.unchanged) " unchanged, " (outcome.skipped_invalid) " skipped"
+                }
+                @if !parsed.errors.is_empty() { (error_table(lang, &parsed.errors)) }
+                (import_form(&staff, &t))
+            };
+            Ok(render(&staff, &t, lang.t("import"), body))
+        }
+        Err(ImportError::InvalidRows(errors)) => {
+            let body = html! {
+                p.error role="alert" #import-result { (lang.t("nothing_imported")) " (" (errors.len()) ")" }
+                (error_table(lang, &errors))
+                (import_form(&staff, &t))
+            };
+            Ok(unprocessable(&staff, &t, lang.t("import"), body))
+        }
+        Err(ImportError::Database(e)) => Err(e.into()),
+        Err(e) => Err(PageError::bad_request(e.to_string(), lang)),
+    }
+}
+
+fn error_table(lang: Lang, errors: &[import::RowError]) -> Markup {
+    html! {
+        table #import-errors {
+            tr { th { (lang.t("line")) } th { (lang.t("column")) } th { (lang.t("reason")) } }
+            @for e in errors { tr { td { (e.line) } td { (e.column) } td { (e.reason) } } }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LookupQuery {
+    #[serde(default)]
+    ticket: String,
+}
+
+pub async fn residents(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+    Query(q): Query<LookupQuery>,
+) -> Result<Response, PageError> {
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Residents, Act::Read).await?;
+    let found = if q.ticket.trim().is_empty() {
+        None
+    } else {
+        Some(setup::resident_by_ticket(&mut scope, &q.ticket).await?)
+    };
+    scope.commit().await?;
+    let body = html! {
+        form method="get" action={"/admin/t/" (t.slug) "/residents"} {
+            label { (lang.t("ticket_no")) br; input name="ticket" value=(q.ticket) inputmode="numeric"; }
+            button type="submit" { (lang.t("search")) }
+        }
+        @match found {
+            Some(Some(r)) => {
+                dl #resident {
+                    dt { (lang.t("ticket_no")) } dd { (r.ticket_no) }
+                    dt { "カナ氏名 / name" } dd { (r.kana_name) }
+                    dt { "生年月日 / birth date" } dd { (r.birth_date) }
+                    dt { "性別 / sex" } dd { (r.sex) }
+                    dt { "電話 / phone" } dd { (r.phone.unwrap_or_default()) }
+                    dt { (lang.t("email")) } dd { (r.email.unwrap_or_default()) }
+                    dt { "〒" } dd { (r.postal_code.unwrap_or_default()) }
+                }
+            }
+            Some(None) => p { (lang.t("no_resident")) },
+            None => {}
+        }
+    };
+    Ok(render(&staff, &t, lang.t("lookup"), body))
+}
+
+pub async fn audit(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Audit, Act::Read).await?;
+    let entries = platform::audit::recent(&mut scope, 500).await?;
+    let tz = t.time_zone.0;
+    let body = html! {
+        table #audit {
+            tr { th { (lang.t("when")) } th { (lang.t("who")) } th { (lang.t("what")) } th { (lang.t("object")) } th { (lang.t("from")) } }
+            @for e in &entries {
+                tr {
+                    td { (e.at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S")) }
+                    td { (e.actor) } td { (e.action) } td { (e.object) } td { (e.ip.clone().unwrap_or_default()) }
+                }
+            }
+        }
+    };
+    Ok(render(&staff, &t, lang.t("audit"), body))
+}
+
+// ---- API keys ----------------------------------------------------------------------------------
+
+async fn api_keys_body(
+    staff: &Staff,
+    t: &Tenant,
+    scope: &mut Scope,
+    notice: Option<Markup>,
+    message: Option<&str>,
+) -> Result<Markup, PageError> {
+    let lang = staff.lang;
+    let keys = platform::api_keys::list(scope).await?;
+    Ok(html! {
+        @if let Some(n) = notice { (n) }
+        @if let Some(m) = message { p.error role="alert" { (m) } }
+        table #api-keys {
+            tr { th { (lang.t("name")) } th { "scopes" } th { (lang.t("who")) } th { "last used" } th {} }
+            @for k in &keys {
+                tr {
+                    td { (k.name) } td { (k.scopes.join(", ")) } td { (k.created_by) }
+                    td { (k.last_used_at.map(|d| d.to_rfc3339()).unwrap_or_default()) }
+                    td {
+                        @if let Some(r) = k.revoked_at { "revoked " (r.to_rfc3339()) } @else {
+                            form method="post" action={"/admin/t/" (t.slug) "/api-keys/" (k.id) "/revoke"} {
+                                (csrf_field(staff)) button type="submit" { (lang.t("remove")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { (lang.t("create")) }
+        form method="post" action={"/admin/t/" (t.slug) "/api-keys"} id="api-key" {
+            (csrf_field(staff))
+            label { (lang.t("name")) br; input name="name" required; }
+            @for (scope_name, _) in platform::api_keys::SCOPES {
+                label { input type="checkbox" name={"scope_" (scope_name)} value="1"; " " (scope_name) }
+            }
+            button type="submit" { (lang.t("create")) }
+        }
+    })
+}
+
+pub async fn api_keys(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Read).await?;
+    let body = api_keys_body(&staff, &t, &mut scope, None, None).await?;
+    Ok(render(&staff, &t, staff.lang.t("api_keys"), body))
+}
+
+pub async fn create_api_key(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let lang = staff.lang;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Write).await?;
+    let scopes: Vec<String> = platform::api_keys::SCOPES
+        .iter()
+        .filter(|(n, _)| form.contains_key(&format!("scope_{n}")))
+        .map(|(n, _)| (*n).to_owned())
+        .collect();
+    let name = form.get("name").cloned().unwrap_or_default();
+    match platform::api_keys::create(&mut scope, &state.authz, &name, &scopes).await {
+        Ok((_, key)) => {
+            let notice = html! {
+                p.ok { "The key is shown only now; store it safely. / このキーは今だけ表示されます。" }
+                p { code #new-api-key { (key) } }
+            };
+            let body = api_keys_body(&staff, &t, &mut scope, Some(notice), None).await?;
+            scope.commit().await?;
+            Ok(render(&staff, &t, lang.t("api_keys"), body))
+        }
+        Err(platform::api_keys::ApiKeyError::Invalid(m)) => {
+            let body = api_keys_body(&staff, &t, &mut scope, None, Some(&m)).await?;
+            Ok(unprocessable(&staff, &t, lang.t("api_keys"), body))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "creating an API key failed");
+            Err(PageError::bad_request(
+                "something went wrong on our side; please try again",
+                lang,
+            ))
+        }
+    }
+}
+
+pub async fn revoke_api_key(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path((slug, id)): Path<(String, Uuid)>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&form.csrf)?;
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Write).await?;
+    match platform::api_keys::revoke(&mut scope, &state.authz, id).await {
+        Ok(()) => {
+            scope.commit().await?;
+            Ok(Redirect::to(&format!("/admin/t/{}/api-keys", t.slug)).into_response())
+        }
+        Err(platform::api_keys::ApiKeyError::NotFound) => Err(PageError::not_found(staff.lang)),
+        Err(e) => {
+            tracing::error!(error = %e, "revoking an API key failed");
+            Err(PageError::bad_request(
+                "something went wrong on our side; please try again",
+                staff.lang,
+            ))
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Who is calling `/graphql`: an integrator's API key (`Authorization: Bearer yk_…`) or a staff
+//! session cookie. The handler puts the raw [`Credentials`] into the request; resolvers turn them
+//! into an [`Actor`] once per request and then ask the one guard ([`Authz`]) for a scope.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use platform::authz::{Act, Actor, Authz, Denied, Object, Scope};
+use platform::identity::AuthPolicy;
+use sqlx::PgPool;
+use tenants::TenantId;
+use tokio::sync::OnceCell;
+
+use crate::ApiError;
+
+/// What the request presented, resolved lazily (public queries never touch the database for it).
+#[derive(Default)]
+pub struct Credentials {
+    pub bearer: Option<String>,
+    pub session: Option<String>,
+    pub ip: Option<String>,
+    resolved: OnceCell<Option<Actor>>,
+}
+
+impl Credentials {
+    pub fn new(bearer: Option<String>, session: Option<String>, ip: Option<String>) -> Self {
+        Self {
+            bearer,
+            session,
+            ip,
+            resolved: OnceCell::new(),
+        }
+    }
+}
+
+/// The session cookie the admin UI sets (same name, so a logged-in staff member can use GraphiQL).
+pub const SESSION_COOKIE: &str = "yoyaku_staff";
+
+async fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
+    let creds = ctx
+        .data::<Credentials>()
+        .map_err(|_| ApiError::Unauthenticated)?;
+    let pool = ctx
+        .data::<PgPool>()
+        .map_err(|e| ApiError::Internal(e.message))?;
+    let policy = ctx
+        .data::<Arc<AuthPolicy>>()
+        .map_err(|e| ApiError::Internal(e.message))?;
+    let resolved = creds
+        .resolved
+        .get_or_try_init(|| async {
+            if let Some(key) = &creds.bearer {
+                return Ok::<_, sqlx::Error>(
+                    platform::api_keys::authenticate(pool, key, creds.ip.clone())
+                        .await?
+                        .map(|(actor, _)| actor),
+                );
+            }
+            if let Some(token) = &creds.session {
+                return Ok(platform::identity::session(pool, policy, token)
+                    .await?
+                    .map(|s| Actor::staff(s.account.id, &s.account.email, creds.ip.clone())));
+            }
+            Ok(None)
+        })
+        .await?;
+    resolved.clone().ok_or(ApiError::Unauthenticated)
+}
+
+/// The guard, for resolvers: a scope on `object` in `tenant`, or NOT_FOUND / FORBIDDEN.
+pub async fn enter(
+    ctx: &Context<'_>,
+    tenant: TenantId,
+    object: Object,
+    act: Act,
+) -> Result<Scope, ApiError> {
+    let actor = actor(ctx).await?;
+    let authz = ctx
+        .data::<Authz>()
+        .map_err(|e| ApiError::Internal(e.message))?;
+    authz
+        .enter(&actor, tenant, object, act)
+        .await
+        .map_err(|d| match d {
+            Denied::NotFound => ApiError::NotFound("object".into()),
+            Denied::Forbidden => ApiError::Forbidden,
+            Denied::Database(e) => e.into(),
+        })
+}
+
+/// Whether the caller works for the tenant at all (else the tenant is "not found" to them).
+pub async fn is_member(ctx: &Context<'_>, tenant: TenantId) -> Result<bool, ApiError> {
+    let actor = actor(ctx).await?;
+    let authz = ctx
+        .data::<Authz>()
+        .map_err(|e| ApiError::Internal(e.message))?;
+    Ok(authz.is_member(&actor, tenant).await)
+}

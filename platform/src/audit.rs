@@ -1,0 +1,116 @@
+//! The audit trail: who did what, when, from where. Append-only (the runtime role may not UPDATE or
+//! DELETE it). Tenant events go to `audit_log` inside the same transaction as the change they
+//! describe, so a change and its record commit together; platform-wide events (operator logins,
+//! onboarding) go to `platform_audit_log`.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::authz::{Actor, Scope};
+
+/// Records an event in the scope's tenant, in the scope's transaction.
+pub async fn record(
+    scope: &mut Scope,
+    action: &str,
+    object: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
+    let tenant = scope.tenant_id().0;
+    let actor = scope.actor.label.clone();
+    let ip = scope.actor.ip.clone();
+    sqlx::query(
+        "INSERT INTO audit_log (tenant_id, id, actor, action, object, detail, ip) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(actor)
+    .bind(action)
+    .bind(object)
+    .bind(detail)
+    .bind(ip)
+    .execute(&mut *scope.tx)
+    .await?;
+    Ok(())
+}
+
+/// Records a platform-wide event.
+pub async fn record_platform(
+    pool: &PgPool,
+    actor: &Actor,
+    action: &str,
+    object: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO platform_audit_log (id, actor, action, object, detail, ip) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&actor.label)
+    .bind(action)
+    .bind(object)
+    .bind(detail)
+    .bind(&actor.ip)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub object: String,
+    pub detail: Value,
+    pub ip: Option<String>,
+}
+
+/// The newest `limit` entries of the scope's tenant (the guard decided who may read them).
+pub async fn recent(scope: &mut Scope, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT at, actor, action, object, detail, ip FROM audit_log ORDER BY at DESC, id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *scope.tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                object: r.try_get("object")?,
+                detail: r.try_get("detail")?,
+                ip: r.try_get("ip")?,
+            })
+        })
+        .collect()
+}
+
+/// A staff login: in the platform log, and in the log of every tenant the person works for (the
+/// city's auditors see who logged in to their data).
+pub async fn record_login(
+    pool: &PgPool,
+    actor: &Actor,
+    tenants: &[tenants::TenantId],
+) -> Result<(), sqlx::Error> {
+    record_platform(pool, actor, "staff.login", "", serde_json::json!({})).await?;
+    for tenant in tenants {
+        let mut tx = tenants::begin(pool, *tenant).await?;
+        sqlx::query(
+            "INSERT INTO audit_log (tenant_id, id, actor, action, object, detail, ip) \
+             VALUES ($1, $2, $3, 'staff.login', '', '{}', $4)",
+        )
+        .bind(tenant.0)
+        .bind(Uuid::now_v7())
+        .bind(&actor.label)
+        .bind(&actor.ip)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

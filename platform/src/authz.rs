@@ -1,0 +1,685 @@
+//! Authorization: casbin "RBAC with domains", the domain being the tenant, and the one guard every
+//! GraphQL resolver and every admin page goes through.
+//!
+//! The guard hands out a [`Scope`] (a tenant-scoped transaction plus the actor) only after the check,
+//! and every tenant-owned operation in `platform` takes a `&mut Scope`, so a handler cannot reach a
+//! tenant's data without having asked first (the lldap pattern).
+//!
+//! Rules live in `authz_rules` (casbin's ptype, v0…v5) and are read and written by [`PgAdapter`], our
+//! own casbin adapter on sqlx 0.9 (STACK.md: why not `sqlx-adapter`).
+//! * role rules `p, <role>, *, <object>, <action>` (seeded by the migration);
+//! * role grants `g, <subject>, <role>, <tenant id>`; the platform operator's domain is `*`;
+//! * venue assignments and API-key scopes are personal rules `p, <subject>, <tenant id>, <object>, <action>`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use casbin::{Adapter, CoreApi, DefaultModel, Enforcer, Filter, MgmtApi, Model, RbacApi};
+use sqlx::PgPool;
+use tenants::{TenantId, TenantTx};
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+const MODEL: &str = r#"
+[request_definition]
+r = sub, dom, obj, act
+
+[policy_definition]
+p = sub, dom, obj, act
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub, "*")) && (p.dom == "*" || p.dom == r.dom) && keyMatch(r.obj, p.obj) && (p.act == "*" || p.act == r.act)
+"#;
+
+/// The casbin domain of platform-wide objects (the tenant list).
+pub const PLATFORM: &str = "platform";
+
+/// Every role there is; the order is the order the admin UI offers them in.
+pub const ROLES: [Role; 7] = [
+    Role::CityAdmin,
+    Role::CityStaff,
+    Role::VenueStaff,
+    Role::HospitalStaff,
+    Role::CallCenter,
+    Role::Auditor,
+    Role::PlatformOperator,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    PlatformOperator,
+    CityAdmin,
+    CityStaff,
+    VenueStaff,
+    HospitalStaff,
+    CallCenter,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PlatformOperator => "platform_operator",
+            Self::CityAdmin => "city_admin",
+            Self::CityStaff => "city_staff",
+            Self::VenueStaff => "venue_staff",
+            Self::HospitalStaff => "hospital_staff",
+            Self::CallCenter => "call_center",
+            Self::Auditor => "auditor",
+        }
+    }
+    pub fn parse(raw: &str) -> Option<Self> {
+        ROLES.into_iter().find(|r| r.as_str() == raw)
+    }
+    /// Roles that only mean something together with assigned venues.
+    pub fn is_venue_scoped(self) -> bool {
+        matches!(self, Self::VenueStaff | Self::HospitalStaff)
+    }
+}
+
+/// What is being accessed. A specific venue (its page, schedules and slots) is its own object so
+/// venue staff can be limited to theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    Tenants,
+    Staff,
+    Vaccines,
+    Venues,
+    Venue(Uuid),
+    Residents,
+    Imports,
+    Audit,
+    ApiKeys,
+}
+
+impl Object {
+    pub fn casbin(self) -> String {
+        match self {
+            Self::Tenants => "tenants".into(),
+            Self::Staff => "staff".into(),
+            Self::Vaccines => "vaccines".into(),
+            Self::Venues => "venues".into(),
+            Self::Venue(id) => format!("venue/{id}/"),
+            Self::Residents => "residents".into(),
+            Self::Imports => "imports".into(),
+            Self::Audit => "audit".into(),
+            Self::ApiKeys => "api_keys".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Read,
+    Write,
+}
+
+impl Act {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+}
+
+/// Who is asking: a logged-in staff member or an integrator's API key, and from where.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The casbin subject: `staff:<uuid>` or `apikey:<uuid>`.
+    pub subject: String,
+    /// What the audit log shows: the e-mail address or `API key <name>`.
+    pub label: String,
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    pub fn staff(id: Uuid, email: &str, ip: Option<String>) -> Self {
+        Self {
+            subject: staff_subject(id),
+            label: email.to_owned(),
+            ip,
+        }
+    }
+}
+
+pub fn staff_subject(id: Uuid) -> String {
+    format!("staff:{id}")
+}
+
+/// Why the guard said no. `NotFound` when the actor has nothing to do with the tenant or the object
+/// (another tenant's ids, another venue): no existence oracle. `Forbidden` when the actor works for
+/// the tenant but their role does not allow this.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    #[error("not found")]
+    NotFound,
+    #[error("your role does not allow this")]
+    Forbidden,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A capability: the check passed, this is the tenant's transaction and who acts in it.
+pub struct Scope {
+    pub tx: TenantTx,
+    pub actor: Actor,
+}
+
+impl Scope {
+    pub fn tenant_id(&self) -> TenantId {
+        self.tx.tenant_id()
+    }
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+/// A capability for platform-wide work (the tenant registry): only the platform operator gets one.
+pub struct PlatformScope {
+    pub pool: PgPool,
+    pub actor: Actor,
+}
+
+/// The one guard. Cheap to clone; one enforcer per process.
+#[derive(Clone)]
+pub struct Authz {
+    pool: PgPool,
+    enforcer: Arc<RwLock<Enforcer>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    #[error("authorization policy: {0}")]
+    Casbin(#[from] casbin::Error),
+}
+
+impl Authz {
+    /// Loads every rule from `authz_rules`.
+    pub async fn load(pool: PgPool) -> Result<Self, AuthzError> {
+        let model = DefaultModel::from_str(MODEL).await?;
+        let adapter = PgAdapter { pool: pool.clone() };
+        let enforcer = Enforcer::new(model, adapter).await?;
+        Ok(Self {
+            pool,
+            enforcer: Arc::new(RwLock::new(enforcer)),
+        })
+    }
+
+    /// Re-reads the rules (after another process changed them, or in tests after direct SQL).
+    pub async fn reload(&self) -> Result<(), AuthzError> {
+        self.enforcer.write().await.load_policy().await?;
+        Ok(())
+    }
+
+    /// Re-reads the policy every `every`, so role changes made by other server processes apply here
+    /// too; stops when the pool is closed.
+    pub fn spawn_reload(&self, every: std::time::Duration) {
+        let authz = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if authz.pool.is_closed() {
+                    break;
+                }
+                if let Err(e) = authz.reload().await {
+                    tracing::warn!(error = %e, "reloading the authorization policy failed; keeping the old one");
+                }
+            }
+        });
+    }
+
+    async fn allowed(&self, subject: &str, domain: &str, obj: &str, act: Act) -> bool {
+        let enforcer = self.enforcer.read().await;
+        match enforcer.enforce((subject, domain, obj, act.as_str())) {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                tracing::error!(error = %e, "casbin enforce failed; denying");
+                false
+            }
+        }
+    }
+
+    /// Does the actor hold any role in the tenant (or everywhere)?
+    pub async fn is_member(&self, actor: &Actor, tenant: TenantId) -> bool {
+        let enforcer = self.enforcer.read().await;
+        let domain = tenant.to_string();
+        if !enforcer
+            .get_roles_for_user(&actor.subject, Some(&domain))
+            .is_empty()
+            || !enforcer
+                .get_roles_for_user(&actor.subject, Some("*"))
+                .is_empty()
+        {
+            return true;
+        }
+        // an API key holds no role, only personal rules in its tenant
+        !enforcer
+            .get_filtered_policy(0, vec![actor.subject.clone(), domain])
+            .is_empty()
+    }
+
+    /// The check for tenant-owned work. On success, the tenant's transaction.
+    pub async fn enter(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        object: Object,
+        act: Act,
+    ) -> Result<Scope, Denied> {
+        if !self.check(actor, tenant, object, act).await? {
+            tracing::info!(actor = %actor.subject, object = %object.casbin(), act = act.as_str(), "denied");
+            return Err(
+                if matches!(object, Object::Venue(_)) || !self.is_member(actor, tenant).await {
+                    Denied::NotFound
+                } else {
+                    Denied::Forbidden
+                },
+            );
+        }
+        tenants::record_in_span(tenant);
+        let tx = tenants::begin(&self.pool, tenant).await?;
+        Ok(Scope {
+            tx,
+            actor: actor.clone(),
+        })
+    }
+
+    /// A scope for the command line, which runs with the database owner's credentials and so is
+    /// trusted already; the actor names the OS user in the audit log.
+    pub async fn enter_as_system(&self, tenant: TenantId, label: &str) -> Result<Scope, Denied> {
+        let tx = tenants::begin(&self.pool, tenant).await?;
+        Ok(Scope {
+            tx,
+            actor: Actor {
+                subject: "system".into(),
+                label: label.to_owned(),
+                ip: None,
+            },
+        })
+    }
+
+    /// The decision alone, for showing or hiding links.
+    pub async fn check(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        object: Object,
+        act: Act,
+    ) -> Result<bool, Denied> {
+        Ok(self
+            .allowed(&actor.subject, &tenant.to_string(), &object.casbin(), act)
+            .await)
+    }
+
+    /// The check for platform-wide work.
+    pub async fn enter_platform(&self, actor: &Actor, act: Act) -> Result<PlatformScope, Denied> {
+        if self
+            .allowed(&actor.subject, PLATFORM, &Object::Tenants.casbin(), act)
+            .await
+        {
+            Ok(PlatformScope {
+                pool: self.pool.clone(),
+                actor: actor.clone(),
+            })
+        } else {
+            Err(Denied::NotFound)
+        }
+    }
+
+    pub async fn is_platform_operator(&self, actor: &Actor) -> bool {
+        self.allowed(
+            &actor.subject,
+            PLATFORM,
+            &Object::Tenants.casbin(),
+            Act::Read,
+        )
+        .await
+    }
+
+    /// The tenants (by id) where the actor holds a role, with the roles.
+    pub async fn memberships(&self, subject: &str) -> Vec<(String, String)> {
+        let enforcer = self.enforcer.read().await;
+        enforcer
+            .get_filtered_grouping_policy(0, vec![subject.to_owned()])
+            .into_iter()
+            .filter_map(|rule| match rule.as_slice() {
+                [_, role, domain, ..] => Some((domain.clone(), role.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every (subject, role) granted in the tenant.
+    pub async fn tenant_grants(&self, tenant: TenantId) -> Vec<(String, String)> {
+        let enforcer = self.enforcer.read().await;
+        enforcer
+            .get_filtered_grouping_policy(2, vec![tenant.to_string()])
+            .into_iter()
+            .filter_map(|rule| match rule.as_slice() {
+                [subject, role, ..] => Some((subject.clone(), role.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Venues a venue-scoped subject is assigned to in the tenant.
+    pub async fn assigned_venues(&self, subject: &str, tenant: TenantId) -> Vec<Uuid> {
+        let enforcer = self.enforcer.read().await;
+        enforcer
+            .get_filtered_policy(0, vec![subject.to_owned(), tenant.to_string()])
+            .into_iter()
+            .filter_map(|rule| {
+                rule.get(2)
+                    .and_then(|o| o.strip_prefix("venue/"))
+                    .and_then(|o| o.strip_suffix("/*"))
+                    .and_then(|id| Uuid::parse_str(id).ok())
+            })
+            .collect()
+    }
+
+    /// Makes someone the platform operator (CLI bootstrap and tests).
+    pub async fn grant_platform_operator(&self, subject: &str) -> Result<(), AuthzError> {
+        self.enforcer
+            .write()
+            .await
+            .add_grouping_policy(vec![
+                subject.to_owned(),
+                Role::PlatformOperator.as_str().to_owned(),
+                "*".to_owned(),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Grants `role` in the scope's tenant; venue-scoped roles also get one rule per venue.
+    /// Callers must hold a `Scope` on `Object::Staff` for writing (or be the operator inviting the
+    /// first city admin, with a `PlatformScope`).
+    pub async fn grant(
+        &self,
+        subject: &str,
+        tenant: TenantId,
+        role: Role,
+        venues: &[Uuid],
+    ) -> Result<(), AuthzError> {
+        let mut enforcer = self.enforcer.write().await;
+        let domain = tenant.to_string();
+        enforcer
+            .add_grouping_policy(vec![
+                subject.to_owned(),
+                role.as_str().to_owned(),
+                domain.clone(),
+            ])
+            .await?;
+        if role.is_venue_scoped() {
+            for venue in venues {
+                // add_policy answers false (not an error) when the rule exists already
+                enforcer
+                    .add_policy(vec![
+                        subject.to_owned(),
+                        domain.clone(),
+                        format!("venue/{venue}/*"),
+                        "*".to_owned(),
+                    ])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every role and personal rule of `subject` in the tenant.
+    pub async fn revoke_all(&self, subject: &str, tenant: TenantId) -> Result<(), AuthzError> {
+        let mut enforcer = self.enforcer.write().await;
+        let domain = tenant.to_string();
+        for role in ROLES {
+            enforcer
+                .remove_grouping_policy(vec![
+                    subject.to_owned(),
+                    role.as_str().to_owned(),
+                    domain.clone(),
+                ])
+                .await?;
+        }
+        enforcer
+            .remove_filtered_policy(0, vec![subject.to_owned(), domain])
+            .await?;
+        Ok(())
+    }
+
+    /// A personal rule (an API key's scope): `object` may be a casbin pattern such as `venue/*`.
+    pub async fn grant_rule(
+        &self,
+        subject: &str,
+        tenant: TenantId,
+        object: &str,
+        act: &str,
+    ) -> Result<(), AuthzError> {
+        self.enforcer
+            .write()
+            .await
+            .add_policy(vec![
+                subject.to_owned(),
+                tenant.to_string(),
+                object.to_owned(),
+                act.to_owned(),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Removes every personal rule of `subject` (revoked API keys).
+    pub async fn forget_subject(&self, subject: &str) -> Result<(), AuthzError> {
+        self.enforcer
+            .write()
+            .await
+            .remove_filtered_policy(0, vec![subject.to_owned()])
+            .await?;
+        Ok(())
+    }
+}
+
+/// casbin's `Adapter` over `authz_rules` on sqlx 0.9. Filters match whole values (never LIKE).
+pub struct PgAdapter {
+    pool: PgPool,
+}
+
+fn adapter_err(e: sqlx::Error) -> casbin::Error {
+    casbin::error::AdapterError(Box::new(e)).into()
+}
+
+/// A rule padded to the six value columns.
+fn padded(rule: &[String]) -> [String; 6] {
+    std::array::from_fn(|i| rule.get(i).cloned().unwrap_or_default())
+}
+
+impl PgAdapter {
+    async fn insert(&self, ptype: &str, rules: &[Vec<String>]) -> casbin::Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(adapter_err)?;
+        let mut added = true;
+        for rule in rules {
+            let v = padded(rule);
+            let done = sqlx::query(
+                "INSERT INTO authz_rules (ptype, v0, v1, v2, v3, v4, v5) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(ptype)
+            .bind(&v[0])
+            .bind(&v[1])
+            .bind(&v[2])
+            .bind(&v[3])
+            .bind(&v[4])
+            .bind(&v[5])
+            .execute(&mut *tx)
+            .await
+            .map_err(adapter_err)?;
+            added &= done.rows_affected() == 1;
+        }
+        tx.commit().await.map_err(adapter_err)?;
+        Ok(added)
+    }
+
+    async fn delete(&self, ptype: &str, rules: &[Vec<String>]) -> casbin::Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(adapter_err)?;
+        let mut removed = true;
+        for rule in rules {
+            let v = padded(rule);
+            let done = sqlx::query(
+                "DELETE FROM authz_rules WHERE ptype = $1 AND v0 = $2 AND v1 = $3 AND v2 = $4 \
+                 AND v3 = $5 AND v4 = $6 AND v5 = $7",
+            )
+            .bind(ptype)
+            .bind(&v[0])
+            .bind(&v[1])
+            .bind(&v[2])
+            .bind(&v[3])
+            .bind(&v[4])
+            .bind(&v[5])
+            .execute(&mut *tx)
+            .await
+            .map_err(adapter_err)?;
+            removed &= done.rows_affected() == 1;
+        }
+        tx.commit().await.map_err(adapter_err)?;
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl Adapter for PgAdapter {
+    async fn load_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
+        let rows: Vec<(String, String, String, String, String, String, String)> =
+            sqlx::query_as("SELECT ptype, v0, v1, v2, v3, v4, v5 FROM authz_rules ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(adapter_err)?;
+        for (ptype, v0, v1, v2, v3, v4, v5) in rows {
+            let mut rule = vec![v0, v1, v2, v3, v4, v5];
+            while rule.last().is_some_and(String::is_empty) {
+                rule.pop();
+            }
+            let sec = if ptype.starts_with('g') { "g" } else { "p" };
+            m.add_policy(sec, &ptype, rule);
+        }
+        Ok(())
+    }
+
+    async fn load_filtered_policy<'a>(
+        &mut self,
+        m: &mut dyn Model,
+        _f: Filter<'a>,
+    ) -> casbin::Result<()> {
+        // one enforcer decides for every tenant: it always holds the whole policy
+        self.load_policy(m).await
+    }
+
+    async fn save_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
+        let mut tx = self.pool.begin().await.map_err(adapter_err)?;
+        sqlx::query("DELETE FROM authz_rules")
+            .execute(&mut *tx)
+            .await
+            .map_err(adapter_err)?;
+        tx.commit().await.map_err(adapter_err)?;
+        for sec in ["p", "g"] {
+            let ptypes: Vec<String> = m
+                .get_model()
+                .get(sec)
+                .map(|a| a.keys().cloned().collect())
+                .unwrap_or_default();
+            for ptype in ptypes {
+                let rules = m.get_policy(sec, &ptype);
+                self.insert(&ptype, &rules).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn clear_policy(&mut self) -> casbin::Result<()> {
+        sqlx::query("DELETE FROM authz_rules")
+            .execute(&self.pool)
+            .await
+            .map_err(adapter_err)?;
+        Ok(())
+    }
+
+    fn is_filtered(&self) -> bool {
+        false
+    }
+
+    async fn add_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
+        self.insert(ptype, &[rule]).await
+    }
+
+    async fn add_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        self.insert(ptype, &rules).await
+    }
+
+    async fn remove_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
+        self.delete(ptype, &[rule]).await
+    }
+
+    async fn remove_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        self.delete(ptype, &rules).await
+    }
+
+    async fn remove_filtered_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        field_index: usize,
+        field_values: Vec<String>,
+    ) -> casbin::Result<bool> {
+        // exact matches on the given columns; an empty value means "any" (casbin's convention)
+        let mut wanted: [Option<String>; 6] = Default::default();
+        for (i, v) in field_values.into_iter().enumerate() {
+            if let Some(slot) = wanted.get_mut(field_index + i) {
+                *slot = (!v.is_empty()).then_some(v);
+            }
+        }
+        let [w0, w1, w2, w3, w4, w5] = wanted;
+        let done = sqlx::query(
+            "DELETE FROM authz_rules WHERE ptype = $1 \
+             AND ($2::text IS NULL OR v0 = $2) AND ($3::text IS NULL OR v1 = $3) \
+             AND ($4::text IS NULL OR v2 = $4) AND ($5::text IS NULL OR v3 = $5) \
+             AND ($6::text IS NULL OR v4 = $6) AND ($7::text IS NULL OR v5 = $7)",
+        )
+        .bind(ptype)
+        .bind(w0)
+        .bind(w1)
+        .bind(w2)
+        .bind(w3)
+        .bind(w4)
+        .bind(w5)
+        .execute(&self.pool)
+        .await
+        .map_err(adapter_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
