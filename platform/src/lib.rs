@@ -12,4 +12,3 @@ pub mod import;
 pub mod setup;
 pub mod staff;
 pub mod templates;
-
