@@ -41,6 +41,10 @@ level = "info,sqlx=warn"
 
 [demo]
 seed = true
+
+[residents]
+code_secret = ""
+worker_poll_ms = 250
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -58,6 +62,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub demo: DemoSettings,
+    pub residents: ResidentSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +109,16 @@ pub struct LogSettings {
 pub struct DemoSettings {
     /// Create the demo municipality on an empty database (never in production).
     pub seed: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidentSettings {
+    /// Secret the SMS login codes are derived with; every process of a deployment needs the same
+    /// one. Empty = a random secret per process (fine for one process and for development).
+    pub code_secret: SecretString,
+    /// How often the notification worker looks for due jobs.
+    pub worker_poll_ms: u64,
 }
 
 /// A configuration problem, worded for the person who has to fix it. Never contains a secret.

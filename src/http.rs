@@ -31,15 +31,29 @@ struct Health {
 }
 
 /// The whole application as one router, ready for `axum::serve`.
-pub fn router(settings: &Settings, pool: PgPool) -> Router {
-    let api = graphql::router(graphql::schema(pool.clone()));
-    Router::new()
+pub fn router(
+    settings: &Settings,
+    pool: PgPool,
+    secret: platform::residents::auth::CodeSecret,
+    messages: plugins::LogChannel,
+) -> Router {
+    let residents = platform::ResidentServices {
+        pool: pool.clone(),
+        availability: platform::availability::AvailabilityCache::new(),
+        secret,
+    };
+    let api = graphql::router(graphql::schema(pool.clone(), residents.clone()));
+    let mut app = Router::new()
         .route("/", get(home))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(Health { pool })
         .merge(api)
-        .layer(CompressionLayer::new())
+        .merge(resident_ui::router(residents));
+    if settings.environment != crate::config::Environment::Production {
+        app = app.merge(crate::dev::router(messages));
+    }
+    app.layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

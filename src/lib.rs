@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod dev;
 pub mod http;
 pub mod telemetry;
 
@@ -17,6 +18,11 @@ pub struct App {
     pub router: axum::Router,
     /// The demo municipality, when this start created it.
     pub demo_created: bool,
+    /// The development SMS channel: what the notification worker "sent" (shown at /dev/messages
+    /// outside production).
+    pub messages: plugins::LogChannel,
+    /// The notification worker, started by `serve`.
+    pub worker: platform::jobs::Worker,
 }
 
 impl App {
@@ -31,12 +37,28 @@ impl App {
                 .is_some();
         }
         dbs.owner.close().await;
-        let router = http::router(&settings, dbs.app.clone());
+        let messages = plugins::LogChannel::new();
+        let secret = {
+            let configured = secrecy::ExposeSecret::expose_secret(&settings.residents.code_secret);
+            if configured.is_empty() {
+                platform::residents::auth::CodeSecret::random()
+            } else {
+                platform::residents::auth::CodeSecret::from_setting(configured)
+            }
+        };
+        let worker = platform::jobs::Worker {
+            pool: dbs.app.clone(),
+            channel: std::sync::Arc::new(messages.clone()),
+            secret: secret.clone(),
+        };
+        let router = http::router(&settings, dbs.app.clone(), secret, messages.clone());
         Ok(Self {
             settings,
             pool: dbs.app,
             router,
             demo_created,
+            messages,
+            worker,
         })
     }
 
@@ -46,9 +68,21 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router)
+        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let every =
+            std::time::Duration::from_millis(self.settings.residents.worker_poll_ms.max(10));
+        let worker = tokio::spawn(self.worker.run(every, async {
+            let _ = worker_stopped.await;
+        }));
+        // Client addresses feed the per-IP login throttle.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
+        let _ = stop_worker.send(());
+        let _ = worker.await;
         self.pool.close().await;
         Ok(())
     }

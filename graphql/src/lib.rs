@@ -18,9 +18,10 @@ pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
-pub fn schema(pool: sqlx::PgPool) -> AppSchema {
+pub fn schema(pool: sqlx::PgPool, residents: platform::ResidentServices) -> AppSchema {
     Schema::build(Query::default(), EmptyMutation, EmptySubscription)
         .data(pool)
+        .data(residents)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()

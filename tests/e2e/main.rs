@@ -4,6 +4,7 @@
 mod browser;
 mod support;
 
+mod booking;
 mod cli;
 mod graphql_api;
 mod health;

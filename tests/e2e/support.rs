@@ -173,6 +173,10 @@ pub struct TestApp {
     /// A superuser pool on the same database, for arranging and inspecting.
     pub owner: PgPool,
     pub proxy: Option<DbProxy>,
+    /// What the development log channel "sent" (SMS codes, booking confirmations).
+    pub messages: plugins::LogChannel,
+    /// The notification worker (also running in the background), to work jobs on demand.
+    pub worker: platform::jobs::Worker,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -195,6 +199,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     };
     let app = App::build(settings).await.expect("build app");
     let pool = app.pool.clone();
+    let messages = app.messages.clone();
+    let worker = app.worker.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = oneshot::channel();
@@ -215,6 +221,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         pool,
         owner,
         proxy,
+        messages,
+        worker,
         _shutdown: tx,
     }
 }
@@ -243,6 +251,60 @@ impl TestApp {
             .expect("POST /graphql");
         assert!(res.status().is_success(), "graphql status {}", res.status());
         res.json().await.expect("graphql JSON")
+    }
+}
+
+impl TestApp {
+    /// The demo municipality (needs `Options { demo: true, .. }`).
+    pub async fn demo_tenant(&self) -> tenants::Tenant {
+        tenants::find_by_slug(&self.pool, platform::demo::DEMO_SLUG)
+            .await
+            .expect("look up demo")
+            .expect("demo city exists (spawn with demo: true)")
+    }
+
+    /// Works due notification jobs now, then returns the newest login code sent to `phone`.
+    pub async fn login_code_sent_to(&self, phone: &str) -> Option<String> {
+        for _ in 0..50 {
+            self.worker.run_once().await.expect("work jobs");
+            let found = self.messages.recent().into_iter().find_map(|m| {
+                let to_phone = matches!(&m.message.to, plugins::Recipient::Phone(p) if p == phone);
+                let code: String = m
+                    .message
+                    .text
+                    .split(|c: char| !c.is_ascii_digit())
+                    .find(|w| w.len() == 6)?
+                    .to_owned();
+                to_phone.then_some(code)
+            });
+            if found.is_some() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// A resident's id by ticket number (owner pool, bypassing RLS: arranging only).
+    pub async fn resident_id(&self, ticket_no: &str) -> uuid::Uuid {
+        sqlx::query_scalar("SELECT id FROM residents WHERE ticket_no = $1")
+            .bind(ticket_no)
+            .fetch_one(&self.owner)
+            .await
+            .expect("resident by ticket")
+    }
+
+    /// A bookable slot of the demo's first mass venue (capacity 10), `days_ahead` weekdays out.
+    pub async fn demo_slot(&self, nth: i64) -> uuid::Uuid {
+        sqlx::query_scalar(
+            "SELECT s.id FROM slots s JOIN venues v ON v.id = s.venue_id \
+             WHERE v.name = '市民ホール集団接種会場' AND s.booked = 0 \
+               AND s.starts_at > now() + interval '3 days' ORDER BY s.starts_at OFFSET $1 LIMIT 1",
+        )
+        .bind(nth)
+        .fetch_one(&self.owner)
+        .await
+        .expect("a demo slot")
     }
 }
 
