@@ -9,3 +9,4 @@ mod cli;
 mod graphql_api;
 mod health;
 mod isolation;
+mod resident_login;
