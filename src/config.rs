@@ -45,6 +45,8 @@ seed = true
 [residents]
 code_secret = ""
 worker_poll_ms = 250
+[notifications]
+encryption_key = ""
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -63,6 +65,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub demo: DemoSettings,
     pub residents: ResidentSettings,
+    pub notifications: NotificationSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +124,38 @@ pub struct ResidentSettings {
     pub worker_poll_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// 32 bytes, base64: seals the cities' channel credentials at rest. Required in production;
+    /// development falls back to a fixed, public key.
+    pub encryption_key: SecretString,
+}
+
+impl NotificationSettings {
+    pub fn sealing_key(&self, environment: Environment) -> Result<[u8; 32], ConfigError> {
+        use base64::Engine;
+        let raw = self.encryption_key.expose_secret().trim();
+        if raw.is_empty() {
+            if environment == Environment::Production {
+                return Err(ConfigError(
+                    "notifications.encryption_key is required in production: 32 random bytes in base64, e.g. `openssl rand -base64 32`".into(),
+                ));
+            }
+            return Ok(*b"yoyaku-development-only-key-0000");
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                ConfigError(
+                    "notifications.encryption_key must be 32 bytes in base64 (44 characters), e.g. `openssl rand -base64 32`".into(),
+                )
+            })
+    }
+}
+
 /// A configuration problem, worded for the person who has to fix it. Never contains a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -158,6 +193,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.database.owner_options()?;
+        self.notifications.sealing_key(self.environment)?;
         let role = &self.database.runtime_role;
         let role_ok = !role.is_empty()
             && role.len() <= 63
@@ -359,6 +395,32 @@ mod tests {
             assert!(err.contains("database.url"), "{err}");
             assert!(!err.contains("hunter2"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_sealing_key_is_required_in_production_and_must_be_32_bytes() {
+        let mut s = Settings::defaults().expect("defaults");
+        assert!(
+            s.notifications
+                .sealing_key(Environment::Development)
+                .is_ok()
+        );
+        s.environment = Environment::Production;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("notifications.encryption_key is required"),
+            "{err}"
+        );
+        s.notifications.encryption_key = SecretString::from("c2hvcnQ=");
+        assert!(s.validate().unwrap_err().to_string().contains("32 bytes"));
+        s.notifications.encryption_key =
+            SecretString::from("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        assert_eq!(
+            s.notifications
+                .sealing_key(Environment::Production)
+                .unwrap()[31],
+            31
+        );
     }
 
     #[test]

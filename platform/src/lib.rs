@@ -3,10 +3,13 @@
 
 pub mod availability;
 pub mod booking;
+pub mod channels;
 pub mod demo;
+pub mod export;
 pub mod i18n;
 pub mod jobs;
 pub mod residents;
+pub mod templates;
 
 /// What the resident-facing front ends (web site, GraphQL) share: the runtime pool, the hot
 /// availability cache and the login-code secret. Cheap to clone.

@@ -3,16 +3,61 @@
 //! help. Knows nothing of vaccines, tenants or jobs: the caller (a job in `platform`) decides when to
 //! retry, records delivery, and meters usage.
 //!
-//! Built today: the trait, SMS segment counting, and the development [`LogChannel`]. SMTP e-mail,
-//! Twilio-compatible SMS and the webhook channel arrive with the notifications issue.
+//! Built-in plugins: [`SmtpChannel`] (e-mail), [`TwilioChannel`] (SMS over a Twilio-compatible API),
+//! [`WebhookChannel`] (signed JSON to a city's own gateway) and the development [`LogChannel`].
+//! [`build`] makes a channel from a plugin name and its JSON configuration; [`catalogue`] lists the
+//! plugins with the fields their configuration forms need.
 
+pub mod config;
 mod log_channel;
 mod segments;
+pub mod smtp;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod twilio;
+pub mod webhook;
 
 use std::time::Duration;
 
+pub use config::{ConfigError, FieldSpec, PluginInfo};
 pub use log_channel::{LogChannel, RecordedMessage};
 pub use segments::sms_segments;
+pub use smtp::SmtpChannel;
+pub use twilio::TwilioChannel;
+pub use webhook::WebhookChannel;
+
+/// The plugins a tenant can configure (the development log channel is not offered to tenants).
+pub fn catalogue() -> Vec<PluginInfo> {
+    vec![smtp::info(), twilio::info(), webhook::info()]
+}
+
+/// A channel from a plugin name and its configuration; the error names the field at fault.
+pub fn build(
+    name: &str,
+    config: serde_json::Value,
+) -> Result<std::sync::Arc<dyn Channel>, ConfigError> {
+    Ok(match name {
+        "smtp" => std::sync::Arc::new(SmtpChannel::from_json(config)?),
+        "twilio" => std::sync::Arc::new(TwilioChannel::from_json(config)?),
+        "webhook" => std::sync::Arc::new(WebhookChannel::from_json(config)?),
+        other => {
+            return Err(ConfigError::new(
+                "plugin",
+                format!("unknown plugin {other:?}; choose smtp, twilio or webhook"),
+            ));
+        }
+    })
+}
+
+/// Where a message stands, as providers report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Queued,
+    Sent,
+    Delivered,
+    Failed,
+}
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,6 +1,7 @@
 //! Tenancy: the registry of municipalities and the scoped unit of work that makes PostgreSQL's
 //! row-level security see exactly one tenant. This crate knows nothing of vaccines.
 
+pub mod billing;
 mod domain;
 mod registry;
 mod scope;

@@ -1,7 +1,7 @@
 //! Row-level security (DESIGN.md, Tenancy and isolation), proven against the real database with the
 //! server's own runtime role.
 
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use sqlx::{Executor, PgPool, Row};
 use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName, TimeZone};
 
@@ -25,6 +25,42 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     platform::demo::seed_city(&mut tx, TimeZone::default(), Utc::now().date_naive())
         .await
         .expect("seed city");
+    // billing: a contract, a usage event and a draft invoice with lines
+    let month = Utc::now().date_naive().with_day(1).expect("first of month");
+    tenants::billing::start_contract(
+        &mut tx,
+        "basic",
+        month,
+        serde_json::json!({}),
+        Default::default(),
+    )
+    .await
+    .expect("contract");
+    tenants::billing::usage::record(
+        &mut tx,
+        "sms-1",
+        tenants::billing::MeteredKind::SmsSegment,
+        2_000,
+        Utc::now(),
+    )
+    .await
+    .expect("usage");
+    tenants::billing::build_draft(&mut tx, month, "Asia/Tokyo", chrono::Duration::days(5))
+        .await
+        .expect("draft invoice");
+    // notifications: a configured channel (sealed secrets) and a budget
+    platform::channels::save(
+        &mut tx,
+        &platform::channels::SealingKey::new([9; 32]),
+        "webhook",
+        "webhook",
+        serde_json::json!({ "url": "https://gateway.example/hook", "secret": "0123456789abcdef-city" }),
+    )
+    .await
+    .expect("channel");
+    platform::channels::set_sms_budget(&mut tx, Some(10_000))
+        .await
+        .expect("budget");
     tx.commit().await.expect("commit");
     // Login codes, throttle rows and sessions only exist once someone logs in.
     let resident = platform::demo::demo_resident(3);
@@ -56,6 +92,7 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
 /// Two tenants, A (yokohama) and B (kawasaki), both with rows in every tenant-owned table.
 async fn two_tenants() -> (TestApp, TenantId, TenantId) {
     let app = spawn_app().await;
+    crate::billing::price_list(&app.pool).await;
     let a = seeded_tenant(&app.pool, "yokohama", "141003").await;
     let b = seeded_tenant(&app.pool, "kawasaki", "141305").await;
     (app, a, b)

@@ -5,6 +5,8 @@ mod browser;
 mod support;
 
 mod booking;
+mod billing;
+mod channels;
 mod cli;
 mod graphql_api;
 mod health;

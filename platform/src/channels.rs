@@ -1,0 +1,314 @@
+//! A city's configured notification channels, with their secret fields encrypted at rest
+//! (ChaCha20-Poly1305 under the server's key), and the SMS budget check.
+//!
+//! Saving validates the whole configuration by building the channel (so a bad value is refused with
+//! the field's name before anything is stored); a secret left empty on update keeps the stored one,
+//! so the admin UI never has to show a secret again — it shows [`Masked`] values instead.
+
+use std::sync::Arc;
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretSlice};
+use serde_json::{Map, Value};
+use sqlx::Row;
+use tenants::TenantTx;
+
+/// The key that seals channel secrets; 32 bytes.
+#[derive(Clone)]
+pub struct SealingKey(Arc<SecretSlice<u8>>);
+
+impl SealingKey {
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(Arc::new(SecretSlice::from(bytes.to_vec())))
+    }
+
+    fn cipher(&self) -> Result<ChaCha20Poly1305, ChannelError> {
+        ChaCha20Poly1305::new_from_slice(self.0.expose_secret()).map_err(|_| ChannelError::Sealing)
+    }
+
+    fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        let mut nonce = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher()?
+            .encrypt(&Nonce::from(nonce), plain)
+            .map_err(|_| ChannelError::Sealing)?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        if sealed.len() < 12 {
+            return Err(ChannelError::Sealing);
+        }
+        let (nonce, body) = sealed.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| ChannelError::Sealing)?;
+        self.cipher()?
+            .decrypt(&Nonce::from(nonce), body)
+            .map_err(|_| ChannelError::Sealing)
+    }
+}
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealingKey([REDACTED])")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("{0}")]
+    Config(#[from] plugins::ConfigError),
+    #[error("channel kind {0:?} is not one of sms, email, webhook")]
+    Kind(String),
+    #[error("plugin {plugin} cannot serve {kind} messages")]
+    WrongKind { plugin: String, kind: String },
+    #[error(
+        "stored channel secrets could not be decrypted (was notifications.encryption_key changed?)"
+    )]
+    Sealing,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+fn secret_fields(plugin: &str) -> Vec<&'static str> {
+    plugins::catalogue()
+        .into_iter()
+        .filter(|p| p.name == plugin)
+        .flat_map(|p| p.fields)
+        .filter(|f| f.secret)
+        .map(|f| f.name)
+        .collect()
+}
+
+fn plugin_kind(plugin: &str) -> Option<&'static str> {
+    plugins::catalogue()
+        .into_iter()
+        .find(|p| p.name == plugin)
+        .map(|p| p.kind)
+}
+
+/// Validates and stores a channel configuration for the tenant of `tx`.
+pub async fn save(
+    tx: &mut TenantTx,
+    key: &SealingKey,
+    kind: &str,
+    plugin: &str,
+    config: Value,
+) -> Result<(), ChannelError> {
+    if !["sms", "email", "webhook"].contains(&kind) {
+        return Err(ChannelError::Kind(kind.to_owned()));
+    }
+    let Value::Object(mut fields) = config else {
+        return Err(plugins::ConfigError::new("config", "must be an object of fields").into());
+    };
+    match plugin_kind(plugin) {
+        Some(k) if k == kind => {}
+        Some(_) => {
+            return Err(ChannelError::WrongKind {
+                plugin: plugin.to_owned(),
+                kind: kind.to_owned(),
+            });
+        }
+        None => {
+            plugins::build(plugin, Value::Object(fields))?;
+            return Err(ChannelError::Kind(kind.to_owned()));
+        }
+    }
+    // An empty secret on update keeps the stored one.
+    if let Some((stored_plugin, stored)) = load_fields(tx, key, kind).await?
+        && stored_plugin == plugin
+    {
+        for name in secret_fields(plugin) {
+            let empty = fields
+                .get(name)
+                .is_none_or(|v| v.as_str().is_some_and(str::is_empty));
+            if empty && let Some(v) = stored.get(name) {
+                fields.insert(name.to_owned(), v.clone());
+            }
+        }
+    }
+    // drop empty optional values so the plugin sees "not set"
+    fields.retain(|_, v| !v.as_str().is_some_and(str::is_empty) && !v.is_null());
+    plugins::build(plugin, Value::Object(fields.clone()))?;
+
+    let mut secrets = Map::new();
+    for name in secret_fields(plugin) {
+        if let Some(v) = fields.remove(name) {
+            secrets.insert(name.to_owned(), v);
+        }
+    }
+    let sealed = key.seal(Value::Object(secrets).to_string().as_bytes())?;
+    sqlx::query(
+        "INSERT INTO notification_channels (tenant_id, kind, plugin, settings, secrets, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, now()) \
+         ON CONFLICT (tenant_id, kind) DO UPDATE SET plugin = $3, settings = $4, secrets = $5, \
+         enabled = true, updated_at = now()",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(kind)
+    .bind(plugin)
+    .bind(Value::Object(fields))
+    .bind(sealed)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn load_fields(
+    tx: &mut TenantTx,
+    key: &SealingKey,
+    kind: &str,
+) -> Result<Option<(String, Map<String, Value>)>, ChannelError> {
+    let Some(row) = sqlx::query(
+        "SELECT plugin, settings, secrets FROM notification_channels WHERE kind = $1 AND enabled",
+    )
+    .bind(kind)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let plugin: String = row.try_get("plugin")?;
+    let mut fields = match row.try_get::<Value, _>("settings")? {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let plain = key.open(&row.try_get::<Vec<u8>, _>("secrets")?)?;
+    if let Ok(Value::Object(secrets)) = serde_json::from_slice::<Value>(&plain) {
+        fields.extend(secrets);
+    }
+    Ok(Some((plugin, fields)))
+}
+
+/// The tenant's channel for `kind`, ready to send; `None` when none is configured.
+pub async fn load(
+    tx: &mut TenantTx,
+    key: &SealingKey,
+    kind: &str,
+) -> Result<Option<Arc<dyn plugins::Channel>>, ChannelError> {
+    match load_fields(tx, key, kind).await? {
+        Some((plugin, fields)) => Ok(Some(plugins::build(&plugin, Value::Object(fields))?)),
+        None => Ok(None),
+    }
+}
+
+/// A configuration as the admin UI may show it: secrets reduced to their last two characters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Masked {
+    pub plugin: String,
+    pub fields: Map<String, Value>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn masked(
+    tx: &mut TenantTx,
+    key: &SealingKey,
+    kind: &str,
+) -> Result<Option<Masked>, ChannelError> {
+    let updated_at: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT updated_at FROM notification_channels WHERE kind = $1")
+            .bind(kind)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some((plugin, mut fields)) = load_fields(tx, key, kind).await? else {
+        return Ok(None);
+    };
+    for name in secret_fields(&plugin) {
+        if let Some(Value::String(s)) = fields.get(name) {
+            let tail: String = s
+                .chars()
+                .rev()
+                .take(2)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            fields.insert(name.to_owned(), Value::String(format!("••••••{tail}")));
+        }
+    }
+    Ok(Some(Masked {
+        plugin,
+        fields,
+        updated_at: updated_at.unwrap_or_else(Utc::now),
+    }))
+}
+
+/// Where this month's SMS stand against the city's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// No budget set, or well under it.
+    Within,
+    /// This send crosses 80 % of the budget: send, and alert the city admins.
+    CrossesAlert { used: i64, budget: i64 },
+    /// The budget would be exceeded: do not send by SMS (use e-mail where possible).
+    Exhausted { used: i64, budget: i64 },
+}
+
+/// Checks `segments` more SMS against the month's usage (usage events of kind sms_segment in the
+/// tenant's local month).
+pub async fn sms_budget(
+    tx: &mut TenantTx,
+    tz: &str,
+    now: DateTime<Utc>,
+    segments: i64,
+) -> Result<Budget, sqlx::Error> {
+    let budget: Option<i64> =
+        sqlx::query_scalar("SELECT sms_monthly_budget FROM notification_settings")
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten();
+    let Some(budget) = budget else {
+        return Ok(Budget::Within);
+    };
+    let used: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(quantity), 0)::bigint FROM usage_events WHERE kind = 'sms_segment' \
+         AND date_trunc('month', occurred_at AT TIME ZONE $1) = date_trunc('month', $2 AT TIME ZONE $1)",
+    )
+    .bind(tz)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(if used + segments > budget {
+        Budget::Exhausted { used, budget }
+    } else if used * 5 < budget * 4 && (used + segments) * 5 >= budget * 4 {
+        Budget::CrossesAlert {
+            used: used + segments,
+            budget,
+        }
+    } else {
+        Budget::Within
+    })
+}
+
+pub async fn set_sms_budget(tx: &mut TenantTx, budget: Option<i64>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) VALUES ($1, $2) \
+         ON CONFLICT (tenant_id) DO UPDATE SET sms_monthly_budget = $2",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(budget)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealing_round_trips_and_detects_tampering_and_wrong_keys() {
+        let key = SealingKey::new([7; 32]);
+        let sealed = key.seal(b"tok-secret").unwrap();
+        assert!(!sealed.windows(10).any(|w| w == b"tok-secret"));
+        assert_eq!(key.open(&sealed).unwrap(), b"tok-secret");
+        let mut tampered = sealed.clone();
+        tampered[20] ^= 1;
+        assert!(key.open(&tampered).is_err());
+        assert!(SealingKey::new([8; 32]).open(&sealed).is_err());
+        assert_eq!(format!("{key:?}"), "SealingKey([REDACTED])");
+    }
+}
