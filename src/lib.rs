@@ -46,10 +46,19 @@ impl App {
                 platform::residents::auth::CodeSecret::from_setting(configured)
             }
         };
+        let sealing_key = settings
+            .notifications
+            .sealing_key(settings.environment)
+            .map(platform::channels::SealingKey::new)?;
         let worker = platform::jobs::Worker {
             pool: dbs.app.clone(),
-            channel: std::sync::Arc::new(messages.clone()),
+            // the log channel stands in for unconfigured channels, never in production
+            fallback: (settings.environment != Environment::Production).then(|| {
+                std::sync::Arc::new(messages.clone()) as std::sync::Arc<dyn plugins::Channel>
+            }),
             secret: secret.clone(),
+            sealing_key,
+            public_url: settings.public_url(),
         };
         let router = http::router(&settings, dbs.app.clone(), secret, messages.clone());
         Ok(Self {

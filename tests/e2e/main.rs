@@ -4,8 +4,8 @@
 mod browser;
 mod support;
 
-mod booking;
 mod billing;
+mod booking;
 mod channels;
 mod cli;
 mod graphql_api;
