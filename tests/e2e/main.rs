@@ -11,4 +11,5 @@ mod cli;
 mod graphql_api;
 mod health;
 mod isolation;
+mod notifications;
 mod resident_login;
