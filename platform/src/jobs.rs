@@ -62,6 +62,9 @@ pub async fn push(
     Ok(())
 }
 
+/// phone, preferred locale, venue name, slot start
+type BookingMessageRow = (Option<String>, Option<String>, String, DateTime<Utc>);
+
 /// Delivers queued notifications.
 #[derive(Clone)]
 pub struct Worker {
@@ -210,18 +213,17 @@ impl Worker {
             Notification::BookingConfirmed { booking_id }
             | Notification::BookingChanged { booking_id }
             | Notification::BookingCancelled { booking_id } => {
-                let row: Option<(Option<String>, Option<String>, String, DateTime<Utc>)> =
-                    sqlx::query_as(
-                        "SELECT r.phone, r.preferred_locale, v.name, s.starts_at FROM bookings b \
+                let row: Option<BookingMessageRow> = sqlx::query_as(
+                    "SELECT r.phone, r.preferred_locale, v.name, s.starts_at FROM bookings b \
                      JOIN residents r ON r.tenant_id = b.tenant_id AND r.id = b.resident_id \
                      JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
                      JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
                      WHERE b.tenant_id = $1 AND b.id = $2",
-                    )
-                    .bind(tenant.id.0)
-                    .bind(booking_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                )
+                .bind(tenant.id.0)
+                .bind(booking_id)
+                .fetch_optional(&mut *conn)
+                .await?;
                 let Some((Some(phone), locale, venue, starts)) = row else {
                     return Ok(None);
                 };

@@ -10,3 +10,4 @@ mod graphql_api;
 mod health;
 mod isolation;
 mod resident_login;
+mod resident_site;
