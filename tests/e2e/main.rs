@@ -9,5 +9,6 @@ mod cli;
 mod graphql_api;
 mod health;
 mod isolation;
+mod resident_api;
 mod resident_login;
 mod resident_site;

@@ -285,6 +285,41 @@ impl TestApp {
         None
     }
 
+    /// Runs a GraphQL operation as the resident holding `token` (Authorization: Bearer), in `lang`.
+    pub async fn graphql_as(
+        &self,
+        token: &str,
+        lang: &str,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let res = self
+            .client
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .header("accept-language", lang)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql");
+        assert!(res.status().is_success(), "graphql status {}", res.status());
+        res.json().await.expect("graphql JSON")
+    }
+
+    /// A resident session token for demo resident `n` without the SMS step (arranging only).
+    pub async fn resident_token(&self, n: u32) -> String {
+        let tenant = self.demo_tenant().await;
+        let id = self
+            .resident_id(&platform::demo::demo_resident(n).ticket_no)
+            .await;
+        let mut tx = tenants::begin(&self.pool, tenant.id).await.expect("scope");
+        let session = platform::residents::auth::create_session(&mut tx, tenant.id, id)
+            .await
+            .expect("session");
+        tx.commit().await.expect("commit");
+        session.token
+    }
+
     /// A resident's id by ticket number (owner pool, bypassing RLS: arranging only).
     pub async fn resident_id(&self, ticket_no: &str) -> uuid::Uuid {
         sqlx::query_scalar("SELECT id FROM residents WHERE ticket_no = $1")
