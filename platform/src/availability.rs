@@ -128,11 +128,24 @@ type SlotRow = (Uuid, DateTime<Utc>, DateTime<Utc>, i32, i32, bool);
 #[derive(Clone, Default, Debug)]
 pub struct AvailabilityCache {
     entries: Arc<RwLock<Entries>>,
+    tenants: Arc<RwLock<HashMap<String, (Instant, Tenant)>>>,
 }
 
 impl AvailabilityCache {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn cached_tenant(&self, slug: &str) -> Option<Tenant> {
+        let t = self.tenants.read().ok()?;
+        let (at, tenant) = t.get(slug)?;
+        (at.elapsed() < CACHE_TTL).then(|| tenant.clone())
+    }
+
+    pub fn remember_tenant(&self, tenant: Tenant) {
+        if let Ok(mut t) = self.tenants.write() {
+            t.insert(tenant.slug.clone(), (Instant::now(), tenant));
+        }
     }
 
     /// Drops a venue's cached availability (after a booking, change or cancel touching it).

@@ -96,7 +96,7 @@ fn random_token() -> String {
 }
 
 async fn tenant(services: &ResidentServices, slug: &str) -> Result<Tenant, Response> {
-    match tenants::find_by_slug(&services.pool, slug).await {
+    match services.tenant(slug).await {
         Ok(Some(t)) if t.status != tenants::TenantStatus::Suspended => {
             tenants::record_in_span(t.id);
             Ok(t)
