@@ -256,3 +256,13 @@ async fn the_demo_user_reads_the_code_at_dev_messages() {
     let body = page.text().await.expect("body");
     assert!(body.contains(&format!("認証コード: {code}")), "{body}");
 }
+
+#[tokio::test]
+async fn the_dev_messages_page_does_not_exist_in_production() {
+    let app = spawn_app_with(Options {
+        production: true,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(app.get("/dev/messages").await.status(), 404);
+}

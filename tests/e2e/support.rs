@@ -163,6 +163,8 @@ pub struct Options {
     pub demo: bool,
     /// Route the app's database connections through a proxy the test can cut.
     pub via_proxy: bool,
+    /// Run with `environment = "production"` (no demo city, no development pages).
+    pub production: bool,
 }
 
 pub struct TestApp {
@@ -189,6 +191,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let database = fresh_database().await;
     let mut settings = settings_for(&database);
     settings.demo.seed = options.demo;
+    if options.production {
+        settings.environment = yoyaku::config::Environment::Production;
+    }
     let proxy = if options.via_proxy {
         let proxy = DbProxy::start("127.0.0.1:5432").await;
         settings.database.url =
