@@ -37,11 +37,7 @@ pub fn router(
     secret: platform::residents::auth::CodeSecret,
     messages: plugins::LogChannel,
 ) -> Router {
-    let residents = platform::ResidentServices {
-        pool: pool.clone(),
-        availability: platform::availability::AvailabilityCache::new(),
-        secret,
-    };
+    let residents = platform::ResidentServices::new(pool.clone(), secret);
     let api = graphql::router(graphql::schema(pool.clone(), residents.clone()));
     let mut app = Router::new()
         .route("/", get(home))

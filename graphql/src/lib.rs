@@ -2,24 +2,26 @@
 //! operator. Thin by design: resolvers parse input, call `tenants`/`platform`, and shape the answer.
 //! The SDL is checked in at `graphql/schema.graphql`; a test fails when code and file differ.
 
+mod booking;
 mod error;
 mod query;
 mod web;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{EmptySubscription, Schema};
+pub use booking::{BookingMutation, BookingQuery, RequestInfo};
 pub use error::ApiError;
-pub use query::{Query, TenantQuery};
+pub use query::{Mutation, Query, TenantQuery};
 pub use web::router;
 
 /// The executable schema. The pool lives in its data; per-request data is added in the handler.
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Bounds that keep one request from costing the server more than a page view.
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
 pub fn schema(pool: sqlx::PgPool, residents: platform::ResidentServices) -> AppSchema {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(pool)
         .data(residents)
         .limit_depth(MAX_DEPTH)
@@ -29,7 +31,7 @@ pub fn schema(pool: sqlx::PgPool, residents: platform::ResidentServices) -> AppS
 
 /// The SDL of the schema, as checked in at `graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }

@@ -5,7 +5,11 @@ use crate::ApiError;
 
 /// The query root: one part per area, so each area's resolvers live in their own module.
 #[derive(MergedObject, Default)]
-pub struct Query(TenantQuery);
+pub struct Query(TenantQuery, crate::BookingQuery);
+
+/// The mutation root, merged the same way.
+#[derive(MergedObject, Default)]
+pub struct Mutation(crate::BookingMutation);
 
 /// Public tenant lookups.
 #[derive(Default)]

@@ -2,10 +2,12 @@
 //! vendored (graphql/assets, see LICENSES.md there) so it works without the internet.
 
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use std::net::SocketAddr;
+
 use axum::{
-    Router,
-    extract::{Path, State},
-    http::{StatusCode, header},
+    Extension, Router,
+    extract::{ConnectInfo, Path, State},
+    http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
@@ -19,8 +21,28 @@ pub fn router<S>(schema: AppSchema) -> Router<S> {
         .with_state(schema)
 }
 
-async fn execute(State(schema): State<AppSchema>, req: GraphQLRequest) -> GraphQLResponse {
-    schema.execute(req.into_inner()).await.into()
+async fn execute(
+    State(schema): State<AppSchema>,
+    headers: HeaderMap,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    req: GraphQLRequest,
+) -> GraphQLResponse {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let lang = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(platform::i18n::Lang::negotiate)
+        .unwrap_or_default();
+    let info = crate::RequestInfo {
+        bearer,
+        lang,
+        client_ip: client.map(|c| c.0.0.ip().to_string()).unwrap_or_default(),
+    };
+    schema.execute(req.into_inner().data(info)).await.into()
 }
 
 async fn graphiql() -> Html<&'static str> {

@@ -120,16 +120,32 @@ pub async fn venues(pool: &PgPool, tenant: &Tenant) -> Result<Vec<Venue>, sqlx::
 }
 
 type Key = (TenantId, Uuid);
+type Entries = HashMap<Key, (Instant, Arc<Vec<SlotAvailability>>)>;
+/// id, starts_at, ends_at, capacity, booked, closed
+type SlotRow = (Uuid, DateTime<Utc>, DateTime<Utc>, i32, i32, bool);
 
 /// Hot availability in memory: one venue's upcoming slots per entry.
 #[derive(Clone, Default, Debug)]
 pub struct AvailabilityCache {
-    entries: Arc<RwLock<HashMap<Key, (Instant, Arc<Vec<SlotAvailability>>)>>>,
+    entries: Arc<RwLock<Entries>>,
+    tenants: Arc<RwLock<HashMap<String, (Instant, Tenant)>>>,
 }
 
 impl AvailabilityCache {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn cached_tenant(&self, slug: &str) -> Option<Tenant> {
+        let t = self.tenants.read().ok()?;
+        let (at, tenant) = t.get(slug)?;
+        (at.elapsed() < CACHE_TTL).then(|| tenant.clone())
+    }
+
+    pub fn remember_tenant(&self, tenant: Tenant) {
+        if let Ok(mut t) = self.tenants.write() {
+            t.insert(tenant.slug.clone(), (Instant::now(), tenant));
+        }
     }
 
     /// Drops a venue's cached availability (after a booking, change or cancel touching it).
@@ -227,7 +243,7 @@ async fn read_venue_slots(
 ) -> Result<Vec<SlotAvailability>, sqlx::Error> {
     let mut tx = tenants::begin(pool, tenant.id).await?;
     let policy = booking::settings(&mut tx).await?;
-    let rows: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>, i32, i32, bool)> = sqlx::query_as(
+    let rows: Vec<SlotRow> = sqlx::query_as(
         "SELECT s.id, s.starts_at, s.ends_at, s.capacity, s.booked, \
                 s.starts_at - make_interval(hours => v.booking_deadline_hours) <= now() \
                 OR COALESCE(v.booking_opens_at > now(), false) \

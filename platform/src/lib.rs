@@ -19,3 +19,26 @@ pub struct ResidentServices {
     pub availability: availability::AvailabilityCache,
     pub secret: residents::auth::CodeSecret,
 }
+
+impl ResidentServices {
+    pub fn new(pool: sqlx::PgPool, secret: residents::auth::CodeSecret) -> Self {
+        Self {
+            pool,
+            availability: availability::AvailabilityCache::new(),
+            secret,
+        }
+    }
+
+    /// A tenant by slug, remembered for [`availability::CACHE_TTL`] so hot public reads do not
+    /// touch the database for it (a suspension takes effect within that time).
+    pub async fn tenant(&self, slug: &str) -> Result<Option<tenants::Tenant>, sqlx::Error> {
+        if let Some(t) = self.availability.cached_tenant(slug) {
+            return Ok(Some(t));
+        }
+        let found = tenants::find_by_slug(&self.pool, slug).await?;
+        if let Some(t) = &found {
+            self.availability.remember_tenant(t.clone());
+        }
+        Ok(found)
+    }
+}

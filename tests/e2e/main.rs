@@ -12,4 +12,6 @@ mod graphql_api;
 mod health;
 mod isolation;
 mod notifications;
+mod resident_api;
 mod resident_login;
+mod resident_site;

@@ -245,3 +245,27 @@ async fn codes_are_never_stored_in_clear() {
         "the code {code} appears in the database"
     );
 }
+
+#[tokio::test]
+async fn the_demo_user_reads_the_code_at_dev_messages() {
+    let app = demo_app().await;
+    ask_code(&app, 27, "192.0.2.18").await.expect("code sent");
+    let code = app.login_code_sent_to(&phone_of(27)).await.expect("SMS");
+    let page = app.get("/dev/messages").await;
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.expect("body");
+    assert!(
+        body.contains("認証コード") && body.contains(&code),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_dev_messages_page_does_not_exist_in_production() {
+    let app = spawn_app_with(Options {
+        production: true,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(app.get("/dev/messages").await.status(), 404);
+}

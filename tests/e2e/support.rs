@@ -163,6 +163,8 @@ pub struct Options {
     pub demo: bool,
     /// Route the app's database connections through a proxy the test can cut.
     pub via_proxy: bool,
+    /// Run with `environment = "production"` (no demo city, no development pages).
+    pub production: bool,
 }
 
 pub struct TestApp {
@@ -189,6 +191,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let database = fresh_database().await;
     let mut settings = settings_for(&database);
     settings.demo.seed = options.demo;
+    if options.production {
+        // production requires a real key for channel secrets
+        settings.notifications.encryption_key =
+            SecretString::from("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        settings.environment = yoyaku::config::Environment::Production;
+    }
     let proxy = if options.via_proxy {
         let proxy = DbProxy::start("127.0.0.1:5432").await;
         settings.database.url =
@@ -283,6 +291,41 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         None
+    }
+
+    /// Runs a GraphQL operation as the resident holding `token` (Authorization: Bearer), in `lang`.
+    pub async fn graphql_as(
+        &self,
+        token: &str,
+        lang: &str,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let res = self
+            .client
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .header("accept-language", lang)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql");
+        assert!(res.status().is_success(), "graphql status {}", res.status());
+        res.json().await.expect("graphql JSON")
+    }
+
+    /// A resident session token for demo resident `n` without the SMS step (arranging only).
+    pub async fn resident_token(&self, n: u32) -> String {
+        let tenant = self.demo_tenant().await;
+        let id = self
+            .resident_id(&platform::demo::demo_resident(n).ticket_no)
+            .await;
+        let mut tx = tenants::begin(&self.pool, tenant.id).await.expect("scope");
+        let session = platform::residents::auth::create_session(&mut tx, tenant.id, id)
+            .await
+            .expect("session");
+        tx.commit().await.expect("commit");
+        session.token
     }
 
     /// A resident's id by ticket number (owner pool, bypassing RLS: arranging only).
