@@ -42,6 +42,9 @@ level = "info,sqlx=warn"
 [demo]
 seed = true
 
+[residents]
+code_secret = ""
+worker_poll_ms = 250
 [notifications]
 encryption_key = ""
 [auth]
@@ -72,6 +75,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub demo: DemoSettings,
+    pub residents: ResidentSettings,
     pub notifications: NotificationSettings,
     pub auth: AuthSettings,
 }
@@ -120,6 +124,16 @@ pub struct LogSettings {
 pub struct DemoSettings {
     /// Create the demo municipality on an empty database (never in production).
     pub seed: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidentSettings {
+    /// Secret the SMS login codes are derived with; every process of a deployment needs the same
+    /// one. Empty = a random secret per process (fine for one process and for development).
+    pub code_secret: SecretString,
+    /// How often the notification worker looks for due jobs.
+    pub worker_poll_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -31,10 +31,18 @@ struct Health {
 }
 
 /// The whole application as one router, ready for `axum::serve`.
-pub fn router(settings: &Settings, pool: PgPool, authz: platform::authz::Authz) -> Router {
+pub fn router(
+    settings: &Settings,
+    pool: PgPool,
+    authz: platform::authz::Authz,
+    secret: platform::residents::auth::CodeSecret,
+    messages: plugins::LogChannel,
+) -> Router {
     let policy = std::sync::Arc::new(settings.auth.policy());
-    let api = graphql::router(graphql::schema_with_auth(
+    let residents = platform::ResidentServices::new(pool.clone(), secret);
+    let api = graphql::router(graphql::schema(
         pool.clone(),
+        residents.clone(),
         authz.clone(),
         policy.clone(),
     ));
@@ -45,14 +53,18 @@ pub fn router(settings: &Settings, pool: PgPool, authz: platform::authz::Authz) 
         secure_cookies: settings.public_url().starts_with("https://"),
         public_url: settings.public_url(),
     });
-    Router::new()
+    let mut app = Router::new()
         .route("/", get(home))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(Health { pool })
         .merge(api)
         .merge(admin)
-        .layer(CompressionLayer::new())
+        .merge(resident_ui::router(residents));
+    if settings.environment != crate::config::Environment::Production {
+        app = app.merge(crate::dev::router(messages));
+    }
+    app.layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

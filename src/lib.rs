@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod dev;
 pub mod http;
 pub mod telemetry;
 
@@ -19,6 +20,11 @@ pub struct App {
     pub authz: platform::authz::Authz,
     /// The demo municipality, when this start created it.
     pub demo_created: bool,
+    /// The development SMS channel: what the notification worker "sent" (shown at /dev/messages
+    /// outside production).
+    pub messages: plugins::LogChannel,
+    /// The notification worker, started by `serve`.
+    pub worker: platform::jobs::Worker,
 }
 
 impl App {
@@ -41,13 +47,44 @@ impl App {
         authz.spawn_reload(std::time::Duration::from_secs(
             settings.auth.policy_reload_secs,
         ));
-        let router = http::router(&settings, dbs.app.clone(), authz.clone());
+        let messages = plugins::LogChannel::new();
+        let secret = {
+            let configured = secrecy::ExposeSecret::expose_secret(&settings.residents.code_secret);
+            if configured.is_empty() {
+                platform::residents::auth::CodeSecret::random()
+            } else {
+                platform::residents::auth::CodeSecret::from_setting(configured)
+            }
+        };
+        let sealing_key = settings
+            .notifications
+            .sealing_key(settings.environment)
+            .map(platform::channels::SealingKey::new)?;
+        let worker = platform::jobs::Worker {
+            pool: dbs.app.clone(),
+            // the log channel stands in for unconfigured channels, never in production
+            fallback: (settings.environment != Environment::Production).then(|| {
+                std::sync::Arc::new(messages.clone()) as std::sync::Arc<dyn plugins::Channel>
+            }),
+            secret: secret.clone(),
+            sealing_key,
+            public_url: settings.public_url(),
+        };
+        let router = http::router(
+            &settings,
+            dbs.app.clone(),
+            authz.clone(),
+            secret,
+            messages.clone(),
+        );
         Ok(Self {
             settings,
             pool: dbs.app,
             router,
             authz,
             demo_created,
+            messages,
+            worker,
         })
     }
 
@@ -57,6 +94,12 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let every =
+            std::time::Duration::from_millis(self.settings.residents.worker_poll_ms.max(10));
+        let worker = tokio::spawn(self.worker.run(every, async {
+            let _ = worker_stopped.await;
+        }));
         // the peer address feeds login throttling per IP and the audit log's "from where"
         let service = self
             .router
@@ -64,6 +107,8 @@ impl App {
         axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
+        let _ = stop_worker.send(());
+        let _ = worker.await;
         self.pool.close().await;
         Ok(())
     }

@@ -4,12 +4,14 @@
 
 mod admin;
 pub mod auth;
+mod booking;
 mod error;
 mod mutation;
 mod query;
 mod web;
 
 use async_graphql::{EmptySubscription, Schema};
+pub use booking::{BookingMutation, BookingQuery, RequestInfo};
 pub use error::ApiError;
 pub use mutation::Mutation;
 pub use query::{Query, TenantQuery};
@@ -22,22 +24,17 @@ pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
-pub fn schema(pool: sqlx::PgPool) -> AppSchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .data(pool)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .finish()
-}
-
-/// The schema with what authenticated fields need: the guard and the session policy.
-pub fn schema_with_auth(
+/// The executable schema with everything resolvers need: the pool, the resident services (hot
+/// availability, login-code secret), the guard and the staff session policy.
+pub fn schema(
     pool: sqlx::PgPool,
+    residents: platform::ResidentServices,
     authz: platform::authz::Authz,
     policy: std::sync::Arc<platform::identity::AuthPolicy>,
 ) -> AppSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(pool)
+        .data(residents)
         .data(authz)
         .data(policy)
         .limit_depth(MAX_DEPTH)

@@ -41,9 +41,21 @@ async fn execute(
         .find(|(k, _)| *k == crate::auth::SESSION_COOKIE)
         .map(|(_, v)| v.to_owned());
     let ip = connect.map(|c| c.0.0.ip().to_string());
+    let lang = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(platform::i18n::Lang::negotiate)
+        .unwrap_or_default();
+    // Staff and integrators (API key or session) and residents (resident token) share the bearer
+    // header; each resolver reads the credentials of its audience.
+    let info = crate::RequestInfo {
+        bearer: bearer.clone(),
+        lang,
+        client_ip: ip.clone().unwrap_or_default(),
+    };
     let credentials = crate::auth::Credentials::new(bearer, session, ip);
     schema
-        .execute(req.into_inner().data(credentials))
+        .execute(req.into_inner().data(credentials).data(info))
         .await
         .into()
 }

@@ -288,6 +288,80 @@ pub async fn seed_city(
         .execute(&mut **tx)
         .await?;
     }
+    seed_bookings(tx).await
+}
+
+/// The city's booking policy (pairing dose 2 with dose 1 is on in the demo) and two sample bookings
+/// (residents 199 and 200, a family group) with their notification jobs, so the resident pages and
+/// the isolation tests have rows to show. Keeps `slots.booked` equal to the booking rows.
+async fn seed_bookings(tx: &mut TenantTx) -> Result<(), sqlx::Error> {
+    let tenant = tx.tenant_id().0;
+    sqlx::query(
+        "INSERT INTO booking_settings (tenant_id, book_dose2_with_dose1) VALUES ($1, true)",
+    )
+    .bind(tenant)
+    .execute(&mut **tx)
+    .await?;
+    // The last slot of the first mass venue: far from the deadline, out of the way of demo users.
+    let slot: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT s.id, v.vaccine_id FROM slots s JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+         WHERE s.tenant_id = $1 AND v.name = '市民ホール集団接種会場' ORDER BY s.starts_at DESC LIMIT 1",
+    )
+    .bind(tenant)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((slot, vaccine)) = slot else {
+        return Ok(());
+    };
+    let residents: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM residents WHERE tenant_id = $1 AND ticket_no = ANY($2) ORDER BY ticket_no DESC",
+    )
+    .bind(tenant)
+    .bind(vec![demo_resident(199).ticket_no, demo_resident(200).ticket_no])
+    .fetch_all(&mut **tx)
+    .await?;
+    let Some(organiser) = residents.first().copied() else {
+        return Ok(());
+    };
+    let group = Uuid::now_v7();
+    let mut ids = Vec::new();
+    for resident in &residents {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO bookings (tenant_id, id, resident_id, slot_id, vaccine_id, dose, booked_by, group_id) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(resident)
+        .bind(slot)
+        .bind(vaccine)
+        .bind(organiser)
+        .bind(group)
+        .execute(&mut **tx)
+        .await?;
+        crate::jobs::push(
+            tx,
+            tenant,
+            &format!("booking-confirmed:{id}"),
+            &crate::jobs::Notification::BookingConfirmed { booking_id: id },
+        )
+        .await?;
+        ids.push(id);
+    }
+    sqlx::query("UPDATE slots SET booked = booked + $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(slot)
+        .bind(residents.len() as i32)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO idempotency_keys (tenant_id, key, resident_id, result) VALUES ($1, $2, $3, $4)")
+        .bind(tenant)
+        .bind(format!("demo-seed-{group}"))
+        .bind(organiser)
+        .bind(serde_json::json!(ids))
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -161,7 +161,7 @@ pub fn default_template(event: Event, lang: &str) -> Template {
     let (subject, body) = match (event, lang) {
         (Event::LoginCode, "en") => (
             "{{city}} login code",
-            "{{city}} vaccination booking: your code is {{code}}. It is valid for {{minutes}} minutes. Do not share it.",
+            "{{city}} vaccination booking code: {{code}}. Valid for {{minutes}} minutes. Do not share it.",
         ),
         (Event::LoginCode, "zh-Hans") => (
             "{{city}} 验证码",

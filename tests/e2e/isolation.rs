@@ -62,6 +62,30 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
         .await
         .expect("budget");
     tx.commit().await.expect("commit");
+    // Login codes, throttle rows and sessions only exist once someone logs in.
+    let resident = platform::demo::demo_resident(3);
+    let secret = platform::residents::auth::CodeSecret::random();
+    platform::residents::auth::request_code(
+        pool,
+        &tenant,
+        &resident.ticket_no,
+        resident.birth_date,
+        None,
+        "192.0.2.1",
+        platform::i18n::Lang::Ja,
+        &secret,
+    )
+    .await
+    .expect("request a login code");
+    let mut tx = tenants::begin(pool, tenant.id).await.expect("scope");
+    let id = platform::residents::find_by_ticket(&mut tx, &resident.ticket_no, resident.birth_date)
+        .await
+        .expect("find resident")
+        .expect("resident exists");
+    platform::residents::auth::create_session(&mut tx, tenant.id, id)
+        .await
+        .expect("session");
+    tx.commit().await.expect("commit");
     tenant.id
 }
 

@@ -166,6 +166,8 @@ pub struct Options {
     pub demo: bool,
     /// Route the app's database connections through a proxy the test can cut.
     pub via_proxy: bool,
+    /// Run with `environment = "production"` (no demo city, no development pages).
+    pub production: bool,
 }
 
 pub struct TestApp {
@@ -179,6 +181,10 @@ pub struct TestApp {
     /// The app's authorization guard (same enforcer the server uses).
     pub authz: platform::authz::Authz,
     pub auth_policy: platform::identity::AuthPolicy,
+    /// What the development log channel "sent" (SMS codes, booking confirmations).
+    pub messages: plugins::LogChannel,
+    /// The notification worker (also running in the background), to work jobs on demand.
+    pub worker: platform::jobs::Worker,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -191,6 +197,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let database = fresh_database().await;
     let mut settings = settings_for(&database);
     settings.demo.seed = options.demo;
+    if options.production {
+        // production requires a real key for channel secrets
+        settings.notifications.encryption_key =
+            SecretString::from("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        settings.environment = yoyaku::config::Environment::Production;
+    }
     let proxy = if options.via_proxy {
         let proxy = DbProxy::start("127.0.0.1:5432").await;
         settings.database.url =
@@ -203,6 +215,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let app = App::build(settings).await.expect("build app");
     let pool = app.pool.clone();
     let authz = app.authz.clone();
+    let messages = app.messages.clone();
+    let worker = app.worker.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = oneshot::channel();
@@ -225,6 +239,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         proxy,
         authz,
         auth_policy,
+        messages,
+        worker,
         _shutdown: tx,
     }
 }
@@ -468,6 +484,95 @@ impl AdminClient<'_> {
             &[("email", email), ("password", password), ("csrf", &csrf)],
         )
         .await
+    }
+}
+
+impl TestApp {
+    /// The demo municipality (needs `Options { demo: true, .. }`).
+    pub async fn demo_tenant(&self) -> tenants::Tenant {
+        tenants::find_by_slug(&self.pool, platform::demo::DEMO_SLUG)
+            .await
+            .expect("look up demo")
+            .expect("demo city exists (spawn with demo: true)")
+    }
+
+    /// Works due notification jobs now, then returns the newest login code sent to `phone`.
+    pub async fn login_code_sent_to(&self, phone: &str) -> Option<String> {
+        for _ in 0..50 {
+            self.worker.run_once().await.expect("work jobs");
+            let found = self.messages.recent().into_iter().find_map(|m| {
+                let to_phone = matches!(&m.message.to, plugins::Recipient::Phone(p) if p == phone);
+                let code: String = m
+                    .message
+                    .text
+                    .split(|c: char| !c.is_ascii_digit())
+                    .find(|w| w.len() == 6)?
+                    .to_owned();
+                to_phone.then_some(code)
+            });
+            if found.is_some() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// Runs a GraphQL operation as the resident holding `token` (Authorization: Bearer), in `lang`.
+    pub async fn graphql_as(
+        &self,
+        token: &str,
+        lang: &str,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let res = self
+            .client
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .header("accept-language", lang)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql");
+        assert!(res.status().is_success(), "graphql status {}", res.status());
+        res.json().await.expect("graphql JSON")
+    }
+
+    /// A resident session token for demo resident `n` without the SMS step (arranging only).
+    pub async fn resident_token(&self, n: u32) -> String {
+        let tenant = self.demo_tenant().await;
+        let id = self
+            .resident_id(&platform::demo::demo_resident(n).ticket_no)
+            .await;
+        let mut tx = tenants::begin(&self.pool, tenant.id).await.expect("scope");
+        let session = platform::residents::auth::create_session(&mut tx, tenant.id, id)
+            .await
+            .expect("session");
+        tx.commit().await.expect("commit");
+        session.token
+    }
+
+    /// A resident's id by ticket number (owner pool, bypassing RLS: arranging only).
+    pub async fn resident_id(&self, ticket_no: &str) -> uuid::Uuid {
+        sqlx::query_scalar("SELECT id FROM residents WHERE ticket_no = $1")
+            .bind(ticket_no)
+            .fetch_one(&self.owner)
+            .await
+            .expect("resident by ticket")
+    }
+
+    /// A bookable slot of the demo's first mass venue (capacity 10), `days_ahead` weekdays out.
+    pub async fn demo_slot(&self, nth: i64) -> uuid::Uuid {
+        sqlx::query_scalar(
+            "SELECT s.id FROM slots s JOIN venues v ON v.id = s.venue_id \
+             WHERE v.name = '市民ホール集団接種会場' AND s.booked = 0 \
+               AND s.starts_at > now() + interval '3 days' ORDER BY s.starts_at OFFSET $1 LIMIT 1",
+        )
+        .bind(nth)
+        .fetch_one(&self.owner)
+        .await
+        .expect("a demo slot")
     }
 }
 

@@ -1,0 +1,385 @@
+//! `yoyaku-bench rush`: the resident rush against the real HTTP server.
+//!
+//! Creates a fresh database, starts the same `App` as `yoyaku serve` on a local port (with its
+//! notification worker), seeds one tenant with 100,000 residents and a week of slots (500 venues,
+//! ~100k slots, like `../shared/perf/pgbench/schema.sql`), then drives it over GraphQL with N
+//! concurrent clients in two phases — availability reads, then bookings — and reports throughput,
+//! p50 / p99 latency and the end-of-run invariants: booked = booking rows, no slot over capacity,
+//! every booking has its notification job. The database is dropped at the end.
+//!
+//!     cargo run --release -p yoyaku-bench -- rush [--clients 64] [--seconds 15] [--residents 100000]
+//!
+//! PostgreSQL: `YOYAKU_BENCH_PG` (default postgres://postgres@127.0.0.1:5432, a superuser).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::{Executor, PgPool, postgres::PgPoolOptions};
+use uuid::Uuid;
+
+struct Args {
+    clients: usize,
+    seconds: u64,
+    residents: usize,
+    pool: u32,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("rush") => {}
+        _ => {
+            bail!("usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P]")
+        }
+    }
+    let mut a = Args {
+        clients: 64,
+        seconds: 15,
+        residents: 100_000,
+        pool: 32,
+    };
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--clients" => a.clients = value.parse()?,
+            "--seconds" => a.seconds = value.parse()?,
+            "--residents" => a.residents = value.parse()?,
+            "--pool" => a.pool = value.parse()?,
+            other => bail!("unknown option {other}"),
+        }
+    }
+    Ok(a)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let base = std::env::var("YOYAKU_BENCH_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let database = format!("yoyaku_bench_{stamp}");
+
+    let mut settings = yoyaku::config::Settings::defaults()?;
+    settings.database.url = SecretString::from(format!("{base}/{database}"));
+    settings.database.max_connections = args.pool;
+    settings.demo.seed = false;
+    let app = yoyaku::App::build(settings).await?;
+    let owner = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&format!("{base}/{database}"))
+        .await?;
+
+    let result = run(app, &owner, &args).await;
+    owner.close().await;
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{base}/postgres"))
+        .await?;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        )))
+        .await?;
+    result
+}
+
+struct Seeded {
+    venues: Vec<Uuid>,
+    slots: Vec<Uuid>,
+    tokens: Vec<String>,
+}
+
+async fn seed(owner: &PgPool, residents: usize) -> anyhow::Result<Seeded> {
+    let started = Instant::now();
+    let mut new = platform::demo::demo_tenant();
+    new.slug = tenants::Slug::parse("rush")?;
+    new.name = tenants::TenantName::parse("ラッシュ市")?;
+    let tenant = tenants::create_tenant(owner, &new).await?;
+    tenants::set_status(owner, tenant.id, tenants::TenantStatus::Active).await?;
+    let mut tx = tenants::begin(owner, tenant.id).await?;
+    let t = tenant.id.0;
+    let vaccine = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO vaccines (tenant_id, id, name, maker, doses, min_interval_days, booster_interval_months, \
+         days_until_effective, validity_days) VALUES ($1, $2, 'コミナティ', 'ファイザー', 2, 21, 8, 7, 240)",
+    )
+    .bind(t)
+    .bind(vaccine)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO venues (tenant_id, id, name, address, kind, vaccine_id) \
+         SELECT $1, gen_random_uuid(), 'venue-' || v, 'street ' || v, 'mass', $2 FROM generate_series(1, 500) v",
+    )
+    .bind(t)
+    .bind(vaccine)
+    .execute(&mut *tx)
+    .await?;
+    // A week starting in ten days (clear of deadlines), 09:00–18:40 every 20 minutes: 203 per venue.
+    sqlx::query(
+        "INSERT INTO slots (tenant_id, id, venue_id, starts_at, ends_at, capacity) \
+         SELECT $1, gen_random_uuid(), v.id, \
+                date_trunc('day', now()) + interval '10 days' + d * interval '1 day' + interval '9 hours' + m * interval '20 minutes', \
+                date_trunc('day', now()) + interval '10 days' + d * interval '1 day' + interval '9 hours 20 minutes' + m * interval '20 minutes', \
+                1000 \
+         FROM venues v, generate_series(0, 6) d, generate_series(0, 28) m WHERE v.tenant_id = $1",
+    )
+    .bind(t)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO residents (tenant_id, id, ticket_no, birth_date, kana_name, sex, phone) \
+         SELECT $1, gen_random_uuid(), (2000000000 + n)::text, date '1970-01-01' + (n % 20000), 'ベンチ', 'unknown', \
+                '090' || lpad(n::text, 8, '0') FROM generate_series(1, $2) n",
+    )
+    .bind(t)
+    .bind(residents as i32)
+    .execute(&mut *tx)
+    .await?;
+    let venues: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM venues WHERE tenant_id = $1")
+        .bind(t)
+        .fetch_all(&mut *tx)
+        .await?;
+    let slots: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM slots WHERE tenant_id = $1")
+        .bind(t)
+        .fetch_all(&mut *tx)
+        .await?;
+    let people: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM residents WHERE tenant_id = $1 ORDER BY ticket_no")
+            .bind(t)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut tokens = Vec::with_capacity(people.len());
+    for chunk in people.chunks(10_000) {
+        tokens.extend(
+            platform::residents::auth::create_sessions_bulk(&mut tx, tenant.id, chunk).await?,
+        );
+    }
+    tx.commit().await?;
+    owner.execute("VACUUM ANALYZE").await?;
+    println!(
+        "seeded: 1 tenant, {} venues, {} slots, {} residents with sessions in {:.1} s",
+        venues.len(),
+        slots.len(),
+        people.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Seeded {
+        venues,
+        slots,
+        tokens,
+    })
+}
+
+#[derive(Default)]
+struct Outcome {
+    ok: usize,
+    refused: usize,
+    failed: usize,
+    micros: Vec<u64>,
+}
+
+struct Phase {
+    name: &'static str,
+    clients: usize,
+    elapsed: Duration,
+    outcome: Outcome,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.outcome.ok as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> f64 {
+        let v = &self.outcome.micros;
+        if v.is_empty() {
+            return 0.0;
+        }
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0
+    }
+    fn print(&self) {
+        println!(
+            "{:<13} clients={:<3} ok={:<7} refused={:<5} failed={:<4} rate={:>8.1}/s p50={:>6.2} ms p99={:>6.2} ms",
+            self.name,
+            self.clients,
+            self.outcome.ok,
+            self.outcome.refused,
+            self.outcome.failed,
+            self.rate(),
+            self.pct(0.50),
+            self.pct(0.99)
+        );
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Read,
+    Book,
+}
+
+async fn phase(
+    name: &'static str,
+    op: Op,
+    url: &str,
+    seeded: Arc<Seeded>,
+    clients: usize,
+    seconds: u64,
+    next: Arc<AtomicUsize>,
+) -> Phase {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .expect("http client");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, url, seeded, next) = (http.clone(), url.to_owned(), seeded.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut out = Outcome::default();
+                while Instant::now() < deadline {
+                    let (body, token) = match op {
+                        Op::Read => {
+                            let venue = seeded.venues[rand::random_range(0..seeded.venues.len())];
+                            (
+                                json!({ "query": "query($v: UUID!) { availability(tenant: \"rush\", venueId: $v) { id free mark } }",
+                                        "variables": { "v": venue } }),
+                                None,
+                            )
+                        }
+                        Op::Book => {
+                            let n = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(token) = seeded.tokens.get(n) else { break };
+                            let slot = seeded.slots[rand::random_range(0..seeded.slots.len())];
+                            (
+                                json!({ "query": "mutation($i: BookInput!) { book(input: $i) { id } }",
+                                        "variables": { "i": { "slotId": slot, "dose": "FIRST", "idempotencyKey": format!("rush-{n:08}") } } }),
+                                Some(token.clone()),
+                            )
+                        }
+                    };
+                    let t0 = Instant::now();
+                    let mut req = http.post(&url).json(&body);
+                    if let Some(t) = token {
+                        req = req.bearer_auth(t);
+                    }
+                    let answer: Option<Value> = match req.send().await {
+                        Ok(res) => res.json().await.ok(),
+                        Err(_) => None,
+                    };
+                    out.micros.push(t0.elapsed().as_micros() as u64);
+                    match answer {
+                        Some(v) if v.get("errors").is_none() => out.ok += 1,
+                        Some(v) if v["errors"][0]["extensions"]["code"] == "CONFLICT" => out.refused += 1,
+                        _ => out.failed += 1,
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut total = Outcome::default();
+    for t in tasks {
+        if let Ok(o) = t.await {
+            total.ok += o.ok;
+            total.refused += o.refused;
+            total.failed += o.failed;
+            total.micros.extend(o.micros);
+        }
+    }
+    total.micros.sort_unstable();
+    Phase {
+        name,
+        clients,
+        elapsed: started.elapsed(),
+        outcome: total,
+    }
+}
+
+async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()> {
+    let seeded = Arc::new(seed(owner, args.residents).await?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/graphql", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let next = Arc::new(AtomicUsize::new(0));
+    // A short warm-up so connection set-up is not measured.
+    phase(
+        "warm-up",
+        Op::Read,
+        &url,
+        seeded.clone(),
+        args.clients,
+        2,
+        next.clone(),
+    )
+    .await;
+    let reads = phase(
+        "availability",
+        Op::Read,
+        &url,
+        seeded.clone(),
+        args.clients,
+        args.seconds,
+        next.clone(),
+    )
+    .await;
+    reads.print();
+    let books = phase(
+        "booking",
+        Op::Book,
+        &url,
+        seeded.clone(),
+        args.clients,
+        args.seconds,
+        next.clone(),
+    )
+    .await;
+    books.print();
+    // Let the worker catch up a little, then stop the server.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = stop.send(());
+    let _ = server.await;
+
+    let (booked, rows, over, without_job): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COALESCE(sum(booked), 0) FROM slots), \
+                (SELECT count(*) FROM bookings WHERE status = 'booked'), \
+                (SELECT count(*) FROM slots WHERE booked > capacity), \
+                (SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM notification_jobs j \
+                     WHERE j.tenant_id = b.tenant_id AND j.idempotency_key = 'booking-confirmed:' || b.id))",
+    )
+    .fetch_one(owner)
+    .await?;
+    println!(
+        "invariants: booked={booked} rows={rows} over_capacity={over} bookings_without_job={without_job} -> {}",
+        if booked == rows && over == 0 && without_job == 0 {
+            "OK"
+        } else {
+            "VIOLATED"
+        }
+    );
+    println!(
+        "csv,{},{:.1},{:.2},{:.2},{:.1},{:.2},{:.2},{booked},{rows},{over},{without_job}",
+        args.clients,
+        reads.rate(),
+        reads.pct(0.5),
+        reads.pct(0.99),
+        books.rate(),
+        books.pct(0.5),
+        books.pct(0.99)
+    );
+    if booked != rows || over != 0 || without_job != 0 {
+        bail!("invariant violated");
+    }
+    Ok(())
+}

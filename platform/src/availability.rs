@@ -1,0 +1,289 @@
+//! Availability per venue and day: ○ free, △ few left, × full or past the booking deadline.
+//!
+//! Reads are served from a small in-memory cache ([`AvailabilityCache`]): a venue-day is read from
+//! PostgreSQL at most once per [`CACHE_TTL`] per process, and a booking, change or cancel made
+//! through this process drops the affected venue-day at once. Staleness is bounded by the TTL for
+//! bookings made by other processes; it never matters for correctness, because a seat is only ever
+//! taken by the conditional UPDATE in `booking.rs`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use tenants::{Tenant, TenantId};
+use uuid::Uuid;
+
+use crate::booking::{self, BookingSettings};
+use crate::i18n::{Lang, pick};
+
+pub const CACHE_TTL: Duration = Duration::from_millis(1000);
+
+/// The availability mark; always shown with its text, never colour alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Mark {
+    Free,
+    FewLeft,
+    Full,
+}
+
+impl Mark {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Mark::Free => "○",
+            Mark::FewLeft => "△",
+            Mark::Full => "×",
+        }
+    }
+    pub fn text(self, lang: Lang) -> &'static str {
+        match self {
+            Mark::Free => pick(lang, "空きあり", "available", "有空位", "disponível"),
+            Mark::FewLeft => pick(lang, "残りわずか", "few left", "余位不多", "poucas vagas"),
+            Mark::Full => pick(
+                lang,
+                "満員・受付終了",
+                "full or closed",
+                "已满或已截止",
+                "lotado ou encerrado",
+            ),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mark::Free => "FREE",
+            Mark::FewLeft => "FEW_LEFT",
+            Mark::Full => "FULL",
+        }
+    }
+
+    /// △ when fewer than `few_left_percent` % or fewer than `few_left_seats` seats are free.
+    pub fn of(free: i32, capacity: i32, closed: bool, policy: &BookingSettings) -> Mark {
+        if closed || free <= 0 {
+            Mark::Full
+        } else if i64::from(free) * 100 < i64::from(capacity) * i64::from(policy.few_left_percent)
+            || free < policy.few_left_seats
+        {
+            Mark::FewLeft
+        } else {
+            Mark::Free
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Venue {
+    pub id: Uuid,
+    pub name: String,
+    pub address: String,
+    pub vaccine_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotAvailability {
+    pub slot_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub capacity: i32,
+    pub free: i32,
+    pub mark: Mark,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayAvailability {
+    pub date: NaiveDate,
+    pub free: i32,
+    pub mark: Mark,
+}
+
+pub async fn venues(pool: &PgPool, tenant: &Tenant) -> Result<Vec<Venue>, sqlx::Error> {
+    let mut tx = tenants::begin(pool, tenant.id).await?;
+    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT v.id, v.name, v.address, x.name FROM venues v \
+         JOIN vaccines x ON x.tenant_id = v.tenant_id AND x.id = v.vaccine_id \
+         WHERE v.tenant_id = $1 ORDER BY v.name",
+    )
+    .bind(tenant.id.0)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, address, vaccine_name)| Venue {
+            id,
+            name,
+            address,
+            vaccine_name,
+        })
+        .collect())
+}
+
+type Key = (TenantId, Uuid);
+type Entries = HashMap<Key, (Instant, Arc<Vec<SlotAvailability>>)>;
+/// id, starts_at, ends_at, capacity, booked, closed
+type SlotRow = (Uuid, DateTime<Utc>, DateTime<Utc>, i32, i32, bool);
+
+/// Hot availability in memory: one venue's upcoming slots per entry.
+#[derive(Clone, Default, Debug)]
+pub struct AvailabilityCache {
+    entries: Arc<RwLock<Entries>>,
+    tenants: Arc<RwLock<HashMap<String, (Instant, Tenant)>>>,
+}
+
+impl AvailabilityCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cached_tenant(&self, slug: &str) -> Option<Tenant> {
+        let t = self.tenants.read().ok()?;
+        let (at, tenant) = t.get(slug)?;
+        (at.elapsed() < CACHE_TTL).then(|| tenant.clone())
+    }
+
+    pub fn remember_tenant(&self, tenant: Tenant) {
+        if let Ok(mut t) = self.tenants.write() {
+            t.insert(tenant.slug.clone(), (Instant::now(), tenant));
+        }
+    }
+
+    /// Drops a venue's cached availability (after a booking, change or cancel touching it).
+    pub fn invalidate_venue(&self, tenant: TenantId, venue: Uuid) {
+        if let Ok(mut e) = self.entries.write() {
+            e.remove(&(tenant, venue));
+        }
+    }
+
+    /// Drops everything cached for a tenant (when the venue of a slot is not known at hand).
+    pub fn invalidate_tenant(&self, tenant: TenantId) {
+        if let Ok(mut e) = self.entries.write() {
+            e.retain(|k, _| k.0 != tenant);
+        }
+    }
+
+    /// Every upcoming slot of a venue with its mark. An unknown venue answers an empty list.
+    pub async fn venue_slots(
+        &self,
+        pool: &PgPool,
+        tenant: &Tenant,
+        venue: Uuid,
+    ) -> Result<Arc<Vec<SlotAvailability>>, sqlx::Error> {
+        let key = (tenant.id, venue);
+        if let Ok(e) = self.entries.read()
+            && let Some((at, slots)) = e.get(&key)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(slots.clone());
+        }
+        let fresh = Arc::new(read_venue_slots(pool, tenant, venue).await?);
+        if let Ok(mut e) = self.entries.write() {
+            e.insert(key, (Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    /// One venue's days with the best mark of the day.
+    pub async fn days(
+        &self,
+        pool: &PgPool,
+        tenant: &Tenant,
+        venue: Uuid,
+    ) -> Result<Vec<DayAvailability>, sqlx::Error> {
+        let slots = self.venue_slots(pool, tenant, venue).await?;
+        let tz = tenant.time_zone.0;
+        let mut days: Vec<DayAvailability> = Vec::new();
+        for s in slots.iter() {
+            let date = s.starts_at.with_timezone(&tz).date_naive();
+            let rank = |m: Mark| match m {
+                Mark::Free => 2,
+                Mark::FewLeft => 1,
+                Mark::Full => 0,
+            };
+            match days.last_mut() {
+                Some(d) if d.date == date => {
+                    d.free += if s.mark == Mark::Full { 0 } else { s.free };
+                    if rank(s.mark) > rank(d.mark) {
+                        d.mark = s.mark;
+                    }
+                }
+                _ => days.push(DayAvailability {
+                    date,
+                    free: if s.mark == Mark::Full { 0 } else { s.free },
+                    mark: s.mark,
+                }),
+            }
+        }
+        Ok(days)
+    }
+
+    /// One venue's slots on one day (in the city's time zone).
+    pub async fn day(
+        &self,
+        pool: &PgPool,
+        tenant: &Tenant,
+        venue: Uuid,
+        date: NaiveDate,
+    ) -> Result<Vec<SlotAvailability>, sqlx::Error> {
+        let tz = tenant.time_zone.0;
+        Ok(self
+            .venue_slots(pool, tenant, venue)
+            .await?
+            .iter()
+            .filter(|s| s.starts_at.with_timezone(&tz).date_naive() == date)
+            .cloned()
+            .collect())
+    }
+}
+
+async fn read_venue_slots(
+    pool: &PgPool,
+    tenant: &Tenant,
+    venue: Uuid,
+) -> Result<Vec<SlotAvailability>, sqlx::Error> {
+    let mut tx = tenants::begin(pool, tenant.id).await?;
+    let policy = booking::settings(&mut tx).await?;
+    let rows: Vec<SlotRow> = sqlx::query_as(
+        "SELECT s.id, s.starts_at, s.ends_at, s.capacity, s.booked, \
+                s.starts_at - make_interval(hours => v.booking_deadline_hours) <= now() \
+                OR COALESCE(v.booking_opens_at > now(), false) \
+         FROM slots s JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+         WHERE s.tenant_id = $1 AND s.venue_id = $2 AND s.starts_at > now() \
+         ORDER BY s.starts_at",
+    )
+    .bind(tenant.id.0)
+    .bind(venue)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|(slot_id, starts_at, ends_at, capacity, booked, closed)| {
+            let free = (capacity - booked).max(0);
+            SlotAvailability {
+                slot_id,
+                starts_at,
+                ends_at,
+                capacity,
+                free,
+                mark: Mark::of(free, capacity, closed, &policy),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_follow_the_city_thresholds() {
+        let p = BookingSettings::default();
+        assert_eq!(Mark::of(10, 10, false, &p), Mark::Free);
+        assert_eq!(Mark::of(2, 100, false, &p), Mark::FewLeft);
+        assert_eq!(Mark::of(19, 100, false, &p), Mark::FewLeft);
+        assert_eq!(Mark::of(20, 100, false, &p), Mark::Free);
+        assert_eq!(Mark::of(0, 10, false, &p), Mark::Full);
+        assert_eq!(Mark::of(10, 10, true, &p), Mark::Full);
+    }
+}

@@ -1,0 +1,825 @@
+//! Booking, changing and cancelling seats — the invariants of DESIGN.md ("Booking invariants") in one
+//! place:
+//!
+//! * **Never overbook.** A seat is taken by ONE conditional statement, [`take_seats`]:
+//!   `UPDATE slots SET booked = booked + n WHERE … AND booked + n <= capacity RETURNING …`, in the same
+//!   transaction as the booking rows. No read-then-write: when it updates no row the slot is full (or
+//!   past its deadline) and the transaction rolls back. A group takes all its seats in that one
+//!   statement, so it gets all or none. The CHECK on `slots` is the last wall.
+//! * **One live booking per resident and dose**: the partial unique index `bookings_one_live_per_dose`.
+//! * **Dose order and intervals**: dose 2 at least the vaccine's `min_interval_days` after dose 1 (same
+//!   vaccine unless the city allows mixing); booster at least `booster_interval_months` after dose 2.
+//! * **Deadlines**: a slot can be booked until `booking_deadline_hours` before it starts (checked inside
+//!   the seat statement); a booking can be changed or cancelled until `cancel_cutoff_days` before.
+//! * **Idempotency**: every mutation carries a key; the key row is inserted first in the same
+//!   transaction, so a replay (even a concurrent one) returns the first result and books nothing.
+//! * **Outbox**: each booking, change and cancel pushes its notification job in the same transaction.
+//! * **Short transactions**: no network calls here; the notification is sent later by the worker.
+
+use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool, Row};
+use tenants::{Tenant, TenantTx};
+use uuid::Uuid;
+
+use crate::i18n::{Lang, pick};
+use crate::jobs::{self, Notification};
+
+/// Which dose a booking is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Dose {
+    First,
+    Second,
+    Booster,
+}
+
+impl Dose {
+    pub fn number(self) -> i16 {
+        match self {
+            Dose::First => 1,
+            Dose::Second => 2,
+            Dose::Booster => 3,
+        }
+    }
+    pub fn from_number(n: i16) -> Option<Dose> {
+        match n {
+            1 => Some(Dose::First),
+            2 => Some(Dose::Second),
+            3 => Some(Dose::Booster),
+            _ => None,
+        }
+    }
+    pub fn label(self, lang: Lang) -> &'static str {
+        match self {
+            Dose::First => pick(lang, "1回目", "1st dose", "第1剂", "1ª dose"),
+            Dose::Second => pick(lang, "2回目", "2nd dose", "第2剂", "2ª dose"),
+            Dose::Booster => pick(lang, "追加接種", "booster", "加强针", "reforço"),
+        }
+    }
+}
+
+/// Why a booking, change or cancel was refused. Each has a message a resident can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    #[error("no such slot or booking")]
+    NotFound,
+    #[error("the slot is full")]
+    Full,
+    #[error("the booking deadline has passed")]
+    DeadlinePassed,
+    #[error("booking has not opened yet")]
+    NotOpenYet,
+    #[error("the change/cancel cut-off has passed")]
+    CutoffPassed,
+    #[error("already booked for this dose")]
+    AlreadyBooked { dose: Dose },
+    #[error("too early for this dose; earliest {earliest}")]
+    TooEarly { earliest: NaiveDate },
+    #[error("the earlier dose must be booked first")]
+    NeedsEarlierDose,
+    #[error("this venue uses another vaccine than the earlier dose")]
+    OtherVaccine,
+    #[error("group too large (max {max} others)")]
+    GroupTooLarge { max: i32 },
+    #[error("booking dose 2 together with dose 1 is not offered")]
+    PairingNotOffered,
+    #[error("idempotency key reused by someone else")]
+    KeyReused,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl BookingError {
+    /// `NOT_FOUND`, `CONFLICT` (the state of the world said no) or `VALIDATION` (the request did).
+    pub fn code(&self) -> &'static str {
+        match self {
+            BookingError::NotFound => "NOT_FOUND",
+            BookingError::Full
+            | BookingError::AlreadyBooked { .. }
+            | BookingError::KeyReused
+            | BookingError::DeadlinePassed
+            | BookingError::CutoffPassed => "CONFLICT",
+            BookingError::Database(_) => "INTERNAL",
+            _ => "VALIDATION",
+        }
+    }
+
+    /// A message in the resident's language.
+    pub fn message(&self, lang: Lang) -> String {
+        match self {
+            BookingError::NotFound => pick(
+                lang,
+                "予約または枠が見つかりません。",
+                "That booking or time slot was not found.",
+                "找不到该预约或时段。",
+                "Reserva ou horário não encontrado.",
+            )
+            .into(),
+            BookingError::Full => pick(
+                lang,
+                "この時間は満員です。別の時間を選んでください。",
+                "This time is full. Please choose another time.",
+                "该时段已满，请选择其他时间。",
+                "Este horário está lotado. Escolha outro horário.",
+            )
+            .into(),
+            BookingError::DeadlinePassed => pick(
+                lang,
+                "この時間の予約受付は終了しました。",
+                "Booking for this time has closed.",
+                "该时段的预约已截止。",
+                "As reservas para este horário foram encerradas.",
+            )
+            .into(),
+            BookingError::NotOpenYet => pick(
+                lang,
+                "この会場の予約受付はまだ始まっていません。",
+                "Booking for this venue has not opened yet.",
+                "该接种点尚未开放预约。",
+                "As reservas para este local ainda não abriram.",
+            )
+            .into(),
+            BookingError::CutoffPassed => pick(
+                lang,
+                "変更・キャンセルの受付期限を過ぎています。会場に電話してください。",
+                "It is too late to change or cancel online. Please call the venue.",
+                "已过更改或取消的期限，请致电接种点。",
+                "Já passou o prazo para alterar ou cancelar. Ligue para o local.",
+            )
+            .into(),
+            BookingError::AlreadyBooked { dose } => match lang {
+                Lang::Ja => format!("{}はすでに予約済みです。", dose.label(lang)),
+                Lang::En => format!("You already have a booking for the {}.", dose.label(lang)),
+                Lang::ZhHans => format!("您已预约{}。", dose.label(lang)),
+                Lang::Pt => format!("Você já tem uma reserva para a {}.", dose.label(lang)),
+            },
+            BookingError::TooEarly { earliest } => match lang {
+                Lang::Ja => format!("前回の接種から間隔が足りません。{earliest} 以降の日を選んでください。"),
+                Lang::En => format!("Too soon after the previous dose. Please choose a day on or after {earliest}."),
+                Lang::ZhHans => format!("距上一剂间隔不足，请选择 {earliest} 或之后的日期。"),
+                Lang::Pt => format!("Cedo demais após a dose anterior. Escolha um dia a partir de {earliest}."),
+            },
+            BookingError::NeedsEarlierDose => pick(
+                lang,
+                "先に前の回の接種を予約してください。",
+                "Please book the earlier dose first.",
+                "请先预约前一剂。",
+                "Reserve primeiro a dose anterior.",
+            )
+            .into(),
+            BookingError::OtherVaccine => pick(
+                lang,
+                "この会場は前回と違うワクチンです。前回と同じワクチンの会場を選んでください。",
+                "This venue uses a different vaccine from your earlier dose. Please choose a venue with the same vaccine.",
+                "该接种点的疫苗与上一剂不同，请选择相同疫苗的接种点。",
+                "Este local usa outra vacina. Escolha um local com a mesma vacina da dose anterior.",
+            )
+            .into(),
+            BookingError::GroupTooLarge { max } => match lang {
+                Lang::Ja => format!("一緒に予約できるのは{max}人までです。"),
+                Lang::En => format!("You can book for at most {max} other people."),
+                Lang::ZhHans => format!("最多可为 {max} 位其他人预约。"),
+                Lang::Pt => format!("Você pode reservar para no máximo {max} outras pessoas."),
+            },
+            BookingError::PairingNotOffered => pick(
+                lang,
+                "1回目と2回目を同時に予約することはできません。",
+                "Booking the 2nd dose together with the 1st is not offered.",
+                "不能同时预约第1剂和第2剂。",
+                "Não é possível reservar a 2ª dose junto com a 1ª.",
+            )
+            .into(),
+            BookingError::KeyReused => pick(
+                lang,
+                "この操作はすでに別の内容で処理されました。もう一度やり直してください。",
+                "This request was already used for something else. Please start again.",
+                "该请求已被用于其他操作，请重新开始。",
+                "Este pedido já foi usado para outra coisa. Comece de novo.",
+            )
+            .into(),
+            BookingError::Database(_) => pick(
+                lang,
+                "ただいま混み合っています。少し待ってからもう一度お試しください。",
+                "Something went wrong on our side. Please try again in a moment.",
+                "系统繁忙，请稍后再试。",
+                "Ocorreu um erro do nosso lado. Tente novamente em instantes.",
+            )
+            .into(),
+        }
+    }
+}
+
+/// A booking as residents and integrators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Booking {
+    pub id: Uuid,
+    pub resident_id: Uuid,
+    pub slot_id: Uuid,
+    pub venue_id: Uuid,
+    pub venue_name: String,
+    pub vaccine_name: String,
+    pub dose: Dose,
+    pub status: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub group_id: Uuid,
+    /// The last moment the resident may change or cancel it.
+    pub change_until: DateTime<Utc>,
+}
+
+/// The columns of [`Booking`], shared by every query that returns bookings.
+macro_rules! booking_select {
+    () => {
+        concat!(
+            "SELECT b.id, b.resident_id, b.slot_id, s.venue_id, v.name AS venue_name, x.name AS vaccine_name, ",
+            "b.dose, b.status, s.starts_at, s.ends_at, b.group_id, ",
+            "s.starts_at - make_interval(days => v.cancel_cutoff_days) AS change_until ",
+            "FROM bookings b JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id ",
+            "JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id ",
+            "JOIN vaccines x ON x.tenant_id = b.tenant_id AND x.id = b.vaccine_id ",
+        )
+    };
+}
+
+fn booking_from_row(r: &sqlx::postgres::PgRow) -> Result<Booking, sqlx::Error> {
+    Ok(Booking {
+        id: r.try_get("id")?,
+        resident_id: r.try_get("resident_id")?,
+        slot_id: r.try_get("slot_id")?,
+        venue_id: r.try_get("venue_id")?,
+        venue_name: r.try_get("venue_name")?,
+        vaccine_name: r.try_get("vaccine_name")?,
+        dose: Dose::from_number(r.try_get("dose")?).unwrap_or(Dose::First),
+        status: r.try_get("status")?,
+        starts_at: r.try_get("starts_at")?,
+        ends_at: r.try_get("ends_at")?,
+        group_id: r.try_get("group_id")?,
+        change_until: r.try_get("change_until")?,
+    })
+}
+
+/// The city's booking policy (table `booking_settings`; defaults when the city has no row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookingSettings {
+    pub few_left_percent: i32,
+    pub few_left_seats: i32,
+    pub allow_mixing: bool,
+    pub book_dose2_with_dose1: bool,
+    pub max_group_size: i32,
+}
+
+impl Default for BookingSettings {
+    fn default() -> Self {
+        Self {
+            few_left_percent: 20,
+            few_left_seats: 3,
+            allow_mixing: false,
+            book_dose2_with_dose1: false,
+            max_group_size: 4,
+        }
+    }
+}
+
+pub async fn settings(conn: &mut PgConnection) -> Result<BookingSettings, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT few_left_percent, few_left_seats, allow_mixing, book_dose2_with_dose1, max_group_size \
+         FROM booking_settings WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid",
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        None => BookingSettings::default(),
+        Some(r) => BookingSettings {
+            few_left_percent: r.try_get(0)?,
+            few_left_seats: r.try_get(1)?,
+            allow_mixing: r.try_get(2)?,
+            book_dose2_with_dose1: r.try_get(3)?,
+            max_group_size: r.try_get(4)?,
+        },
+    })
+}
+
+/// What to book: `resident` books `dose` in `slot`, for themself and `companions` (other residents,
+/// already identified by ticket number and birth date), optionally with dose 2 in `second_dose_slot`.
+#[derive(Debug, Clone)]
+pub struct BookRequest {
+    pub resident_id: Uuid,
+    pub slot_id: Uuid,
+    pub dose: Dose,
+    pub companions: Vec<Uuid>,
+    pub second_dose_slot: Option<Uuid>,
+    pub idempotency_key: String,
+}
+
+struct SlotInfo {
+    starts_at: DateTime<Utc>,
+    vaccine_id: Uuid,
+    min_interval_days: i32,
+    booster_interval_months: i32,
+}
+
+async fn slot_info(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    slot: Uuid,
+) -> Result<SlotInfo, BookingError> {
+    let row = sqlx::query(
+        "SELECT s.starts_at, v.vaccine_id, x.min_interval_days, x.booster_interval_months \
+         FROM slots s JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+         JOIN vaccines x ON x.tenant_id = v.tenant_id AND x.id = v.vaccine_id \
+         WHERE s.tenant_id = $1 AND s.id = $2",
+    )
+    .bind(tenant)
+    .bind(slot)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(BookingError::NotFound)?;
+    Ok(SlotInfo {
+        starts_at: row.try_get(0)?,
+        vaccine_id: row.try_get(1)?,
+        min_interval_days: row.try_get(2)?,
+        booster_interval_months: row.try_get(3)?,
+    })
+}
+
+/// Dose order, intervals and product for one person booking `dose` in `slot`. Reads the person's own
+/// earlier booking only; the seat itself is never read here.
+async fn check_dose_rules(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    resident: Uuid,
+    dose: Dose,
+    slot: &SlotInfo,
+    policy: &BookingSettings,
+    earlier_in_this_request: Option<&SlotInfo>,
+) -> Result<(), BookingError> {
+    let previous = match dose {
+        Dose::First => return Ok(()),
+        Dose::Second => 1i16,
+        Dose::Booster => 2i16,
+    };
+    let earlier: Option<(DateTime<Utc>, Uuid, i32, i32)> =
+        match earlier_in_this_request {
+            Some(e) => Some((
+                e.starts_at,
+                e.vaccine_id,
+                e.min_interval_days,
+                e.booster_interval_months,
+            )),
+            None => sqlx::query_as(
+                "SELECT s.starts_at, b.vaccine_id, x.min_interval_days, x.booster_interval_months \
+             FROM bookings b JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
+             JOIN vaccines x ON x.tenant_id = b.tenant_id AND x.id = b.vaccine_id \
+             WHERE b.tenant_id = $1 AND b.resident_id = $2 AND b.dose = $3 AND b.status = 'booked'",
+            )
+            .bind(tenant.id.0)
+            .bind(resident)
+            .bind(previous)
+            .fetch_optional(&mut *conn)
+            .await?,
+        };
+    let Some((earlier_start, earlier_vaccine, interval_days, booster_months)) = earlier else {
+        return Err(BookingError::NeedsEarlierDose);
+    };
+    if dose == Dose::Second && earlier_vaccine != slot.vaccine_id && !policy.allow_mixing {
+        return Err(BookingError::OtherVaccine);
+    }
+    let earliest = match dose {
+        Dose::Second => earlier_start + Duration::days(i64::from(interval_days)),
+        _ => earlier_start
+            .checked_add_months(Months::new(booster_months.max(0) as u32))
+            .unwrap_or(earlier_start),
+    };
+    let tz = tenant.time_zone.0;
+    // Intervals count in calendar days of the city: a dose on day D + interval is on time.
+    let earliest_day = earliest.with_timezone(&tz).date_naive();
+    if slot.starts_at.with_timezone(&tz).date_naive() < earliest_day {
+        return Err(BookingError::TooEarly {
+            earliest: earliest_day,
+        });
+    }
+    Ok(())
+}
+
+/// THE seat statement: takes `seats` seats in `slot` if (and only if) they are free and the slot is
+/// still bookable. One conditional UPDATE; when it matches no row, nothing changed and the caller
+/// rolls back. Returns why it refused.
+pub async fn take_seats(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    slot: Uuid,
+    seats: i32,
+) -> Result<(), BookingError> {
+    let taken = sqlx::query(
+        "UPDATE slots s SET booked = s.booked + $3 \
+         FROM venues v \
+         WHERE s.tenant_id = $1 AND s.id = $2 AND v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+           AND s.booked + $3 <= s.capacity \
+           AND s.starts_at - make_interval(hours => v.booking_deadline_hours) > now() \
+           AND (v.booking_opens_at IS NULL OR v.booking_opens_at <= now()) \
+         RETURNING s.id",
+    )
+    .bind(tenant)
+    .bind(slot)
+    .bind(seats)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if taken.is_some() {
+        return Ok(());
+    }
+    // Diagnosis only (nothing is written on this path): say why, so the resident can act.
+    let why: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT s.starts_at - make_interval(hours => v.booking_deadline_hours) <= now(), \
+                COALESCE(v.booking_opens_at > now(), false) \
+         FROM slots s JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+         WHERE s.tenant_id = $1 AND s.id = $2",
+    )
+    .bind(tenant)
+    .bind(slot)
+    .fetch_optional(conn)
+    .await?;
+    Err(match why {
+        None => BookingError::NotFound,
+        Some((true, _)) => BookingError::DeadlinePassed,
+        Some((_, true)) => BookingError::NotOpenYet,
+        _ => BookingError::Full,
+    })
+}
+
+/// Gives seats back (cancel, or the old side of a change). Never below zero (CHECK on slots).
+async fn release_seat(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    slot: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE slots SET booked = booked - 1 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(slot)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Claims the idempotency key for this transaction. `Some(result)` when the key was used before
+/// (by a committed request): the caller returns that result and books nothing.
+async fn claim_key(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    key: &str,
+    resident: Uuid,
+) -> Result<Option<Vec<Uuid>>, BookingError> {
+    let key = key.trim();
+    if key.len() < 8 || key.len() > 200 {
+        return Err(BookingError::KeyReused);
+    }
+    let fresh = sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, key, resident_id) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING RETURNING key",
+    )
+    .bind(tenant)
+    .bind(key)
+    .bind(resident)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if fresh.is_some() {
+        return Ok(None);
+    }
+    let (owner, result): (Uuid, Option<serde_json::Value>) = sqlx::query_as(
+        "SELECT resident_id, result FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+    )
+    .bind(tenant)
+    .bind(key)
+    .fetch_one(conn)
+    .await?;
+    if owner != resident {
+        return Err(BookingError::KeyReused);
+    }
+    let ids = result
+        .and_then(|r| serde_json::from_value::<Vec<Uuid>>(r).ok())
+        .unwrap_or_default();
+    Ok(Some(ids))
+}
+
+async fn store_result(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    key: &str,
+    ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE idempotency_keys SET result = $3 WHERE tenant_id = $1 AND key = $2")
+        .bind(tenant)
+        .bind(key.trim())
+        .bind(serde_json::json!(ids))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn unique_violation_to_already(e: sqlx::Error, dose: Dose) -> BookingError {
+    let is_dup = e
+        .as_database_error()
+        .and_then(|d| d.constraint())
+        .is_some_and(|c| c == "bookings_one_live_per_dose");
+    if is_dup {
+        BookingError::AlreadyBooked { dose }
+    } else {
+        e.into()
+    }
+}
+
+/// Books a seat (or a group's seats, or dose 1 and dose 2) — all or nothing.
+pub async fn book(
+    pool: &PgPool,
+    tenant: &Tenant,
+    req: &BookRequest,
+) -> Result<Vec<Booking>, BookingError> {
+    let tid = tenant.id.0;
+    let mut tx = tenants::begin(pool, tenant.id).await?;
+    if let Some(ids) = claim_key(&mut tx, tid, &req.idempotency_key, req.resident_id).await? {
+        let found = load(&mut tx, tid, &ids).await?;
+        tx.rollback().await?;
+        return Ok(found);
+    }
+    let policy = settings(&mut tx).await?;
+    if req.companions.len() > policy.max_group_size.max(0) as usize {
+        return Err(BookingError::GroupTooLarge {
+            max: policy.max_group_size,
+        });
+    }
+    if req.second_dose_slot.is_some() && (!policy.book_dose2_with_dose1 || req.dose != Dose::First)
+    {
+        return Err(BookingError::PairingNotOffered);
+    }
+    let mut people = vec![req.resident_id];
+    people.extend(
+        req.companions
+            .iter()
+            .copied()
+            .filter(|c| *c != req.resident_id),
+    );
+    people.dedup();
+
+    let first = slot_info(&mut tx, tid, req.slot_id).await?;
+    let second = match req.second_dose_slot {
+        Some(s) => Some((s, slot_info(&mut tx, tid, s).await?)),
+        None => None,
+    };
+    for person in &people {
+        check_dose_rules(&mut tx, tenant, *person, req.dose, &first, &policy, None).await?;
+        if let Some((_, info)) = &second {
+            check_dose_rules(
+                &mut tx,
+                tenant,
+                *person,
+                Dose::Second,
+                info,
+                &policy,
+                Some(&first),
+            )
+            .await?;
+        }
+    }
+
+    // Seats: one statement per slot, in slot-id order so two transactions never wait on each other
+    // in opposite orders.
+    let n = people.len() as i32;
+    let mut slots = vec![req.slot_id];
+    if let Some((s, _)) = &second {
+        slots.push(*s);
+    }
+    slots.sort();
+    for s in &slots {
+        take_seats(&mut tx, tid, *s, n).await?;
+    }
+
+    let group_id = Uuid::now_v7();
+    let mut ids = Vec::new();
+    let mut plan = vec![(req.slot_id, req.dose, first.vaccine_id)];
+    if let Some((s, info)) = &second {
+        plan.push((*s, Dose::Second, info.vaccine_id));
+    }
+    for person in &people {
+        for (slot, dose, vaccine) in &plan {
+            let id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO bookings (tenant_id, id, resident_id, slot_id, vaccine_id, dose, booked_by, group_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(tid)
+            .bind(id)
+            .bind(person)
+            .bind(slot)
+            .bind(vaccine)
+            .bind(dose.number())
+            .bind(req.resident_id)
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_violation_to_already(e, *dose))?;
+            jobs::push(
+                &mut tx,
+                tid,
+                &format!("booking-confirmed:{id}"),
+                &Notification::BookingConfirmed { booking_id: id },
+            )
+            .await?;
+            ids.push(id);
+        }
+    }
+    store_result(&mut tx, tid, &req.idempotency_key, &ids).await?;
+    let booked = load(&mut tx, tid, &ids).await?;
+    tx.commit().await?;
+    Ok(booked)
+}
+
+/// Moves a booking to another slot atomically: the old seat is released only if the new one was taken.
+pub async fn change(
+    pool: &PgPool,
+    tenant: &Tenant,
+    resident: Uuid,
+    booking_id: Uuid,
+    new_slot: Uuid,
+    idempotency_key: &str,
+) -> Result<Booking, BookingError> {
+    let tid = tenant.id.0;
+    let mut tx = tenants::begin(pool, tenant.id).await?;
+    if let Some(ids) = claim_key(&mut tx, tid, idempotency_key, resident).await? {
+        let found = load(&mut tx, tid, &ids).await?;
+        tx.rollback().await?;
+        return found.into_iter().next().ok_or(BookingError::NotFound);
+    }
+    let current = lock_own_booking(&mut tx, tid, resident, booking_id).await?;
+    if current.change_until <= Utc::now() {
+        return Err(BookingError::CutoffPassed);
+    }
+    if current.slot_id == new_slot {
+        store_result(&mut tx, tid, idempotency_key, &[booking_id]).await?;
+        tx.commit().await?;
+        return Ok(current);
+    }
+    let policy = settings(&mut tx).await?;
+    let target = slot_info(&mut tx, tid, new_slot).await?;
+    check_dose_rules(
+        &mut tx,
+        tenant,
+        resident,
+        current.dose,
+        &target,
+        &policy,
+        None,
+    )
+    .await?;
+    if current.dose == Dose::First {
+        // dose 1 may not move past a booked dose 2's interval … nor change product under it
+        let dose2: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT s.starts_at FROM bookings b JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
+             WHERE b.tenant_id = $1 AND b.resident_id = $2 AND b.dose = 2 AND b.status = 'booked'",
+        )
+        .bind(tid)
+        .bind(resident)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(d2) = dose2
+            && target.starts_at + Duration::days(i64::from(target.min_interval_days)) > d2
+        {
+            return Err(BookingError::TooEarly {
+                earliest: (d2 - Duration::days(i64::from(target.min_interval_days)))
+                    .with_timezone(&tenant.time_zone.0)
+                    .date_naive(),
+            });
+        }
+    }
+    take_seats(&mut tx, tid, new_slot, 1).await?;
+    release_seat(&mut tx, tid, current.slot_id).await?;
+    sqlx::query(
+        "UPDATE bookings SET slot_id = $3, vaccine_id = $4, updated_at = now() WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tid)
+    .bind(booking_id)
+    .bind(new_slot)
+    .bind(target.vaccine_id)
+    .execute(&mut *tx)
+    .await?;
+    jobs::push(
+        &mut tx,
+        tid,
+        &format!("booking-changed:{booking_id}:{}", idempotency_key.trim()),
+        &Notification::BookingChanged { booking_id },
+    )
+    .await?;
+    store_result(&mut tx, tid, idempotency_key, &[booking_id]).await?;
+    let moved = load(&mut tx, tid, &[booking_id]).await?;
+    tx.commit().await?;
+    moved.into_iter().next().ok_or(BookingError::NotFound)
+}
+
+/// Cancels a booking and releases its seat at once.
+pub async fn cancel(
+    pool: &PgPool,
+    tenant: &Tenant,
+    resident: Uuid,
+    booking_id: Uuid,
+    idempotency_key: &str,
+) -> Result<Booking, BookingError> {
+    let tid = tenant.id.0;
+    let mut tx = tenants::begin(pool, tenant.id).await?;
+    if let Some(ids) = claim_key(&mut tx, tid, idempotency_key, resident).await? {
+        let found = load(&mut tx, tid, &ids).await?;
+        tx.rollback().await?;
+        return found.into_iter().next().ok_or(BookingError::NotFound);
+    }
+    let current = lock_own_booking(&mut tx, tid, resident, booking_id).await?;
+    if current.change_until <= Utc::now() {
+        return Err(BookingError::CutoffPassed);
+    }
+    sqlx::query("UPDATE bookings SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND id = $2")
+        .bind(tid)
+        .bind(booking_id)
+        .execute(&mut *tx)
+        .await?;
+    release_seat(&mut tx, tid, current.slot_id).await?;
+    jobs::push(
+        &mut tx,
+        tid,
+        &format!("booking-cancelled:{booking_id}"),
+        &Notification::BookingCancelled { booking_id },
+    )
+    .await?;
+    store_result(&mut tx, tid, idempotency_key, &[booking_id]).await?;
+    let cancelled = load(&mut tx, tid, &[booking_id]).await?;
+    tx.commit().await?;
+    cancelled.into_iter().next().ok_or(BookingError::NotFound)
+}
+
+/// The resident's own live booking, locked for this transaction. Someone else's booking is "not
+/// found" (no existence oracle).
+async fn lock_own_booking(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    resident: Uuid,
+    booking_id: Uuid,
+) -> Result<Booking, BookingError> {
+    let locked: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM bookings WHERE tenant_id = $1 AND id = $2 AND status = 'booked' \
+         AND (resident_id = $3 OR booked_by = $3) FOR UPDATE",
+    )
+    .bind(tenant)
+    .bind(booking_id)
+    .bind(resident)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if locked.is_none() {
+        return Err(BookingError::NotFound);
+    }
+    load(conn, tenant, &[booking_id])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(BookingError::NotFound)
+}
+
+async fn load(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Booking>, sqlx::Error> {
+    let rows = sqlx::query(concat!(
+        booking_select!(),
+        "WHERE b.tenant_id = $1 AND b.id = ANY($2) ORDER BY s.starts_at, b.id"
+    ))
+    .bind(tenant)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(booking_from_row).collect()
+}
+
+/// The resident's bookings (their own and those they made for others), live ones first.
+pub async fn my_bookings(
+    pool: &PgPool,
+    tenant: &Tenant,
+    resident: Uuid,
+) -> Result<Vec<Booking>, sqlx::Error> {
+    let mut tx = tenants::begin(pool, tenant.id).await?;
+    let rows = sqlx::query(concat!(
+        booking_select!(),
+        "WHERE b.tenant_id = $1 AND (b.resident_id = $2 OR b.booked_by = $2) ",
+        "ORDER BY b.status = 'booked' DESC, s.starts_at"
+    ))
+    .bind(tenant.id.0)
+    .bind(resident)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    rows.iter().map(booking_from_row).collect()
+}
+
+/// Resolves another person for a group booking by ticket number and birth date. `None` for any
+/// mismatch (one answer for every wrong combination).
+pub async fn identify_companion(
+    tx: &mut TenantTx,
+    ticket_no: &str,
+    birth_date: NaiveDate,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    crate::residents::find_by_ticket(tx, ticket_no, birth_date).await
+}

@@ -1,0 +1,563 @@
+//! Notification jobs: an outbox table (`notification_jobs`) written in the same transaction as the
+//! booking or login code it announces, and a worker that delivers due jobs through the city's
+//! configured channel ([`crate::channels`]).
+//!
+//! Why our own outbox rather than apalis (docs/architecture.md, Jobs): the jobs must be pushed by the
+//! runtime role inside a tenant-scoped transaction and be visible to the isolation tests like any
+//! other tenant-owned row; a small SKIP LOCKED worker gave us that with retries and backoff in the
+//! database, and no second schema to grant.
+//!
+//! * Push: [`push`] inserts one row with a unique idempotency key per tenant; a duplicate push fails
+//!   and aborts the surrounding transaction (one logical message is queued once). [`push_once`]
+//!   ignores a duplicate instead (reminders, which several processes may schedule).
+//! * Claim, send, record: due rows are claimed (`sending`, with a lease) and committed *before* the
+//!   provider is called, then sent outside any transaction, then recorded (`sent` + provider id +
+//!   units + a usage event keyed by the job, so retries and duplicates bill once). A worker killed
+//!   mid-send leaves the job `sending`; when the lease ends it becomes `dead` ("not resent to avoid a
+//!   duplicate") rather than being sent twice.
+//! * Failures: transient ones are retried with exponential backoff and jitter (`run_after`, or the
+//!   provider's Retry-After), a permanent one or the 8th failure is `dead` with the reason.
+//! * Channel choice: e-mail when the resident has an address and the city has an e-mail channel,
+//!   otherwise SMS; an SMS that would pass the city's monthly budget goes by e-mail where possible
+//!   and is otherwise not sent (`dead`, "SMS budget reached"). Without a configured channel the
+//!   development log channel is used outside production.
+//! * Payloads carry ids, never secrets: a login code is derived again from the login row's id.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use plugins::{Channel, Message, Recipient, SendError};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use tenants::billing::{MeteredKind, usage};
+use tenants::{Tenant, TenantStatus};
+use uuid::Uuid;
+
+use crate::channels::{self, Budget, SealingKey};
+use crate::residents::auth::{CODE_TTL_MINUTES, CodeSecret, code_for};
+use crate::templates::{self, Event};
+
+pub const NOTIFY_QUEUE: &str = "notifications";
+pub const MAX_ATTEMPTS: i32 = 8;
+const BATCH: i64 = 50;
+/// A job claimed longer ago than this by a worker that never reported back is given up.
+pub const LEASE_SECS: i64 = 300;
+
+/// What a job announces. Ids only: the worker reads the rest when it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notification {
+    LoginCode {
+        login_code_id: Uuid,
+        lang: String,
+    },
+    BookingConfirmed {
+        booking_id: Uuid,
+    },
+    BookingChanged {
+        booking_id: Uuid,
+    },
+    BookingCancelled {
+        booking_id: Uuid,
+    },
+    /// Sent only if the booking is still live on this slot when the reminder goes out.
+    Reminder {
+        booking_id: Uuid,
+        slot_id: Uuid,
+        days: i32,
+    },
+}
+
+/// Queues a notification inside the caller's transaction (tenant-scoped).
+pub async fn push(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    idempotency_key: &str,
+    notification: &Notification,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notification_jobs (tenant_id, id, queue, idempotency_key, payload) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(NOTIFY_QUEUE)
+    .bind(idempotency_key)
+    .bind(serde_json::to_value(notification).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Like [`push`], but a job with the same key already queued is left alone; `true` when queued now.
+pub async fn push_once(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    idempotency_key: &str,
+    notification: &Notification,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO notification_jobs (tenant_id, id, queue, idempotency_key, payload) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(NOTIFY_QUEUE)
+    .bind(idempotency_key)
+    .bind(serde_json::to_value(notification).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Delivers queued notifications.
+#[derive(Clone)]
+pub struct Worker {
+    pub pool: PgPool,
+    /// Used when a city has no channel of the needed kind: the development log channel; `None` in
+    /// production (the job then fails with "no channel configured").
+    pub fallback: Option<Arc<dyn Channel>>,
+    pub secret: CodeSecret,
+    pub sealing_key: SealingKey,
+    /// Base URL for links in messages.
+    pub public_url: String,
+}
+
+/// A job as claimed.
+struct Claimed {
+    id: Uuid,
+    key: String,
+    payload: serde_json::Value,
+    attempts: i32,
+}
+
+/// What the worker decided to do with a job.
+enum Plan {
+    Send {
+        channel: Arc<dyn Channel>,
+        kind: &'static str,
+        message: Message,
+        units: i64,
+    },
+    Skip(String),
+    Fail(String),
+}
+
+fn mask(recipient: &Recipient) -> String {
+    match recipient {
+        Recipient::Phone(p) => {
+            let digits: Vec<char> = p.chars().filter(char::is_ascii_digit).collect();
+            let n = digits.len();
+            digits
+                .iter()
+                .enumerate()
+                .map(|(i, c)| if i < 3 || i + 4 >= n { *c } else { '*' })
+                .collect()
+        }
+        Recipient::Email(e) => match e.split_once('@') {
+            Some((user, domain)) => {
+                format!("{}***@{domain}", user.chars().next().unwrap_or('*'))
+            }
+            None => "***".into(),
+        },
+    }
+}
+
+impl Worker {
+    /// Polls every `every` until `shutdown` resolves. A pass in progress is finished first.
+    pub async fn run(self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "notification worker pass failed");
+            }
+            if let Err(e) = schedule_reminders(&self.pool, Utc::now()).await {
+                tracing::warn!(error = %e, "reminder tick failed");
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// One pass over every tenant; returns how many jobs were handled.
+    pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
+        let mut handled = 0;
+        for tenant in tenants::list(&self.pool).await? {
+            if tenant.status == TenantStatus::Suspended {
+                continue;
+            }
+            handled += self.work_tenant(&tenant).await?;
+        }
+        Ok(handled)
+    }
+
+    async fn claim(&self, tenant: &Tenant) -> Result<Vec<Claimed>, sqlx::Error> {
+        let mut tx = tenants::begin(&self.pool, tenant.id).await?;
+        // A worker that claimed a job and never reported back may have sent it: give it up rather
+        // than risk sending twice.
+        sqlx::query(
+            "UPDATE notification_jobs SET status = 'dead', \
+             last_error = 'the worker stopped while sending; not resent to avoid a duplicate' \
+             WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)",
+        )
+        .bind(LEASE_SECS as f64)
+        .execute(&mut *tx)
+        .await?;
+        let due: Vec<(Uuid, String, serde_json::Value, i32)> = sqlx::query_as(
+            "UPDATE notification_jobs SET status = 'sending', claimed_at = now(), attempts = attempts + 1 \
+             WHERE (tenant_id, id) IN ( \
+                 SELECT tenant_id, id FROM notification_jobs \
+                 WHERE tenant_id = $1 AND queue = $2 AND status = 'queued' AND run_after <= now() \
+                 ORDER BY run_after LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, idempotency_key, payload, attempts",
+        )
+        .bind(tenant.id.0)
+        .bind(NOTIFY_QUEUE)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(due
+            .into_iter()
+            .map(|(id, key, payload, attempts)| Claimed {
+                id,
+                key,
+                payload,
+                attempts,
+            })
+            .collect())
+    }
+
+    async fn work_tenant(&self, tenant: &Tenant) -> Result<usize, sqlx::Error> {
+        let claimed = self.claim(tenant).await?;
+        let n = claimed.len();
+        for job in claimed {
+            let plan = {
+                let mut tx = tenants::begin(&self.pool, tenant.id).await?;
+                let plan = match serde_json::from_value::<Notification>(job.payload.clone()) {
+                    Ok(notification) => self.plan(&mut tx, tenant, &job.key, &notification).await?,
+                    Err(e) => Plan::Fail(format!("unreadable payload: {e}")),
+                };
+                tx.commit().await?;
+                plan
+            };
+            // No transaction is open while the provider is called.
+            let mut tx = tenants::begin(&self.pool, tenant.id).await?;
+            match plan {
+                Plan::Send {
+                    channel,
+                    kind,
+                    message,
+                    units,
+                } => match channel.send(&message).await {
+                    Ok(receipt) => {
+                        sqlx::query(
+                            "UPDATE notification_jobs SET status = 'sent', sent_at = now(), provider_message_id = $2, \
+                             channel = $3, recipient = $4, units = $5, last_error = NULL WHERE id = $1",
+                        )
+                        .bind(job.id)
+                        .bind(&receipt.provider_message_id)
+                        .bind(if channel.name() == "log" { "log" } else { kind })
+                        .bind(mask(&message.to))
+                        .bind(i32::try_from(receipt.units).unwrap_or(i32::MAX))
+                        .execute(&mut *tx)
+                        .await?;
+                        let metered = match kind {
+                            "sms" => Some(MeteredKind::SmsSegment),
+                            "email" => Some(MeteredKind::Email),
+                            _ => None,
+                        };
+                        if let Some(metered) = metered {
+                            usage::record(
+                                &mut tx,
+                                &format!("notify:{}", job.id),
+                                metered,
+                                i64::from(receipt.units).max(units.min(1)),
+                                Utc::now(),
+                            )
+                            .await?;
+                        }
+                    }
+                    Err(e) => self.failed(&mut tx, &job, &e, kind, &message.to).await?,
+                },
+                Plan::Skip(reason) => {
+                    sqlx::query(
+                        "UPDATE notification_jobs SET status = 'skipped', last_error = $2 WHERE id = $1",
+                    )
+                    .bind(job.id)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Plan::Fail(reason) => {
+                    tracing::warn!(job.id = %job.id, reason = %reason, "notification cannot be sent");
+                    sqlx::query(
+                        "UPDATE notification_jobs SET status = 'dead', last_error = $2 WHERE id = $1",
+                    )
+                    .bind(job.id)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(n)
+    }
+
+    async fn failed(
+        &self,
+        tx: &mut PgConnection,
+        job: &Claimed,
+        e: &SendError,
+        kind: &str,
+        to: &Recipient,
+    ) -> Result<(), sqlx::Error> {
+        let dead = matches!(e, SendError::Permanent { .. }) || job.attempts >= MAX_ATTEMPTS;
+        // exponential backoff with jitter (5 s, 10 s, 20 s … capped), or what the provider asked for
+        let base = 5.0 * 2f64.powi((job.attempts - 1).clamp(0, 10));
+        let jitter = 1.0 + (rand::random::<f64>() * 0.25);
+        let wait = match e {
+            SendError::Transient {
+                retry_after: Some(d),
+                ..
+            } => d.as_secs_f64().max(1.0),
+            _ => base * jitter,
+        };
+        tracing::warn!(job.id = %job.id, attempts = job.attempts, dead, error = %e, "notification not sent");
+        sqlx::query(
+            "UPDATE notification_jobs SET last_error = $2, channel = $4, recipient = $5, \
+             status = CASE WHEN $3 THEN 'dead' ELSE 'queued' END, \
+             run_after = now() + make_interval(secs => $6) WHERE id = $1",
+        )
+        .bind(job.id)
+        .bind(e.to_string())
+        .bind(dead)
+        .bind(kind)
+        .bind(mask(to))
+        .bind(wait)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The tenant's channel of `kind`, or the development fallback.
+    async fn channel(
+        &self,
+        tx: &mut tenants::TenantTx,
+        kind: &str,
+    ) -> Result<Option<Arc<dyn Channel>>, sqlx::Error> {
+        match channels::load(tx, &self.sealing_key, kind).await {
+            Ok(Some(c)) => Ok(Some(c)),
+            Ok(None) => Ok(self.fallback.clone()),
+            Err(channels::ChannelError::Database(e)) => Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, kind, "city channel configuration unusable");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn plan(
+        &self,
+        tx: &mut tenants::TenantTx,
+        tenant: &Tenant,
+        key: &str,
+        notification: &Notification,
+    ) -> Result<Plan, sqlx::Error> {
+        let mut values: BTreeMap<&str, String> = BTreeMap::new();
+        values.insert("city", tenant.name.clone());
+        let (event, phone, email, lang) = match notification {
+            Notification::LoginCode {
+                login_code_id,
+                lang,
+            } => {
+                let phone: Option<String> =
+                    sqlx::query_scalar("SELECT phone FROM login_codes WHERE id = $1")
+                        .bind(login_code_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                values.insert("code", code_for(&self.secret, *login_code_id));
+                values.insert("minutes", CODE_TTL_MINUTES.to_string());
+                // the code proves the phone: SMS only, never e-mail
+                (Event::LoginCode, phone, None, lang.clone())
+            }
+            Notification::BookingConfirmed { booking_id }
+            | Notification::BookingChanged { booking_id }
+            | Notification::BookingCancelled { booking_id }
+            | Notification::Reminder { booking_id, .. } => {
+                type Row = (
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    String,
+                    String,
+                    String,
+                    DateTime<Utc>,
+                    i16,
+                    String,
+                    Uuid,
+                );
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT r.phone, r.email, r.preferred_locale, r.kana_name, v.name, v.address, s.starts_at, \
+                            b.dose, b.status, b.slot_id FROM bookings b \
+                     JOIN residents r ON r.tenant_id = b.tenant_id AND r.id = b.resident_id \
+                     JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
+                     JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+                     WHERE b.id = $1",
+                )
+                .bind(booking_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some((phone, email, locale, name, venue, address, starts, dose, status, slot)) =
+                    row
+                else {
+                    return Ok(Plan::Skip("the booking no longer exists".into()));
+                };
+                if let Notification::Reminder { slot_id, days, .. } = notification {
+                    if status != "booked" || slot != *slot_id {
+                        return Ok(Plan::Skip("the booking was cancelled or moved".into()));
+                    }
+                    values.insert("days", days.to_string());
+                }
+                let local = starts.with_timezone(&tenant.time_zone.0);
+                values.insert("name", name);
+                values.insert("venue", venue);
+                values.insert("address", address);
+                values.insert("date", local.format("%Y-%m-%d").to_string());
+                values.insert("time", local.format("%H:%M").to_string());
+                values.insert("dose", dose.to_string());
+                values.insert(
+                    "url",
+                    format!("{}/t/{}/bookings", self.public_url, tenant.slug),
+                );
+                let event = match notification {
+                    Notification::BookingConfirmed { .. } => Event::BookingConfirmed,
+                    Notification::BookingChanged { .. } => Event::BookingChanged,
+                    Notification::BookingCancelled { .. } => Event::BookingCancelled,
+                    _ => Event::Reminder,
+                };
+                (
+                    event,
+                    phone,
+                    email,
+                    locale.unwrap_or_else(|| tenant.default_locale.clone()),
+                )
+            }
+        };
+        let rendered = match templates::render(&templates::default_template(event, &lang), &values)
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(Plan::Fail(format!("template: {e}"))),
+        };
+        let email_message = |to: String| Message {
+            to: Recipient::Email(to),
+            subject: Some(rendered.subject.clone()),
+            text: rendered.text.clone(),
+            html: Some(rendered.html.clone()),
+            idempotency_key: key.to_owned(),
+        };
+        // e-mail first when the resident has an address (it costs the city nothing)
+        if let Some(address) = email.clone().filter(|e| !e.is_empty())
+            && let Some(channel) = self.channel(tx, "email").await?
+        {
+            return Ok(Plan::Send {
+                channel,
+                kind: "email",
+                message: email_message(address),
+                units: 1,
+            });
+        }
+        let Some(phone) = phone.filter(|p| !p.is_empty()) else {
+            return Ok(Plan::Skip(
+                "no phone number or e-mail address on file".into(),
+            ));
+        };
+        let Some(channel) = self.channel(tx, "sms").await? else {
+            return Ok(Plan::Fail(
+                "no SMS channel is configured for this city".into(),
+            ));
+        };
+        let segments = i64::from(plugins::sms_segments(&rendered.text));
+        match channels::sms_budget(tx, tenant.time_zone.name(), Utc::now(), segments).await? {
+            Budget::Exhausted { used, budget } => {
+                tracing::warn!(tenant.id = %tenant.id, used, budget, "SMS budget reached");
+                return Ok(Plan::Fail(format!(
+                    "SMS budget reached ({used} of {budget} segments this month) and no e-mail address to fall back to"
+                )));
+            }
+            Budget::CrossesAlert { used, budget } => {
+                tracing::warn!(tenant.id = %tenant.id, used, budget, "SMS usage passed 80 % of the monthly budget");
+            }
+            Budget::Within => {}
+        }
+        Ok(Plan::Send {
+            channel,
+            kind: "sms",
+            message: Message {
+                to: Recipient::Phone(phone),
+                subject: None,
+                text: rendered.text,
+                html: None,
+                idempotency_key: key.to_owned(),
+            },
+            units: segments,
+        })
+    }
+}
+
+/// Queues the reminders that are due: live bookings whose slot is `reminder_days_before` days ahead
+/// in the tenant's time zone. Safe to run from every process at once: one process works a tick (an
+/// advisory lock), and each reminder's key (`reminder:<booking>:<slot>`) queues it once.
+pub async fn schedule_reminders(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+    let mut queued = 0;
+    for tenant in tenants::list(pool).await? {
+        if tenant.status != TenantStatus::Active {
+            continue;
+        }
+        let mut tx = tenants::begin(pool, tenant.id).await?;
+        let locked: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtext('yoyaku.reminders'), hashtext($1))",
+        )
+        .bind(tenant.id.0.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        if !locked {
+            continue;
+        }
+        let due: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
+            "SELECT b.id, b.slot_id, COALESCE(ns.reminder_days_before, 2) FROM bookings b \
+             JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
+             LEFT JOIN notification_settings ns ON ns.tenant_id = b.tenant_id \
+             WHERE b.status = 'booked' AND s.starts_at > $1 \
+               AND (s.starts_at AT TIME ZONE $2)::date = ($1 AT TIME ZONE $2)::date + COALESCE(ns.reminder_days_before, 2)",
+        )
+        .bind(now)
+        .bind(tenant.time_zone.name())
+        .fetch_all(&mut *tx)
+        .await?;
+        for (booking_id, slot_id, days) in due {
+            let note = Notification::Reminder {
+                booking_id,
+                slot_id,
+                days,
+            };
+            if push_once(
+                &mut tx,
+                tenant.id.0,
+                &format!("reminder:{booking_id}:{slot_id}"),
+                &note,
+            )
+            .await?
+            {
+                queued += 1;
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(queued)
+}

@@ -1,0 +1,25 @@
+//! Residents as the booking site knows them: identified by ticket number + birth date, proven by an
+//! SMS code ([`auth`]).
+
+pub mod auth;
+
+use chrono::NaiveDate;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// The resident with this ticket number and birth date, if both match. One answer (`None`) for every
+/// wrong combination, so the response tells an attacker nothing about which half was wrong.
+pub async fn find_by_ticket(
+    conn: &mut PgConnection,
+    ticket_no: &str,
+    birth_date: NaiveDate,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM residents WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid \
+         AND ticket_no = $1 AND birth_date = $2",
+    )
+    .bind(ticket_no.trim())
+    .bind(birth_date)
+    .fetch_optional(conn)
+    .await
+}

@@ -1,0 +1,419 @@
+//! The booking invariants (DESIGN.md, Booking invariants; platform/src/booking.rs), against the real
+//! database with the server's runtime role.
+
+use std::sync::Arc;
+
+use platform::booking::{self, BookRequest, BookingError, Dose};
+use platform::demo::demo_resident;
+use platform::i18n::Lang;
+use uuid::Uuid;
+
+use crate::support::{Options, TestApp, spawn_app_with};
+
+async fn demo_app() -> TestApp {
+    spawn_app_with(Options {
+        demo: true,
+        ..Options::default()
+    })
+    .await
+}
+
+fn request(resident: Uuid, slot: Uuid) -> BookRequest {
+    BookRequest {
+        resident_id: resident,
+        slot_id: slot,
+        dose: Dose::First,
+        companions: vec![],
+        second_dose_slot: None,
+        idempotency_key: Uuid::new_v4().to_string(),
+    }
+}
+
+async fn seats(app: &TestApp, slot: Uuid) -> (i32, i64) {
+    sqlx::query_as(
+        "SELECT s.booked, (SELECT count(*) FROM bookings b WHERE b.slot_id = s.id AND b.status = 'booked') \
+         FROM slots s WHERE s.id = $1",
+    )
+    .bind(slot)
+    .fetch_one(&app.owner)
+    .await
+    .expect("seats")
+}
+
+async fn jobs_for(app: &TestApp, booking: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM notification_jobs WHERE payload->>'booking_id' = $1")
+        .bind(booking.to_string())
+        .fetch_one(&app.owner)
+        .await
+        .expect("count jobs")
+}
+
+#[tokio::test]
+async fn sixty_four_residents_racing_for_ten_seats_get_exactly_ten_bookings() {
+    let app = demo_app().await;
+    let tenant = Arc::new(app.demo_tenant().await);
+    let slot = app.demo_slot(0).await;
+    let mut residents = Vec::new();
+    for n in 1..=64 {
+        residents.push(app.resident_id(&demo_resident(n).ticket_no).await);
+    }
+    let tasks: Vec<_> = residents
+        .into_iter()
+        .map(|r| {
+            let (pool, tenant) = (app.pool.clone(), tenant.clone());
+            tokio::spawn(async move { booking::book(&pool, &tenant, &request(r, slot)).await })
+        })
+        .collect();
+    let (mut ok, mut full) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(b) => {
+                assert_eq!(b.len(), 1);
+                ok += 1;
+            }
+            Err(BookingError::Full) => full += 1,
+            Err(other) => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    assert_eq!((ok, full), (10, 54));
+    assert_eq!(seats(&app, slot).await, (10, 10));
+    assert_eq!(
+        BookingError::Full.message(Lang::En),
+        "This time is full. Please choose another time."
+    );
+}
+
+#[tokio::test]
+async fn racing_groups_get_all_their_seats_or_none() {
+    let app = demo_app().await;
+    let tenant = Arc::new(app.demo_tenant().await);
+    let slot = app.demo_slot(0).await;
+    let mut tasks = Vec::new();
+    for g in 0..64u32 {
+        let mut people = Vec::new();
+        for k in 1..=3 {
+            people.push(app.resident_id(&demo_resident(g * 3 + k).ticket_no).await);
+        }
+        let (pool, tenant) = (app.pool.clone(), tenant.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut req = request(people[0], slot);
+            req.companions = people[1..].to_vec();
+            booking::book(&pool, &tenant, &req).await
+        }));
+    }
+    let (mut ok, mut full) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(b) => {
+                assert_eq!(b.len(), 3, "a group gets all its seats");
+                ok += 1;
+            }
+            Err(BookingError::Full) => full += 1,
+            Err(other) => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    assert_eq!((ok, full), (3, 61));
+    assert_eq!(seats(&app, slot).await, (9, 9));
+    let partial: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT group_id FROM bookings WHERE slot_id = $1 GROUP BY group_id HAVING count(*) <> 3) g",
+    )
+    .bind(slot)
+    .fetch_one(&app.owner)
+    .await
+    .expect("groups");
+    assert_eq!(partial, 0, "no partial groups");
+}
+
+#[tokio::test]
+async fn dose_two_before_its_interval_is_refused_in_the_residents_language() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let r = app.resident_id(&demo_resident(5).ticket_no).await;
+    let first = app.demo_slot(0).await;
+    booking::book(&app.pool, &tenant, &request(r, first))
+        .await
+        .expect("dose 1");
+    // Same venue (コミナティ, 21 days), a few days later: too early.
+    let soon = app.demo_slot(40).await;
+    let mut req = request(r, soon);
+    req.dose = Dose::Second;
+    let err = booking::book(&app.pool, &tenant, &req)
+        .await
+        .expect_err("too early");
+    assert!(matches!(err, BookingError::TooEarly { .. }), "{err:?}");
+    assert!(err.message(Lang::Ja).contains("間隔が足りません"));
+    assert!(
+        err.message(Lang::En)
+            .starts_with("Too soon after the previous dose")
+    );
+    assert!(err.message(Lang::Pt).contains("Cedo demais"));
+    assert_eq!(seats(&app, soon).await, (0, 0), "nothing was booked");
+}
+
+#[tokio::test]
+async fn a_second_live_booking_for_the_same_dose_is_refused() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let r = app.resident_id(&demo_resident(6).ticket_no).await;
+    booking::book(&app.pool, &tenant, &request(r, app.demo_slot(0).await))
+        .await
+        .expect("dose 1");
+    let other = app.demo_slot(1).await;
+    let err = booking::book(&app.pool, &tenant, &request(r, other))
+        .await
+        .expect_err("second dose-1 booking");
+    assert!(
+        matches!(err, BookingError::AlreadyBooked { dose: Dose::First }),
+        "{err:?}"
+    );
+    assert_eq!(err.message(Lang::Ja), "1回目はすでに予約済みです。");
+    assert_eq!(
+        err.message(Lang::En),
+        "You already have a booking for the 1st dose."
+    );
+    assert_eq!(
+        seats(&app, other).await,
+        (0, 0),
+        "the seat taken before the refusal was given back"
+    );
+}
+
+#[tokio::test]
+async fn booking_after_the_deadline_is_refused() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let r = app.resident_id(&demo_resident(7).ticket_no).await;
+    let slot = app.demo_slot(0).await;
+    // The venue closes bookings 24 hours before a slot; this one starts in two hours.
+    sqlx::query("UPDATE slots SET starts_at = now() + interval '2 hours', ends_at = now() + interval '150 minutes' WHERE id = $1")
+        .bind(slot)
+        .execute(&app.owner)
+        .await
+        .expect("move slot");
+    let err = booking::book(&app.pool, &tenant, &request(r, slot))
+        .await
+        .expect_err("past deadline");
+    assert!(matches!(err, BookingError::DeadlinePassed), "{err:?}");
+    assert_eq!(err.message(Lang::Ja), "この時間の予約受付は終了しました。");
+    assert_eq!(err.message(Lang::ZhHans), "该时段的预约已截止。");
+    assert_eq!(seats(&app, slot).await, (0, 0));
+}
+
+#[tokio::test]
+async fn cancelling_after_the_cut_off_is_refused_and_keeps_the_seat() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let r = app.resident_id(&demo_resident(8).ticket_no).await;
+    let slot = app.demo_slot(0).await;
+    let booked = booking::book(&app.pool, &tenant, &request(r, slot))
+        .await
+        .expect("book");
+    // Cut-off is 2 days before; the slot now starts tomorrow.
+    sqlx::query("UPDATE slots SET starts_at = now() + interval '1 day', ends_at = now() + interval '1 day 30 minutes' WHERE id = $1")
+        .bind(slot)
+        .execute(&app.owner)
+        .await
+        .expect("move slot");
+    let err = booking::cancel(
+        &app.pool,
+        &tenant,
+        r,
+        booked[0].id,
+        &Uuid::new_v4().to_string(),
+    )
+    .await
+    .expect_err("past cut-off");
+    assert!(matches!(err, BookingError::CutoffPassed), "{err:?}");
+    assert!(
+        err.message(Lang::En)
+            .contains("too late to change or cancel")
+    );
+    assert!(err.message(Lang::Ja).contains("変更・キャンセルの受付期限"));
+    assert_eq!(seats(&app, slot).await, (1, 1));
+}
+
+#[tokio::test]
+async fn cancelling_releases_the_seat_at_once() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let r = app.resident_id(&demo_resident(9).ticket_no).await;
+    let slot = app.demo_slot(0).await;
+    let booked = booking::book(&app.pool, &tenant, &request(r, slot))
+        .await
+        .expect("book");
+    assert_eq!(seats(&app, slot).await, (1, 1));
+    let cancelled = booking::cancel(
+        &app.pool,
+        &tenant,
+        r,
+        booked[0].id,
+        &Uuid::new_v4().to_string(),
+    )
+    .await
+    .expect("cancel");
+    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(seats(&app, slot).await, (0, 0));
+    // and the dose can be booked again
+    booking::book(&app.pool, &tenant, &request(r, slot))
+        .await
+        .expect("book again");
+}
+
+#[tokio::test]
+async fn changing_to_a_full_slot_keeps_the_old_seat() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let r = app.resident_id(&demo_resident(10).ticket_no).await;
+    let (old, full) = (app.demo_slot(0).await, app.demo_slot(1).await);
+    let booked = booking::book(&app.pool, &tenant, &request(r, old))
+        .await
+        .expect("book");
+    sqlx::query("UPDATE slots SET booked = capacity WHERE id = $1")
+        .bind(full)
+        .execute(&app.owner)
+        .await
+        .expect("fill slot");
+    let err = booking::change(
+        &app.pool,
+        &tenant,
+        r,
+        booked[0].id,
+        full,
+        &Uuid::new_v4().to_string(),
+    )
+    .await
+    .expect_err("full");
+    assert!(matches!(err, BookingError::Full), "{err:?}");
+    assert_eq!(seats(&app, old).await, (1, 1), "old seat kept");
+
+    let free = app.demo_slot(2).await;
+    let moved = booking::change(
+        &app.pool,
+        &tenant,
+        r,
+        booked[0].id,
+        free,
+        &Uuid::new_v4().to_string(),
+    )
+    .await
+    .expect("change");
+    assert_eq!((moved.id, moved.slot_id), (booked[0].id, free));
+    assert_eq!(seats(&app, old).await, (0, 0), "old seat released");
+    assert_eq!(seats(&app, free).await, (1, 1), "new seat taken");
+}
+
+#[tokio::test]
+async fn a_replayed_idempotency_key_returns_the_same_booking_and_books_nothing_new() {
+    let app = demo_app().await;
+    let tenant = Arc::new(app.demo_tenant().await);
+    let r = app.resident_id(&demo_resident(11).ticket_no).await;
+    let slot = app.demo_slot(0).await;
+    let req = Arc::new(request(r, slot));
+    // A double click: ten identical requests at once.
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (pool, tenant, req) = (app.pool.clone(), tenant.clone(), req.clone());
+            tokio::spawn(async move { booking::book(&pool, &tenant, &req).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        let b = t
+            .await
+            .expect("task")
+            .expect("every replay answers with the booking");
+        ids.push(b[0].id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one booking");
+    assert_eq!(seats(&app, slot).await, (1, 1));
+    assert_eq!(jobs_for(&app, ids[0]).await, 1);
+}
+
+#[tokio::test]
+async fn a_committed_booking_has_exactly_one_job_and_a_rolled_back_one_none() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let (a, b) = (
+        app.resident_id(&demo_resident(12).ticket_no).await,
+        app.resident_id(&demo_resident(13).ticket_no).await,
+    );
+    let committed = booking::book(&app.pool, &tenant, &request(b, app.demo_slot(0).await))
+        .await
+        .expect("book");
+    assert_eq!(jobs_for(&app, committed[0].id).await, 1);
+
+    // A group whose second member already holds dose 1: the first member's booking row and job are
+    // written, then the unique index refuses the second — the whole transaction rolls back.
+    let jobs_before: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_jobs")
+        .fetch_one(&app.owner)
+        .await
+        .expect("count");
+    let slot = app.demo_slot(1).await;
+    let mut req = request(a, slot);
+    req.companions = vec![b];
+    let err = booking::book(&app.pool, &tenant, &req)
+        .await
+        .expect_err("b already booked");
+    assert!(matches!(err, BookingError::AlreadyBooked { .. }), "{err:?}");
+    let jobs_after: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_jobs")
+        .fetch_one(&app.owner)
+        .await
+        .expect("count");
+    assert_eq!(
+        jobs_after, jobs_before,
+        "no job from the rolled-back booking"
+    );
+    assert_eq!(seats(&app, slot).await, (0, 0));
+
+    // The worker delivers the committed one exactly once.
+    app.worker.run_once().await.expect("work");
+    app.worker.run_once().await.expect("work again");
+    let status: (String, i32) = sqlx::query_as(
+        "SELECT status, attempts FROM notification_jobs WHERE payload->>'booking_id' = $1",
+    )
+    .bind(committed[0].id.to_string())
+    .fetch_one(&app.owner)
+    .await
+    .expect("job");
+    // handled exactly once: sent, or skipped when the resident has neither phone nor e-mail
+    assert!(
+        status == ("sent".to_owned(), 1) || status == ("skipped".to_owned(), 1),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn dose_two_can_be_booked_together_with_dose_one_when_the_city_allows_it() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let r = app.resident_id(&demo_resident(14).ticket_no).await;
+    let first = app.demo_slot(0).await;
+    // 21 days later at the same venue is beyond the demo's three weeks of slots: make one.
+    let second: Uuid = sqlx::query_scalar(
+        "INSERT INTO slots (tenant_id, id, venue_id, starts_at, ends_at, capacity) \
+         SELECT tenant_id, gen_random_uuid(), venue_id, starts_at + interval '22 days', ends_at + interval '22 days', 1 \
+         FROM slots WHERE id = $1 RETURNING id",
+    )
+    .bind(first)
+    .fetch_one(&app.owner)
+    .await
+    .expect("later slot");
+    let mut req = request(r, first);
+    req.second_dose_slot = Some(second);
+    let both = booking::book(&app.pool, &tenant, &req)
+        .await
+        .expect("both doses");
+    assert_eq!(both.len(), 2);
+    assert_eq!(seats(&app, second).await, (1, 1));
+
+    // Both seats or neither: the later slot is now full, so a second pair takes nothing.
+    let other = app.resident_id(&demo_resident(15).ticket_no).await;
+    let mut req = request(other, first);
+    req.second_dose_slot = Some(second);
+    let err = booking::book(&app.pool, &tenant, &req)
+        .await
+        .expect_err("dose 2 slot full");
+    assert!(matches!(err, BookingError::Full), "{err:?}");
+    assert_eq!(seats(&app, first).await, (1, 1));
+}

@@ -1,0 +1,418 @@
+//! Messages go out and are paid for: a booking reaches a real SMTP server (Japanese subject and body)
+//! and a fake SMS gateway (form fields, auth); gateway faults are retried with backoff and sent once;
+//! a worker killed mid-send never sends twice; reminders are queued once by two workers; usage is
+//! metered per sent message and the SMS budget stops SMS at the cap.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use platform::booking::{self, BookRequest, Dose};
+use platform::channels::{self, SealingKey};
+use platform::demo::demo_resident;
+use plugins::testing::SmtpSink;
+use serde_json::json;
+use uuid::Uuid;
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::{Options, TestApp, spawn_app_with};
+
+async fn demo_app() -> TestApp {
+    spawn_app_with(Options {
+        demo: true,
+        ..Options::default()
+    })
+    .await
+}
+
+fn request(resident: Uuid, slot: Uuid) -> BookRequest {
+    BookRequest {
+        resident_id: resident,
+        slot_id: slot,
+        dose: Dose::First,
+        companions: vec![],
+        second_dose_slot: None,
+        idempotency_key: Uuid::new_v4().to_string(),
+    }
+}
+
+/// The server's own sealing key (development default), so the worker can open what we store.
+fn key(app: &TestApp) -> SealingKey {
+    app.worker.sealing_key.clone()
+}
+
+async fn configure(app: &TestApp, kind: &str, plugin: &str, config: serde_json::Value) {
+    let tenant = app.demo_tenant().await;
+    let mut tx = tenants::begin(&app.pool, tenant.id).await.expect("scope");
+    channels::save(&mut tx, &key(app), kind, plugin, config)
+        .await
+        .expect("channel");
+    tx.commit().await.expect("commit");
+}
+
+async fn twilio(app: &TestApp, gateway: &MockServer) {
+    configure(
+        app,
+        "sms",
+        "twilio",
+        json!({ "base_url": gateway.uri(), "account_sid": "AC42", "auth_token": "gw-token", "from": "+815000000000" }),
+    )
+    .await;
+}
+
+/// Books dose 1 for demo resident `n` and returns the booking id.
+async fn book(app: &TestApp, n: u32, slot_nth: i64) -> Uuid {
+    let tenant = app.demo_tenant().await;
+    let resident = app.resident_id(&demo_resident(n).ticket_no).await;
+    let slot = app.demo_slot(slot_nth).await;
+    booking::book(&app.pool, &tenant, &request(resident, slot))
+        .await
+        .expect("booked")[0]
+        .id
+}
+
+async fn job(app: &TestApp, booking: Uuid) -> (String, i32, Option<String>, Option<i32>) {
+    sqlx::query_as(
+        "SELECT status, attempts, last_error, units FROM notification_jobs WHERE payload->>'booking_id' = $1",
+    )
+    .bind(booking.to_string())
+    .fetch_one(&app.owner)
+    .await
+    .expect("job")
+}
+
+async fn make_due(app: &TestApp) {
+    sqlx::query("UPDATE notification_jobs SET run_after = now() WHERE status = 'queued'")
+        .execute(&app.owner)
+        .await
+        .expect("due now");
+}
+
+async fn usage_total(app: &TestApp, kind: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(quantity), 0)::bigint FROM usage_events WHERE kind = $1",
+    )
+    .bind(kind)
+    .fetch_one(&app.owner)
+    .await
+    .expect("usage")
+}
+
+#[tokio::test]
+async fn a_booking_mails_a_japanese_confirmation_over_smtp_and_texts_through_the_gateway() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = demo_app().await;
+    let sink = SmtpSink::start();
+    configure(
+        &app,
+        "email",
+        "smtp",
+        json!({ "host": "127.0.0.1", "port": sink.addr.port(), "security": "plain",
+                "from_address": "yoyaku@demo.example.jp", "from_name": "デモ市 予約センター" }),
+    )
+    .await;
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/2010-04-01/Accounts/AC42/Messages.json"))
+        .and(header("authorization", "Basic QUM0Mjpndy10b2tlbg==")) // AC42:gw-token
+        .and(body_string_contains("To=%2B819000000003"))
+        .and(body_string_contains("From=%2B815000000000"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM-1" })))
+        .expect(1)
+        .mount(&gateway)
+        .await;
+    twilio(&app, &gateway).await;
+
+    // resident 1 has an e-mail address: e-mail; resident 3 only a phone: SMS
+    sqlx::query("UPDATE residents SET email = 'taro@example.jp' WHERE ticket_no = $1")
+        .bind(demo_resident(1).ticket_no)
+        .execute(&app.owner)
+        .await
+        .expect("email");
+    let by_mail = book(&app, 1, 0).await;
+    let by_sms = book(&app, 3, 0).await;
+    app.worker.run_once().await.expect("work");
+
+    let mail = sink.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].to, vec!["taro@example.jp".to_owned()]);
+    assert_eq!(
+        mail[0].header("Subject").as_deref(),
+        Some("【デモ市】ワクチン接種予約の確認")
+    );
+    let body = mail[0]
+        .part("text/plain")
+        .expect("text part")
+        .replace("\r\n", "\n");
+    assert!(
+        body.starts_with(&format!(
+            "{} 様\n1回目の接種を予約しました。",
+            demo_resident(1).kana_name
+        )),
+        "{body}"
+    );
+    assert!(body.contains("市民ホール集団接種会場"), "{body}");
+
+    let requests = gateway.received_requests().await.expect("requests");
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&requests[0].body)
+        .into_owned()
+        .collect();
+    let text = form
+        .iter()
+        .find(|(k, _)| k == "Body")
+        .map(|(_, v)| v.clone())
+        .expect("Body");
+    assert!(text.contains("1回目の接種を予約しました"), "{text}");
+
+    let (status, attempts, _, units) = job(&app, by_mail).await;
+    assert_eq!((status.as_str(), attempts, units), ("sent", 1, Some(1)));
+    let (status, _, _, sms_units) = job(&app, by_sms).await;
+    assert_eq!(status, "sent");
+    let segments = i64::from(plugins::sms_segments(&text));
+    assert_eq!(sms_units, Some(segments as i32));
+    assert_eq!(usage_total(&app, "email").await, 1);
+    assert_eq!(usage_total(&app, "sms_segment").await, segments);
+
+    // the log of deliveries shows recipients masked, never in full
+    let recipients: Vec<String> = sqlx::query_scalar(
+        "SELECT recipient FROM notification_jobs WHERE status = 'sent' ORDER BY recipient",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .expect("recipients");
+    assert_eq!(
+        recipients,
+        vec!["090****0003".to_owned(), "t***@example.jp".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn gateway_errors_are_retried_with_backoff_and_the_message_is_sent_once() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = demo_app().await;
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(2)
+        .mount(&gateway)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "2"))
+        .up_to_n_times(1)
+        .mount(&gateway)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM-after-retries" })),
+        )
+        .mount(&gateway)
+        .await;
+    twilio(&app, &gateway).await;
+    let booking = book(&app, 3, 0).await;
+
+    let mut waits = Vec::new();
+    for attempt in 1..=3 {
+        app.worker.run_once().await.expect("work");
+        let (status, attempts, error, _) = job(&app, booking).await;
+        assert_eq!(
+            (status.as_str(), attempts),
+            ("queued", attempt),
+            "{error:?}"
+        );
+        let wait: f64 = sqlx::query_scalar(
+            "SELECT extract(epoch FROM run_after - now())::float8 FROM notification_jobs WHERE payload->>'booking_id' = $1",
+        )
+        .bind(booking.to_string())
+        .fetch_one(&app.owner)
+        .await
+        .expect("wait");
+        waits.push(wait);
+        // nothing is retried before its time
+        assert_eq!(app.worker.run_once().await.expect("work"), 0);
+        make_due(&app).await;
+    }
+    assert!(
+        waits[0] > 4.0 && waits[1] > waits[0],
+        "exponential backoff: {waits:?}"
+    );
+    assert!(
+        waits[2] > 1.0 && waits[2] <= 2.5,
+        "the gateway's Retry-After: {waits:?}"
+    );
+    app.worker.run_once().await.expect("work");
+    let (status, attempts, _, units) = job(&app, booking).await;
+    assert_eq!((status.as_str(), attempts), ("sent", 4));
+    assert_eq!(
+        gateway.received_requests().await.expect("requests").len(),
+        4,
+        "3 failures + 1 success"
+    );
+    // billed once, after the retries
+    assert_eq!(
+        usage_total(&app, "sms_segment").await,
+        i64::from(units.expect("units"))
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_down_for_good_ends_dead_with_the_reason_and_a_crashed_send_is_not_repeated() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = demo_app().await;
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&gateway)
+        .await;
+    twilio(&app, &gateway).await;
+    let booking = book(&app, 3, 0).await;
+    for _ in 0..platform::jobs::MAX_ATTEMPTS {
+        app.worker.run_once().await.expect("work");
+        make_due(&app).await;
+    }
+    let (status, attempts, error, _) = job(&app, booking).await;
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("dead", platform::jobs::MAX_ATTEMPTS)
+    );
+    assert!(
+        error.unwrap_or_default().contains("503"),
+        "the reason is kept"
+    );
+    assert_eq!(
+        usage_total(&app, "sms_segment").await,
+        0,
+        "nothing sent, nothing billed"
+    );
+
+    // A worker claimed a job and died before reporting: after its lease the job is given up, not
+    // sent again (the provider may already have it).
+    let before = gateway.received_requests().await.expect("requests").len();
+    let second = book(&app, 6, 1).await;
+    sqlx::query(
+        "UPDATE notification_jobs SET status = 'sending', attempts = 1, claimed_at = now() - interval '10 minutes' \
+         WHERE payload->>'booking_id' = $1",
+    )
+    .bind(second.to_string())
+    .execute(&app.owner)
+    .await
+    .expect("simulate a crash mid-send");
+    app.worker.run_once().await.expect("restarted worker");
+    let (status, _, error, _) = job(&app, second).await;
+    assert_eq!(status, "dead");
+    assert!(error.unwrap_or_default().contains("not resent"));
+    assert_eq!(
+        gateway.received_requests().await.expect("requests").len(),
+        before
+    );
+}
+
+#[tokio::test]
+async fn two_workers_queue_each_due_reminder_once_and_none_for_a_cancelled_booking() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    // a slot exactly two days ahead (the default lead), 10:05 Tokyo time (beside the demo's slots)
+    let venue: Uuid =
+        sqlx::query_scalar("SELECT id FROM venues WHERE name = '市民ホール集団接種会場'")
+            .fetch_one(&app.owner)
+            .await
+            .expect("venue");
+    let slot: Uuid = sqlx::query_scalar(
+        "INSERT INTO slots (tenant_id, id, venue_id, starts_at, ends_at, capacity) \
+         SELECT $1, gen_random_uuid(), $2, d, d + interval '30 minutes', 10 \
+         FROM (SELECT (((now() AT TIME ZONE 'Asia/Tokyo')::date + 2) + time '10:05') AT TIME ZONE 'Asia/Tokyo' AS d) x \
+         RETURNING id",
+    )
+    .bind(tenant.id.0)
+    .bind(venue)
+    .fetch_one(&app.owner)
+    .await
+    .expect("slot");
+    let mut ids = Vec::new();
+    for n in [3, 6] {
+        let resident = app.resident_id(&demo_resident(n).ticket_no).await;
+        ids.push(
+            booking::book(&app.pool, &tenant, &request(resident, slot))
+                .await
+                .expect("book")[0]
+                .id,
+        );
+    }
+    let kept = ids[0];
+    let cancelled = booking::cancel(
+        &app.pool,
+        &tenant,
+        app.resident_id(&demo_resident(6).ticket_no).await,
+        ids[1],
+        "cancel-key-0001",
+    )
+    .await
+    .expect("cancel")
+    .id;
+
+    // two processes tick at the same moment
+    let now = Utc::now();
+    let (a, b) = tokio::join!(
+        platform::jobs::schedule_reminders(&app.pool, now),
+        platform::jobs::schedule_reminders(&app.pool, now)
+    );
+    assert_eq!(a.expect("tick a") + b.expect("tick b"), 1);
+    assert_eq!(
+        platform::jobs::schedule_reminders(&app.pool, now)
+            .await
+            .expect("tick again"),
+        0
+    );
+    let reminders: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->>'booking_id' FROM notification_jobs WHERE payload->>'kind' = 'reminder'",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .expect("reminders");
+    assert_eq!(reminders, vec![kept.to_string()]);
+    assert!(!reminders.contains(&cancelled.to_string()));
+
+    let other = app.worker.clone();
+    let (x, y) = tokio::join!(app.worker.run_once(), other.run_once());
+    x.expect("worker 1");
+    y.expect("worker 2");
+    let sent: Vec<_> = app
+        .messages
+        .recent()
+        .into_iter()
+        .filter(|m| m.message.idempotency_key.starts_with("reminder:"))
+        .collect();
+    assert_eq!(sent.len(), 1, "each due reminder sent once");
+    assert!(sent[0].message.text.contains("接種日が近づいています"));
+}
+
+#[tokio::test]
+async fn the_sms_budget_stops_sms_at_the_cap() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = demo_app().await;
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM" })))
+        .mount(&gateway)
+        .await;
+    twilio(&app, &gateway).await;
+    let first = book(&app, 3, 0).await;
+    app.worker.run_once().await.expect("work");
+    let used = i64::from(job(&app, first).await.3.expect("units"));
+    let tenant = app.demo_tenant().await;
+    let mut tx = tenants::begin(&app.pool, tenant.id).await.expect("scope");
+    channels::set_sms_budget(&mut tx, Some(used))
+        .await
+        .expect("budget");
+    tx.commit().await.expect("commit");
+
+    let second = book(&app, 6, 1).await;
+    app.worker.run_once().await.expect("work");
+    let (status, _, error, _) = job(&app, second).await;
+    assert_eq!(status, "dead");
+    assert!(error.unwrap_or_default().contains("SMS budget reached"));
+    assert_eq!(
+        gateway.received_requests().await.expect("requests").len(),
+        1
+    );
+    assert_eq!(usage_total(&app, "sms_segment").await, used);
+}

@@ -1,0 +1,223 @@
+//! The resident GraphQL API: public availability, the login-code flow returning a token, and
+//! book / change / cancel / my bookings — over real HTTP.
+
+use std::sync::Arc;
+
+use platform::demo::demo_resident;
+use serde_json::{Value, json};
+
+use crate::support::{Options, TestApp, spawn_app_with};
+
+async fn demo_app() -> TestApp {
+    spawn_app_with(Options {
+        demo: true,
+        ..Options::default()
+    })
+    .await
+}
+
+const BOOK: &str =
+    "mutation($input: BookInput!) { book(input: $input) { id slotId status dose groupId } }";
+
+fn book_vars(slot: uuid::Uuid, key: &str) -> Value {
+    json!({ "input": { "slotId": slot, "dose": "FIRST", "idempotencyKey": key } })
+}
+
+#[tokio::test]
+async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
+    let app = demo_app().await;
+    let venues = app
+        .graphql(
+            r#"{ venues(tenant: "demo") { id name vaccineName } }"#,
+            json!({}),
+        )
+        .await;
+    let venue = venues["data"]["venues"][0]["id"]
+        .as_str()
+        .expect("a venue")
+        .to_owned();
+    let slots = app
+        .graphql(
+            "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free mark markText startsAt } }",
+            json!({ "v": venue }),
+        )
+        .await;
+    let list = slots["data"]["availability"].as_array().expect("slots");
+    assert!(
+        list.iter()
+            .any(|s| s["mark"] == "FREE" && s["markText"] == "○ 空きあり"),
+        "{slots}"
+    );
+
+    let r = demo_resident(42);
+    let sent = app
+        .graphql(
+            "mutation($t: String!, $b: NaiveDate!) { requestLoginCode(tenant: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone } }",
+            json!({ "t": r.ticket_no, "b": r.birth_date }),
+        )
+        .await;
+    assert_eq!(
+        sent["data"]["requestLoginCode"]["maskedPhone"], "090****0042",
+        "{sent}"
+    );
+    let code = app.login_code_sent_to("09000000042").await.expect("SMS");
+    let verified = app
+        .graphql(
+            "mutation($t: String!, $c: String!) { verifyLoginCode(tenant: \"demo\", ticketNo: $t, code: $c) { token } }",
+            json!({ "t": r.ticket_no, "c": code }),
+        )
+        .await;
+    let token = verified["data"]["verifyLoginCode"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    // a week out, beyond deadline and cut-off
+    let (first, second) = (app.demo_slot(70).await, app.demo_slot(71).await);
+    let booked = app
+        .graphql_as(&token, "en", BOOK, book_vars(first, "chat-booking-0001"))
+        .await;
+    let id = booked["data"]["book"][0]["id"]
+        .as_str()
+        .expect("booked")
+        .to_owned();
+    let replay = app
+        .graphql_as(&token, "en", BOOK, book_vars(first, "chat-booking-0001"))
+        .await;
+    assert_eq!(
+        replay["data"]["book"][0]["id"],
+        id.as_str(),
+        "replayed key, same booking"
+    );
+
+    let mine = app
+        .graphql_as(
+            &token,
+            "en",
+            "{ myBookings { id status venueName } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        mine["data"]["myBookings"].as_array().map(Vec::len),
+        Some(1),
+        "{mine}"
+    );
+
+    let again = app
+        .graphql_as(&token, "en", BOOK, book_vars(second, "chat-booking-0002"))
+        .await;
+    assert_eq!(again["errors"][0]["extensions"]["code"], "CONFLICT");
+    assert_eq!(
+        again["errors"][0]["message"],
+        "You already have a booking for the 1st dose."
+    );
+
+    let moved = app
+        .graphql_as(
+            &token,
+            "ja",
+            "mutation($b: UUID!, $s: UUID!) { changeBooking(bookingId: $b, slotId: $s, idempotencyKey: \"chat-change-0001\") { id slotId } }",
+            json!({ "b": id, "s": second }),
+        )
+        .await;
+    assert_eq!(
+        moved["data"]["changeBooking"]["slotId"],
+        second.to_string(),
+        "{moved}"
+    );
+    let cancelled = app
+        .graphql_as(
+            &token,
+            "ja",
+            "mutation($b: UUID!) { cancelBooking(bookingId: $b, idempotencyKey: \"chat-cancel-0001\") { status } }",
+            json!({ "b": id }),
+        )
+        .await;
+    assert_eq!(
+        cancelled["data"]["cancelBooking"]["status"], "cancelled",
+        "{cancelled}"
+    );
+
+    let anonymous = app.graphql("{ myBookings { id } }", json!({})).await;
+    assert_eq!(
+        anonymous["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn sixty_four_api_clients_racing_for_ten_seats_get_ten_bookings_and_a_clear_full_answer() {
+    let app = Arc::new(demo_app().await);
+    let slot = app.demo_slot(0).await;
+    let mut tokens = Vec::new();
+    for n in 1..=64 {
+        tokens.push(app.resident_token(n).await);
+    }
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.graphql_as(
+                    &token,
+                    "ja",
+                    BOOK,
+                    book_vars(slot, &format!("race-key-{i:04}")),
+                )
+                .await
+            })
+        })
+        .collect();
+    let (mut ok, mut full) = (0, 0);
+    for t in tasks {
+        let answer = t.await.expect("task");
+        if answer["data"]["book"].is_array() {
+            ok += 1;
+        } else {
+            assert_eq!(
+                answer["errors"][0]["extensions"]["code"], "CONFLICT",
+                "{answer}"
+            );
+            assert_eq!(
+                answer["errors"][0]["message"],
+                "この時間は満員です。別の時間を選んでください。"
+            );
+            full += 1;
+        }
+    }
+    assert_eq!((ok, full), (10, 54));
+    let booked: i32 = sqlx::query_scalar("SELECT booked FROM slots WHERE id = $1")
+        .bind(slot)
+        .fetch_one(&app.owner)
+        .await
+        .expect("slot");
+    assert_eq!(booked, 10);
+}
+
+#[tokio::test]
+async fn code_requests_over_the_api_are_throttled_with_a_retry_after() {
+    let app = demo_app().await;
+    let r = demo_resident(45);
+    let ask = || {
+        app.graphql(
+            "mutation($t: String!, $b: NaiveDate!) { requestLoginCode(tenant: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone } }",
+            json!({ "t": r.ticket_no, "b": r.birth_date }),
+        )
+    };
+    for _ in 0..3 {
+        assert!(ask().await["data"]["requestLoginCode"].is_object());
+    }
+    let limited = ask().await;
+    assert_eq!(
+        limited["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{limited}"
+    );
+    assert!(
+        limited["errors"][0]["extensions"]["retryAfter"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0
+    );
+}

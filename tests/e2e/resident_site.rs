@@ -1,0 +1,284 @@
+//! The resident site in a phone-sized headless Chromium: log in with the SMS code from the log
+//! channel, book, see it in "my bookings", change, cancel — in Japanese with JavaScript, in English
+//! (switched with the language links) with JavaScript off.
+
+use std::time::Duration;
+
+use chromiumoxide::Page;
+use platform::demo::demo_resident;
+
+use chromiumoxide::cdp::browser_protocol::dom::{
+    GetDocumentParams, GetOuterHtmlParams, ScrollIntoViewIfNeededParams,
+};
+use chromiumoxide::cdp::browser_protocol::page::GetLayoutMetricsParams;
+
+use crate::browser::{PHONE, launch};
+use crate::support::{Options, TestApp, spawn_app_with};
+
+async fn demo_app() -> TestApp {
+    spawn_app_with(Options {
+        demo: true,
+        ..Options::default()
+    })
+    .await
+}
+
+struct Words {
+    my_bookings: &'static str,
+    done: &'static str,
+    changed: &'static str,
+    cancelled: &'static str,
+    cancelled_badge: &'static str,
+    first_dose: &'static str,
+}
+
+const JA: Words = Words {
+    my_bookings: "わたしの予約",
+    done: "予約が完了しました",
+    changed: "予約を変更しました。",
+    cancelled: "予約をキャンセルしました。",
+    cancelled_badge: "キャンセル済み",
+    first_dose: "1回目",
+};
+
+const EN: Words = Words {
+    my_bookings: "My bookings",
+    done: "You are booked",
+    changed: "Your booking was changed.",
+    cancelled: "Your booking was cancelled.",
+    cancelled_badge: "Cancelled",
+    first_dose: "1st dose",
+};
+
+/// Clicks `selector` and waits until the page named `next` (`<main data-page>`) has loaded.
+async fn go(page: &Page, selector: &str, next: &str) {
+    tokio::time::timeout(Duration::from_secs(20), tap(page, selector))
+        .await
+        .unwrap_or_else(|_| panic!("clicking {selector} took over 20 s"));
+    wait_for_page(page, next).await;
+}
+
+/// The page's HTML through the DevTools DOM domain, which (unlike `evaluate`) works with page
+/// scripts switched off. None while a navigation replaces the document.
+async fn page_text(page: &Page) -> Option<String> {
+    let read = async {
+        let doc = page.execute(GetDocumentParams::default()).await.ok()?;
+        let html = page
+            .execute(
+                GetOuterHtmlParams::builder()
+                    .node_id(doc.result.root.node_id)
+                    .build(),
+            )
+            .await
+            .ok()?;
+        Some(html.result.outer_html)
+    };
+    tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn wait_for_page(page: &Page, name: &str) {
+    let marker = format!("data-page=\"{name}\"");
+    for _ in 0..150 {
+        if page_text(page)
+            .await
+            .is_some_and(|h| h.contains(&marker) && h.contains("</footer>"))
+        {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "page {name} did not load; showing: {:?}",
+        page_text(page).await
+    );
+}
+
+/// Taps an element with real input events, through the DevTools DOM and Input domains only:
+/// chromiumoxide's `Element::click` scrolls with JavaScript, which never answers when scripts are off.
+async fn tap(page: &Page, selector: &str) {
+    let el = page
+        .find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"));
+    page.execute(
+        ScrollIntoViewIfNeededParams::builder()
+            .backend_node_id(el.backend_node_id)
+            .build(),
+    )
+    .await
+    .expect("scroll into view");
+    let point = el.clickable_point().await.expect("clickable point");
+    page.click(point).await.expect("click");
+}
+
+/// Types into an empty field (no JavaScript needed).
+async fn type_into(page: &Page, selector: &str, value: &str) {
+    tap(page, selector).await;
+    page.find_element(selector)
+        .await
+        .expect("field")
+        .type_str(value)
+        .await
+        .expect("type");
+}
+
+async fn text(page: &Page) -> String {
+    page_text(page).await.unwrap_or_default()
+}
+
+/// Clicks a language link and waits for the page to speak it.
+async fn switch_language(page: &Page, tag: &str, phrase: &str) {
+    wait_for_page(page, "login").await;
+    tap(page, &format!("footer a[lang='{tag}']")).await;
+    for _ in 0..100 {
+        if page_text(page).await.is_some_and(|t| t.contains(phrase)) {
+            wait_for_page(page, "login").await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("language {tag} did not apply: {:?}", page_text(page).await);
+}
+
+async fn assert_fits_phone(page: &Page) {
+    let metrics = page
+        .execute(GetLayoutMetricsParams::default())
+        .await
+        .expect("layout metrics");
+    let width = metrics.result.css_content_size.width;
+    assert!(
+        width <= f64::from(PHONE.0),
+        "page is {width}px wide on a 390px phone"
+    );
+}
+
+async fn live_booking(app: &TestApp, ticket: &str) -> Option<(uuid::Uuid, String)> {
+    sqlx::query_as(
+        "SELECT b.slot_id, b.status FROM bookings b JOIN residents r ON r.id = b.resident_id \
+         WHERE r.ticket_no = $1 ORDER BY b.updated_at DESC LIMIT 1",
+    )
+    .bind(ticket)
+    .fetch_optional(&app.owner)
+    .await
+    .expect("booking")
+}
+
+/// The whole flow on an open page at the login URL. `n` is a demo resident with a phone on file.
+async fn resident_flow(app: &TestApp, page: &Page, n: u32, w: &Words) {
+    let r = demo_resident(n);
+    assert!(
+        text(page)
+            .await
+            .contains(&format!("value=\"{}\"", r.ticket_no)),
+        "the QR link pre-fills the ticket number"
+    );
+    assert_fits_phone(page).await;
+    type_into(page, "#birth_date", &r.birth_date.to_string()).await;
+    go(page, "#send-code", "code").await;
+
+    let code = app
+        .login_code_sent_to(&format!("090{n:08}"))
+        .await
+        .expect("the SMS reached the log channel");
+    type_into(page, "#code", &code).await;
+    go(page, "#log-in", "bookings").await;
+    assert!(
+        text(page).await.contains(w.my_bookings),
+        "{}",
+        text(page).await
+    );
+
+    // book: venue → day → time → confirm → done
+    go(page, "#book-new", "venues").await;
+    go(page, "a.choice", "days").await;
+    assert!(text(page).await.contains('○') || text(page).await.contains('△'));
+    // a week out: beyond the booking deadline and the change/cancel cut-off
+    go(page, "ul.choices li:nth-child(6) a.choice", "times").await;
+    assert_fits_phone(page).await;
+    go(page, "a.choice.slot", "confirm").await;
+    go(page, "#confirm", "done").await;
+    assert!(text(page).await.contains(w.done), "{}", text(page).await);
+    let (first_slot, status) = live_booking(app, &r.ticket_no).await.expect("booked");
+    assert_eq!(status, "booked");
+
+    // my bookings shows it
+    go(page, "#my-bookings", "bookings").await;
+    let body = text(page).await;
+    assert!(
+        body.contains(w.first_dose)
+            && [
+                "市民ホール集団接種会場",
+                "市立中央病院",
+                "北部コミュニティセンター"
+            ]
+            .iter()
+            .any(|v| body.contains(v)),
+        "{body}"
+    );
+
+    // change to the last time of the day
+    go(page, "a.button.secondary[href*='change=']", "venues").await;
+    go(page, "a.choice", "days").await;
+    go(page, "ul.choices li:nth-child(6) a.choice", "times").await;
+    go(page, "ul.choices li:last-child a.choice.slot", "confirm").await;
+    go(page, "#confirm", "done").await;
+    assert!(text(page).await.contains(w.changed), "{}", text(page).await);
+    let (moved_to, _) = live_booking(app, &r.ticket_no).await.expect("booking");
+    assert_ne!(moved_to, first_slot, "the booking moved");
+
+    // cancel
+    go(page, "#my-bookings", "bookings").await;
+    go(page, "a.button.secondary[href*='/cancel/']", "cancel").await;
+    go(page, "#cancel", "bookings").await;
+    let body = text(page).await;
+    assert!(
+        body.contains(w.cancelled) && body.contains(w.cancelled_badge),
+        "{body}"
+    );
+    let (_, status) = live_booking(app, &r.ticket_no).await.expect("booking");
+    assert_eq!(status, "cancelled");
+    let booked: i64 =
+        sqlx::query_scalar("SELECT COALESCE(sum(booked), 0) FROM slots WHERE id = ANY($1)")
+            .bind(vec![first_slot, moved_to])
+            .fetch_one(&app.owner)
+            .await
+            .expect("seats");
+    assert_eq!(booked, 0, "every seat given back");
+}
+
+#[tokio::test]
+async fn a_resident_books_changes_and_cancels_in_japanese_on_a_phone() {
+    let app = demo_app().await;
+    let browser = launch(PHONE).await;
+    let page = browser
+        .open(&app.url(&format!(
+            "/t/demo/login?ticket={}",
+            demo_resident(30).ticket_no
+        )))
+        .await;
+    switch_language(&page, "ja", "接種券に書いてある番号").await;
+    resident_flow(&app, &page, 30, &JA).await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_resident_books_changes_and_cancels_in_english_without_javascript() {
+    let app = demo_app().await;
+    let browser = launch(PHONE).await;
+    let page = browser
+        .open_without_js(&app.url(&format!(
+            "/t/demo/login?ticket={}",
+            demo_resident(33).ticket_no
+        )))
+        .await;
+    // The language switch is a plain link and is remembered in a cookie.
+    switch_language(&page, "zh-Hans", "请输入接种券上的号码和您的出生日期").await;
+    switch_language(&page, "en", "Enter the number on your vaccination ticket").await;
+    // Page scripts are off; DevTools can still read the page.
+    resident_flow(&app, &page, 33, &EN).await;
+    browser.close().await;
+}
