@@ -29,6 +29,9 @@ enum Command {
     Serve,
     /// Create the database if missing, apply migrations and ensure the runtime role; then exit.
     Migrate,
+    /// Work notification jobs and reminders without serving HTTP, until SIGINT/SIGTERM (a pass in
+    /// progress is finished). Several workers, and servers, can run side by side.
+    Worker,
     /// Manage municipalities (tenants).
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Some(Command::Worker) => worker(settings).await,
             Some(Command::Tenant(cmd)) => tenant(settings, cmd).await,
             Some(Command::Import(ImportCommand::Residents(args))) => {
                 import_residents(settings, args).await
@@ -167,6 +171,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     print_banner(&app).await;
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn worker(settings: Settings) -> anyhow::Result<()> {
+    let every = std::time::Duration::from_millis(settings.residents.worker_poll_ms.max(10));
+    let app = App::build(settings).await?;
+    println!("Yoyaku worker: delivering notifications and reminders (Ctrl-C to stop)");
+    app.worker.run(every, shutdown_signal()).await;
+    app.pool.close().await;
+    tracing::info!("worker stopped");
     Ok(())
 }
 
@@ -342,24 +356,41 @@ fn parse_new_tenant(args: &CreateTenant) -> Result<tenants::NewTenant, tenants::
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future
+/// is first polled, so a signal that arrives while a worker pass is running is not missed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match terminate {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match interrupt {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = term => {},
+                _ = int => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received; finishing work in progress");
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
 }

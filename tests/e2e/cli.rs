@@ -34,6 +34,7 @@ fn every_command_has_help() {
         vec!["--help"],
         vec!["serve", "--help"],
         vec!["migrate", "--help"],
+        vec!["worker", "--help"],
         vec!["tenant", "--help"],
         vec!["tenant", "create", "--help"],
         vec!["tenant", "list", "--help"],
@@ -269,4 +270,47 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
         "banner names demo credentials:\n{}",
         status.1
     );
+}
+
+#[tokio::test]
+async fn a_worker_process_delivers_queued_notifications_and_stops_on_sigterm() {
+    let db = fresh_database().await;
+    let url = format!("{}/{db}", pg_base());
+    // the demo city comes with sample bookings whose confirmation jobs are queued
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yoyaku"))
+        .arg("worker")
+        .env("YOYAKU_DATABASE__URL", &url)
+        .env("YOYAKU_LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn worker");
+    let owner = sqlx::PgPool::connect(&url).await.expect("owner pool");
+    let mut pending = i64::MAX;
+    for _ in 0..150 {
+        let (jobs, queued): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE status IN ('queued', 'sending')) FROM notification_jobs",
+        )
+        .fetch_one(&owner)
+        .await
+        .unwrap_or((0, 1));
+        if jobs > 0 && queued == 0 {
+            pending = 0;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending, 0, "the worker process handled every queued job");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert!(status.success(), "graceful exit, got {status:?}");
 }
