@@ -37,6 +37,7 @@ pub fn router(
     authz: platform::authz::Authz,
     secret: platform::residents::auth::CodeSecret,
     messages: plugins::LogChannel,
+    sealing_key: platform::channels::SealingKey,
 ) -> Router {
     let policy = std::sync::Arc::new(settings.auth.policy());
     let residents = platform::ResidentServices::new(pool.clone(), secret);
@@ -60,7 +61,11 @@ pub fn router(
         .with_state(Health { pool })
         .merge(api)
         .merge(admin)
-        .merge(resident_ui::router(residents));
+        .merge(resident_ui::router(residents.clone()))
+        .merge(crate::callbacks::router(
+            residents.pool.clone(),
+            sealing_key,
+        ));
     if settings.environment != crate::config::Environment::Production {
         app = app.merge(crate::dev::router(messages));
     }

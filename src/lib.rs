@@ -1,6 +1,7 @@
 //! The `yoyaku` binary's library half: configuration, database bootstrap and the HTTP server, wired
 //! together so that `main.rs` and the end-to-end tests start exactly the same application.
 
+pub mod callbacks;
 pub mod config;
 pub mod db;
 pub mod dev;
@@ -67,7 +68,7 @@ impl App {
                 std::sync::Arc::new(messages.clone()) as std::sync::Arc<dyn plugins::Channel>
             }),
             secret: secret.clone(),
-            sealing_key,
+            sealing_key: sealing_key.clone(),
             public_url: settings.public_url(),
         };
         let router = http::router(
@@ -76,6 +77,7 @@ impl App {
             authz.clone(),
             secret,
             messages.clone(),
+            sealing_key,
         );
         Ok(Self {
             settings,

@@ -195,6 +195,52 @@ pub async fn load(
     }
 }
 
+/// Checks a delivery report from the city's SMS gateway: the signature must have been made with the
+/// city's stored token over the callback URL the city configured (what the gateway signs). `false`
+/// when the city has no Twilio-compatible channel or the signature is wrong.
+pub async fn verify_sms_callback(
+    tx: &mut TenantTx,
+    key: &SealingKey,
+    params: &[(String, String)],
+    signature: &str,
+) -> Result<bool, ChannelError> {
+    let Some((plugin, fields)) = load_fields(tx, key, "sms").await? else {
+        return Ok(false);
+    };
+    let (Some(Value::String(token)), Some(Value::String(url))) =
+        (fields.get("auth_token"), fields.get("status_callback_url"))
+    else {
+        return Ok(false);
+    };
+    Ok(plugin == "twilio"
+        && plugins::twilio::verify_twilio_signature(token, url, params, signature))
+}
+
+/// Records a verified delivery report on the job that sent `provider_message_id`. A report never
+/// moves a message backwards (a late "sent" after "delivered" is ignored). `false` when no job sent it.
+pub async fn record_delivery(
+    tx: &mut TenantTx,
+    provider_message_id: &str,
+    state: plugins::DeliveryState,
+    reason: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let status = match state {
+        plugins::DeliveryState::Delivered => "delivered",
+        plugins::DeliveryState::Failed => "failed",
+        plugins::DeliveryState::Sent | plugins::DeliveryState::Queued => return Ok(true),
+    };
+    let done = sqlx::query(
+        "UPDATE notification_jobs SET status = $2, last_error = COALESCE($3, last_error) \
+         WHERE provider_message_id = $1 AND status IN ('sent', 'delivered', 'failed')",
+    )
+    .bind(provider_message_id)
+    .bind(status)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// A configuration as the admin UI may show it: secrets reduced to their last two characters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Masked {

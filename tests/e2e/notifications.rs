@@ -416,3 +416,59 @@ async fn the_sms_budget_stops_sms_at_the_cap() {
     );
     assert_eq!(usage_total(&app, "sms_segment").await, used);
 }
+
+#[tokio::test]
+async fn a_signed_delivery_report_marks_the_sms_delivered_and_a_forged_one_is_refused() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = demo_app().await;
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM-77" })))
+        .mount(&gateway)
+        .await;
+    let callback = app.url("/callbacks/sms/demo");
+    configure(
+        &app,
+        "sms",
+        "twilio",
+        json!({ "base_url": gateway.uri(), "account_sid": "AC42", "auth_token": "gw-token",
+                "from": "+815000000000", "status_callback_url": callback }),
+    )
+    .await;
+    let booking = book(&app, 3, 0).await;
+    app.worker.run_once().await.expect("work");
+    assert_eq!(job(&app, booking).await.0, "sent");
+
+    let params = vec![
+        ("MessageSid".to_owned(), "SM-77".to_owned()),
+        ("MessageStatus".to_owned(), "delivered".to_owned()),
+    ];
+    let post = |signature: String| {
+        app.client
+            .post(&callback)
+            .header("x-twilio-signature", signature)
+            .form(&params)
+            .send()
+    };
+    let forged = plugins::twilio::twilio_signature("not-the-token", &callback, &params);
+    assert_eq!(post(forged).await.expect("post").status(), 403);
+    assert_eq!(post(String::new()).await.expect("post").status(), 403);
+    assert_eq!(
+        job(&app, booking).await.0,
+        "sent",
+        "an unverified report changes nothing"
+    );
+
+    let signed = plugins::twilio::twilio_signature("gw-token", &callback, &params);
+    assert_eq!(post(signed).await.expect("post").status(), 204);
+    assert_eq!(job(&app, booking).await.0, "delivered");
+
+    let unknown = app
+        .client
+        .post(app.url("/callbacks/sms/nowhere"))
+        .form(&params)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unknown.status(), 404);
+}
