@@ -936,3 +936,58 @@ pub async fn download(
         .into_response())
 }
 
+
+/// For the operator's tenant list: plan, this month's usage (non-zero kinds) and projected total.
+pub(crate) async fn summary(
+    state: &AdminState,
+    staff: &Staff,
+    t: &Tenant,
+) -> Result<Markup, PageError> {
+    let lang = staff.lang;
+    let mut scope = state
+        .authz
+        .enter(&staff.actor, t.id, Object::Billing, Act::Read)
+        .await
+        .map_err(|d| PageError::denied(d, lang))?;
+    let today = today_in(t);
+    let tz = t.time_zone.name();
+    let contract = report::current_contract(&mut scope.tx, today).await?;
+    let used = billing::usage::between(
+        &mut scope.tx,
+        report::month_of(today),
+        report::month_of(today) + chrono::Duration::days(billing::pricing::days_in_month(today)),
+        tz,
+    )
+    .await?;
+    let projected = match report::preview(&mut scope.tx, today, tz).await {
+        Ok((_, totals)) => Some(totals.total_yen),
+        Err(BillingError::Database(e)) => return Err(e.into()),
+        Err(_) => None,
+    };
+    scope.commit().await?;
+    Ok(html! {
+        td.plan { @if let Some(c) = &contract { (c.plan_code) } @else { "—" } }
+        td.usage { @for (k, v) in &used { @if *v > 0 { (kind_label(lang, *k)) ": " (thousands(*v)) br; } } }
+        td.projected { @if let Some(p) = projected { (yen(p)) } }
+        td { a href={"/admin/tenants/" (t.slug) "/billing"} { (tr(lang, "料金と請求", "Billing")) } }
+    })
+}
+
+pub(crate) fn summary_headers(lang: Lang) -> Markup {
+    html! {
+        th { (tr(lang, "プラン", "Plan")) } th { (tr(lang, "今月の利用", "Usage this month")) }
+        th { (tr(lang, "今月の請求見込み", "Projected this month")) } th { (tr(lang, "請求", "Billing")) }
+    }
+}
+
+pub(crate) fn plans_label(lang: Lang) -> &'static str {
+    tr(lang, "料金プラン", "Plans")
+}
+
+pub(crate) fn billing_label(lang: Lang) -> &'static str {
+    tr(lang, "料金と請求", "Billing")
+}
+
+pub(crate) fn usage_label(lang: Lang) -> &'static str {
+    tr(lang, "利用状況と請求", "Usage and invoices")
+}

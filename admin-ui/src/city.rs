@@ -96,6 +96,7 @@ fn nav(lang: Lang, slug: &str) -> Markup {
             a href={"/admin/t/" (slug) "/residents"} { (lang.t("residents")) }
             a href={"/admin/t/" (slug) "/audit"} { (lang.t("audit")) }
             a href={"/admin/t/" (slug) "/api-keys"} { (lang.t("api_keys")) }
+            a href={"/admin/t/" (slug) "/billing"} { (crate::billing::usage_label(lang)) }
         }
     }
 }
