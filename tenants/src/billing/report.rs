@@ -266,10 +266,11 @@ pub struct TickReport {
 }
 
 /// The advisory lock key of the monthly billing job (any constant, the same in every process).
-const JOB_LOCK: i64 = 0x5959_4B5F_4249_4C4C; // "YYK_BILL"
+pub const JOB_LOCK: i64 = 0x5959_4B5F_4249_4C4C; // "YYK_BILL"
 
-/// One tick of the monthly job, at `now`: once across processes (advisory lock), for every active
-/// tenant with a contract: record today's residents-under-management count (once per local day),
+/// One tick of the monthly job, at `now`: once across processes (advisory lock), for every tenant
+/// with a contract (the contract decides who is billed, not the status: a suspended city still owes
+/// its fees): record today's residents-under-management count (once per local day),
 /// build or refresh the previous month's draft while its grace period lasts, and finalise drafts
 /// whose grace period has ended. One tenant's failure does not stop the others.
 pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<TickReport, sqlx::Error> {
@@ -286,9 +287,6 @@ pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<TickReport, sqlx:
         ..TickReport::default()
     };
     for t in crate::list(pool).await? {
-        if t.status != crate::TenantStatus::Active {
-            continue;
-        }
         match tick_tenant(pool, &t, now).await {
             Ok((built, finalized, counted)) => {
                 report.drafts_built += built;
