@@ -85,12 +85,10 @@ async fn a_final_invoice_cannot_be_changed_from_the_console_or_graphql_and_a_cre
     // basic: 300,000 set-up + 100,000 + 30,000 + 200 SMS × 10 = 432,000; tax 43,200
     assert_eq!(total, 475_200);
 
-    // within the grace period, finalising needs "force" and says so
-    let (status, page) = body(op.post(&format!("{base}/invoices/{id}/finalize"), &[]).await).await;
-    assert_eq!(status, 422, "{page}");
-    assert!(page.contains("Force"), "{page}");
-    assert_eq!(invoice_row(&app, t, oct1()).await.1, "draft");
-    let (status, _) = body(op.post(&format!("{base}/invoices/{id}/finalize"), &[("force", "on")]).await).await;
+    // October's grace period is over (5 days into November): no force needed
+    let (_, page) = body(op.get(&format!("{base}/billing")).await).await;
+    assert!(page.contains("Grace period over"), "{page}");
+    let (status, _) = body(op.post(&format!("{base}/invoices/{id}/finalize"), &[]).await).await;
     assert_eq!(status, 303);
     let (_, state, _, _) = invoice_row(&app, t, oct1()).await;
     assert_eq!(state, "final");
@@ -399,7 +397,7 @@ async fn the_operator_puts_a_new_city_on_a_plan_sees_its_usage_and_downloads_the
     // build and finalise the invoice, then download it
     goto(&page, format!("{base}/admin/tenants/billtown/billing")).await;
     fill(&page, "#draft-form input[name=month]", &today.format("%Y-%m").to_string()).await;
-    submit(&page, "#draft-form button", "draft").await;
+    submit(&page, "#draft-form button", "Force: finalise").await;
     page.find_element("form.finalize input[name=force]").await.expect("force").click().await.expect("tick");
     submit(&page, "form.finalize button", "YYK-").await;
     let link = href(&page, "#invoices a.download").await;
