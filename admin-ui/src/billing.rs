@@ -58,7 +58,7 @@ pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -255,17 +255,40 @@ fn parse_plan(f: &PlanForm, lang: Lang) -> Result<NewPlan, String> {
     let mut prices = BTreeMap::new();
     for kind in MeteredKind::ALL {
         let k = kind.as_str();
-        let unit = f.rest.get(&format!("{k}_unit")).map(String::as_str).unwrap_or("");
-        let included = f.rest.get(&format!("{k}_included")).map(String::as_str).unwrap_or("");
+        let unit = f
+            .rest
+            .get(&format!("{k}_unit"))
+            .map(String::as_str)
+            .unwrap_or("");
+        let included = f
+            .rest
+            .get(&format!("{k}_included"))
+            .map(String::as_str)
+            .unwrap_or("");
         if unit.trim().is_empty() && included.trim().is_empty() {
             continue;
         }
         prices.insert(
             kind,
             Price {
-                included_quantity: money(&format!("{k} included"), if included.trim().is_empty() { "0" } else { included }, lang)?,
-                unit_price_yen: money(&format!("{k} unit price"), if unit.trim().is_empty() { "0" } else { unit }, lang)?,
-                hard_cap: f.rest.get(&format!("{k}_cap")).is_some_and(|v| !v.is_empty()),
+                included_quantity: money(
+                    &format!("{k} included"),
+                    if included.trim().is_empty() {
+                        "0"
+                    } else {
+                        included
+                    },
+                    lang,
+                )?,
+                unit_price_yen: money(
+                    &format!("{k} unit price"),
+                    if unit.trim().is_empty() { "0" } else { unit },
+                    lang,
+                )?,
+                hard_cap: f
+                    .rest
+                    .get(&format!("{k}_cap"))
+                    .is_some_and(|v| !v.is_empty()),
             },
         );
     }
@@ -274,7 +297,9 @@ fn parse_plan(f: &PlanForm, lang: Lang) -> Result<NewPlan, String> {
         let parts: Vec<&str> = line.split(',').map(str::trim).collect();
         let [code, name, fee] = parts.as_slice() else {
             return Err(match lang {
-                Lang::Ja => format!("オプション「{line}」: 「コード, 名称, 月額」の形式で入力してください"),
+                Lang::Ja => {
+                    format!("オプション「{line}」: 「コード, 名称, 月額」の形式で入力してください")
+                }
                 Lang::En => format!("add-on {line:?}: write \"code, name, monthly fee\""),
             });
         };
@@ -287,7 +312,11 @@ fn parse_plan(f: &PlanForm, lang: Lang) -> Result<NewPlan, String> {
         code: f.code.trim().to_owned(),
         name: f.name.trim().to_owned(),
         setup_fee_yen: money(tr(lang, "初期費用", "set-up fee"), &f.setup_fee, lang)?,
-        system_fee_yen: money(tr(lang, "システム利用料", "system fee"), &f.system_fee, lang)?,
+        system_fee_yen: money(
+            tr(lang, "システム利用料", "system fee"),
+            &f.system_fee,
+            lang,
+        )?,
         cloud_fee_yen: money(tr(lang, "クラウド利用料", "cloud fee"), &f.cloud_fee, lang)?,
         prices,
         addons,
@@ -352,7 +381,13 @@ pub async fn plans(State(state): State<AdminState>, staff: Staff) -> Result<Resp
         return Err(PageError::not_found(staff.lang));
     }
     let body = plans_body(&state, &staff, &PlanForm::default(), None).await?;
-    Ok(page(staff.lang, tr(staff.lang, "料金プラン", "Plans"), Some(&staff), body).into_response())
+    Ok(page(
+        staff.lang,
+        tr(staff.lang, "料金プラン", "Plans"),
+        Some(&staff),
+        body,
+    )
+    .into_response())
 }
 
 pub async fn create_plan(
@@ -436,10 +471,18 @@ async fn overview(scope: &mut Scope, t: &Tenant, months: u32) -> Result<Overview
     let today = today_in(t);
     let usage = report::month_usage(&mut scope.tx, today, tz)
         .await
-        .map_err(|e| billing_error(e, Lang::En).err().unwrap_or_else(|| PageError::not_found(Lang::En)))?;
+        .map_err(|e| {
+            billing_error(e, Lang::En)
+                .err()
+                .unwrap_or_else(|| PageError::not_found(Lang::En))
+        })?;
     let projected = report::preview(&mut scope.tx, today, tz)
         .await
-        .map_err(|e| billing_error(e, Lang::En).err().unwrap_or_else(|| PageError::not_found(Lang::En)))?;
+        .map_err(|e| {
+            billing_error(e, Lang::En)
+                .err()
+                .unwrap_or_else(|| PageError::not_found(Lang::En))
+        })?;
     let history = if months > 0 {
         report::monthly_history(&mut scope.tx, today, months, tz).await?
     } else {
@@ -454,7 +497,11 @@ async fn overview(scope: &mut Scope, t: &Tenant, months: u32) -> Result<Overview
     })
 }
 
-fn charts(lang: Lang, history: &[(NaiveDate, BTreeMap<MeteredKind, i64>)], monthly: bool) -> Markup {
+fn charts(
+    lang: Lang,
+    history: &[(NaiveDate, BTreeMap<MeteredKind, i64>)],
+    monthly: bool,
+) -> Markup {
     html! {
         @for k in MeteredKind::ALL {
             @if history.iter().any(|(_, m)| m.get(&k).is_some_and(|v| *v > 0)) {
@@ -522,7 +569,13 @@ async fn tenant_billing_page(
     let today = today_in(&t);
     let contract = report::current_contract(&mut scope.tx, today).await?;
     let o = overview(&mut scope, &t, 12).await?;
-    platform::audit::record(&mut scope, "usage.view", "billing", json!({ "view": "operator" })).await?;
+    platform::audit::record(
+        &mut scope,
+        "usage.view",
+        "billing",
+        json!({ "view": "operator" }),
+    )
+    .await?;
     scope.commit().await?;
     let mut conn = state.pool.acquire().await?;
     let plans = report::list_plans(&mut conn).await?;
@@ -569,7 +622,10 @@ async fn tenant_billing_page(
         }
         (invoice_rows(staff, &t, &o.invoices, true))
     };
-    Ok((format!("{} – {}", t.name, tr(lang, "料金と請求", "Billing")), body))
+    Ok((
+        format!("{} – {}", t.name, tr(lang, "料金と請求", "Billing")),
+        body,
+    ))
 }
 
 pub async fn tenant_billing(
@@ -577,7 +633,8 @@ pub async fn tenant_billing(
     staff: Staff,
     Path(slug): Path<String>,
 ) -> Result<Response, PageError> {
-    let (title, body) = tenant_billing_page(&state, &staff, &slug, &ContractForm::default(), None).await?;
+    let (title, body) =
+        tenant_billing_page(&state, &staff, &slug, &ContractForm::default(), None).await?;
     Ok(page(staff.lang, &title, Some(&staff), body).into_response())
 }
 
@@ -605,8 +662,14 @@ fn parse_addons(raw: &str, lang: Lang) -> Result<BTreeMap<String, i64>, String> 
     for part in raw.split(',').filter(|p| !p.trim().is_empty()) {
         let (code, q) = part.split_once('=').unwrap_or((part, "1"));
         let q: i64 = q.trim().parse().map_err(|_| match lang {
-            Lang::Ja => format!("オプション「{}」: 数量は整数で入力してください", part.trim()),
-            Lang::En => format!("add-on {:?}: the quantity must be a whole number", part.trim()),
+            Lang::Ja => format!(
+                "オプション「{}」: 数量は整数で入力してください",
+                part.trim()
+            ),
+            Lang::En => format!(
+                "add-on {:?}: the quantity must be a whole number",
+                part.trim()
+            ),
         })?;
         out.insert(code.trim().to_owned(), q);
     }
@@ -623,8 +686,15 @@ pub async fn set_contract(
     let lang = staff.lang;
     let (_, mut scope) = operator_enter(&state, &staff, &slug, Act::Write).await?;
     let parsed = (|| {
-        let starts_on = NaiveDate::parse_from_str(form.starts_on.trim(), "%Y-%m-%d")
-            .map_err(|_| tr(lang, "開始日を YYYY-MM-DD で入力してください", "enter the start date as YYYY-MM-DD").to_owned())?;
+        let starts_on =
+            NaiveDate::parse_from_str(form.starts_on.trim(), "%Y-%m-%d").map_err(|_| {
+                tr(
+                    lang,
+                    "開始日を YYYY-MM-DD で入力してください",
+                    "enter the start date as YYYY-MM-DD",
+                )
+                .to_owned()
+            })?;
         let addons = parse_addons(&form.addons, lang)?;
         let overrides: serde_json::Value = if form.overrides.trim().is_empty() {
             json!({})
@@ -635,7 +705,15 @@ pub async fn set_contract(
     })();
     let message = match parsed {
         Ok((starts_on, addons, overrides)) => {
-            match billing::start_contract(&mut scope.tx, &form.plan, starts_on, overrides.clone(), addons.clone()).await {
+            match billing::start_contract(
+                &mut scope.tx,
+                &form.plan,
+                starts_on,
+                overrides.clone(),
+                addons.clone(),
+            )
+            .await
+            {
                 Ok(id) => {
                     platform::audit::record(
                         &mut scope,
@@ -647,7 +725,9 @@ pub async fn set_contract(
                     scope.commit().await?;
                     return Ok(back(&slug));
                 }
-                Err(BillingError::NotFound(_)) => tr(lang, "そのプランはありません", "no such plan").to_owned(),
+                Err(BillingError::NotFound(_)) => {
+                    tr(lang, "そのプランはありません", "no such plan").to_owned()
+                }
                 Err(e) => billing_error(e, lang)?,
             }
         }
@@ -674,7 +754,8 @@ pub async fn build_draft(
     staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = operator_enter(&state, &staff, &slug, Act::Write).await?;
-    let message = match NaiveDate::parse_from_str(&format!("{}-01", form.month.trim()), "%Y-%m-%d") {
+    let message = match NaiveDate::parse_from_str(&format!("{}-01", form.month.trim()), "%Y-%m-%d")
+    {
         Ok(month) => match billing::build_draft(
             &mut scope.tx,
             month,
@@ -684,13 +765,24 @@ pub async fn build_draft(
         .await
         {
             Ok(inv) => {
-                platform::audit::record(&mut scope, "invoice.draft", &format!("invoice/{}", inv.id), json!({ "month": month, "total_yen": inv.totals.total_yen })).await?;
+                platform::audit::record(
+                    &mut scope,
+                    "invoice.draft",
+                    &format!("invoice/{}", inv.id),
+                    json!({ "month": month, "total_yen": inv.totals.total_yen }),
+                )
+                .await?;
                 scope.commit().await?;
                 return Ok(back(&slug));
             }
             Err(e) => billing_error(e, lang)?,
         },
-        Err(_) => tr(lang, "対象月を YYYY-MM で入力してください", "enter the month as YYYY-MM").to_owned(),
+        Err(_) => tr(
+            lang,
+            "対象月を YYYY-MM で入力してください",
+            "enter the month as YYYY-MM",
+        )
+        .to_owned(),
     };
     drop(scope);
     rerender(&state, &staff, &slug, &ContractForm::default(), &message).await
@@ -727,8 +819,12 @@ pub async fn finalize(
             return Ok(back(&slug));
         }
         Err(BillingError::GraceNotOver(until)) => match lang {
-            Lang::Ja => format!("猶予期間中（{until} まで）です。今すぐ確定するには「強制的に確定する」を選んでください。"),
-            Lang::En => format!("The draft stays editable until {until}; tick \"Force\" to finalise it now."),
+            Lang::Ja => format!(
+                "猶予期間中（{until} まで）です。今すぐ確定するには「強制的に確定する」を選んでください。"
+            ),
+            Lang::En => format!(
+                "The draft stays editable until {until}; tick \"Force\" to finalise it now."
+            ),
         },
         Err(e) => billing_error(e, lang)?,
     };
@@ -778,7 +874,12 @@ pub async fn credit_note(
                 Err(e) => billing_error(e, lang)?,
             }
         }
-        Ok(_) => tr(lang, "訂正内容を入力してください", "describe the correction").to_owned(),
+        Ok(_) => tr(
+            lang,
+            "訂正内容を入力してください",
+            "describe the correction",
+        )
+        .to_owned(),
         Err(m) => m,
     };
     drop(scope);
@@ -812,7 +913,13 @@ async fn city_page(
         .iter()
         .find(|u| u.kind == MeteredKind::SmsSegment)
         .map_or(0, |u| u.used);
-    platform::audit::record(&mut scope, "usage.view", "billing", json!({ "view": "city" })).await?;
+    platform::audit::record(
+        &mut scope,
+        "usage.view",
+        "billing",
+        json!({ "view": "city" }),
+    )
+    .await?;
     scope.commit().await?;
     let today = today_in(&t);
     let body = html! {
@@ -842,7 +949,14 @@ async fn city_page(
         h2 { (tr(lang, "請求書", "Invoices")) }
         (invoice_rows(staff, &t, &o.invoices, false))
     };
-    Ok((format!("{} – {}", t.name, tr(lang, "利用状況と請求", "Usage and invoices")), body))
+    Ok((
+        format!(
+            "{} – {}",
+            t.name,
+            tr(lang, "利用状況と請求", "Usage and invoices")
+        ),
+        body,
+    ))
 }
 
 pub async fn city_billing(
@@ -879,14 +993,25 @@ pub async fn set_budget(
     match budget {
         Ok(b) => {
             platform::channels::set_sms_budget(&mut scope.tx, b).await?;
-            platform::audit::record(&mut scope, "sms_budget.set", "notification_settings", json!({ "budget": b })).await?;
+            platform::audit::record(
+                &mut scope,
+                "sms_budget.set",
+                "notification_settings",
+                json!({ "budget": b }),
+            )
+            .await?;
             scope.commit().await?;
             Ok(Redirect::to(&format!("/admin/t/{slug}/billing")).into_response())
         }
         Err(m) => {
             drop(scope);
-            let (title, body) = city_page(&state, &staff, &slug, Some(&form.budget), Some(&m)).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page(lang, &title, Some(&staff), body)).into_response())
+            let (title, body) =
+                city_page(&state, &staff, &slug, Some(&form.budget), Some(&m)).await?;
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page(lang, &title, Some(&staff), body),
+            )
+                .into_response())
         }
     }
 }
@@ -918,7 +1043,10 @@ pub async fn download(
     let name = format!(
         "invoice-{}-{}.xlsx",
         t.slug,
-        invoice.number.clone().unwrap_or_else(|| format!("draft-{}", invoice.month.format("%Y-%m")))
+        invoice
+            .number
+            .clone()
+            .unwrap_or_else(|| format!("draft-{}", invoice.month.format("%Y-%m")))
     );
     Ok((
         [
@@ -935,7 +1063,6 @@ pub async fn download(
     )
         .into_response())
 }
-
 
 /// For the operator's tenant list: plan, this month's usage (non-zero kinds) and projected total.
 pub(crate) async fn summary(

@@ -62,7 +62,13 @@ pub async fn list_plans(conn: &mut PgConnection) -> Result<Vec<PlanView>, sqlx::
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|a| Ok((a.try_get("code")?, a.try_get("name")?, a.try_get("monthly_fee_yen")?)))
+        .map(|a| {
+            Ok((
+                a.try_get("code")?,
+                a.try_get("name")?,
+                a.try_get("monthly_fee_yen")?,
+            ))
+        })
         .collect::<Result<_, sqlx::Error>>()?;
         out.push(PlanView {
             id,
