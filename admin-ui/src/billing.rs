@@ -184,21 +184,15 @@ async fn operator_enter(
     Ok((t, scope))
 }
 
-/// A member's scope on the tenant's billing (city admin, auditor, operator): 404 for others.
+/// A member's scope on the tenant's billing (city admin, auditor, operator): 404 for others, 403 for
+/// other roles and for a suspended city's staff (as every city page).
 async fn member_enter(
     state: &AdminState,
     staff: &Staff,
     slug: &str,
     act: Act,
 ) -> Result<(Tenant, Scope), PageError> {
-    let lang = staff.lang;
-    let t = tenant_by_slug(state, slug, lang).await?;
-    let scope = state
-        .authz
-        .enter(&staff.actor, t.id, Object::Billing, act)
-        .await
-        .map_err(|d| PageError::denied(d, lang))?;
-    Ok((t, scope))
+    crate::city::enter(state, staff, slug, Object::Billing, act).await
 }
 
 fn billing_error(e: BillingError, lang: Lang) -> Result<String, PageError> {

@@ -55,7 +55,7 @@ pub fn routes() -> Router<AdminState> {
 }
 
 /// The tenant and the guard's scope, or 404 (unknown tenant, not a member, another venue) / 403.
-async fn enter(
+pub(crate) async fn enter(
     state: &AdminState,
     staff: &Staff,
     slug: &str,
