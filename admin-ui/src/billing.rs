@@ -195,6 +195,15 @@ async fn member_enter(
     crate::city::enter(state, staff, slug, Object::Billing, act).await
 }
 
+/// Reading usage or projecting an invoice fails only on the database or on stored contract terms
+/// that no longer parse (both are our problem, not the user's).
+fn stored_terms_error(e: BillingError) -> PageError {
+    match e {
+        BillingError::Database(e) => e.into(),
+        other => sqlx::Error::Protocol(format!("stored billing data: {other}")).into(),
+    }
+}
+
 fn billing_error(e: BillingError, lang: Lang) -> Result<String, PageError> {
     match e {
         BillingError::Database(e) => Err(e.into()),
@@ -465,18 +474,10 @@ async fn overview(scope: &mut Scope, t: &Tenant, months: u32) -> Result<Overview
     let today = today_in(t);
     let usage = report::month_usage(&mut scope.tx, today, tz)
         .await
-        .map_err(|e| {
-            billing_error(e, Lang::En)
-                .err()
-                .unwrap_or_else(|| PageError::not_found(Lang::En))
-        })?;
+        .map_err(stored_terms_error)?;
     let projected = report::preview(&mut scope.tx, today, tz)
         .await
-        .map_err(|e| {
-            billing_error(e, Lang::En)
-                .err()
-                .unwrap_or_else(|| PageError::not_found(Lang::En))
-        })?;
+        .map_err(stored_terms_error)?;
     let history = if months > 0 {
         report::monthly_history(&mut scope.tx, today, months, tz).await?
     } else {
@@ -1059,11 +1060,29 @@ pub async fn download(
 }
 
 /// For the operator's tenant list: plan, this month's usage (non-zero kinds) and projected total.
-pub(crate) async fn summary(
+/// The billing columns of the operator's tenant list, one per tenant; the view is recorded once in
+/// the platform audit log (it shows every tenant's usage).
+pub(crate) async fn summaries(
     state: &AdminState,
     staff: &Staff,
-    t: &Tenant,
-) -> Result<Markup, PageError> {
+    all: &[Tenant],
+) -> Result<Vec<Markup>, PageError> {
+    let mut out = Vec::with_capacity(all.len());
+    for t in all {
+        out.push(summary(state, staff, t).await?);
+    }
+    platform::audit::record_platform(
+        &state.pool,
+        &staff.actor,
+        "usage.view",
+        "tenants",
+        json!({ "tenants": all.len() }),
+    )
+    .await?;
+    Ok(out)
+}
+
+async fn summary(state: &AdminState, staff: &Staff, t: &Tenant) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let mut scope = state
         .authz

@@ -65,10 +65,7 @@ async fn tenants_page(
 ) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let all = tenants::list(&state.pool).await?;
-    let mut billing = Vec::with_capacity(all.len());
-    for t in &all {
-        billing.push(crate::billing::summary(state, staff, t).await?);
-    }
+    let billing = crate::billing::summaries(state, staff, &all).await?;
     Ok(html! {
         p { a href="/admin/plans" { (crate::billing::plans_label(lang)) } }
         table #tenants {

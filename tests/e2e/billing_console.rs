@@ -490,7 +490,7 @@ async fn the_operator_puts_a_new_city_on_a_plan_sees_its_usage_and_downloads_the
     fill(&page, "#onboard input[name=slug]", "billtown").await;
     fill(&page, "#onboard input[name=code]", "141003").await;
     submit(&page, "#onboard button", "141003 · billtown").await;
-    click_and_wait(&page, "#billing-link").await;
+    submit(&page, "#billing-link", "Save contract").await;
     let today = Utc::now().with_timezone(&Tokyo).date_naive();
     let first = today.with_day(1).expect("first");
     set_value(&page, "#contract-form select[name=plan]", "town").await;
