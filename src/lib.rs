@@ -102,6 +102,7 @@ impl App {
         let worker = tokio::spawn(self.worker.run(every, async {
             let _ = worker_stopped.await;
         }));
+        spawn_billing_job(self.pool.clone());
         // the peer address feeds login throttling per IP and the audit log's "from where"
         let service = self
             .router
@@ -114,4 +115,33 @@ impl App {
         self.pool.close().await;
         Ok(())
     }
+}
+
+/// How often the monthly billing job ticks (drafts in the grace period, finalising, resident counts).
+pub const BILLING_TICK: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs [`tenants::billing::report::tick`] every [`BILLING_TICK`] (the first after one period), once
+/// across processes (advisory lock); stops when the pool is closed.
+fn spawn_billing_job(pool: sqlx::PgPool) {
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now() + BILLING_TICK;
+        let mut every = tokio::time::interval_at(start, BILLING_TICK);
+        loop {
+            every.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            match tenants::billing::report::tick(&pool, chrono::Utc::now()).await {
+                Ok(r) if r.ran => tracing::info!(
+                    drafts = r.drafts_built,
+                    finalized = r.finalized,
+                    resident_counts = r.resident_counts,
+                    failures = r.failures,
+                    "billing tick"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "billing tick failed; retrying next tick"),
+            }
+        }
+    });
 }

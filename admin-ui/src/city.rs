@@ -55,7 +55,7 @@ pub fn routes() -> Router<AdminState> {
 }
 
 /// The tenant and the guard's scope, or 404 (unknown tenant, not a member, another venue) / 403.
-async fn enter(
+pub(crate) async fn enter(
     state: &AdminState,
     staff: &Staff,
     slug: &str,
@@ -96,6 +96,7 @@ fn nav(lang: Lang, slug: &str) -> Markup {
             a href={"/admin/t/" (slug) "/residents"} { (lang.t("residents")) }
             a href={"/admin/t/" (slug) "/audit"} { (lang.t("audit")) }
             a href={"/admin/t/" (slug) "/api-keys"} { (lang.t("api_keys")) }
+            a href={"/admin/t/" (slug) "/billing"} { (crate::billing::usage_label(lang)) }
         }
     }
 }

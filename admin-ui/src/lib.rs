@@ -3,6 +3,7 @@
 //! render. Every page that touches a tenant goes through [`platform::authz::Authz::enter`].
 
 mod auth;
+mod billing;
 mod city;
 mod i18n;
 mod operator;
@@ -61,6 +62,7 @@ pub fn router<S>(state: AdminState) -> Router<S> {
         .route("/admin/tenants/{slug}/invite", post(operator::invite_admin))
         .route("/admin/tenants/{slug}/status", post(operator::set_status))
         .merge(city::routes())
+        .merge(billing::routes())
         .with_state(state)
 }
 

@@ -65,13 +65,16 @@ async fn tenants_page(
 ) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let all = tenants::list(&state.pool).await?;
+    let billing = crate::billing::summaries(state, staff, &all).await?;
     Ok(html! {
-        table {
-            tr { th { (lang.t("name")) } th { (lang.t("slug")) } th { (lang.t("code")) } th { (lang.t("status")) } }
-            @for t in &all {
+        p { a href="/admin/plans" { (crate::billing::plans_label(lang)) } }
+        table #tenants {
+            tr { th { (lang.t("name")) } th { (lang.t("slug")) } th { (lang.t("code")) } th { (lang.t("status")) } (crate::billing::summary_headers(lang)) }
+            @for (t, b) in all.iter().zip(&billing) {
                 tr {
                     td { a href={"/admin/tenants/" (t.slug)} { (t.name) } }
                     td { (t.slug) } td { (t.local_government_code) } td { (t.status.as_str()) }
+                    (b)
                 }
             }
         }
@@ -159,6 +162,7 @@ fn tenant_page(staff: &Staff, t: &Tenant, notice: Option<Markup>, message: Optio
     html! {
         p { (t.local_government_code) " · " (t.slug) " · " (t.time_zone.name()) " · " (t.locales.join(", ")) }
         p { (lang.t("status")) ": " strong #status { (t.status.as_str()) } }
+        p { a #billing-link href={"/admin/tenants/" (t.slug) "/billing"} { (crate::billing::billing_label(lang)) } }
         @if let Some(n) = notice { (n) }
         @if let Some(m) = message { p.error role="alert" { (m) } }
         h2 { (lang.t("invite_admin")) }

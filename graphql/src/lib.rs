@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod auth;
+mod billing;
 mod booking;
 mod error;
 mod mutation;

@@ -96,6 +96,8 @@ pub enum Object {
     Imports,
     Audit,
     ApiKeys,
+    /// Usage, contract and invoices of the tenant (city admin, auditor, platform operator).
+    Billing,
 }
 
 impl Object {
@@ -110,6 +112,7 @@ impl Object {
             Self::Imports => "imports".into(),
             Self::Audit => "audit".into(),
             Self::ApiKeys => "api_keys".into(),
+            Self::Billing => "billing".into(),
         }
     }
 }

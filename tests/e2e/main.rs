@@ -7,6 +7,7 @@ mod support;
 mod admin_flow;
 mod authz_matrix;
 mod billing;
+mod billing_console;
 mod booking;
 mod channels;
 mod city_setup;

@@ -4,6 +4,7 @@
 //! database refuses it), corrections are credit notes.
 
 pub mod pricing;
+pub mod report;
 pub mod usage;
 
 use std::collections::BTreeMap;
