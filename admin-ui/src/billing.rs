@@ -44,6 +44,7 @@ pub fn routes() -> Router<AdminState> {
         .route("/admin/t/{slug}/billing", get(city_billing))
         .route("/admin/t/{slug}/billing/budget", post(set_budget))
         .route("/admin/t/{slug}/invoices/{id}/xlsx", get(download))
+        .route("/admin/t/{slug}/invoices/{id}/print", get(printable))
 }
 
 fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
@@ -522,7 +523,11 @@ fn invoice_rows(staff: &Staff, t: &Tenant, invoices: &[Invoice], operator: bool)
                     td { (i.number.clone().unwrap_or_default()) }
                     td.status { (status_label(lang, i)) }
                     td { (yen(i.totals.total_yen)) }
-                    td { a.download href=(download_href(&t.slug, i.id)) { (tr(lang, "ダウンロード", "Download")) } }
+                    td {
+                        a.download href=(download_href(&t.slug, i.id)) { (tr(lang, "ダウンロード", "Download")) }
+                        " · "
+                        a.print href={"/admin/t/" (t.slug) "/invoices/" (i.id) "/print"} { (tr(lang, "印刷用", "Printable")) }
+                    }
                     @if operator {
                         td {
                             @if i.status == "draft" {
@@ -1009,6 +1014,63 @@ pub async fn set_budget(
                 .into_response())
         }
     }
+}
+
+/// The invoice as a printable page (A4, no navigation; the browser's "print to PDF" makes the PDF),
+/// for the same people as the Excel download, and audited the same way.
+pub async fn printable(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let lang = staff.lang;
+    let id: Uuid = id.parse().map_err(|_| PageError::not_found(lang))?;
+    let (t, mut scope) = member_enter(&state, &staff, &slug, Act::Read).await?;
+    let invoice = billing::load_invoice(&mut scope.tx, id)
+        .await?
+        .ok_or(PageError::not_found(lang))?;
+    platform::audit::record(
+        &mut scope,
+        "invoice.download",
+        &format!("invoice/{id}"),
+        json!({ "number": invoice.number, "format": "html" }),
+    )
+    .await?;
+    scope.commit().await?;
+    let title = if invoice.kind == "credit_note" {
+        "クレジットノート"
+    } else {
+        "請求書"
+    };
+    let number = invoice
+        .number
+        .clone()
+        .unwrap_or_else(|| "下書き（未確定）".into());
+    let markup = maud::html! {
+        (maud::DOCTYPE)
+        html lang="ja" {
+            head {
+                meta charset="utf-8";
+                title { (title) " " (number) }
+                style { (maud::PreEscaped("body{font-family:'Noto Sans CJK JP',sans-serif;margin:2rem;color:#111}table{border-collapse:collapse;width:100%}th,td{border:1px solid #444;padding:.3rem .5rem}td.n{text-align:right}@page{size:A4;margin:15mm}@media print{a{display:none}}")) }
+            }
+            body {
+                h1 { (title) }
+                p { "番号: " (number) br; "請求先: " (t.name) " 御中" br; "対象月: " (invoice.month.format("%Y年%m月")) }
+                table {
+                    tr { th { "項目" } th { "数量" } th { "単価" } th { "金額" } }
+                    @for l in &invoice.lines {
+                        tr { td { (l.description) } td.n { (l.quantity) } td.n { (yen(l.unit_price_yen)) } td.n { (yen(l.amount_yen)) } }
+                    }
+                    tr { td colspan="3" { "小計" } td.n { (yen(invoice.totals.subtotal_yen)) } }
+                    tr { td colspan="3" { "消費税（10%・切り捨て）" } td.n { (yen(invoice.totals.tax_yen)) } }
+                    tr { td colspan="3" { strong { "合計" } } td.n { strong { (yen(invoice.totals.total_yen)) } } }
+                }
+                p { a href={"/admin/t/" (t.slug) "/billing"} { "← 戻る / back" } }
+            }
+        }
+    };
+    Ok(axum::response::Html(markup.into_string()).into_response())
 }
 
 /// The invoice as Excel, for the tenant's members with billing access and the operator.

@@ -249,6 +249,27 @@ async fn a_city_admin_sees_only_their_own_usage_and_invoices_and_the_operator_se
         .await;
     assert_eq!(res.status(), 200);
     assert!(res.bytes().await.expect("xlsx").starts_with(b"PK"));
+    // the printable invoice: same access rules
+    let (status, printable) = body(
+        admin
+            .get(&format!("/admin/t/yokohama/invoices/{a_inv}/print"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        printable.contains("請求書")
+            && printable.contains("合計")
+            && printable.contains("yokohama"),
+        "{printable}"
+    );
+    assert_eq!(
+        admin
+            .get(&format!("/admin/t/kawasaki/invoices/{b_inv}/print"))
+            .await
+            .status(),
+        404
+    );
     // the download and the usage view are in A's audit log
     let audited: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_log WHERE tenant_id = $1 ORDER BY at")
