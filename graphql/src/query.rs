@@ -5,7 +5,12 @@ use crate::ApiError;
 
 /// The query root: one part per area, so each area's resolvers live in their own module.
 #[derive(MergedObject, Default)]
-pub struct Query(TenantQuery, crate::admin::AdminQuery, crate::BookingQuery);
+pub struct Query(
+    TenantQuery,
+    crate::admin::AdminQuery,
+    crate::BookingQuery,
+    crate::stats::StatsQuery,
+);
 
 /// Public tenant lookups.
 #[derive(Default)]

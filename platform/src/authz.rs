@@ -96,6 +96,8 @@ pub enum Object {
     Imports,
     Audit,
     ApiKeys,
+    /// Aggregate booking statistics (no personal data).
+    Statistics,
 }
 
 impl Object {
@@ -110,6 +112,7 @@ impl Object {
             Self::Imports => "imports".into(),
             Self::Audit => "audit".into(),
             Self::ApiKeys => "api_keys".into(),
+            Self::Statistics => "statistics".into(),
         }
     }
 }
