@@ -444,3 +444,34 @@ async fn stats_graphql_matches_the_domain_numbers_and_is_guarded() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn stats_admin_page_and_workbook_download_per_role() {
+    let app = spawn_app().await;
+    let t = tenant(&app.pool, "statpage", "141003").await;
+    seed(&app.owner, t).await;
+    let mut staff = app
+        .staff_client("staff@page.test", Some((t, Role::CityStaff, &[][..])))
+        .await;
+    let res = staff.get("/admin/t/statpage/statistics?period=week").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.expect("body");
+    assert!(
+        html.contains("2025-12-29") && html.contains("市民ホール"),
+        "{html}"
+    );
+    let res = staff.get("/admin/t/statpage/statistics.xlsx").await;
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.expect("body");
+    let wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("open");
+    assert_eq!(wb.sheet_names(), vec!["日別", "週別", "月別"]);
+
+    let mut call = app
+        .staff_client("call@page.test", Some((t, Role::CallCenter, &[][..])))
+        .await;
+    assert_eq!(call.get("/admin/t/statpage/statistics").await.status(), 403);
+    assert_eq!(
+        call.get("/admin/t/statpage/statistics.xlsx").await.status(),
+        403
+    );
+}
