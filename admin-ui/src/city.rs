@@ -47,6 +47,8 @@ pub fn routes() -> Router<AdminState> {
         )
         .route("/admin/t/{slug}/residents", get(residents))
         .route("/admin/t/{slug}/audit", get(audit))
+        .route("/admin/t/{slug}/statistics", get(statistics))
+        .route("/admin/t/{slug}/statistics.xlsx", get(statistics_xlsx))
         .route(
             "/admin/t/{slug}/api-keys",
             get(api_keys).post(create_api_key),
@@ -95,6 +97,7 @@ fn nav(lang: Lang, slug: &str) -> Markup {
             a href={"/admin/t/" (slug) "/import"} { (lang.t("import")) }
             a href={"/admin/t/" (slug) "/residents"} { (lang.t("residents")) }
             a href={"/admin/t/" (slug) "/audit"} { (lang.t("audit")) }
+            a href={"/admin/t/" (slug) "/statistics"} { @match lang { Lang::Ja => "統計", Lang::En => "Statistics" } }
             a href={"/admin/t/" (slug) "/api-keys"} { (lang.t("api_keys")) }
             a href={"/admin/t/" (slug) "/billing"} { (crate::billing::usage_label(lang)) }
         }
@@ -1053,6 +1056,82 @@ pub async fn audit(
         }
     };
     Ok(render(&staff, &t, lang.t("audit"), body))
+}
+
+// ---- Statistics ----------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct StatsParams {
+    period: Option<String>,
+}
+
+/// Cross tab of live bookings (docs/statistics.md): one table per period kind, doses side by side.
+pub async fn statistics(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+    Query(q): Query<StatsParams>,
+) -> Result<Response, PageError> {
+    use platform::stats::{self, Period};
+    let (t, mut scope) = enter(&state, &staff, &slug, Object::Statistics, Act::Read).await?;
+    let period = match q.period.as_deref() {
+        Some("day") => Period::Day,
+        Some("month") => Period::Month,
+        _ => Period::Week,
+    };
+    let rows = stats::pivot(&stats::crosstab(&mut scope.tx, period).await?);
+    let title = match staff.lang {
+        Lang::Ja => "統計",
+        Lang::En => "Statistics",
+    };
+    let body = html! {
+        p {
+            @for p in Period::ALL {
+                a href={"/admin/t/" (t.slug) "/statistics?period=" (p.as_str())} { (p.sheet_name()) } " "
+            }
+            a href={"/admin/t/" (t.slug) "/statistics.xlsx"} { "Excel" }
+        }
+        table #statistics {
+            @for c in stats::sheet_columns() { th { (c.title) } }
+            @for r in &rows {
+                tr {
+                    td { (r.period_start) } td { (r.venue) } td { (r.age_band) } td { (r.sex) }
+                    td { (r.doses[0]) } td { (r.doses[1]) } td { (r.doses[2]) } td { (r.total) }
+                }
+            }
+        }
+    };
+    Ok(render(&staff, &t, title, body))
+}
+
+/// The statistics workbook (日別, 週別, 月別).
+pub async fn statistics_xlsx(
+    State(state): State<AdminState>,
+    staff: Staff,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let (_t, mut scope) = enter(&state, &staff, &slug, Object::Statistics, Act::Read).await?;
+    let bytes = platform::stats::stats_xlsx(&mut scope.tx)
+        .await
+        .map_err(|e| PageError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: e.to_string(),
+            lang: staff.lang,
+        })?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"statistics.xlsx\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 // ---- API keys ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ mod booking;
 mod error;
 mod mutation;
 mod query;
+mod stats;
 mod web;
 
 use async_graphql::{EmptySubscription, Schema};

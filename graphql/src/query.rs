@@ -10,6 +10,7 @@ pub struct Query(
     crate::admin::AdminQuery,
     crate::BookingQuery,
     crate::billing::BillingQuery,
+    crate::stats::StatsQuery,
 );
 
 /// Public tenant lookups.

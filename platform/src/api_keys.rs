@@ -14,11 +14,12 @@ use crate::authz::{Actor, Authz, AuthzError, Scope};
 use crate::identity::{random_token, token_hash};
 
 /// The scopes a key can have, and the (object, action) rules each one stands for.
-pub const SCOPES: [(&str, &[(&str, &str)]); 6] = [
+pub const SCOPES: [(&str, &[(&str, &str)]); 7] = [
     ("vaccines:read", &[("vaccines", "read")]),
     ("venues:read", &[("venues", "read"), ("venue/*", "read")]),
     ("residents:read", &[("residents", "read")]),
     ("audit:read", &[("audit", "read")]),
+    ("statistics:read", &[("statistics", "read")]),
     ("imports:write", &[("imports", "write")]),
     (
         "config:write",

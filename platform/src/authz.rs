@@ -98,6 +98,8 @@ pub enum Object {
     ApiKeys,
     /// Usage, contract and invoices of the tenant (city admin, auditor, platform operator).
     Billing,
+    /// Aggregate booking statistics (no personal data).
+    Statistics,
 }
 
 impl Object {
@@ -113,6 +115,7 @@ impl Object {
             Self::Audit => "audit".into(),
             Self::ApiKeys => "api_keys".into(),
             Self::Billing => "billing".into(),
+            Self::Statistics => "statistics".into(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod residents;
 pub mod setup;
 pub mod staff;
+pub mod stats;
 pub mod templates;
 
 /// What the resident-facing front ends (web site, GraphQL) share: the runtime pool, the hot

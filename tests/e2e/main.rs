@@ -21,3 +21,4 @@ mod resident_api;
 mod resident_login;
 mod resident_site;
 mod staff_auth;
+mod stats;

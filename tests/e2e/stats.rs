@@ -1,0 +1,477 @@
+//! Statistics (issue 6): a seeded data set with known answers; every cross-tab cell is computed
+//! again here in plain Rust over the seed list and compared; weeks follow the tenant's time zone
+//! (Asia/Tokyo), not UTC; the Excel workbook and the GraphQL query give the same numbers.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
+use platform::authz::Role;
+use platform::stats::{self, Period};
+use serde_json::json;
+use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName, TimeZone};
+use uuid::Uuid;
+
+use crate::support::spawn_app;
+
+struct Seed {
+    birth: (i32, u32, u32),
+    sex: &'static str,
+    venue: usize,
+    /// Local (JST) appointment time.
+    at: (i32, u32, u32, u32, u32),
+    dose: i16,
+    cancelled: bool,
+}
+
+const VENUES: [&str; 2] = ["市民ホール", "中央病院"];
+
+const fn s(
+    birth: (i32, u32, u32),
+    sex: &'static str,
+    venue: usize,
+    at: (i32, u32, u32, u32, u32),
+    dose: i16,
+    cancelled: bool,
+) -> Seed {
+    Seed {
+        birth,
+        sex,
+        venue,
+        at,
+        dose,
+        cancelled,
+    }
+}
+
+/// 2026-01-04 is a Sunday, 2026-01-05 a Monday.
+const SEEDS: [Seed; 14] = [
+    // either side of a local week boundary, both on UTC day 2026-01-04
+    s((1950, 5, 1), "female", 0, (2026, 1, 4, 23, 30), 1, false),
+    s((1950, 5, 1), "female", 0, (2026, 1, 5, 0, 10), 1, false),
+    // birthday on the appointment day: 65 that day (65+), 64 the day before (60-64)
+    s((1961, 1, 6), "male", 0, (2026, 1, 6, 9, 0), 1, false),
+    s((1961, 1, 6), "male", 0, (2026, 1, 5, 9, 0), 2, false),
+    // a cancelled booking that must not count
+    s((1990, 7, 7), "male", 0, (2026, 1, 5, 10, 0), 1, true),
+    s((1990, 7, 7), "male", 1, (2026, 1, 5, 10, 0), 1, false),
+    s((2016, 3, 3), "other", 1, (2026, 1, 7, 14, 0), 1, false),
+    s((2017, 3, 3), "unknown", 1, (2026, 1, 7, 14, 0), 3, false),
+    s((1980, 12, 31), "female", 1, (2026, 1, 7, 14, 30), 2, false),
+    // either side of a local month boundary, both on UTC day 2026-01-31
+    s((1975, 2, 2), "female", 0, (2026, 1, 31, 23, 50), 1, false),
+    s((1975, 2, 2), "female", 0, (2026, 2, 1, 8, 0), 1, false),
+    s((2000, 2, 29), "male", 1, (2026, 2, 28, 12, 0), 3, false),
+    s((1955, 8, 8), "female", 1, (2026, 3, 2, 0, 5), 1, false),
+    s((1999, 1, 1), "male", 1, (2026, 3, 2, 0, 5), 2, false),
+];
+
+fn local(at: (i32, u32, u32, u32, u32)) -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(at.0, at.1, at.2)
+        .expect("test data")
+        .and_hms_opt(at.3, at.4, 0)
+        .expect("test data")
+}
+
+fn expected_band(birth: NaiveDate, on: NaiveDate) -> &'static str {
+    let mut age = on.year() - birth.year();
+    if (on.month(), on.day()) < (birth.month(), birth.day()) {
+        age -= 1;
+    }
+    match age {
+        a if a >= 65 => "65+",
+        a if a >= 60 => "60-64",
+        a if a >= 50 => "50-59",
+        a if a >= 40 => "40-49",
+        a if a >= 30 => "30-39",
+        a if a >= 20 => "20-29",
+        a if a >= 10 => "10-19",
+        _ => "0-9",
+    }
+}
+
+type Key = (NaiveDate, String, String, String, i16);
+
+fn expected(period: Period) -> BTreeMap<Key, i64> {
+    let mut map = BTreeMap::new();
+    for seed in SEEDS.iter().filter(|s| !s.cancelled) {
+        let day = local(seed.at).date();
+        let start = match period {
+            Period::Day => day,
+            Period::Week => day - Duration::days(day.weekday().num_days_from_monday().into()),
+            Period::Month => day.with_day(1).expect("test data"),
+        };
+        let birth =
+            NaiveDate::from_ymd_opt(seed.birth.0, seed.birth.1, seed.birth.2).expect("test data");
+        *map.entry((
+            start,
+            expected_band(birth, day).to_owned(),
+            seed.sex.to_owned(),
+            VENUES[seed.venue].to_owned(),
+            seed.dose,
+        ))
+        .or_insert(0) += 1;
+    }
+    map
+}
+
+fn as_map(rows: &[stats::StatRow]) -> BTreeMap<Key, i64> {
+    let mut map = BTreeMap::new();
+    for r in rows {
+        let old = map.insert(
+            (
+                r.period_start,
+                r.age_band.to_owned(),
+                r.sex.clone(),
+                r.venue.clone(),
+                r.dose,
+            ),
+            r.count,
+        );
+        assert!(old.is_none(), "a cell appears twice: {r:?}");
+    }
+    map
+}
+
+async fn tenant(pool: &sqlx::PgPool, slug: &str, code: &str) -> TenantId {
+    let new = NewTenant {
+        slug: Slug::parse(slug).expect("slug"),
+        name: TenantName::parse(slug).expect("name"),
+        code: LocalGovernmentCode::parse(code).expect("code"),
+        time_zone: TimeZone::default(),
+        default_locale: Locale::default(),
+        locales: vec![Locale::default()],
+    };
+    tenants::create_tenant(pool, &new).await.expect("tenant").id
+}
+
+/// Inserts the seed list with the owner's pool (arranging, not the code under test).
+async fn seed(owner: &sqlx::PgPool, t: TenantId) {
+    let t = t.0;
+    let vaccine = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO vaccines (tenant_id, id, name, maker, doses, min_interval_days, \
+         booster_interval_months, days_until_effective, validity_days) \
+         VALUES ($1, $2, 'テストワクチン', 'maker', 3, 21, 6, 14, 365)",
+    )
+    .bind(t)
+    .bind(vaccine)
+    .execute(owner)
+    .await
+    .expect("vaccine");
+    let mut venues = Vec::new();
+    for (i, name) in VENUES.iter().enumerate() {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO venues (tenant_id, id, name, kind, vaccine_id) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(t)
+        .bind(id)
+        .bind(*name)
+        .bind(if i == 0 { "mass" } else { "hospital" })
+        .bind(vaccine)
+        .execute(owner)
+        .await
+        .expect("venue");
+        venues.push(id);
+    }
+    let mut slots = BTreeMap::<(usize, NaiveDateTime), Uuid>::new();
+    for (n, sd) in SEEDS.iter().enumerate() {
+        let at = local(sd.at);
+        let slot = match slots.get(&(sd.venue, at)) {
+            Some(id) => *id,
+            None => {
+                let id = Uuid::new_v4();
+                // JST has no daylight saving: UTC = local - 9 h
+                let starts = (at - Duration::hours(9)).and_utc();
+                sqlx::query(
+                    "INSERT INTO slots (tenant_id, id, venue_id, starts_at, ends_at, capacity) \
+                     VALUES ($1, $2, $3, $4, $5, 20)",
+                )
+                .bind(t)
+                .bind(id)
+                .bind(venues[sd.venue])
+                .bind(starts)
+                .bind(starts + Duration::minutes(30))
+                .execute(owner)
+                .await
+                .expect("slot");
+                slots.insert((sd.venue, at), id);
+                id
+            }
+        };
+        let resident = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO residents (tenant_id, id, ticket_no, birth_date, kana_name, sex) \
+             VALUES ($1, $2, $3, $4, 'テスト', $5)",
+        )
+        .bind(t)
+        .bind(resident)
+        .bind(format!("{:010}", n + 1))
+        .bind(NaiveDate::from_ymd_opt(sd.birth.0, sd.birth.1, sd.birth.2).expect("test data"))
+        .bind(sd.sex)
+        .execute(owner)
+        .await
+        .expect("resident");
+        sqlx::query(
+            "INSERT INTO bookings (tenant_id, id, resident_id, slot_id, vaccine_id, dose, status, \
+             booked_by, group_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $2)",
+        )
+        .bind(t)
+        .bind(Uuid::new_v4())
+        .bind(resident)
+        .bind(slot)
+        .bind(vaccine)
+        .bind(sd.dose)
+        .bind(if sd.cancelled { "cancelled" } else { "booked" })
+        .execute(owner)
+        .await
+        .expect("booking");
+    }
+}
+
+fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).expect("test data")
+}
+
+#[tokio::test]
+async fn stats_every_cell_matches_an_independent_count_and_weeks_follow_tokyo() {
+    let app = spawn_app().await;
+    let t = tenant(&app.pool, "statcity", "141003").await;
+    seed(&app.owner, t).await;
+
+    for period in Period::ALL {
+        let mut tx = tenants::begin(&app.pool, t).await.expect("scope");
+        let rows = stats::crosstab(&mut tx, period).await.expect("crosstab");
+        tx.commit().await.expect("commit");
+        assert_eq!(as_map(&rows), expected(period), "{period:?}");
+        let total: i64 = rows.iter().map(|r| r.count).sum();
+        assert_eq!(
+            total, 13,
+            "{period:?}: the cancelled booking does not count"
+        );
+    }
+
+    // Sunday 23:30 and Monday 00:10 JST are the same UTC day but different local weeks.
+    let mut tx = tenants::begin(&app.pool, t).await.expect("scope");
+    let weeks = stats::by_week(&mut tx).await.expect("weeks");
+    let days = stats::by_day(&mut tx).await.expect("days");
+    let months = stats::by_month(&mut tx).await.expect("months");
+    tx.commit().await.expect("commit");
+    let cell = |rows: &[stats::StatRow], start, band: &str, sex: &str, venue: &str, dose| {
+        rows.iter()
+            .find(|r| {
+                r.period_start == start
+                    && r.age_band == band
+                    && r.sex == sex
+                    && r.venue == venue
+                    && r.dose == dose
+            })
+            .map_or(0, |r| r.count)
+    };
+    assert_eq!(
+        cell(&weeks, d(2025, 12, 29), "65+", "female", "市民ホール", 1),
+        1
+    );
+    assert_eq!(
+        cell(&weeks, d(2026, 1, 5), "65+", "female", "市民ホール", 1),
+        1
+    );
+    assert_eq!(
+        cell(&days, d(2026, 1, 4), "65+", "female", "市民ホール", 1),
+        1
+    );
+    assert_eq!(
+        cell(&days, d(2026, 1, 5), "65+", "female", "市民ホール", 1),
+        1
+    );
+    assert!(
+        weeks
+            .iter()
+            .all(|r| r.period_start.weekday() == chrono::Weekday::Mon)
+    );
+    // the month boundary, likewise in local time
+    assert_eq!(
+        cell(&months, d(2026, 1, 1), "50-59", "female", "市民ホール", 1),
+        1
+    );
+    assert_eq!(
+        cell(&months, d(2026, 2, 1), "50-59", "female", "市民ホール", 1),
+        1
+    );
+    // a birthday on the appointment day counts
+    assert_eq!(
+        cell(&days, d(2026, 1, 6), "65+", "male", "市民ホール", 1),
+        1
+    );
+    assert_eq!(
+        cell(&days, d(2026, 1, 5), "60-64", "male", "市民ホール", 2),
+        1
+    );
+
+    // pivot: doses side by side, totals add up
+    let pivot = stats::pivot(&weeks);
+    assert_eq!(pivot.iter().map(|p| p.total).sum::<i64>(), 13);
+    for p in &pivot {
+        assert_eq!(p.total, p.doses.iter().sum::<i64>());
+    }
+}
+
+#[tokio::test]
+async fn stats_xlsx_has_one_japanese_sheet_per_table_matching_the_numbers() {
+    let app = spawn_app().await;
+    let t = tenant(&app.pool, "statxlsx", "141003").await;
+    seed(&app.owner, t).await;
+    let mut tx = tenants::begin(&app.pool, t).await.expect("scope");
+    let bytes = stats::stats_xlsx(&mut tx).await.expect("xlsx");
+    tx.commit().await.expect("commit");
+
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("open");
+    assert_eq!(wb.sheet_names(), vec!["日別", "週別", "月別"]);
+    for period in Period::ALL {
+        let range = wb.worksheet_range(period.sheet_name()).expect("sheet");
+        assert_eq!(range.get((0, 0)), Some(&Data::String("期間開始".into())));
+        assert_eq!(range.get((0, 7)), Some(&Data::String("合計".into())));
+        // the expected pivot, built from the independent count
+        let mut want = BTreeMap::<(NaiveDate, String, String, String), [i64; 3]>::new();
+        for ((start, band, sex, venue, dose), n) in expected(period) {
+            want.entry((start, venue, band, sex)).or_default()[(dose - 1) as usize] += n;
+        }
+        let mut got = BTreeMap::new();
+        for row in range.rows().skip(1) {
+            let start = match &row[0] {
+                Data::DateTime(x) => x.as_datetime().expect("test data").date(),
+                other => panic!("not a date: {other:?}"),
+            };
+            let text = |c: &Data| c.to_string();
+            let num = |c: &Data| match c {
+                Data::Float(f) => *f as i64,
+                Data::Int(i) => *i,
+                other => panic!("not a number: {other:?}"),
+            };
+            let doses = [num(&row[4]), num(&row[5]), num(&row[6])];
+            assert_eq!(num(&row[7]), doses.iter().sum::<i64>());
+            got.insert((start, text(&row[1]), text(&row[2]), text(&row[3])), doses);
+        }
+        assert_eq!(got, want, "{period:?}");
+    }
+}
+
+const QUERY: &str = "query($slug: String!, $period: StatPeriod!) {
+    bookingStatistics(slug: $slug, period: $period) { periodStart ageBand sex venue dose count } }";
+
+#[tokio::test]
+async fn stats_graphql_matches_the_domain_numbers_and_is_guarded() {
+    let app = spawn_app().await;
+    let t = tenant(&app.pool, "statgql", "141003").await;
+    let other = tenant(&app.pool, "statother", "141305").await;
+    seed(&app.owner, t).await;
+
+    let roles = [
+        ("admin@stat.test", Some((t, Role::CityAdmin, &[][..]))),
+        ("staff@stat.test", Some((t, Role::CityStaff, &[][..]))),
+        ("auditor@stat.test", Some((t, Role::Auditor, &[][..]))),
+        ("operator@stat.test", None),
+    ];
+    for (email, role) in roles {
+        let mut client = app.staff_client(email, role).await;
+        for (period, name) in [
+            (Period::Day, "DAY"),
+            (Period::Week, "WEEK"),
+            (Period::Month, "MONTH"),
+        ] {
+            let v = client
+                .graphql(QUERY, json!({ "slug": "statgql", "period": name }))
+                .await;
+            assert!(v["errors"].is_null(), "{email}: {v}");
+            let mut got = BTreeMap::new();
+            for c in v["data"]["bookingStatistics"].as_array().expect("list") {
+                got.insert(
+                    (
+                        c["periodStart"]
+                            .as_str()
+                            .expect("test data")
+                            .parse::<NaiveDate>()
+                            .expect("test data"),
+                        c["ageBand"].as_str().expect("test data").to_owned(),
+                        c["sex"].as_str().expect("test data").to_owned(),
+                        c["venue"].as_str().expect("test data").to_owned(),
+                        c["dose"].as_i64().expect("test data") as i16,
+                    ),
+                    c["count"].as_i64().expect("test data"),
+                );
+            }
+            let mut tx = tenants::begin(&app.pool, t).await.expect("scope");
+            let rows = stats::crosstab(&mut tx, period).await.expect("crosstab");
+            tx.commit().await.expect("commit");
+            assert_eq!(got, as_map(&rows), "{email} {name}");
+            assert_eq!(got, expected(period), "{email} {name}");
+        }
+    }
+
+    let code = |v: &serde_json::Value| {
+        v["errors"][0]["extensions"]["code"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    // another tenant's admin: the city does not exist for them
+    let mut outsider = app
+        .staff_client("other@stat.test", Some((other, Role::CityAdmin, &[][..])))
+        .await;
+    let v = outsider
+        .graphql(QUERY, json!({ "slug": "statgql", "period": "DAY" }))
+        .await;
+    assert_eq!(code(&v).as_deref(), Some("NOT_FOUND"), "{v}");
+    let v = outsider
+        .graphql(QUERY, json!({ "slug": "nosuchcity", "period": "DAY" }))
+        .await;
+    assert_eq!(code(&v).as_deref(), Some("NOT_FOUND"), "{v}");
+    // the call centre has no statistics rights
+    let mut call = app
+        .staff_client("call@stat.test", Some((t, Role::CallCenter, &[][..])))
+        .await;
+    let v = call
+        .graphql(QUERY, json!({ "slug": "statgql", "period": "DAY" }))
+        .await;
+    assert_eq!(code(&v).as_deref(), Some("FORBIDDEN"), "{v}");
+    // anonymous callers learn nothing
+    let v = app
+        .graphql(QUERY, json!({ "slug": "statgql", "period": "DAY" }))
+        .await;
+    assert!(
+        v["data"].is_null() || v["data"]["bookingStatistics"].is_null(),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn stats_admin_page_and_workbook_download_per_role() {
+    let app = spawn_app().await;
+    let t = tenant(&app.pool, "statpage", "141003").await;
+    seed(&app.owner, t).await;
+    let mut staff = app
+        .staff_client("staff@page.test", Some((t, Role::CityStaff, &[][..])))
+        .await;
+    let res = staff.get("/admin/t/statpage/statistics?period=week").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.expect("body");
+    assert!(
+        html.contains("2025-12-29") && html.contains("市民ホール"),
+        "{html}"
+    );
+    let res = staff.get("/admin/t/statpage/statistics.xlsx").await;
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.expect("body");
+    let wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("open");
+    assert_eq!(wb.sheet_names(), vec!["日別", "週別", "月別"]);
+
+    let mut call = app
+        .staff_client("call@page.test", Some((t, Role::CallCenter, &[][..])))
+        .await;
+    assert_eq!(call.get("/admin/t/statpage/statistics").await.status(), 403);
+    assert_eq!(
+        call.get("/admin/t/statpage/statistics.xlsx").await.status(),
+        403
+    );
+}
