@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone as _, Utc};
 use chrono_tz::Asia::Tokyo;
 use serde_json::json;
+use tenants::TenantId;
 use tenants::billing::{self, BillingError, Line, MeteredKind, NewPlan, Price, usage};
-use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName};
 
 use crate::support::spawn_app;
 
@@ -90,15 +90,7 @@ pub async fn price_list(pool: &sqlx::PgPool) {
 }
 
 async fn city(pool: &sqlx::PgPool) -> TenantId {
-    let new = NewTenant {
-        slug: Slug::parse("billingcity").expect("slug"),
-        name: TenantName::parse("請求市").expect("name"),
-        code: LocalGovernmentCode::parse("141003").expect("code"),
-        time_zone: tenants::TimeZone::default(),
-        default_locale: Locale::default(),
-        locales: vec![Locale::default()],
-    };
-    tenants::create_tenant(pool, &new).await.expect("tenant").id
+    crate::support::bare_tenant(pool, "billingcity", "請求市").await
 }
 
 fn line(

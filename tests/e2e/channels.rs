@@ -4,7 +4,7 @@
 use chrono::Utc;
 use platform::channels::{self, Budget, SealingKey};
 use serde_json::json;
-use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName, TimeZone};
+use tenants::TenantId;
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -13,15 +13,7 @@ use crate::support::spawn_app;
 const TOKEN: &str = "tok-very-secret-4821";
 
 async fn city(pool: &sqlx::PgPool) -> TenantId {
-    let new = NewTenant {
-        slug: Slug::parse("smscity").expect("slug"),
-        name: TenantName::parse("SMS市").expect("name"),
-        code: LocalGovernmentCode::parse("141003").expect("code"),
-        time_zone: TimeZone::default(),
-        default_locale: Locale::default(),
-        locales: vec![Locale::default()],
-    };
-    tenants::create_tenant(pool, &new).await.expect("tenant").id
+    crate::support::bare_tenant(pool, "smscity", "SMS市").await
 }
 
 #[tokio::test]

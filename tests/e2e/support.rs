@@ -643,3 +643,16 @@ pub async fn yoyaku_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     .await
     .expect("join")
 }
+
+/// A tenant with nothing in it (local-government code 141003), for tests that arrange their own data.
+pub async fn bare_tenant(pool: &PgPool, slug: &str, name: &str) -> tenants::TenantId {
+    let new = tenants::NewTenant {
+        slug: tenants::Slug::parse(slug).expect("slug"),
+        name: tenants::TenantName::parse(name).expect("name"),
+        code: tenants::LocalGovernmentCode::parse("141003").expect("code"),
+        time_zone: tenants::TimeZone::default(),
+        default_locale: tenants::Locale::default(),
+        locales: vec![tenants::Locale::default()],
+    };
+    tenants::create_tenant(pool, &new).await.expect("tenant").id
+}
