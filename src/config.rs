@@ -58,6 +58,10 @@ login_throttle_minutes = 15
 invitation_valid_hours = 72
 password_reset_valid_minutes = 60
 policy_reload_secs = 10
+[exports]
+ttl_hours = 24
+poll_ms = 1000
+scratch_dir = ""
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -78,6 +82,30 @@ pub struct Settings {
     pub residents: ResidentSettings,
     pub notifications: NotificationSettings,
     pub auth: AuthSettings,
+    pub exports: ExportSettings,
+}
+
+/// Export jobs (docs/exports.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSettings {
+    /// A finished export can be downloaded for this many hours; then the worker deletes the file.
+    pub ttl_hours: i64,
+    /// How often the export worker looks for queued jobs and expired files.
+    pub poll_ms: u64,
+    /// Where files are written while being built (empty = the system's temporary directory).
+    pub scratch_dir: String,
+}
+
+impl ExportSettings {
+    pub fn worker(&self, pool: sqlx::PgPool) -> platform::exports::ExportWorker {
+        let mut w =
+            platform::exports::ExportWorker::new(pool, chrono::Duration::hours(self.ttl_hours));
+        if !self.scratch_dir.is_empty() {
+            w.scratch_dir = self.scratch_dir.clone().into();
+        }
+        w
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,6 +317,11 @@ impl Settings {
         if lifetimes.iter().any(|v| *v < 1) || self.auth.policy_reload_secs == 0 {
             return Err(ConfigError(
                 "auth.* lifetimes and limits must be at least 1".into(),
+            ));
+        }
+        if self.exports.ttl_hours < 1 || self.exports.poll_ms == 0 {
+            return Err(ConfigError(
+                "exports.ttl_hours and exports.poll_ms must be at least 1".into(),
             ));
         }
         if self.http.request_timeout_secs == 0 {

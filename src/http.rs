@@ -41,18 +41,22 @@ pub fn router(
 ) -> Router {
     let policy = std::sync::Arc::new(settings.auth.policy());
     let residents = platform::ResidentServices::new(pool.clone(), secret);
-    let api = graphql::router(graphql::schema(
-        pool.clone(),
-        residents.clone(),
-        authz.clone(),
-        policy.clone(),
-    ));
+    let api = graphql::router(
+        graphql::schema(
+            pool.clone(),
+            residents.clone(),
+            authz.clone(),
+            policy.clone(),
+        ),
+        residents.availability.clone(),
+    );
     let admin = admin_ui::router(admin_ui::AdminState {
         pool: pool.clone(),
         authz,
         policy,
         secure_cookies: settings.public_url().starts_with("https://"),
         public_url: settings.public_url(),
+        sealing_key: sealing_key.clone(),
     });
     let mut app = Router::new()
         .route("/", get(home))

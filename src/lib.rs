@@ -26,6 +26,8 @@ pub struct App {
     pub messages: plugins::LogChannel,
     /// The notification worker, started by `serve`.
     pub worker: platform::jobs::Worker,
+    /// The export worker (docs/exports.md), started by `serve` and `yoyaku worker`.
+    pub exports: platform::exports::ExportWorker,
 }
 
 impl App {
@@ -79,8 +81,10 @@ impl App {
             messages.clone(),
             sealing_key,
         );
+        let exports = settings.exports.worker(dbs.app.clone());
         Ok(Self {
             settings,
+            exports,
             pool: dbs.app,
             router,
             authz,
@@ -97,11 +101,19 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-        let every =
-            std::time::Duration::from_millis(self.settings.residents.worker_poll_ms.max(10));
-        let worker = tokio::spawn(self.worker.run(every, async {
+        // 0 = this process serves only; notifications are worked by `yoyaku worker` elsewhere.
+        let poll = self.settings.residents.worker_poll_ms;
+        let every = std::time::Duration::from_millis(poll.max(10));
+        let worker = tokio::spawn(self.worker.run_unless(poll == 0, every, async {
             let _ = worker_stopped.await;
         }));
+        let (stop_exports, exports_stopped) = tokio::sync::oneshot::channel::<()>();
+        let exports = tokio::spawn(self.exports.run(
+            std::time::Duration::from_millis(self.settings.exports.poll_ms),
+            async {
+                let _ = exports_stopped.await;
+            },
+        ));
         spawn_billing_job(self.pool.clone());
         // the peer address feeds login throttling per IP and the audit log's "from where"
         let service = self
@@ -111,7 +123,9 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await?;
         let _ = stop_worker.send(());
+        let _ = stop_exports.send(());
         let _ = worker.await;
+        let _ = exports.await;
         self.pool.close().await;
         Ok(())
     }

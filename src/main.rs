@@ -177,8 +177,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 async fn worker(settings: Settings) -> anyhow::Result<()> {
     let every = std::time::Duration::from_millis(settings.residents.worker_poll_ms.max(10));
     let app = App::build(settings).await?;
-    println!("Yoyaku worker: delivering notifications and reminders (Ctrl-C to stop)");
+    println!(
+        "Yoyaku worker: delivering notifications and reminders, writing exports (Ctrl-C to stop)"
+    );
+    let exports_every = std::time::Duration::from_millis(app.settings.exports.poll_ms);
+    let (stop_exports, exports_stopped) = tokio::sync::oneshot::channel::<()>();
+    let exports = tokio::spawn(app.exports.clone().run(exports_every, async {
+        let _ = exports_stopped.await;
+    }));
     app.worker.run(every, shutdown_signal()).await;
+    let _ = stop_exports.send(());
+    let _ = exports.await;
     app.pool.close().await;
     tracing::info!("worker stopped");
     Ok(())

@@ -94,17 +94,23 @@ fn nav(lang: Lang, slug: &str) -> Markup {
             a href={"/admin/t/" (slug) "/staff"} { (lang.t("staff")) }
             a href={"/admin/t/" (slug) "/vaccines"} { (lang.t("vaccines")) }
             a href={"/admin/t/" (slug) "/venues"} { (lang.t("venues")) }
+            a href={"/admin/t/" (slug) "/booking-rules"} { (crate::rules::title(lang)) }
             a href={"/admin/t/" (slug) "/import"} { (lang.t("import")) }
             a href={"/admin/t/" (slug) "/residents"} { (lang.t("residents")) }
             a href={"/admin/t/" (slug) "/audit"} { (lang.t("audit")) }
             a href={"/admin/t/" (slug) "/statistics"} { @match lang { Lang::Ja => "統計", Lang::En => "Statistics" } }
             a href={"/admin/t/" (slug) "/api-keys"} { (lang.t("api_keys")) }
             a href={"/admin/t/" (slug) "/billing"} { (crate::billing::usage_label(lang)) }
+            a href={"/admin/t/" (slug) "/callcenter"} { (crate::callcenter::menu_label(lang)) }
+            a href={"/admin/t/" (slug) "/exports"} { (crate::exports::menu_label(lang)) }
+            a href={"/admin/t/" (slug) "/overview"} { (crate::overview::menu_label(lang)) }
+            a href={"/admin/t/" (slug) "/intake"} { @match lang { Lang::Ja => "受付", Lang::En => "Intake" } }
+            a href={"/admin/t/" (slug) "/notifications"} { @match lang { Lang::Ja => "お知らせ", Lang::En => "Notifications" } }
         }
     }
 }
 
-fn render(staff: &Staff, t: &Tenant, title: &str, body: Markup) -> Response {
+pub(crate) fn render(staff: &Staff, t: &Tenant, title: &str, body: Markup) -> Response {
     let framed = html! { (nav(staff.lang, &t.slug)) (body) };
     page(
         staff.lang,
@@ -155,7 +161,9 @@ pub async fn home(
             assigned.push(v);
         }
     }
+    let banner = crate::notifications::budget_banner(&state, &staff, &tenant).await?;
     let body = html! {
+        @if let Some(b) = banner { (b) }
         @if !assigned.is_empty() {
             h2 { (lang.t("venues")) }
             ul { @for v in &assigned { li { a href={"/admin/t/" (slug) "/venues/" (v.id)} { (v.name) } } } }

@@ -4,9 +4,15 @@
 
 mod auth;
 mod billing;
+mod callcenter;
 mod city;
+mod exports;
 mod i18n;
+mod intake;
+mod notifications;
 mod operator;
+mod overview;
+mod rules;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +41,8 @@ pub struct AdminState {
     pub secure_cookies: bool,
     /// Base of links handed to people (invitations, password resets).
     pub public_url: String,
+    /// Seals and opens the cities' notification channel credentials (notifications page).
+    pub sealing_key: platform::channels::SealingKey,
 }
 
 pub const SESSION_COOKIE: &str = "yoyaku_staff";
@@ -63,6 +71,12 @@ pub fn router<S>(state: AdminState) -> Router<S> {
         .route("/admin/tenants/{slug}/status", post(operator::set_status))
         .merge(city::routes())
         .merge(billing::routes())
+        .merge(rules::routes())
+        .merge(callcenter::routes())
+        .merge(exports::routes())
+        .merge(overview::routes())
+        .merge(intake::routes())
+        .merge(notifications::routes())
         .with_state(state)
 }
 

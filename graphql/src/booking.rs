@@ -59,10 +59,7 @@ fn auth_error(e: AuthError, lang: Lang) -> async_graphql::Error {
 
 async fn tenant_by_slug(ctx: &Context<'_>, slug: &str) -> Result<Tenant> {
     let s = ctx.data::<ResidentServices>()?;
-    match tenants::find_by_slug(&s.pool, slug)
-        .await
-        .map_err(ApiError::from)?
-    {
+    match s.tenant(slug).await.map_err(ApiError::from)? {
         Some(t) if t.status != tenants::TenantStatus::Suspended => {
             tenants::record_in_span(t.id);
             Ok(t)
@@ -81,9 +78,11 @@ async fn resident(ctx: &Context<'_>) -> Result<(Tenant, Uuid)> {
     };
     let token = info(ctx).bearer.as_deref().ok_or_else(unauthenticated)?;
     let tenant_id = auth::tenant_of_token(token).ok_or_else(unauthenticated)?;
-    let tenant = tenants::find_by_id(&s.pool, tenant_id)
+    let tenant = s
+        .tenant_by_id(tenant_id)
         .await
         .map_err(ApiError::from)?
+        .filter(|t| t.status != tenants::TenantStatus::Suspended)
         .ok_or_else(unauthenticated)?;
     let session = auth::session(&s.pool, tenant.id, token)
         .await
@@ -158,7 +157,10 @@ pub struct SlotView {
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     capacity: i32,
+    /// Seats free for dose 1 and boosters (the mark is about these).
     free: i32,
+    /// Seats free for a second dose: also the seats the city holds for dose 2.
+    free_for_second_dose: i32,
     mark: AvailabilityMark,
     /// The mark as a symbol (○ △ ×) followed by its meaning in the request's language.
     mark_text: String,
@@ -231,6 +233,10 @@ pub struct BookInput {
     companions: Vec<CompanionInput>,
     /// Book dose 2 in this slot in the same step (cities that allow it); both or neither.
     second_dose_slot_id: Option<Uuid>,
+    /// A group may be split over this slot and the one right before or after it (same venue, same
+    /// day) when this slot has too few seats for everyone; still all seats or none.
+    #[graphql(default)]
+    allow_adjacent_slots: bool,
     /// Any unique string (8–200 characters) per intended booking; a retry with the same key
     /// returns the first result and books nothing new.
     idempotency_key: String,
@@ -276,6 +282,9 @@ impl BookingQuery {
             .venue_slots(&s.pool, &t, venue_id)
             .await
             .map_err(ApiError::from)?;
+        if let Some(deps) = ctx.data_opt::<std::sync::Arc<crate::web::AvailabilityDeps>>() {
+            deps.record(t.id, venue_id, slots.clone());
+        }
         let tz = t.time_zone.0;
         Ok(slots
             .iter()
@@ -286,6 +295,7 @@ impl BookingQuery {
                 ends_at: sl.ends_at,
                 capacity: sl.capacity,
                 free: sl.free,
+                free_for_second_dose: sl.free_dose2,
                 mark: sl.mark.into(),
                 mark_text: format!("{} {}", sl.mark.symbol(), sl.mark.text(lang)),
             })
@@ -301,6 +311,53 @@ impl BookingQuery {
             .map_err(ApiError::from)?;
         Ok(list.into_iter().map(BookingView::from).collect())
     }
+}
+
+/// The commonest booking — the token holder alone, dose 1, one slot — in one database round trip
+/// (`booking::book_first_dose`). `None` when the request needs the general path.
+async fn book_fast(
+    ctx: &Context<'_>,
+    s: &ResidentServices,
+    input: &BookInput,
+) -> Result<Option<Vec<BookingView>>> {
+    let lang = info(ctx).lang;
+    let plain = input.companions.is_empty()
+        && input.second_dose_slot_id.is_none()
+        && input.dose == DoseValue::First;
+    let Some(token) = info(ctx).bearer.as_deref().filter(|_| plain) else {
+        return Ok(None);
+    };
+    let Some(tenant_id) = auth::tenant_of_token(token) else {
+        return Ok(None);
+    };
+    let Some(t) = s
+        .tenant_by_id(tenant_id)
+        .await
+        .map_err(ApiError::from)?
+        .filter(|t| t.status != tenants::TenantStatus::Suspended)
+    else {
+        return Ok(None);
+    };
+    let outcome = booking::book_first_dose(
+        &s.pool,
+        &t,
+        booking::Caller::Token(token),
+        input.slot_id,
+        &input.idempotency_key,
+    )
+    .await
+    .map_err(|e| booking_error(e, lang))?;
+    Ok(match outcome {
+        booking::FastOutcome::Done(booked) => {
+            tenants::record_in_span(t.id);
+            for b in &booked {
+                s.availability.invalidate_venue(t.id, b.venue_id);
+            }
+            Some(booked.into_iter().map(BookingView::from).collect())
+        }
+        // the general path answers both exactly (UNAUTHENTICATED, or the precise refusal)
+        booking::FastOutcome::Unauthenticated | booking::FastOutcome::Fallback => None,
+    })
 }
 
 #[derive(Default)]
@@ -359,9 +416,12 @@ impl BookingMutation {
     /// Books a seat (or a group's seats, or doses 1 and 2): all or nothing. A full slot answers
     /// CONFLICT with a message saying so.
     async fn book(&self, ctx: &Context<'_>, input: BookInput) -> Result<Vec<BookingView>> {
-        let (t, r) = resident(ctx).await?;
         let s = ctx.data::<ResidentServices>()?;
         let lang = info(ctx).lang;
+        if let Some(done) = book_fast(ctx, s, &input).await? {
+            return Ok(done);
+        }
+        let (t, r) = resident(ctx).await?;
         let mut companions = Vec::new();
         if !input.companions.is_empty() {
             let mut tx = tenants::begin(&s.pool, t.id)
@@ -384,10 +444,15 @@ impl BookingMutation {
             second_dose_slot: input.second_dose_slot_id,
             idempotency_key: format!("api:{r}:{}", input.idempotency_key),
         };
-        let booked = booking::book(&s.pool, &t, &req)
-            .await
-            .map_err(|e| booking_error(e, lang))?;
-        s.availability.invalidate_tenant(t.id);
+        let booked = if input.allow_adjacent_slots {
+            booking::book_allowing_adjacent(&s.pool, &t, &req).await
+        } else {
+            booking::book(&s.pool, &t, &req).await
+        }
+        .map_err(|e| booking_error(e, lang))?;
+        for b in &booked {
+            s.availability.invalidate_venue(t.id, b.venue_id);
+        }
         Ok(booked.into_iter().map(BookingView::from).collect())
     }
 

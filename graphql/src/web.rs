@@ -1,32 +1,148 @@
 //! HTTP endpoints of the API: POST for queries, GET for the GraphiQL console, whose scripts are
 //! vendored (graphql/assets, see LICENSES.md there) so it works without the internet.
+//!
+//! Hot public availability reads are answered from memory without running the query again: the
+//! rendered response of a request made only of `availability` fields is kept, keyed by the exact
+//! request body and the answer's language, for exactly as long as the venue slots it was rendered
+//! from stay current in [`AvailabilityCache`] (a booking through this process drops them at once;
+//! otherwise they live one [`platform::availability::CACHE_TTL`]).
 
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
 
+use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use axum::{
     Extension, Router,
+    body::Bytes,
     extract::{ConnectInfo, Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
+use platform::availability::{AvailabilityCache, SlotAvailability};
+use platform::i18n::Lang;
+use tenants::TenantId;
+use uuid::Uuid;
 
 use crate::AppSchema;
 
-pub fn router<S>(schema: AppSchema) -> Router<S> {
+const GRAPHQL_JSON: &str = "application/graphql-response+json";
+/// Bound on remembered responses (distinct request bodies × languages); cleared when exceeded.
+const MAX_RESPONSES: usize = 20_000;
+
+type Dep = (TenantId, Uuid, Arc<Vec<SlotAvailability>>);
+
+/// The venue slots a request's answer was rendered from (filled by the `availability` resolver).
+#[derive(Default)]
+pub struct AvailabilityDeps(Mutex<Vec<Dep>>);
+
+impl AvailabilityDeps {
+    pub fn record(&self, tenant: TenantId, venue: Uuid, slots: Arc<Vec<SlotAvailability>>) {
+        if let Ok(mut d) = self.0.lock() {
+            d.push((tenant, venue, slots));
+        }
+    }
+}
+
+struct Rendered {
+    deps: Vec<Dep>,
+    body: Bytes,
+}
+
+#[derive(Clone)]
+struct Api {
+    schema: AppSchema,
+    availability: AvailabilityCache,
+    responses: Arc<RwLock<HashMap<(Lang, Bytes), Rendered>>>,
+}
+
+impl Api {
+    fn remembered(&self, key: &(Lang, Bytes)) -> Option<Bytes> {
+        let r = self.responses.read().ok()?;
+        let hit = r.get(key)?;
+        hit.deps
+            .iter()
+            .all(|(t, v, slots)| self.availability.is_current(*t, *v, slots))
+            .then(|| hit.body.clone())
+    }
+
+    fn remember(&self, key: (Lang, Bytes), deps: Vec<Dep>, body: Bytes) {
+        if let Ok(mut r) = self.responses.write() {
+            if r.len() >= MAX_RESPONSES {
+                r.clear();
+            }
+            r.insert(key, Rendered { deps, body });
+        }
+    }
+}
+
+pub fn router<S>(schema: AppSchema, availability: AvailabilityCache) -> Router<S> {
+    let api = Api {
+        schema,
+        availability,
+        responses: Arc::default(),
+    };
     Router::new()
         .route("/graphql", get(graphiql).post(execute))
         .route("/graphql/assets/{file}", get(asset))
-        .with_state(schema)
+        .with_state(api)
+}
+
+/// A query made only of public `availability` fields: its answer depends on nothing but the
+/// request body, the language and the venue slots it reads.
+fn only_public_availability(query: &str) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    let op = match &doc.operations {
+        DocumentOperations::Single(op) => op,
+        DocumentOperations::Multiple(ops) if ops.len() == 1 => match ops.values().next() {
+            Some(op) => op,
+            None => return false,
+        },
+        DocumentOperations::Multiple(_) => return false,
+    };
+    op.node.ty == OperationType::Query
+        && !op.node.selection_set.node.items.is_empty()
+        && op.node.selection_set.node.items.iter().all(
+            |item| matches!(&item.node, Selection::Field(f) if f.node.name.node == "availability"),
+        )
+}
+
+fn json_response(body: Bytes) -> Response {
+    let mut resp = Response::new(body.into());
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(GRAPHQL_JSON));
+    resp
 }
 
 async fn execute(
-    State(schema): State<AppSchema>,
+    State(api): State<Api>,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    req: GraphQLRequest,
-) -> GraphQLResponse {
+    body: Bytes,
+) -> Response {
+    let lang = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Lang::negotiate)
+        .unwrap_or_default();
+    let key = (lang, body);
+    if let Some(hit) = api.remembered(&key) {
+        return json_response(hit);
+    }
+    let req: async_graphql::Request = match serde_json::from_slice(&key.1) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("The body must be a GraphQL request as JSON ({{\"query\": \"…\"}}): {e}"),
+            )
+                .into_response();
+        }
+    };
+    let cacheable = only_public_availability(&req.query);
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -41,11 +157,6 @@ async fn execute(
         .find(|(k, _)| *k == crate::auth::SESSION_COOKIE)
         .map(|(_, v)| v.to_owned());
     let ip = connect.map(|c| c.0.0.ip().to_string());
-    let lang = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(platform::i18n::Lang::negotiate)
-        .unwrap_or_default();
     // Staff and integrators (API key or session) and residents (resident token) share the bearer
     // header; each resolver reads the credentials of its audience.
     let info = crate::RequestInfo {
@@ -54,10 +165,33 @@ async fn execute(
         client_ip: ip.clone().unwrap_or_default(),
     };
     let credentials = crate::auth::Credentials::new(bearer, session, ip);
-    schema
-        .execute(req.into_inner().data(credentials).data(info))
-        .await
-        .into()
+    let deps = Arc::new(AvailabilityDeps::default());
+    let resp = api
+        .schema
+        .execute(req.data(credentials).data(info).data(deps.clone()))
+        .await;
+    let rendered = match serde_json::to_vec(&resp) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialise a GraphQL response");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    if cacheable && resp.is_ok() {
+        let deps = deps.0.lock().map(|d| d.clone()).unwrap_or_default();
+        if !deps.is_empty() {
+            api.remember(key, deps, rendered.clone());
+        }
+    }
+    let mut out = json_response(rendered);
+    if resp.is_ok()
+        && let Some(cc) = resp.cache_control.value()
+        && let Ok(v) = HeaderValue::from_str(&cc)
+    {
+        out.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    out.headers_mut().extend(resp.http_headers);
+    out
 }
 
 async fn graphiql() -> Html<&'static str> {

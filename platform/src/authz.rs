@@ -100,6 +100,19 @@ pub enum Object {
     Billing,
     /// Aggregate booking statistics (no personal data).
     Statistics,
+    /// The call centre: resident search by kana / birth date / ticket, booking on behalf.
+    CallCenter,
+    /// Export jobs: read = list and download, write = create.
+    Exports,
+    /// Passing a venue's booking deadline or change/cancel cut-off on a resident's behalf.
+    BookingOverride,
+    /// The venue intake list and its steps; always checked together with `Venue(id)`
+    /// (`intake::enter`), so venue staff stay on their venues and the call centre has none.
+    Intake,
+    /// Notification channels (masked credentials), templates and the SMS budget (city admin).
+    Notifications,
+    /// Delivery log of notifications (masked recipients; city staff may read it).
+    DeliveryLog,
 }
 
 impl Object {
@@ -116,6 +129,12 @@ impl Object {
             Self::ApiKeys => "api_keys".into(),
             Self::Billing => "billing".into(),
             Self::Statistics => "statistics".into(),
+            Self::CallCenter => "callcenter".into(),
+            Self::Exports => "exports".into(),
+            Self::BookingOverride => "booking_override".into(),
+            Self::Intake => "intake".into(),
+            Self::Notifications => "notifications".into(),
+            Self::DeliveryLog => "delivery_log".into(),
         }
     }
 }

@@ -86,8 +86,13 @@ pub struct SlotAvailability {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub capacity: i32,
+    /// Seats free for dose 1 and boosters (seats held for dose 2 left out while the hold is on).
     pub free: i32,
+    /// Seats free for a dose-2 booking (every free seat).
+    pub free_dose2: i32,
     pub mark: Mark,
+    /// The mark for someone booking dose 2 (differs from `mark` only while seats are held).
+    pub mark_dose2: Mark,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,6 +100,8 @@ pub struct DayAvailability {
     pub date: NaiveDate,
     pub free: i32,
     pub mark: Mark,
+    /// Full for first doses, but seats held for dose 2 are free.
+    pub dose2_only: bool,
 }
 
 pub async fn venues(pool: &PgPool, tenant: &Tenant) -> Result<Vec<Venue>, sqlx::Error> {
@@ -121,14 +128,15 @@ pub async fn venues(pool: &PgPool, tenant: &Tenant) -> Result<Vec<Venue>, sqlx::
 
 type Key = (TenantId, Uuid);
 type Entries = HashMap<Key, (Instant, Arc<Vec<SlotAvailability>>)>;
-/// id, starts_at, ends_at, capacity, booked, closed
-type SlotRow = (Uuid, DateTime<Utc>, DateTime<Utc>, i32, i32, bool);
+/// id, starts_at, ends_at, capacity, booked, booked_dose2, held for dose 2, closed
+type SlotRow = (Uuid, DateTime<Utc>, DateTime<Utc>, i32, i32, i32, i32, bool);
 
 /// Hot availability in memory: one venue's upcoming slots per entry.
 #[derive(Clone, Default, Debug)]
 pub struct AvailabilityCache {
     entries: Arc<RwLock<Entries>>,
     tenants: Arc<RwLock<HashMap<String, (Instant, Tenant)>>>,
+    tenants_by_id: Arc<RwLock<HashMap<TenantId, (Instant, Tenant)>>>,
 }
 
 impl AvailabilityCache {
@@ -142,10 +150,35 @@ impl AvailabilityCache {
         (at.elapsed() < CACHE_TTL).then(|| tenant.clone())
     }
 
+    pub fn cached_tenant_by_id(&self, id: TenantId) -> Option<Tenant> {
+        let t = self.tenants_by_id.read().ok()?;
+        let (at, tenant) = t.get(&id)?;
+        (at.elapsed() < CACHE_TTL).then(|| tenant.clone())
+    }
+
     pub fn remember_tenant(&self, tenant: Tenant) {
+        if let Ok(mut t) = self.tenants_by_id.write() {
+            t.insert(tenant.id, (Instant::now(), tenant.clone()));
+        }
         if let Ok(mut t) = self.tenants.write() {
             t.insert(tenant.slug.clone(), (Instant::now(), tenant));
         }
+    }
+
+    /// Whether `slots` is still what this cache would answer for the venue: the same entry, not
+    /// expired, not invalidated since. Lets a caller keep something derived from the slots (the
+    /// API keeps the rendered response) exactly as long as the slots themselves.
+    pub fn is_current(
+        &self,
+        tenant: TenantId,
+        venue: Uuid,
+        slots: &Arc<Vec<SlotAvailability>>,
+    ) -> bool {
+        self.entries.read().is_ok_and(|e| {
+            e.get(&(tenant, venue)).is_some_and(|(at, current)| {
+                at.elapsed() < CACHE_TTL && Arc::ptr_eq(current, slots)
+            })
+        })
     }
 
     /// Drops a venue's cached availability (after a booking, change or cancel touching it).
@@ -200,19 +233,25 @@ impl AvailabilityCache {
                 Mark::FewLeft => 1,
                 Mark::Full => 0,
             };
+            let held_only = s.mark == Mark::Full && s.mark_dose2 != Mark::Full;
             match days.last_mut() {
                 Some(d) if d.date == date => {
                     d.free += if s.mark == Mark::Full { 0 } else { s.free };
                     if rank(s.mark) > rank(d.mark) {
                         d.mark = s.mark;
                     }
+                    d.dose2_only |= held_only;
                 }
                 _ => days.push(DayAvailability {
                     date,
                     free: if s.mark == Mark::Full { 0 } else { s.free },
                     mark: s.mark,
+                    dose2_only: held_only,
                 }),
             }
+        }
+        for d in &mut days {
+            d.dose2_only &= d.mark == Mark::Full;
         }
         Ok(days)
     }
@@ -244,10 +283,12 @@ async fn read_venue_slots(
     let mut tx = tenants::begin(pool, tenant.id).await?;
     let policy = booking::settings(&mut tx).await?;
     let rows: Vec<SlotRow> = sqlx::query_as(
-        "SELECT s.id, s.starts_at, s.ends_at, s.capacity, s.booked, \
+        "SELECT s.id, s.starts_at, s.ends_at, s.capacity, s.booked, s.booked_dose2, \
+                dose2_held_seats(s.capacity, bs.dose2_reserve_percent, bs.dose2_reserve_until), \
                 s.starts_at - make_interval(hours => v.booking_deadline_hours) <= now() \
                 OR COALESCE(v.booking_opens_at > now(), false) \
          FROM slots s JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+         LEFT JOIN booking_settings bs ON bs.tenant_id = s.tenant_id \
          WHERE s.tenant_id = $1 AND s.venue_id = $2 AND s.starts_at > now() \
          ORDER BY s.starts_at",
     )
@@ -258,17 +299,24 @@ async fn read_venue_slots(
     tx.commit().await?;
     Ok(rows
         .into_iter()
-        .map(|(slot_id, starts_at, ends_at, capacity, booked, closed)| {
-            let free = (capacity - booked).max(0);
-            SlotAvailability {
-                slot_id,
-                starts_at,
-                ends_at,
-                capacity,
-                free,
-                mark: Mark::of(free, capacity, closed, &policy),
-            }
-        })
+        .map(
+            |(slot_id, starts_at, ends_at, capacity, booked, booked_dose2, held, closed)| {
+                let free_dose2 = (capacity - booked).max(0);
+                let free = free_dose2
+                    .min(capacity - held - (booked - booked_dose2))
+                    .max(0);
+                SlotAvailability {
+                    slot_id,
+                    starts_at,
+                    ends_at,
+                    capacity,
+                    free,
+                    free_dose2,
+                    mark: Mark::of(free, capacity - held, closed, &policy),
+                    mark_dose2: Mark::of(free_dose2, capacity, closed, &policy),
+                }
+            },
+        )
         .collect())
 }
 

@@ -266,6 +266,10 @@ pub struct BookingSettings {
     pub allow_mixing: bool,
     pub book_dose2_with_dose1: bool,
     pub max_group_size: i32,
+    /// Share of every slot held for dose 2 (0–100 %) …
+    pub dose2_reserve_percent: i32,
+    /// … until this moment (no hold when `None` or past).
+    pub dose2_reserve_until: Option<DateTime<Utc>>,
 }
 
 impl Default for BookingSettings {
@@ -276,13 +280,16 @@ impl Default for BookingSettings {
             allow_mixing: false,
             book_dose2_with_dose1: false,
             max_group_size: 4,
+            dose2_reserve_percent: 0,
+            dose2_reserve_until: None,
         }
     }
 }
 
 pub async fn settings(conn: &mut PgConnection) -> Result<BookingSettings, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT few_left_percent, few_left_seats, allow_mixing, book_dose2_with_dose1, max_group_size \
+        "SELECT few_left_percent, few_left_seats, allow_mixing, book_dose2_with_dose1, max_group_size, \
+                dose2_reserve_percent, dose2_reserve_until \
          FROM booking_settings WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid",
     )
     .fetch_optional(conn)
@@ -295,6 +302,8 @@ pub async fn settings(conn: &mut PgConnection) -> Result<BookingSettings, sqlx::
             allow_mixing: r.try_get(2)?,
             book_dose2_with_dose1: r.try_get(3)?,
             max_group_size: r.try_get(4)?,
+            dose2_reserve_percent: r.try_get(5)?,
+            dose2_reserve_until: r.try_get(6)?,
         },
     })
 }
@@ -404,17 +413,24 @@ async fn check_dose_rules(
 /// THE seat statement: takes `seats` seats in `slot` if (and only if) they are free and the slot is
 /// still bookable. One conditional UPDATE; when it matches no row, nothing changed and the caller
 /// rolls back. Returns why it refused.
+///
+/// Seats held for dose 2 (booking_settings.dose2_reserve_*) count against every other dose while the
+/// hold is on: `booked - booked_dose2 + seats <= capacity - held`. Dose 2 may take any free seat.
 pub async fn take_seats(
     conn: &mut PgConnection,
     tenant: Uuid,
     slot: Uuid,
     seats: i32,
+    dose: Dose,
 ) -> Result<(), BookingError> {
     let taken = sqlx::query(
-        "UPDATE slots s SET booked = s.booked + $3 \
-         FROM venues v \
+        "UPDATE slots s SET booked = s.booked + $3, \
+                booked_dose2 = s.booked_dose2 + CASE WHEN $4 THEN $3 ELSE 0 END \
+         FROM venues v LEFT JOIN booking_settings bs ON bs.tenant_id = v.tenant_id \
          WHERE s.tenant_id = $1 AND s.id = $2 AND v.tenant_id = s.tenant_id AND v.id = s.venue_id \
            AND s.booked + $3 <= s.capacity \
+           AND ($4 OR s.booked - s.booked_dose2 + $3 <= s.capacity \
+                - dose2_held_seats(s.capacity, bs.dose2_reserve_percent, bs.dose2_reserve_until)) \
            AND s.starts_at - make_interval(hours => v.booking_deadline_hours) > now() \
            AND (v.booking_opens_at IS NULL OR v.booking_opens_at <= now()) \
          RETURNING s.id",
@@ -422,6 +438,7 @@ pub async fn take_seats(
     .bind(tenant)
     .bind(slot)
     .bind(seats)
+    .bind(dose == Dose::Second)
     .fetch_optional(&mut *conn)
     .await?;
     if taken.is_some() {
@@ -451,12 +468,18 @@ async fn release_seat(
     conn: &mut PgConnection,
     tenant: Uuid,
     slot: Uuid,
+    dose: Dose,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE slots SET booked = booked - 1 WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant)
-        .bind(slot)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE slots SET booked = booked - 1, \
+                booked_dose2 = booked_dose2 - CASE WHEN $3 THEN 1 ELSE 0 END \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(slot)
+    .bind(dose == Dose::Second)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -527,11 +550,209 @@ fn unique_violation_to_already(e: sqlx::Error, dose: Dose) -> BookingError {
     }
 }
 
+/// Who asks for a fast-path booking: a resident already identified (resident site), or the bearer
+/// of a resident token (API), checked inside the same statement.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    Resident(Uuid),
+    Token(&'a str),
+}
+
+/// What the fast path did.
+#[derive(Debug)]
+pub enum FastOutcome {
+    /// Booked now, or the replay of an earlier request with the same key.
+    Done(Vec<Booking>),
+    /// The token names no live session.
+    Unauthenticated,
+    /// The single statement could not decide (a concurrent duplicate, or the person already holds a
+    /// dose-1 booking): run the general path, which answers exactly.
+    Fallback,
+}
+
+/// The fast path of [`book`]: one person, dose 1, one slot — one round trip to PostgreSQL (the
+/// function `book_first_dose`, migrations/20261122000001_booking_fast_path.sql, which keeps every
+/// invariant of this module). `key` is the whole idempotency key for [`Caller::Resident`] and the
+/// part after `api:<resident>:` for [`Caller::Token`].
+pub async fn book_first_dose(
+    pool: &PgPool,
+    tenant: &Tenant,
+    caller: Caller<'_>,
+    slot: Uuid,
+    key: &str,
+) -> Result<FastOutcome, BookingError> {
+    let key = key.trim();
+    let (token_hash, resident, prefix) = match caller {
+        Caller::Resident(r) => (None, Some(r), None),
+        Caller::Token(t) => {
+            if crate::residents::auth::tenant_of_token(t) != Some(tenant.id) {
+                return Ok(FastOutcome::Unauthenticated);
+            }
+            (
+                Some(crate::residents::auth::token_hash(t)),
+                None,
+                Some("api:"),
+            )
+        }
+    };
+    let full_len = key.len() + prefix.map_or(0, |p| p.len() + 37);
+    if !(8..=200).contains(&full_len) {
+        return Ok(FastOutcome::Fallback);
+    }
+    let id = Uuid::now_v7();
+    let payload = serde_json::to_value(Notification::BookingConfirmed { booking_id: id })
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let row =
+        sqlx::query("SELECT * FROM book_first_dose($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+            .bind(tenant.id.0)
+            .bind(token_hash)
+            .bind(resident)
+            .bind(slot)
+            .bind(prefix)
+            .bind(key)
+            .bind(id)
+            .bind(id)
+            .bind(Uuid::now_v7())
+            .bind(format!("booking-confirmed:{id}"))
+            .bind(payload)
+            .fetch_one(pool)
+            .await;
+    let row = match row {
+        Ok(r) => r,
+        Err(e) if is_unique_violation(&e) => return Ok(FastOutcome::Fallback),
+        Err(e) => return Err(e.into()),
+    };
+    let outcome: String = row.try_get("out_outcome")?;
+    let resident: Option<Uuid> = row.try_get("out_resident")?;
+    match outcome.as_str() {
+        "booked" => Ok(FastOutcome::Done(vec![Booking {
+            id,
+            resident_id: resident.unwrap_or_default(),
+            slot_id: row.try_get("out_slot")?,
+            venue_id: row.try_get("out_venue")?,
+            venue_name: row.try_get("out_venue_name")?,
+            vaccine_name: row.try_get("out_vaccine_name")?,
+            dose: Dose::First,
+            status: "booked".into(),
+            starts_at: row.try_get("out_starts_at")?,
+            ends_at: row.try_get("out_ends_at")?,
+            group_id: id,
+            change_until: row.try_get("out_change_until")?,
+        }])),
+        "replay" => {
+            let result: Option<serde_json::Value> = row.try_get("out_result")?;
+            let ids = result
+                .and_then(|r| serde_json::from_value::<Vec<Uuid>>(r).ok())
+                .unwrap_or_default();
+            let mut tx = tenants::begin(pool, tenant.id).await?;
+            let found = load(&mut tx, tenant.id.0, &ids).await?;
+            tx.commit().await?;
+            Ok(FastOutcome::Done(found))
+        }
+        "unauthenticated" => Ok(FastOutcome::Unauthenticated),
+        "key_reused" => Err(BookingError::KeyReused),
+        "not_found" => Err(BookingError::NotFound),
+        "deadline" => Err(BookingError::DeadlinePassed),
+        "not_open" => Err(BookingError::NotOpenYet),
+        _ => Err(BookingError::Full),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505")
+}
+
 /// Books a seat (or a group's seats, or dose 1 and dose 2) — all or nothing.
 pub async fn book(
     pool: &PgPool,
     tenant: &Tenant,
     req: &BookRequest,
+) -> Result<Vec<Booking>, BookingError> {
+    if req.companions.is_empty() && req.second_dose_slot.is_none() && req.dose == Dose::First {
+        match book_first_dose(
+            pool,
+            tenant,
+            Caller::Resident(req.resident_id),
+            req.slot_id,
+            &req.idempotency_key,
+        )
+        .await?
+        {
+            FastOutcome::Done(booked) => return Ok(booked),
+            FastOutcome::Unauthenticated | FastOutcome::Fallback => {}
+        }
+    }
+    book_general(pool, tenant, req, false).await
+}
+
+/// Like [`book`], for a group that may be split over the chosen slot and the one right before or
+/// after it at the same venue on the same day when the chosen slot has too few seats for everyone:
+/// still all seats or none, each taken by the conditional seat statement. (Not with dose 2 booked in
+/// the same step.)
+pub async fn book_allowing_adjacent(
+    pool: &PgPool,
+    tenant: &Tenant,
+    req: &BookRequest,
+) -> Result<Vec<Booking>, BookingError> {
+    if req.companions.is_empty() || req.second_dose_slot.is_some() {
+        return book(pool, tenant, req).await;
+    }
+    book_general(pool, tenant, req, true).await
+}
+
+/// Where a group that does not fit in `slot` could sit: `(slot, seats there)` for the chosen slot
+/// and one neighbour. The free counts read here are only a plan; the seat statements decide.
+async fn adjacent_split(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    slot: Uuid,
+    dose: Dose,
+    people: i32,
+) -> Result<Option<Vec<(Uuid, i32)>>, BookingError> {
+    let rows: Vec<(Uuid, DateTime<Utc>, i32)> = sqlx::query_as(
+        "WITH me AS (SELECT venue_id, starts_at FROM slots WHERE tenant_id = $1 AND id = $2) \
+         SELECT s.id, s.starts_at, GREATEST(0, LEAST(s.capacity - s.booked, CASE WHEN $3 THEN s.capacity ELSE \
+                s.capacity - dose2_held_seats(s.capacity, bs.dose2_reserve_percent, bs.dose2_reserve_until) \
+                - (s.booked - s.booked_dose2) END)) \
+         FROM slots s JOIN me ON s.venue_id = me.venue_id \
+         LEFT JOIN booking_settings bs ON bs.tenant_id = s.tenant_id \
+         WHERE s.tenant_id = $1 AND s.starts_at BETWEEN me.starts_at - interval '1 day' AND me.starts_at + interval '1 day' \
+         ORDER BY s.starts_at",
+    )
+    .bind(tenant.id.0)
+    .bind(slot)
+    .bind(dose == Dose::Second)
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(i) = rows.iter().position(|r| r.0 == slot) else {
+        return Ok(None);
+    };
+    let tz = tenant.time_zone.0;
+    let day = |t: DateTime<Utc>| t.with_timezone(&tz).date_naive();
+    let here = rows[i].2.min(people - 1);
+    if here < 1 {
+        return Ok(None);
+    }
+    let neighbours = [i.checked_add(1), i.checked_sub(1)];
+    for j in neighbours.into_iter().flatten() {
+        if let Some(n) = rows.get(j)
+            && day(n.1) == day(rows[i].1)
+            && n.2 >= people - here
+        {
+            return Ok(Some(vec![(slot, here), (n.0, people - here)]));
+        }
+    }
+    Ok(None)
+}
+
+/// The general path of [`book`]: groups, dose 2 and boosters, dose 1 + dose 2 together.
+async fn book_general(
+    pool: &PgPool,
+    tenant: &Tenant,
+    req: &BookRequest,
+    adjacent: bool,
 ) -> Result<Vec<Booking>, BookingError> {
     let tid = tenant.id.0;
     let mut tx = tenants::begin(pool, tenant.id).await?;
@@ -583,22 +804,44 @@ pub async fn book(
     // Seats: one statement per slot, in slot-id order so two transactions never wait on each other
     // in opposite orders.
     let n = people.len() as i32;
-    let mut slots = vec![req.slot_id];
-    if let Some((s, _)) = &second {
-        slots.push(*s);
+    // Where each person sits for the first booking of the request (all in the chosen slot, unless
+    // a group may spill into the adjacent slot).
+    let mut seat_of = vec![req.slot_id; people.len()];
+    let mut slots = vec![(req.slot_id, req.dose, n)];
+    if adjacent && n > 1 && second.is_none() {
+        match take_seats(&mut tx, tid, req.slot_id, n, req.dose).await {
+            Ok(()) => slots.clear(),
+            Err(BookingError::Full) => {
+                let split = adjacent_split(&mut tx, tenant, req.slot_id, req.dose, n)
+                    .await?
+                    .ok_or(BookingError::Full)?;
+                let mut at = 0;
+                for (slot, seats) in &split {
+                    for s in seat_of.iter_mut().skip(at).take(*seats as usize) {
+                        *s = *slot;
+                    }
+                    at += *seats as usize;
+                }
+                slots = split.into_iter().map(|(s, k)| (s, req.dose, k)).collect();
+            }
+            Err(other) => return Err(other),
+        }
     }
-    slots.sort();
-    for s in &slots {
-        take_seats(&mut tx, tid, *s, n).await?;
+    if let Some((s, _)) = &second {
+        slots.push((*s, Dose::Second, n));
+    }
+    slots.sort_by_key(|(s, _, _)| *s);
+    for (s, dose, seats) in &slots {
+        take_seats(&mut tx, tid, *s, *seats, *dose).await?;
     }
 
     let group_id = Uuid::now_v7();
     let mut ids = Vec::new();
-    let mut plan = vec![(req.slot_id, req.dose, first.vaccine_id)];
-    if let Some((s, info)) = &second {
-        plan.push((*s, Dose::Second, info.vaccine_id));
-    }
-    for person in &people {
+    for (person, first_slot) in people.iter().zip(&seat_of) {
+        let mut plan = vec![(*first_slot, req.dose, first.vaccine_id)];
+        if let Some((s, info)) = &second {
+            plan.push((*s, Dose::Second, info.vaccine_id));
+        }
         for (slot, dose, vaccine) in &plan {
             let id = Uuid::now_v7();
             sqlx::query(
@@ -689,8 +932,8 @@ pub async fn change(
             });
         }
     }
-    take_seats(&mut tx, tid, new_slot, 1).await?;
-    release_seat(&mut tx, tid, current.slot_id).await?;
+    take_seats(&mut tx, tid, new_slot, 1, current.dose).await?;
+    release_seat(&mut tx, tid, current.slot_id, current.dose).await?;
     sqlx::query(
         "UPDATE bookings SET slot_id = $3, vaccine_id = $4, updated_at = now() WHERE tenant_id = $1 AND id = $2",
     )
@@ -737,7 +980,7 @@ pub async fn cancel(
         .bind(booking_id)
         .execute(&mut *tx)
         .await?;
-    release_seat(&mut tx, tid, current.slot_id).await?;
+    release_seat(&mut tx, tid, current.slot_id, current.dose).await?;
     jobs::push(
         &mut tx,
         tid,
@@ -822,4 +1065,130 @@ pub async fn identify_companion(
     birth_date: NaiveDate,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     crate::residents::find_by_ticket(tx, ticket_no, birth_date).await
+}
+
+/// Why the city's booking rules were not saved: the field and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{field}: {reason}")]
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl BookingSettings {
+    /// The rules a city may set, each within its range.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |field, reason| Err(SettingsError::Invalid { field, reason });
+        if !(0..=100).contains(&self.few_left_percent) {
+            return bad("few_left_percent", "0–100");
+        }
+        if !(0..=1000).contains(&self.few_left_seats) {
+            return bad("few_left_seats", "0–1000");
+        }
+        if !(0..=20).contains(&self.max_group_size) {
+            return bad("max_group_size", "0–20");
+        }
+        if !(0..=100).contains(&self.dose2_reserve_percent) {
+            return bad("dose2_reserve_percent", "0–100");
+        }
+        if self.dose2_reserve_percent > 0 && self.dose2_reserve_until.is_none() {
+            return bad("dose2_reserve_until", "required when seats are held");
+        }
+        Ok(())
+    }
+}
+
+/// Saves the city's booking rules (thresholds, mixing, dose 1 + 2 together, group size, seats
+/// held for dose 2) and records the change in the audit log. Nothing changes when a value is out
+/// of range.
+pub async fn save_settings(
+    scope: &mut crate::authz::Scope,
+    new: &BookingSettings,
+) -> Result<(), SettingsError> {
+    new.validate()?;
+    let before = settings(&mut scope.tx).await?;
+    sqlx::query(
+        "INSERT INTO booking_settings (tenant_id, few_left_percent, few_left_seats, allow_mixing, \
+             book_dose2_with_dose1, max_group_size, dose2_reserve_percent, dose2_reserve_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (tenant_id) DO UPDATE SET few_left_percent = EXCLUDED.few_left_percent, \
+             few_left_seats = EXCLUDED.few_left_seats, allow_mixing = EXCLUDED.allow_mixing, \
+             book_dose2_with_dose1 = EXCLUDED.book_dose2_with_dose1, \
+             max_group_size = EXCLUDED.max_group_size, \
+             dose2_reserve_percent = EXCLUDED.dose2_reserve_percent, \
+             dose2_reserve_until = EXCLUDED.dose2_reserve_until",
+    )
+    .bind(scope.tenant_id().0)
+    .bind(new.few_left_percent)
+    .bind(new.few_left_seats)
+    .bind(new.allow_mixing)
+    .bind(new.book_dose2_with_dose1)
+    .bind(new.max_group_size)
+    .bind(new.dose2_reserve_percent)
+    .bind(new.dose2_reserve_until)
+    .execute(&mut *scope.tx)
+    .await?;
+    crate::audit::record(
+        scope,
+        "booking_rules.update",
+        "booking_settings",
+        serde_json::json!({
+            "before": settings_json(&before),
+            "after": settings_json(new),
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+fn settings_json(s: &BookingSettings) -> serde_json::Value {
+    serde_json::json!({
+        "few_left_percent": s.few_left_percent,
+        "few_left_seats": s.few_left_seats,
+        "allow_mixing": s.allow_mixing,
+        "book_dose2_with_dose1": s.book_dose2_with_dose1,
+        "max_group_size": s.max_group_size,
+        "dose2_reserve_percent": s.dose2_reserve_percent,
+        "dose2_reserve_until": s.dose2_reserve_until,
+    })
+}
+
+/// Slots where dose 2 could be booked together with dose 1 in `first_slot`: at the same venue, on
+/// or after the vaccine's interval (calendar days in the city), still bookable, with a seat for a
+/// second dose; the first `limit` by time. `None` when the city does not offer booking both at once.
+pub async fn second_dose_options(
+    pool: &PgPool,
+    tenant: &Tenant,
+    first_slot: Uuid,
+    limit: i64,
+) -> Result<Option<Vec<(Uuid, DateTime<Utc>)>>, sqlx::Error> {
+    let mut tx = tenants::begin(pool, tenant.id).await?;
+    if !settings(&mut tx).await?.book_dose2_with_dose1 {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let tz = tenant.time_zone.0.name();
+    let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT s.id, s.starts_at FROM slots f \
+         JOIN venues v ON v.tenant_id = f.tenant_id AND v.id = f.venue_id \
+         JOIN vaccines x ON x.tenant_id = v.tenant_id AND x.id = v.vaccine_id \
+         JOIN slots s ON s.tenant_id = f.tenant_id AND s.venue_id = f.venue_id \
+         WHERE f.tenant_id = $1 AND f.id = $2 \
+           AND (s.starts_at AT TIME ZONE $3)::date >= (f.starts_at AT TIME ZONE $3)::date + x.min_interval_days \
+           AND s.booked < s.capacity \
+           AND s.starts_at - make_interval(hours => v.booking_deadline_hours) > now() \
+         ORDER BY s.starts_at LIMIT $4",
+    )
+    .bind(tenant.id.0)
+    .bind(first_slot)
+    .bind(tz)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(rows))
 }

@@ -341,6 +341,219 @@ pub async fn set_sms_budget(tx: &mut TenantTx, budget: Option<i64>) -> Result<()
     Ok(())
 }
 
+/// The plugin that serves `kind` and its form fields (one plugin per kind today).
+pub fn plugin_for_kind(kind: &str) -> Option<plugins::PluginInfo> {
+    plugins::catalogue().into_iter().find(|p| p.kind == kind)
+}
+
+/// Why a test message could not be attempted (a provider's refusal is a result, not this).
+#[derive(Debug, thiserror::Error)]
+pub enum TestSendError {
+    #[error("no {0} channel is configured yet: save the settings first")]
+    NotConfigured(String),
+    #[error("{0}")]
+    Recipient(String),
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+}
+
+/// Checks what an admin typed as a test recipient for a channel of `kind`.
+pub fn test_recipient(kind: &str, to: &str) -> Result<plugins::Recipient, TestSendError> {
+    let to = to.trim();
+    let phone = || {
+        let digits = to.chars().filter(char::is_ascii_digit).count();
+        let ok = (10..=15).contains(&digits)
+            && to
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_digit() || c == '-' || c == ' ' || (c == '+' && i == 0));
+        ok.then(|| plugins::Recipient::Phone(to.replace(['-', ' '], "")))
+    };
+    let email = || {
+        let ok = to.split_once('@').is_some_and(|(u, d)| {
+            !u.is_empty()
+                && d.contains('.')
+                && !d.starts_with('.')
+                && !to.contains(char::is_whitespace)
+        });
+        ok.then(|| plugins::Recipient::Email(to.to_owned()))
+    };
+    match kind {
+        "sms" => phone().ok_or_else(|| {
+            TestSendError::Recipient(
+                "enter a mobile number such as 09012345678 or +819012345678".into(),
+            )
+        }),
+        "email" => email().ok_or_else(|| {
+            TestSendError::Recipient("enter an e-mail address such as name@example.jp".into())
+        }),
+        _ => email().or_else(phone).ok_or_else(|| {
+            TestSendError::Recipient("enter an e-mail address or a mobile number".into())
+        }),
+    }
+}
+
+/// A test message for the city's configured channel of `kind`, ready to send: the channel and the
+/// message. Send it with no transaction open, then [`record_test`] the receipt.
+pub async fn prepare_test(
+    tx: &mut TenantTx,
+    key: &SealingKey,
+    kind: &str,
+    to: &str,
+    city: &str,
+) -> Result<(Arc<dyn plugins::Channel>, plugins::Message), TestSendError> {
+    let recipient = test_recipient(kind, to)?;
+    let channel = load(tx, key, kind)
+        .await?
+        .ok_or_else(|| TestSendError::NotConfigured(kind.to_owned()))?;
+    let message = plugins::Message {
+        to: recipient,
+        subject: Some(format!("【{city}】テスト送信 / test message")),
+        text: format!("{city}：予約システムからのテスト送信です。/ Test message from {city}."),
+        html: None,
+        idempotency_key: format!("notify-test:{}", uuid::Uuid::now_v7()),
+    };
+    Ok((channel, message))
+}
+
+/// Meters a sent test message like any other (SMS segments, e-mails), keyed by the message.
+pub async fn record_test(
+    tx: &mut TenantTx,
+    kind: &str,
+    message: &plugins::Message,
+    receipt: &plugins::DeliveryReceipt,
+) -> Result<(), sqlx::Error> {
+    let metered = match kind {
+        "sms" => tenants::billing::MeteredKind::SmsSegment,
+        "email" => tenants::billing::MeteredKind::Email,
+        _ => return Ok(()),
+    };
+    tenants::billing::usage::record(
+        tx,
+        &message.idempotency_key,
+        metered,
+        i64::from(receipt.units).max(1),
+        Utc::now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// This month's SMS use against the city's budget, for banners and the budget form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetStatus {
+    pub budget: Option<i64>,
+    pub used: i64,
+}
+
+/// How far along the budget is: what the admin pages say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BudgetLevel {
+    Fine,
+    /// 80 % or more used.
+    Alert,
+    /// All used: SMS go by e-mail where possible.
+    Reached,
+}
+
+impl BudgetStatus {
+    pub fn level(&self) -> BudgetLevel {
+        match self.budget {
+            Some(b) if self.used >= b => BudgetLevel::Reached,
+            Some(b) if self.used * 5 >= b * 4 => BudgetLevel::Alert,
+            _ => BudgetLevel::Fine,
+        }
+    }
+    /// Percent used (0 when no budget is set).
+    pub fn percent(&self) -> i64 {
+        match self.budget {
+            Some(b) if b > 0 => self.used * 100 / b,
+            Some(_) => 100,
+            None => 0,
+        }
+    }
+}
+
+pub async fn budget_status(
+    tx: &mut TenantTx,
+    tz: &str,
+    now: DateTime<Utc>,
+) -> Result<BudgetStatus, sqlx::Error> {
+    let budget: Option<i64> =
+        sqlx::query_scalar("SELECT sms_monthly_budget FROM notification_settings")
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten();
+    let used: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(quantity), 0)::bigint FROM usage_events WHERE kind = 'sms_segment' \
+         AND date_trunc('month', occurred_at AT TIME ZONE $1) = date_trunc('month', $2 AT TIME ZONE $1)",
+    )
+    .bind(tz)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(BudgetStatus { budget, used })
+}
+
+/// Reads a budget typed into a form: empty = no budget; otherwise a whole number of segments.
+pub fn parse_budget(input: &str) -> Result<Option<i64>, String> {
+    let cleaned: String = input
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, ',' | '_' | ' ' | '，'))
+        .map(|c| match c {
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+            c => c,
+        })
+        .collect();
+    if cleaned.is_empty() {
+        return Ok(None);
+    }
+    match cleaned.parse::<i64>() {
+        Ok(n) if (0..=100_000_000).contains(&n) => Ok(Some(n)),
+        Ok(_) => Err("the SMS budget must be between 0 and 100,000,000 segments".into()),
+        Err(_) => Err(format!(
+            "{input:?} is not a whole number of SMS segments (leave it empty for no budget)"
+        )),
+    }
+}
+
+/// Records that `level` (80 or 100) of the budget was reached in `month`; `true` only the first
+/// time in that month (the caller then e-mails the city admins, in the same transaction).
+pub async fn record_budget_alert(
+    tx: &mut TenantTx,
+    month: chrono::NaiveDate,
+    level: i32,
+    used: i64,
+    budget: i64,
+    recipients: i32,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO sms_budget_alerts (tenant_id, month, level, used, budget, recipients) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, month, level) DO NOTHING",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(month)
+    .bind(level)
+    .bind(used)
+    .bind(budget)
+    .bind(recipients)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Alerts sent so far: (month, level, when, how many admins were e-mailed), newest first.
+pub async fn budget_alerts(
+    tx: &mut TenantTx,
+) -> Result<Vec<(chrono::NaiveDate, i32, DateTime<Utc>, i32)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT month, level, at, recipients FROM sms_budget_alerts ORDER BY month DESC, level DESC LIMIT 24",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use plugins::{Channel, Message, Recipient, SendError};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
@@ -35,7 +35,7 @@ use tenants::billing::{MeteredKind, usage};
 use tenants::{Tenant, TenantStatus};
 use uuid::Uuid;
 
-use crate::channels::{self, Budget, SealingKey};
+use crate::channels::{self, SealingKey};
 use crate::residents::auth::{CODE_TTL_MINUTES, CodeSecret, code_for};
 use crate::templates::{self, Event};
 
@@ -68,6 +68,27 @@ pub enum Notification {
         slot_id: Uuid,
         days: i32,
     },
+    /// To one city admin: the month's SMS use reached `level` % (80 or 100) of the budget. Queued
+    /// once per month and level (`sms_budget_alerts`), sent by e-mail, not billed to the city.
+    SmsBudgetAlert {
+        account_id: Uuid,
+        level: i32,
+        month: chrono::NaiveDate,
+        used: i64,
+        budget: i64,
+    },
+}
+
+impl Notification {
+    /// The event name shown in the delivery log and used by its filter (the payload's `kind`).
+    pub const KINDS: [&'static str; 6] = [
+        "login_code",
+        "booking_confirmed",
+        "booking_changed",
+        "booking_cancelled",
+        "reminder",
+        "sms_budget_alert",
+    ];
 }
 
 /// Queues a notification inside the caller's transaction (tenant-scoped).
@@ -140,12 +161,15 @@ enum Plan {
         kind: &'static str,
         message: Message,
         units: i64,
+        /// Metered as the city's usage (not the platform's own alerts).
+        billed: bool,
     },
     Skip(String),
     Fail(String),
 }
 
-fn mask(recipient: &Recipient) -> String {
+/// A recipient as logs and admin pages may show it: 090****5678, t***@example.jp.
+pub fn mask(recipient: &Recipient) -> String {
     match recipient {
         Recipient::Phone(p) => {
             let digits: Vec<char> = p.chars().filter(char::is_ascii_digit).collect();
@@ -167,6 +191,20 @@ fn mask(recipient: &Recipient) -> String {
 
 impl Worker {
     /// Polls every `every` until `shutdown` resolves. A pass in progress is finished first.
+    /// [`Worker::run`], or only waits for `shutdown` when `off` (a process that serves only).
+    pub async fn run_unless(
+        self,
+        off: bool,
+        every: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        if off {
+            shutdown.await;
+        } else {
+            self.run(every, shutdown).await;
+        }
+    }
+
     pub async fn run(self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
@@ -253,6 +291,7 @@ impl Worker {
                     kind,
                     message,
                     units,
+                    billed,
                 } => match channel.send(&message).await {
                     Ok(receipt) => {
                         sqlx::query(
@@ -267,6 +306,7 @@ impl Worker {
                         .execute(&mut *tx)
                         .await?;
                         let metered = match kind {
+                            _ if !billed => None,
                             "sms" => Some(MeteredKind::SmsSegment),
                             "email" => Some(MeteredKind::Email),
                             _ => None,
@@ -372,6 +412,17 @@ impl Worker {
         let mut values: BTreeMap<&str, String> = BTreeMap::new();
         values.insert("city", tenant.name.clone());
         let (event, phone, email, lang) = match notification {
+            Notification::SmsBudgetAlert {
+                account_id,
+                level,
+                used,
+                budget,
+                ..
+            } => {
+                return self
+                    .budget_alert_plan(tx, tenant, key, *account_id, *level, *used, *budget)
+                    .await;
+            }
             Notification::LoginCode {
                 login_code_id,
                 lang,
@@ -449,8 +500,9 @@ impl Worker {
                 )
             }
         };
-        let rendered = match templates::render(&templates::default_template(event, &lang), &values)
-        {
+        // the city's own wording where it wrote one, else the built-in default
+        let (template, _) = templates::effective(tx, event, &lang).await?;
+        let rendered = match templates::render(&template, &values) {
             Ok(r) => r,
             Err(e) => return Ok(Plan::Fail(format!("template: {e}"))),
         };
@@ -470,6 +522,7 @@ impl Worker {
                 kind: "email",
                 message: email_message(address),
                 units: 1,
+                billed: true,
             });
         }
         let Some(phone) = phone.filter(|p| !p.is_empty()) else {
@@ -483,17 +536,28 @@ impl Worker {
             ));
         };
         let segments = i64::from(plugins::sms_segments(&rendered.text));
-        match channels::sms_budget(tx, tenant.time_zone.name(), Utc::now(), segments).await? {
-            Budget::Exhausted { used, budget } => {
-                tracing::warn!(tenant.id = %tenant.id, used, budget, "SMS budget reached");
+        let now = Utc::now();
+        let status = channels::budget_status(tx, tenant.time_zone.name(), now).await?;
+        if let Some(budget) = status.budget {
+            let after = status.used + segments;
+            let over = after > budget;
+            // 80 % and 100 % are each e-mailed to the city admins once a month
+            if after * 5 >= budget * 4 {
+                self.budget_alert(tx, tenant, 80, after.min(budget), budget, now)
+                    .await?;
+            }
+            if after >= budget {
+                let used = if over { status.used } else { after };
+                self.budget_alert(tx, tenant, 100, used, budget, now)
+                    .await?;
+            }
+            if over {
+                tracing::warn!(tenant.id = %tenant.id, used = status.used, budget, "SMS budget reached");
                 return Ok(Plan::Fail(format!(
-                    "SMS budget reached ({used} of {budget} segments this month) and no e-mail address to fall back to"
+                    "SMS budget reached ({} of {budget} segments this month) and no e-mail address to fall back to",
+                    status.used
                 )));
             }
-            Budget::CrossesAlert { used, budget } => {
-                tracing::warn!(tenant.id = %tenant.id, used, budget, "SMS usage passed 80 % of the monthly budget");
-            }
-            Budget::Within => {}
         }
         Ok(Plan::Send {
             channel,
@@ -506,7 +570,135 @@ impl Worker {
                 idempotency_key: key.to_owned(),
             },
             units: segments,
+            billed: true,
         })
+    }
+
+    /// Records that the month's SMS use reached `level` % and, the first time in the month, queues
+    /// an alert e-mail to each of the city's admins (in the caller's transaction).
+    async fn budget_alert(
+        &self,
+        tx: &mut tenants::TenantTx,
+        tenant: &Tenant,
+        level: i32,
+        used: i64,
+        budget: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        let local = now.with_timezone(&tenant.time_zone.0).date_naive();
+        let month = local.with_day(1).unwrap_or(local);
+        let admins: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT a.id FROM authz_rules r JOIN staff_accounts a ON r.v0 = 'staff:' || a.id::text \
+             WHERE r.ptype = 'g' AND r.v1 = 'city_admin' AND r.v2 = $1 AND NOT a.disabled ORDER BY a.id",
+        )
+        .bind(tenant.id.0.to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+        let recipients = i32::try_from(admins.len()).unwrap_or(i32::MAX);
+        if !channels::record_budget_alert(tx, month, level, used, budget, recipients).await? {
+            return Ok(());
+        }
+        tracing::warn!(tenant.id = %tenant.id, level, used, budget, recipients, "SMS budget alert");
+        for account_id in admins {
+            push_once(
+                tx,
+                tenant.id.0,
+                &format!("sms-budget:{month}:{level}:{account_id}"),
+                &Notification::SmsBudgetAlert {
+                    account_id,
+                    level,
+                    month,
+                    used,
+                    budget,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the alert's fields, read from its payload"
+    )]
+    async fn budget_alert_plan(
+        &self,
+        tx: &mut tenants::TenantTx,
+        tenant: &Tenant,
+        key: &str,
+        account_id: Uuid,
+        level: i32,
+        used: i64,
+        budget: i64,
+    ) -> Result<Plan, sqlx::Error> {
+        let email: Option<String> =
+            sqlx::query_scalar("SELECT email FROM staff_accounts WHERE id = $1 AND NOT disabled")
+                .bind(account_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some(email) = email else {
+            return Ok(Plan::Skip(
+                "the account no longer exists or is disabled".into(),
+            ));
+        };
+        let Some(channel) = self.channel(tx, "email").await? else {
+            return Ok(Plan::Fail(
+                "no e-mail channel is configured for this city".into(),
+            ));
+        };
+        let city = &tenant.name;
+        let url = format!("{}/admin/t/{}/notifications", self.public_url, tenant.slug);
+        let (subject, text) = budget_alert_text(city, level, used, budget, &url);
+        Ok(Plan::Send {
+            channel,
+            kind: "email",
+            message: Message {
+                to: Recipient::Email(email),
+                subject: Some(subject),
+                html: None,
+                text,
+                idempotency_key: key.to_owned(),
+            },
+            units: 1,
+            billed: false,
+        })
+    }
+}
+
+/// The alert e-mail to city admins, in Japanese then English (the staff's language is not known).
+pub fn budget_alert_text(
+    city: &str,
+    level: i32,
+    used: i64,
+    budget: i64,
+    url: &str,
+) -> (String, String) {
+    if level >= 100 {
+        (
+            format!("【{city}】今月のSMS予算に達しました / SMS budget reached"),
+            format!(
+                "{city} の今月のSMS送信数が予算に達しました（{used} / {budget}通）。\n\
+                 今月これ以降のお知らせは、可能な場合はメールで送られます（メールアドレスのない方には送られません）。\n\
+                 予算の変更：{url}\n\n\
+                 SMS budget reached: {used} of {budget} segments used this month in {city}. \
+                 Messages go by e-mail where possible for the rest of the month.\n\
+                 Change the budget: {url}\n"
+            ),
+        )
+    } else {
+        (
+            format!(
+                "【{city}】今月のSMS予算の80%を使用しました / 80 % of this month's SMS budget used"
+            ),
+            format!(
+                "{city} の今月のSMS送信数が予算の80%に達しました（{used} / {budget}通）。\n\
+                 予算に達すると、お知らせは可能な場合メールで送られます。\n\
+                 予算の確認・変更：{url}\n\n\
+                 80 % of this month's SMS budget used in {city} ({used} of {budget} segments). \
+                 When the budget is reached, messages go by e-mail where possible.\n\
+                 Review the budget: {url}\n"
+            ),
+        )
     }
 }
 

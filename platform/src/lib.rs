@@ -6,13 +6,18 @@ pub mod audit;
 pub mod authz;
 pub mod availability;
 pub mod booking;
+pub mod callcenter;
 pub mod channels;
+pub mod delivery_log;
 pub mod demo;
 pub mod export;
+pub mod exports;
 pub mod i18n;
 pub mod identity;
 pub mod import;
+pub mod intake;
 pub mod jobs;
+pub mod overview;
 pub mod residents;
 pub mod setup;
 pub mod staff;
@@ -44,6 +49,21 @@ impl ResidentServices {
             return Ok(Some(t));
         }
         let found = tenants::find_by_slug(&self.pool, slug).await?;
+        if let Some(t) = &found {
+            self.availability.remember_tenant(t.clone());
+        }
+        Ok(found)
+    }
+
+    /// A tenant by id, remembered like [`ResidentServices::tenant`].
+    pub async fn tenant_by_id(
+        &self,
+        id: tenants::TenantId,
+    ) -> Result<Option<tenants::Tenant>, sqlx::Error> {
+        if let Some(t) = self.availability.cached_tenant_by_id(id) {
+            return Ok(Some(t));
+        }
+        let found = tenants::find_by_id(&self.pool, id).await?;
         if let Some(t) = &found {
             self.availability.remember_tenant(t.clone());
         }

@@ -2,8 +2,15 @@
 //! list per event. Templates are data, never code: a placeholder is replaced by text (HTML-escaped in
 //! HTML bodies), an unknown placeholder is refused when the city saves the template, and a missing
 //! value is refused when rendering, so a resident never receives "{{venue}}".
+//!
+//! A city may replace a built-in template per event and language (`notification_templates`); the
+//! worker uses [`effective`], which falls back to [`default_template`]. Removing the override
+//! ([`reset`]) brings the default back.
 
 use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use tenants::TenantTx;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Event {
@@ -250,6 +257,139 @@ pub fn default_template(event: Event, lang: &str) -> Template {
     }
 }
 
+/// How many SMS segments `text` takes (what a preview shows and the city pays per message).
+pub fn sms_segments(text: &str) -> u32 {
+    plugins::sms_segments(text)
+}
+
+/// The languages a city can write templates in (the resident site's languages).
+pub const LANGS: [&str; 4] = ["ja", "en", "zh-Hans", "pt"];
+
+/// The template language for a resident's locale: one of [`LANGS`], Japanese otherwise.
+pub fn template_lang(locale: &str) -> &'static str {
+    LANGS
+        .into_iter()
+        .find(|l| l.eq_ignore_ascii_case(locale))
+        .or_else(|| {
+            let prefix = locale.split(['-', '_']).next().unwrap_or("");
+            LANGS.into_iter().find(|l| {
+                l.split('-')
+                    .next()
+                    .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+            })
+        })
+        .unwrap_or("ja")
+}
+
+/// Made-up values for every placeholder of `event`, for previews (never a real resident).
+pub fn sample_values(event: Event, city: &str, lang: &str) -> BTreeMap<&'static str, String> {
+    let (name, venue, address) = match lang {
+        "ja" => ("ヤマダ タロウ", "市民ホール集団接種会場", "中央区1-2-3"),
+        _ => ("Taro Yamada", "Civic Hall vaccination site", "1-2-3 Chuo"),
+    };
+    event
+        .variables()
+        .iter()
+        .map(|v| {
+            let value = match *v {
+                "city" => city.to_owned(),
+                "code" => "123456".into(),
+                "minutes" => "10".into(),
+                "name" => name.into(),
+                "venue" => venue.into(),
+                "address" => address.into(),
+                "date" => "2027-04-01".into(),
+                "time" => "10:30".into(),
+                "dose" => "1".into(),
+                "url" => "https://yoyaku.example.jp/t/demo/bookings".into(),
+                "days" => "2".into(),
+                other => other.to_owned(),
+            };
+            (*v, value)
+        })
+        .collect()
+}
+
+/// The template the worker uses for `event` in `lang`: the city's own, else the built-in one.
+/// `true` when it is the city's own.
+pub async fn effective(
+    tx: &mut TenantTx,
+    event: Event,
+    lang: &str,
+) -> Result<(Template, bool), sqlx::Error> {
+    let lang = template_lang(lang);
+    let own: Option<(String, String)> = sqlx::query_as(
+        "SELECT subject, body FROM notification_templates WHERE event = $1 AND lang = $2",
+    )
+    .bind(event.as_str())
+    .bind(lang)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match own {
+        Some((subject, body)) => (Template { subject, body }, true),
+        None => (default_template(event, lang), false),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error(transparent)]
+    Invalid(#[from] TemplateError),
+    #[error("language {0:?} is not one of ja, en, zh-Hans, pt")]
+    Lang(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Stores the city's own template after [`validate`]; nothing is stored when it is refused.
+pub async fn save_override(
+    tx: &mut TenantTx,
+    event: Event,
+    lang: &str,
+    template: &Template,
+    by: &str,
+) -> Result<(), SaveError> {
+    if !LANGS.contains(&lang) {
+        return Err(SaveError::Lang(lang.to_owned()));
+    }
+    validate(event, template)?;
+    sqlx::query(
+        "INSERT INTO notification_templates (tenant_id, event, lang, subject, body, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, now(), $6) \
+         ON CONFLICT (tenant_id, event, lang) DO UPDATE SET subject = $4, body = $5, updated_at = now(), updated_by = $6",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(event.as_str())
+    .bind(lang)
+    .bind(template.subject.trim())
+    .bind(template.body.trim_end())
+    .bind(by)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Removes the city's own template, so the built-in default applies again; `true` if there was one.
+pub async fn reset(tx: &mut TenantTx, event: Event, lang: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM notification_templates WHERE event = $1 AND lang = $2")
+        .bind(event.as_str())
+        .bind(lang)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The city's own templates: (event, language, last change, by whom).
+pub async fn overrides(
+    tx: &mut TenantTx,
+) -> Result<Vec<(String, String, DateTime<Utc>, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT event, lang, updated_at, updated_by FROM notification_templates ORDER BY event, lang",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +464,24 @@ mod tests {
             render(&t, &values(&[("city", "x")])),
             Err(TemplateError::Missing("name".into()))
         );
+    }
+
+    #[test]
+    fn locales_map_to_template_languages_and_samples_fill_every_placeholder() {
+        assert_eq!(template_lang("zh-hans"), "zh-Hans");
+        assert_eq!(template_lang("pt-BR"), "pt");
+        assert_eq!(template_lang("en-US"), "en");
+        assert_eq!(template_lang("ko"), "ja");
+        for event in Event::ALL {
+            for lang in LANGS {
+                let r = render(
+                    &default_template(event, lang),
+                    &sample_values(event, "デモ市", lang),
+                )
+                .expect("a preview renders");
+                assert!(!r.text.contains("{{"));
+            }
+        }
     }
 
     #[test]

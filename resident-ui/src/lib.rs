@@ -11,6 +11,7 @@
 //!   CSRF token (bound to the session; before login, to a `yk_form` cookie) and an idempotency key.
 
 mod page;
+mod questionnaire;
 mod text;
 
 use std::net::SocketAddr;
@@ -671,8 +672,12 @@ async fn days(
                 ul class="choices" {
                     @for d in &list {
                         li {
-                            @if d.mark == Mark::Full {
+                            @if d.mark == Mark::Full && !d.dose2_only {
                                 span class="choice disabled" { (text::date(lang, d.date)) " " (mark_html(lang, d.mark)) }
+                            } @else if d.dose2_only {
+                                a class="choice" href=(with_change(r.url(&format!("venues/{venue}/{}", d.date)), q.change)) {
+                                    (text::date(lang, d.date)) " " (mark_html(lang, d.mark)) " · " (t(lang, T::SecondDoseOnly))
+                                }
                             } @else {
                                 a class="choice" href=(with_change(r.url(&format!("venues/{venue}/{}", d.date)), q.change)) {
                                     (text::date(lang, d.date)) " " (mark_html(lang, d.mark))
@@ -719,8 +724,12 @@ async fn times(
                     @for sl in &list {
                         @let label = html! { (sl.starts_at.with_timezone(&tz).format("%H:%M")) "–" (sl.ends_at.with_timezone(&tz).format("%H:%M")) " " (mark_html(lang, sl.mark)) };
                         li {
-                            @if sl.mark == Mark::Full {
+                            @if sl.mark == Mark::Full && sl.mark_dose2 == Mark::Full {
                                 span class="choice disabled" { (label) }
+                            } @else if sl.mark == Mark::Full {
+                                a class="choice slot" href=(r.url(&format!("confirm?slot={}{change}", sl.slot_id))) {
+                                    (label) " · " (t(lang, T::SecondDoseOnly)) " " (sl.free_dose2)
+                                }
                             } @else {
                                 a class="choice slot" href=(r.url(&format!("confirm?slot={}{change}", sl.slot_id))) {
                                     (label) " · " (t(lang, T::FreeSeats)) " " (sl.free)
@@ -760,6 +769,29 @@ struct BookForm {
     ticket2: String,
     #[serde(default)]
     birth2: String,
+    /// "on": a group may sit in the slot right before or after when this one has too few seats.
+    #[serde(default)]
+    adjacent: Option<String>,
+    /// Dose 2 booked in the same step (cities that offer it): a slot id, or empty.
+    #[serde(default)]
+    second: String,
+    // the optional questionnaire (resident-ui/src/questionnaire.rs)
+    #[serde(default)]
+    hq_conditions: String,
+    #[serde(default)]
+    hq_allergies: String,
+    #[serde(default)]
+    hq_anaphylaxis: String,
+}
+
+impl BookForm {
+    fn questionnaire(&self) -> questionnaire::Fields {
+        questionnaire::Fields {
+            hq_conditions: self.hq_conditions.clone(),
+            hq_allergies: self.hq_allergies.clone(),
+            hq_anaphylaxis: self.hq_anaphylaxis.clone(),
+        }
+    }
 }
 
 /// The slot's place and time, for the confirm page (from the availability cache).
@@ -844,6 +876,16 @@ async fn confirm_markup(
         .unwrap_or(Dose::First);
     let chosen = parse_dose(&form.dose).unwrap_or(next);
     let (venue, vaccine, when) = summary;
+    // Offered only while dose 1 is still to book and the city allows both at once.
+    let pairing = if form.change.is_none() && next == Dose::First {
+        match booking::second_dose_options(&s.pool, &r.tenant, form.slot, 30).await {
+            Ok(o) => o,
+            Err(e) => return internal(e),
+        }
+    } else {
+        None
+    };
+    let tz = r.tenant.time_zone.0;
     let action = if form.change.is_some() {
         "change"
     } else {
@@ -890,7 +932,24 @@ async fn confirm_markup(
                                 input id=(format!("birth{n}")) name=(format!("birth{n}")) inputmode="numeric"
                                     placeholder=(t(lang, T::BirthDateHint)) value=(bd);
                             }
+                            label class="radio" {
+                                input type="checkbox" name="adjacent" value="on" checked[form.adjacent.is_some()];
+                                " " (t(lang, T::AdjacentSlots))
+                            }
                         }
+                        @if let Some(options) = &pairing {
+                            fieldset {
+                                legend { (t(lang, T::SecondDoseToo)) }
+                                p class="small" { (t(lang, T::SecondDoseTooHint)) }
+                                select name="second" id="second" {
+                                    option value="" selected[form.second.is_empty()] { (t(lang, T::SecondDoseLater)) }
+                                    @for (id, at) in options {
+                                        option value=(id) selected[form.second == id.to_string()] { (text::when(lang, tz, *at)) }
+                                    }
+                                }
+                            }
+                        }
+                        (questionnaire::markup(lang, &form.questionnaire()))
                         button type="submit" id="confirm" { (t(lang, T::ConfirmBook)) }
                     }
                 }
@@ -971,12 +1030,31 @@ async fn book_submit(
         slot_id: form.slot,
         dose: parse_dose(&form.dose).unwrap_or(Dose::First),
         companions,
-        second_dose_slot: None,
+        second_dose_slot: form.second.trim().parse().ok(),
         idempotency_key: format!("web:{}:{}", session.resident_id, form.key),
     };
-    match booking::book(&s.pool, &r.tenant, &req).await {
+    let result = if form.adjacent.is_some() {
+        booking::book_allowing_adjacent(&s.pool, &r.tenant, &req).await
+    } else {
+        booking::book(&s.pool, &r.tenant, &req).await
+    };
+    match result {
         Ok(booked) => {
-            s.availability.invalidate_tenant(r.tenant.id);
+            for b in &booked {
+                s.availability.invalidate_venue(r.tenant.id, b.venue_id);
+            }
+            // the questionnaire is a courtesy: its failure never undoes the booking
+            let answers = form.questionnaire().answers();
+            if let Err(e) = platform::intake::save_questionnaire_by_resident(
+                &s.pool,
+                &r.tenant,
+                session.resident_id,
+                &answers,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "storing the questionnaire failed");
+            }
             let first = booked.first().map(|b| b.id).unwrap_or_default();
             Redirect::to(&r.url(&format!("done?booking={first}"))).into_response()
         }

@@ -13,6 +13,7 @@ use crate::support::{Options, TestApp, spawn_app_with};
 async fn demo_app() -> TestApp {
     spawn_app_with(Options {
         demo: true,
+        manual_worker: true,
         ..Options::default()
     })
     .await
@@ -416,4 +417,228 @@ async fn dose_two_can_be_booked_together_with_dose_one_when_the_city_allows_it()
         .expect_err("dose 2 slot full");
     assert!(matches!(err, BookingError::Full), "{err:?}");
     assert_eq!(seats(&app, first).await, (1, 1));
+}
+
+#[tokio::test]
+async fn seats_held_for_dose_two_are_kept_from_first_doses_until_the_release_date() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let first = app.demo_slot(0).await;
+    // A slot of 4 seats three weeks later, half of which the city holds for second doses.
+    let later: Uuid = sqlx::query_scalar(
+        "INSERT INTO slots (tenant_id, id, venue_id, starts_at, ends_at, capacity) \
+         SELECT tenant_id, gen_random_uuid(), venue_id, starts_at + interval '22 days', ends_at + interval '22 days', 4 \
+         FROM slots WHERE id = $1 RETURNING id",
+    )
+    .bind(first)
+    .fetch_one(&app.owner)
+    .await
+    .expect("later slot");
+    sqlx::query(
+        "INSERT INTO booking_settings (tenant_id, book_dose2_with_dose1, dose2_reserve_percent, dose2_reserve_until) \
+         VALUES ($1, true, 50, now() + interval '60 days') \
+         ON CONFLICT (tenant_id) DO UPDATE SET dose2_reserve_percent = 50, dose2_reserve_until = now() + interval '60 days'",
+    )
+    .bind(tenant.id.0)
+    .execute(&app.owner)
+    .await
+    .expect("hold half");
+    let people: Vec<Uuid> = {
+        let mut v = Vec::new();
+        for n in 20..=24 {
+            v.push(app.resident_id(&demo_resident(n).ticket_no).await);
+        }
+        v
+    };
+    // Two first doses fill the seats not held (fast path: one person, dose 1) …
+    for r in &people[..2] {
+        booking::book(&app.pool, &tenant, &request(*r, later))
+            .await
+            .expect("first dose in the unheld seats");
+    }
+    // … a third is refused although two seats are free …
+    let err = booking::book(&app.pool, &tenant, &request(people[2], later))
+        .await
+        .expect_err("held seats are not for first doses");
+    assert!(matches!(err, BookingError::Full), "{err:?}");
+    // … and so is a group (general path) that would need one of them.
+    let mut group = request(people[2], later);
+    group.companions = vec![people[3]];
+    let err = booking::book(&app.pool, &tenant, &group)
+        .await
+        .expect_err("held seats are not for a group's first doses");
+    assert!(matches!(err, BookingError::Full), "{err:?}");
+    // Availability tells first doses "full" and second doses "2 free".
+    let slots = platform::availability::AvailabilityCache::new()
+        .venue_slots(&app.pool, &tenant, app.venue_of(later).await)
+        .await
+        .expect("availability");
+    let s = slots
+        .iter()
+        .find(|s| s.slot_id == later)
+        .expect("slot listed");
+    assert_eq!((s.free, s.free_dose2), (0, 2));
+    assert_eq!(s.mark, platform::availability::Mark::Full);
+    assert_ne!(s.mark_dose2, platform::availability::Mark::Full);
+
+    // Dose 2 may use a held seat: dose 1 in `first`, dose 2 in `later` (22 days after).
+    let mut pair = request(people[4], first);
+    pair.second_dose_slot = Some(later);
+    booking::book(&app.pool, &tenant, &pair)
+        .await
+        .expect("dose 2 takes a held seat");
+    let (booked, dose2): (i32, i32) =
+        sqlx::query_as("SELECT booked, booked_dose2 FROM slots WHERE id = $1")
+            .bind(later)
+            .fetch_one(&app.owner)
+            .await
+            .expect("counts");
+    assert_eq!((booked, dose2), (3, 1));
+
+    // After the release date the held seats are open to everyone.
+    sqlx::query("UPDATE booking_settings SET dose2_reserve_until = now() - interval '1 minute' WHERE tenant_id = $1")
+        .bind(tenant.id.0)
+        .execute(&app.owner)
+        .await
+        .expect("release");
+    booking::book(&app.pool, &tenant, &request(people[2], later))
+        .await
+        .expect("released seat");
+    assert_eq!(seats(&app, later).await, (4, 4));
+}
+
+#[tokio::test]
+async fn the_one_statement_fast_path_keeps_the_invariants() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let slot = app.demo_slot(0).await;
+    let r = app.resident_id(&demo_resident(30).ticket_no).await;
+    let req = request(r, slot);
+    let first = booking::book(&app.pool, &tenant, &req).await.expect("book");
+    // replay: same booking, nothing new
+    let again = booking::book(&app.pool, &tenant, &req)
+        .await
+        .expect("replay");
+    assert_eq!(first, again);
+    assert_eq!(seats(&app, slot).await, (1, 1));
+    assert_eq!(jobs_for(&app, first[0].id).await, 1);
+    // a second dose-1 booking with another key: the general path says why
+    let err = booking::book(&app.pool, &tenant, &request(r, app.demo_slot(1).await))
+        .await
+        .expect_err("one live booking per dose");
+    assert!(
+        matches!(err, BookingError::AlreadyBooked { dose: Dose::First }),
+        "{err:?}"
+    );
+    // the key of someone else is refused
+    let other = app.resident_id(&demo_resident(31).ticket_no).await;
+    let mut stolen = request(other, slot);
+    stolen.idempotency_key = req.idempotency_key.clone();
+    let err = booking::book(&app.pool, &tenant, &stolen)
+        .await
+        .expect_err("key of another resident");
+    assert!(matches!(err, BookingError::KeyReused), "{err:?}");
+    // a token of no session is unauthenticated; nothing written
+    let fake = format!("{}.not-a-session", tenant.id.0);
+    let out = booking::book_first_dose(
+        &app.pool,
+        &tenant,
+        booking::Caller::Token(&fake),
+        slot,
+        "k-unauthenticated",
+    )
+    .await
+    .expect("answer");
+    assert!(
+        matches!(out, booking::FastOutcome::Unauthenticated),
+        "{out:?}"
+    );
+    assert_eq!(seats(&app, slot).await, (1, 1));
+    // the tenant setting does not outlive the statement on the pooled connection
+    let leaked: Option<String> =
+        sqlx::query_scalar("SELECT NULLIF(current_setting('app.tenant_id', true), '')")
+            .fetch_one(&app.pool)
+            .await
+            .expect("setting");
+    assert_eq!(leaked, None);
+}
+
+#[tokio::test]
+async fn a_group_may_spill_into_the_adjacent_slot_all_or_nothing() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    // a free demo slot with a free next slot at the same venue within the hour (same day)
+    let (chosen, next): (Uuid, Uuid) = sqlx::query_as(
+        "SELECT s.id, n.id FROM slots s JOIN venues v ON v.id = s.venue_id \
+         JOIN LATERAL (SELECT id, starts_at, booked FROM slots x WHERE x.venue_id = s.venue_id \
+                       AND x.starts_at > s.starts_at ORDER BY x.starts_at LIMIT 1) n ON true \
+         WHERE v.name = '市民ホール集団接種会場' AND s.booked = 0 AND n.booked = 0 \
+           AND s.starts_at > now() + interval '3 days' AND n.starts_at < s.starts_at + interval '1 hour' \
+         ORDER BY s.starts_at LIMIT 1",
+    )
+    .fetch_one(&app.owner)
+    .await
+    .expect("two adjacent slots");
+    sqlx::query("UPDATE slots SET booked = capacity - 2 WHERE id = $1")
+        .bind(chosen)
+        .execute(&app.owner)
+        .await
+        .expect("two seats left");
+    let before = seats(&app, chosen).await.0;
+    let mut people = Vec::new();
+    for n in 40..=46 {
+        people.push(app.resident_id(&demo_resident(n).ticket_no).await);
+    }
+    let mut group = request(people[0], chosen);
+    group.companions = vec![people[1], people[2]];
+    // Without the option: three do not fit in two seats.
+    let err = booking::book(&app.pool, &tenant, &group)
+        .await
+        .expect_err("too few seats");
+    assert!(matches!(err, BookingError::Full), "{err:?}");
+    // With it: two in the chosen slot, one in the next.
+    let booked = booking::book_allowing_adjacent(&app.pool, &tenant, &group)
+        .await
+        .expect("split over two slots");
+    assert_eq!(booked.len(), 3);
+    assert_eq!(booked.iter().filter(|b| b.slot_id == chosen).count(), 2);
+    assert_eq!(booked.iter().filter(|b| b.slot_id == next).count(), 1);
+    assert!(booked.iter().all(|b| b.group_id == booked[0].group_id));
+    assert_eq!(seats(&app, chosen).await.0, before + 2);
+    assert_eq!(seats(&app, next).await, (1, 1));
+    // The organiser sits in the chosen slot.
+    assert!(
+        booked
+            .iter()
+            .any(|b| b.resident_id == people[0] && b.slot_id == chosen)
+    );
+
+    // When the neighbours are full too, nobody is booked anywhere.
+    sqlx::query(
+        "UPDATE slots SET booked = capacity WHERE venue_id = (SELECT venue_id FROM slots WHERE id = $1) \
+         AND id <> $1",
+    )
+    .bind(chosen)
+    .execute(&app.owner)
+    .await
+    .expect("fill the venue");
+    sqlx::query("UPDATE slots SET booked = capacity - 1 WHERE id = $1")
+        .bind(chosen)
+        .execute(&app.owner)
+        .await
+        .expect("one seat left");
+    let mut late = request(people[3], chosen);
+    late.companions = vec![people[4], people[5]];
+    let err = booking::book_allowing_adjacent(&app.pool, &tenant, &late)
+        .await
+        .expect_err("no room anywhere");
+    assert!(matches!(err, BookingError::Full), "{err:?}");
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bookings WHERE resident_id = ANY($1) AND status = 'booked'",
+    )
+    .bind(&people[3..6])
+    .fetch_one(&app.owner)
+    .await
+    .expect("rows");
+    assert_eq!(rows, 0);
 }

@@ -61,6 +61,38 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     platform::channels::set_sms_budget(&mut tx, Some(10_000))
         .await
         .expect("budget");
+    // exports: a finished job with its file chunk
+    let export = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO export_jobs (tenant_id, id, kind, format, state, created_by) \
+         VALUES ($1, $2, 'booking_ledger', 'csv_utf8', 'done', 'isolation')",
+    )
+    .bind(tenant.id.0)
+    .bind(export)
+    .execute(&mut *tx)
+    .await
+    .expect("export job");
+    sqlx::query(
+        "INSERT INTO export_chunks (tenant_id, job_id, seq, data) VALUES ($1, $2, 0, '\\x00')",
+    )
+    .bind(tenant.id.0)
+    .bind(export)
+    .execute(&mut *tx)
+    .await
+    .expect("export chunk");
+    // a template of the city's own and a budget alert already sent
+    platform::templates::save_override(
+        &mut tx,
+        platform::templates::Event::Reminder,
+        "ja",
+        &platform::templates::default_template(platform::templates::Event::Reminder, "ja"),
+        "isolation",
+    )
+    .await
+    .expect("template");
+    platform::channels::record_budget_alert(&mut tx, month, 80, 8_000, 10_000, 0)
+        .await
+        .expect("budget alert");
     tx.commit().await.expect("commit");
     // Login codes, throttle rows and sessions only exist once someone logs in.
     let resident = platform::demo::demo_resident(3);
@@ -112,6 +144,51 @@ async fn two_tenants() -> (TestApp, TenantId, TenantId) {
         platform::api_keys::create(&mut scope, &app.authz, "isolation", &["venues:read".into()])
             .await
             .expect("api key");
+        scope.commit().await.expect("commit");
+    }
+    // intake (visits, visit events, vaccination records, side-effect notes, questionnaires): the
+    // demo booking of each city checked in, vaccinated and noted, through the intake guard
+    for t in [a, b] {
+        let (venue, booking): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+            "SELECT s.venue_id, b.id FROM bookings b JOIN slots s ON s.id = b.slot_id \
+             WHERE b.tenant_id = $1 ORDER BY b.id LIMIT 1",
+        )
+        .bind(t.0)
+        .fetch_one(&app.owner)
+        .await
+        .expect("a demo booking");
+        let mut scope =
+            platform::intake::enter(&app.authz, &actor, t, venue, platform::authz::Act::Write)
+                .await
+                .expect("intake scope");
+        platform::intake::step(&mut scope, venue, booking, platform::intake::Step::CheckIn)
+            .await
+            .expect("check in");
+        let vaccination = platform::intake::NewVaccination {
+            lot_number: "ISO-1".into(),
+            dose_ml: 0.3,
+            vaccinator: "Dr. Iso".into(),
+            vaccinated_at: Utc::now(),
+        };
+        platform::intake::vaccinate(&mut scope, venue, booking, &vaccination)
+            .await
+            .expect("vaccinate");
+        let note = platform::intake::NewSideEffect {
+            kind: "fever".into(),
+            severity: "mild".into(),
+            onset_at: Utc::now(),
+            note: String::new(),
+        };
+        platform::intake::add_side_effect(&mut scope, venue, booking, &note)
+            .await
+            .expect("side effect");
+        let answers = platform::intake::Answers {
+            conditions: "asthma".into(),
+            ..Default::default()
+        };
+        platform::intake::save_questionnaire(&mut scope, venue, booking, &answers)
+            .await
+            .expect("questionnaire");
         scope.commit().await.expect("commit");
     }
     (app, a, b)

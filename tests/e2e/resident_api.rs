@@ -221,3 +221,92 @@ async fn code_requests_over_the_api_are_throttled_with_a_retry_after() {
             > 0
     );
 }
+
+/// Hot availability is answered from memory (graphql/src/web.rs): the same request gets the same
+/// bytes until a booking touches the venue, which shows at once; and nothing that depends on who
+/// asks is ever answered from there.
+#[tokio::test]
+async fn remembered_availability_answers_follow_bookings_and_never_mix_up_residents() {
+    let app = demo_app().await;
+    let slot = app.demo_slot(0).await;
+    let venue = app.venue_of(slot).await;
+    let read = "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free mark } }";
+    let free_of = |answer: &Value| {
+        answer["data"]["availability"]
+            .as_array()
+            .expect("slots")
+            .iter()
+            .find(|s| s["id"] == slot.to_string())
+            .expect("the slot")["free"]
+            .as_i64()
+            .expect("free")
+    };
+    let before = app.graphql(read, json!({ "v": venue })).await;
+    let again = app.graphql(read, json!({ "v": venue })).await;
+    assert_eq!(before, again);
+    let free = free_of(&before);
+
+    // A booking through the API (the one-statement path) drops the remembered answer at once.
+    let token = app.resident_token(50).await;
+    let booked = app
+        .graphql_as(&token, "ja", BOOK, book_vars(slot, "remembered-1"))
+        .await;
+    assert!(booked["errors"].is_null(), "{booked}");
+    let after = app.graphql(read, json!({ "v": venue })).await;
+    assert_eq!(free_of(&after), free - 1, "{after}");
+
+    // The language is part of the key.
+    let texts = "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { markText } }";
+    let ja = app.graphql_as("", "ja", texts, json!({ "v": venue })).await;
+    let en = app.graphql_as("", "en", texts, json!({ "v": venue })).await;
+    assert_ne!(ja, en);
+
+    // A request that also asks for the caller's own bookings is never remembered: two residents
+    // sending the very same body see their own.
+    let mixed =
+        "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id } myBookings { id } }";
+    let other = app.resident_token(51).await;
+    let mine = app
+        .graphql_as(&token, "ja", mixed, json!({ "v": venue }))
+        .await;
+    let theirs = app
+        .graphql_as(&other, "ja", mixed, json!({ "v": venue }))
+        .await;
+    assert_eq!(
+        mine["data"]["myBookings"].as_array().map(Vec::len),
+        Some(1),
+        "{mine}"
+    );
+    assert_eq!(
+        theirs["data"]["myBookings"].as_array().map(Vec::len),
+        Some(0),
+        "{theirs}"
+    );
+
+    // A refused booking over the fast path says why, in the asker's language.
+    let full = app.demo_slot(1).await;
+    sqlx::query("UPDATE slots SET booked = capacity WHERE id = $1")
+        .bind(full)
+        .execute(&app.owner)
+        .await
+        .expect("fill");
+    let refused = app
+        .graphql_as(&other, "en", BOOK, book_vars(full, "remembered-2"))
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{refused}"
+    );
+    assert_eq!(
+        refused["errors"][0]["message"],
+        "This time is full. Please choose another time."
+    );
+    // A bad token gets UNAUTHENTICATED, as before.
+    let fake = app
+        .graphql_as("nonsense", "en", BOOK, book_vars(slot, "remembered-3"))
+        .await;
+    assert_eq!(
+        fake["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{fake}"
+    );
+}

@@ -282,3 +282,70 @@ async fn a_resident_books_changes_and_cancels_in_english_without_javascript() {
     resident_flow(&app, &page, 33, &EN).await;
     browser.close().await;
 }
+
+/// Where the city offers it, the confirm page lets a resident book dose 2 (same venue, after the
+/// vaccine's interval) together with dose 1: both seats or neither. Plain HTTP, no JavaScript.
+#[tokio::test]
+async fn the_confirm_page_offers_dose_two_together_with_dose_one() {
+    let app = demo_app().await;
+    let first = app.demo_slot(0).await;
+    // the demo has three weeks of slots; add one 22 days after the chosen slot
+    let second: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO slots (tenant_id, id, venue_id, starts_at, ends_at, capacity) \
+         SELECT tenant_id, gen_random_uuid(), venue_id, starts_at + interval '22 days', ends_at + interval '22 days', 5 \
+         FROM slots WHERE id = $1 RETURNING id",
+    )
+    .bind(first)
+    .fetch_one(&app.owner)
+    .await
+    .expect("later slot");
+    let token = app.resident_token(60).await;
+    let cookie = format!("yk_session={token}; yk_lang=en");
+    let page = app
+        .client
+        .get(app.url(&format!("/t/demo/confirm?slot={first}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("confirm page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("Book the 2nd dose now as well"), "{html}");
+    assert!(
+        html.contains(&format!("option value=\"{second}\"")),
+        "{html}"
+    );
+    let field = |name: &str| {
+        let at = html.find(&format!("name=\"{name}\" value=\"")).expect(name) + name.len() + 15;
+        html[at..].split('"').next().expect("value").to_owned()
+    };
+    let (csrf, key) = (field("csrf"), field("key"));
+    let res = app
+        .client
+        .post(app.url("/t/demo/book"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("key", key.as_str()),
+            ("slot", &first.to_string()),
+            ("dose", "1"),
+            ("second", &second.to_string()),
+        ])
+        .send()
+        .await
+        .expect("book");
+    assert!(
+        res.status().is_redirection() || res.status().is_success(),
+        "{}",
+        res.status()
+    );
+    let resident = app.resident_id(&demo_resident(60).ticket_no).await;
+    let booked: Vec<(uuid::Uuid, i16)> = sqlx::query_as(
+        "SELECT slot_id, dose FROM bookings WHERE resident_id = $1 AND status = 'booked' ORDER BY dose",
+    )
+    .bind(resident)
+    .fetch_all(&app.owner)
+    .await
+    .expect("bookings");
+    assert_eq!(booked, vec![(first, 1), (second, 2)]);
+}

@@ -168,6 +168,9 @@ pub struct Options {
     pub via_proxy: bool,
     /// Run with `environment = "production"` (no demo city, no development pages).
     pub production: bool,
+    /// The server runs no notification worker (`residents.worker_poll_ms = 0`); the test drives
+    /// `worker.run_once()` itself, so the two never race for the same job.
+    pub manual_worker: bool,
 }
 
 pub struct TestApp {
@@ -202,6 +205,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         settings.notifications.encryption_key =
             SecretString::from("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
         settings.environment = yoyaku::config::Environment::Production;
+    }
+    if options.manual_worker {
+        settings.residents.worker_poll_ms = 0;
     }
     let proxy = if options.via_proxy {
         let proxy = DbProxy::start("127.0.0.1:5432").await;
@@ -563,6 +569,14 @@ impl TestApp {
     }
 
     /// A bookable slot of the demo's first mass venue (capacity 10), `days_ahead` weekdays out.
+    pub async fn venue_of(&self, slot: uuid::Uuid) -> uuid::Uuid {
+        sqlx::query_scalar("SELECT venue_id FROM slots WHERE id = $1")
+            .bind(slot)
+            .fetch_one(&self.owner)
+            .await
+            .expect("venue of slot")
+    }
+
     pub async fn demo_slot(&self, nth: i64) -> uuid::Uuid {
         sqlx::query_scalar(
             "SELECT s.id FROM slots s JOIN venues v ON v.id = s.venue_id \

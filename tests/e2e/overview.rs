@@ -1,0 +1,239 @@
+//! The city hall's overview (docs/statistics.md, "Overview"): fill rate by day for all venues and
+//! per venue, doses given (booked doses of past days until intake lands, labelled as such), the
+//! server-drawn SVG charts, and who may open the page.
+
+use chrono::{Duration, NaiveDate, Utc};
+use platform::authz::Role;
+use sqlx::PgPool;
+use tenants::TenantId;
+use uuid::Uuid;
+
+use crate::callcenter::role_clients;
+use crate::support::{bare_tenant, spawn_app};
+
+async fn slot(
+    owner: &PgPool,
+    t: TenantId,
+    venue: Uuid,
+    day: NaiveDate,
+    capacity: i32,
+    booked: i32,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO slots (tenant_id, id, venue_id, starts_at, ends_at, capacity, booked) \
+         VALUES ($1, $2, $3, ($4::date + time '10:00') AT TIME ZONE 'Asia/Tokyo', \
+                 ($4::date + time '10:30') AT TIME ZONE 'Asia/Tokyo', $5, $6)",
+    )
+    .bind(t.0)
+    .bind(id)
+    .bind(venue)
+    .bind(day)
+    .bind(capacity)
+    .bind(booked)
+    .execute(owner)
+    .await
+    .expect("slot");
+    id
+}
+
+/// Venue 会場A: yesterday 4 of 10 booked (three 1st doses, one 2nd), tomorrow 20 of 20;
+/// venue 会場B: yesterday 0 of 10. A cancelled booking yesterday counts nowhere.
+async fn arrange(owner: &PgPool, t: TenantId, today: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let (yesterday, tomorrow) = (today - Duration::days(1), today + Duration::days(1));
+    let vaccine = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO vaccines (tenant_id, id, name, maker, doses, min_interval_days, booster_interval_months, \
+         days_until_effective, validity_days) VALUES ($1, $2, 'テストワクチン', 'maker', 2, 21, 6, 14, 180)",
+    )
+    .bind(t.0)
+    .bind(vaccine)
+    .execute(owner)
+    .await
+    .expect("vaccine");
+    let mut venues = Vec::new();
+    for name in ["会場A", "会場B"] {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO venues (tenant_id, id, name, kind, vaccine_id) VALUES ($1, $2, $3, 'mass', $4)",
+        )
+        .bind(t.0)
+        .bind(id)
+        .bind(name)
+        .bind(vaccine)
+        .execute(owner)
+        .await
+        .expect("venue");
+        venues.push(id);
+    }
+    let past = slot(owner, t, venues[0], yesterday, 10, 4).await;
+    slot(owner, t, venues[0], tomorrow, 20, 20).await;
+    slot(owner, t, venues[1], yesterday, 10, 0).await;
+    for (n, (dose, status)) in [
+        (1, "booked"),
+        (1, "booked"),
+        (1, "booked"),
+        (2, "booked"),
+        (1, "cancelled"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO residents (tenant_id, id, ticket_no, birth_date, kana_name, sex) \
+             VALUES ($1, $2, $3, '1960-01-01', 'テスト', 'female')",
+        )
+        .bind(t.0)
+        .bind(r)
+        .bind(format!("30000000{n:02}"))
+        .execute(owner)
+        .await
+        .expect("resident");
+        sqlx::query(
+            "INSERT INTO bookings (tenant_id, id, resident_id, slot_id, vaccine_id, dose, status, booked_by, group_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $2)",
+        )
+        .bind(t.0)
+        .bind(Uuid::now_v7())
+        .bind(r)
+        .bind(past)
+        .bind(vaccine)
+        .bind(dose as i16)
+        .bind(status)
+        .execute(owner)
+        .await
+        .expect("booking");
+    }
+    (yesterday, tomorrow)
+}
+
+#[tokio::test]
+async fn the_overview_shows_fill_rates_by_day_and_booked_doses_for_past_days_labelled_as_such() {
+    let app = spawn_app().await;
+    let t = bare_tenant(&app.pool, "ovcity", "概況市").await;
+    let today = (Utc::now() + Duration::hours(9)).date_naive();
+    let (yesterday, tomorrow) = arrange(&app.owner, t, today).await;
+    let mut admin = app
+        .staff_client("admin@ovcity.example", Some((t, Role::CityAdmin, &[])))
+        .await;
+    let res = admin
+        .get(&format!(
+            "/admin/t/ovcity/overview?from={yesterday}&to={tomorrow}"
+        ))
+        .await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.expect("page");
+
+    // all venues: yesterday 4 / 20 = 20 %, today nothing offered, tomorrow 20 / 20 = 100 %
+    assert!(
+        html.contains(&format!("data-day=\"{yesterday}\" data-percent=\"20\"")),
+        "{html}"
+    );
+    assert!(html.contains(&format!("data-day=\"{tomorrow}\" data-percent=\"100\"")));
+    assert!(!html.contains(&format!("data-day=\"{today}\" data-percent")));
+    assert!(html.contains("24 / 40"), "period total: {html}");
+    // per venue and day
+    assert!(html.contains(">40%<") && html.contains(">0%<") && html.contains(">100%<"));
+    // doses given: the four live bookings of yesterday (not tomorrow's, not the cancelled one),
+    // stacked 3 + 1 in the chart, and the page says these are bookings, not records
+    assert!(html.contains("id=\"doses-total\">4<"), "{html}");
+    assert!(html.contains(&format!("class=\"total\" data-day=\"{yesterday}\"")));
+    assert!(html.contains("1st: 3") && html.contains("2nd: 1"));
+    assert!(html.contains("BOOKED doses in place of doses given"));
+    assert!(
+        html.contains("id=\"no-show\">–<"),
+        "no-shows unknown until intake"
+    );
+    // both charts are inline SVG images with a text alternative
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert_eq!(html.matches("role=\"img\"").count(), 2);
+}
+
+#[tokio::test]
+async fn every_role_gets_the_overview_only_if_it_may_read_statistics() {
+    let app = spawn_app().await;
+    let t = bare_tenant(&app.pool, "ovroles", "概況市").await;
+    let today = (Utc::now() + Duration::hours(9)).date_naive();
+    arrange(&app.owner, t, today).await;
+    let tenant = tenants::find_by_slug(&app.pool, "ovroles")
+        .await
+        .expect("find")
+        .expect("tenant");
+    let mut people = role_clients(&app, &tenant).await;
+    //                      op   admin staff venue hosp  cc   auditor
+    let want: [u16; 7] = [200, 200, 200, 403, 403, 403, 200];
+    for (i, client) in people.iter_mut().enumerate() {
+        let s = client
+            .get("/admin/t/ovroles/overview")
+            .await
+            .status()
+            .as_u16();
+        assert_eq!(s, want[i], "client {i}");
+    }
+}
+
+#[tokio::test]
+async fn the_charts_draw_bars_in_proportion_in_a_real_browser() {
+    use crate::browser::{DESKTOP, click_and_wait, fill, launch};
+    let app = spawn_app().await;
+    let t = bare_tenant(&app.pool, "ovchart", "概況市").await;
+    let today = (Utc::now() + Duration::hours(9)).date_naive();
+    let (yesterday, tomorrow) = arrange(&app.owner, t, today).await;
+    app.staff("viewer@ovchart.example", Some((t, Role::CityStaff, &[])))
+        .await;
+    let base = app.url("");
+    let browser = launch(DESKTOP).await;
+    let page = browser.open(&format!("{base}/admin/login")).await;
+    fill(&page, "input[name=email]", "viewer@ovchart.example").await;
+    fill(&page, "input[name=password]", crate::support::PASSWORD).await;
+    click_and_wait(&page, "#login").await;
+    crate::overview::wait_logged_in(&page).await;
+    page.goto(format!(
+        "{base}/admin/t/ovchart/overview?from={yesterday}&to={tomorrow}"
+    ))
+    .await
+    .expect("goto");
+    page.wait_for_navigation().await.expect("load");
+    // rendered heights of the fill-rate bars (20 % and 100 %) and the chart's width on screen
+    let heights: Vec<f64> = page
+        .evaluate(
+            "[...document.querySelectorAll('#fill-chart g.bar rect')].map(r => r.getBoundingClientRect().height)",
+        )
+        .await
+        .expect("evaluate")
+        .into_value()
+        .expect("numbers");
+    assert_eq!(heights.len(), 2, "{heights:?}");
+    assert!(heights[0] > 0.0);
+    let ratio = heights[1] / heights[0];
+    assert!(
+        (ratio - 5.0).abs() < 0.2,
+        "100 % is five times 20 %: {heights:?}"
+    );
+    let width: f64 = page
+        .evaluate("document.querySelector('#fill-chart svg').getBoundingClientRect().width")
+        .await
+        .expect("evaluate")
+        .into_value()
+        .expect("number");
+    assert!(
+        width > 300.0,
+        "the chart is drawn at a readable size: {width}"
+    );
+    browser.close().await;
+}
+
+/// Waits until the page after the login redirect is shown (a navigation started before it ends is
+/// aborted by the browser).
+pub async fn wait_logged_in(page: &chromiumoxide::Page) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let t = crate::browser::text_now(page).await;
+        if t.contains("Log out") || t.contains("ログアウト") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("not logged in: {}", crate::browser::text_now(page).await);
+}
