@@ -45,6 +45,8 @@ seed = true
 [residents]
 code_secret = ""
 worker_poll_ms = 250
+worker_busy_requests = 32
+worker_max_defer_ms = 30000
 [notifications]
 encryption_key = ""
 [auth]
@@ -162,6 +164,11 @@ pub struct ResidentSettings {
     pub code_secret: SecretString,
     /// How often the notification worker looks for due jobs.
     pub worker_poll_ms: u64,
+    /// While at least this many requests are in flight in this process, the worker it runs sends
+    /// only login codes and lets other notifications wait (0 = never give way).
+    pub worker_busy_requests: usize,
+    /// …for at most this long at a time; then one full pass runs anyway.
+    pub worker_max_defer_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

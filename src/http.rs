@@ -1,5 +1,5 @@
 //! The HTTP server: every router merged in one place, wrapped in the layers every request passes
-//! (request id → trace span → timeout → body limit → compression).
+//! (request id → in-flight count → trace span → timeout → body limit → compression).
 
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ pub fn router(
     secret: platform::residents::auth::CodeSecret,
     messages: plugins::LogChannel,
     sealing_key: platform::channels::SealingKey,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Router {
     let policy = std::sync::Arc::new(settings.auth.policy());
     let residents = platform::ResidentServices::new(pool.clone(), secret);
@@ -49,6 +50,7 @@ pub fn router(
             policy.clone(),
         ),
         residents.availability.clone(),
+        pool.clone(),
     );
     let admin = admin_ui::router(admin_ui::AdminState {
         pool: pool.clone(),
@@ -85,8 +87,25 @@ pub fn router(
                 .on_request(())
                 .on_response(log_response),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            in_flight,
+            count_in_flight,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Counts the request as in flight while it is handled (the notification worker gives way to
+/// residents while many are: `platform::jobs::Pacing`).
+async fn count_in_flight(
+    axum::extract::State(in_flight): axum::extract::State<
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    >,
+    req: Request<Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _counted = platform::jobs::InFlightGuard::enter(&in_flight);
+    next.run(req).await
 }
 
 /// One span per request; `tenant.id` is filled in by whoever resolves the tenant

@@ -63,7 +63,13 @@ impl App {
             .notifications
             .sealing_key(settings.environment)
             .map(platform::channels::SealingKey::new)?;
+        let pacing = platform::jobs::Pacing {
+            in_flight: Default::default(),
+            busy_at: settings.residents.worker_busy_requests,
+            max_defer: std::time::Duration::from_millis(settings.residents.worker_max_defer_ms),
+        };
         let worker = platform::jobs::Worker {
+            pacing: pacing.clone(),
             pool: dbs.app.clone(),
             // the log channel stands in for unconfigured channels, never in production
             fallback: (settings.environment != Environment::Production).then(|| {
@@ -80,6 +86,7 @@ impl App {
             secret,
             messages.clone(),
             sealing_key,
+            pacing.in_flight,
         );
         let exports = settings.exports.worker(dbs.app.clone());
         Ok(Self {

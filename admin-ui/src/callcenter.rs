@@ -182,7 +182,7 @@ pub async fn caller(
                 "booked" => tr(lang, "予約しました。", "Booked."),
                 "changed" => tr(lang, "予約を変更しました。", "Booking changed."),
                 "cancelled" => tr(lang, "予約を取り消しました。", "Booking cancelled."),
-                "override" => tr(lang, "期限を過ぎていましたが、権限により取り消しました（監査ログに記録）。", "Cancelled past the cut-off by override (recorded in the audit log)."),
+                "override" => tr(lang, "期限を過ぎていましたが、権限により実行しました（監査ログに記録）。", "Done past the deadline by override (recorded in the audit log)."),
                 _ => "",
             }) }
         }
@@ -244,13 +244,17 @@ pub async fn caller(
                         @for (i, s) in slots.iter().enumerate() {
                             label { input type="radio" name="slot" value=(s.id) checked[i == 0];
                                 " " (s.starts_at.with_timezone(&tz).format("%H:%M")) "–" (s.ends_at.with_timezone(&tz).format("%H:%M"))
-                                " (" (tr(lang, "空き", "free")) " " (s.free) ")" }
+                                " (" (tr(lang, "空き", "free")) " " (s.free) ")"
+                                @if s.past_deadline { " " span.past-deadline { (tr(lang, "［予約締切後］", "[past the booking deadline]")) } } }
                         }
                     }
                     label { (tr(lang, "回数", "Dose")) br;
                         select name="dose" {
                             @for d in [Dose::First, Dose::Second, Dose::Booster] { option value=(d.number()) { (d.label(platform_lang(lang))) } }
                         }
+                    }
+                    @if may_override {
+                        label #override-deadline { input type="checkbox" name="override" value="1"; " " (tr(lang, "予約締切・変更期限を過ぎていても実行する（監査ログに記録）", "go ahead past the booking deadline or change cut-off (audited)")) }
                     }
                     button type="submit" { (tr(lang, "この枠で予約", "Book this slot")) }
                     @if !live.is_empty() {
@@ -297,6 +301,28 @@ fn booking_failed(e: BookingError, lang: Lang) -> PageError {
     }
 }
 
+/// The override the operator asked for with the form's checkbox: the capability when their role
+/// allows it; asked for but not allowed is refused outright (403).
+async fn asked_override(
+    state: &AdminState,
+    scope: &platform::authz::Scope,
+    form: &BookForm,
+    lang: Lang,
+) -> Result<Option<callcenter::DeadlineOverride>, PageError> {
+    if form.r#override != "1" {
+        return Ok(None);
+    }
+    match callcenter::may_override(&state.authz, scope).await {
+        Some(o) => Ok(Some(o)),
+        None => Err(PageError::denied(platform::authz::Denied::Forbidden, lang)),
+    }
+}
+
+fn done_url(t: &tenants::Tenant, resident: Uuid, done: &str, overridden: bool) -> String {
+    let done = if overridden { "override" } else { done };
+    format!("/admin/t/{}/callcenter/{resident}?done={done}", t.slug)
+}
+
 pub async fn book(
     State(state): State<AdminState>,
     staff: Staff,
@@ -316,15 +342,13 @@ pub async fn book(
             lang,
         ));
     };
-    callcenter::book_for(&mut scope, &state.pool, &t, resident, slot, dose, &form.key)
-        .await
-        .map_err(|e| booking_failed(e, lang))?;
+    let over = asked_override(&state, &scope, &form, lang).await?;
+    let (_, overridden) =
+        callcenter::book_for(&mut scope, &t, resident, slot, dose, &form.key, over)
+            .await
+            .map_err(|e| booking_failed(e, lang))?;
     scope.commit().await?;
-    Ok(Redirect::to(&format!(
-        "/admin/t/{}/callcenter/{resident}?done=booked",
-        t.slug
-    ))
-    .into_response())
+    Ok(Redirect::to(&done_url(&t, resident, "booked", overridden)).into_response())
 }
 
 pub async fn change(
@@ -346,23 +370,13 @@ pub async fn change(
             lang,
         ));
     };
-    callcenter::change_for(
-        &mut scope,
-        &state.pool,
-        &t,
-        resident,
-        booking,
-        slot,
-        &form.key,
-    )
-    .await
-    .map_err(|e| booking_failed(e, lang))?;
+    let over = asked_override(&state, &scope, &form, lang).await?;
+    let (_, overridden) =
+        callcenter::change_for(&mut scope, &t, resident, booking, slot, &form.key, over)
+            .await
+            .map_err(|e| booking_failed(e, lang))?;
     scope.commit().await?;
-    Ok(Redirect::to(&format!(
-        "/admin/t/{}/callcenter/{resident}?done=changed",
-        t.slug
-    ))
-    .into_response())
+    Ok(Redirect::to(&done_url(&t, resident, "changed", overridden)).into_response())
 }
 
 pub async fn cancel(
@@ -374,35 +388,13 @@ pub async fn cancel(
     staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::CallCenter, Act::Write).await?;
-    // asked for and allowed: the capability; asked for but not allowed: refuse outright
-    let override_cutoff = if form.r#override == "1" {
-        match callcenter::may_override(&state.authz, &scope).await {
-            Some(o) => Some(o),
-            None => {
-                return Err(PageError::denied(platform::authz::Denied::Forbidden, lang));
-            }
-        }
-    } else {
-        None
-    };
-    let (_, overridden) = callcenter::cancel_for(
-        &mut scope,
-        &state.pool,
-        &t,
-        resident,
-        booking,
-        &form.key,
-        override_cutoff,
-    )
-    .await
-    .map_err(|e| booking_failed(e, lang))?;
+    let over = asked_override(&state, &scope, &form, lang).await?;
+    let (_, overridden) =
+        callcenter::cancel_for(&mut scope, &t, resident, booking, &form.key, over)
+            .await
+            .map_err(|e| booking_failed(e, lang))?;
     scope.commit().await?;
-    let done = if overridden { "override" } else { "cancelled" };
-    Ok(Redirect::to(&format!(
-        "/admin/t/{}/callcenter/{resident}?done={done}",
-        t.slug
-    ))
-    .into_response())
+    Ok(Redirect::to(&done_url(&t, resident, "cancelled", overridden)).into_response())
 }
 
 #[cfg(test)]

@@ -1071,6 +1071,7 @@ pub async fn audit(
 #[derive(Deserialize)]
 pub struct StatsParams {
     period: Option<String>,
+    measure: Option<String>,
 }
 
 /// Cross tab of live bookings (docs/statistics.md): one table per period kind, doses side by side.
@@ -1080,22 +1081,38 @@ pub async fn statistics(
     Path(slug): Path<String>,
     Query(q): Query<StatsParams>,
 ) -> Result<Response, PageError> {
-    use platform::stats::{self, Period};
+    use platform::stats::{self, Measure, Period};
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Statistics, Act::Read).await?;
     let period = match q.period.as_deref() {
         Some("day") => Period::Day,
         Some("month") => Period::Month,
         _ => Period::Week,
     };
-    let rows = stats::pivot(&stats::crosstab(&mut scope.tx, period).await?);
+    let measure = match q.measure.as_deref() {
+        Some("doses") => Measure::DosesGiven,
+        _ => Measure::Bookings,
+    };
+    let rows = stats::pivot(&stats::crosstab_of(&mut scope.tx, period, measure).await?);
     let title = match staff.lang {
         Lang::Ja => "統計",
         Lang::En => "Statistics",
     };
+    let measure_label = |m: Measure| match (m, staff.lang) {
+        (Measure::Bookings, Lang::Ja) => "予約数（接種予定日別）",
+        (Measure::Bookings, Lang::En) => "Bookings (by appointment date)",
+        (Measure::DosesGiven, Lang::Ja) => "接種実績（接種日別）",
+        (Measure::DosesGiven, Lang::En) => "Doses given (by date given)",
+    };
     let body = html! {
+        p #measures {
+            @for m in Measure::ALL {
+                @if m == measure { strong { (measure_label(m)) } " " }
+                @else { a href={"/admin/t/" (t.slug) "/statistics?period=" (period.as_str()) "&measure=" (m.as_str())} { (measure_label(m)) } " " }
+            }
+        }
         p {
             @for p in Period::ALL {
-                a href={"/admin/t/" (t.slug) "/statistics?period=" (p.as_str())} { (p.sheet_name()) } " "
+                a href={"/admin/t/" (t.slug) "/statistics?period=" (p.as_str()) "&measure=" (measure.as_str())} { (p.sheet_name()) } " "
             }
             a href={"/admin/t/" (t.slug) "/statistics.xlsx"} { "Excel" }
         }
@@ -1112,7 +1129,7 @@ pub async fn statistics(
     Ok(render(&staff, &t, title, body))
 }
 
-/// The statistics workbook (日別, 週別, 月別).
+/// The statistics workbook (日別, 週別, 月別, 接種日別, 接種週別, 接種月別).
 pub async fn statistics_xlsx(
     State(state): State<AdminState>,
     staff: Staff,

@@ -47,6 +47,7 @@ fn kind_label(lang: Lang, kind: &str) -> &'static str {
         ),
         "unbooked_residents" => tr(lang, "未予約の対象者", "Eligible residents not yet booked"),
         "booking_ledger" => tr(lang, "予約台帳", "Booking ledger"),
+        "vaccination_records" => tr(lang, "接種記録", "Vaccination records"),
         _ => "?",
     }
 }
@@ -100,7 +101,7 @@ pub async fn list(
                 (csrf_field(&staff))
                 label { (tr(lang, "種類", "Kind")) br;
                     select name="kind" {
-                        @for k in ["booked_list", "unbooked_residents", "booking_ledger"] { option value=(k) { (kind_label(lang, k)) } }
+                        @for k in ["booked_list", "unbooked_residents", "booking_ledger", "vaccination_records"] { option value=(k) { (kind_label(lang, k)) } }
                     }
                 }
                 label { (tr(lang, "会場（予約者一覧のみ）", "Venue (booked list only)")) br;
@@ -198,6 +199,7 @@ pub async fn create(
         }
         "unbooked_residents" => ExportKind::UnbookedResidents,
         "booking_ledger" => ExportKind::BookingLedger,
+        "vaccination_records" => ExportKind::VaccinationRecords,
         _ => {
             return Err(invalid(tr(
                 lang,

@@ -984,7 +984,6 @@ pub async fn next_dose(
     Form(f): Form<NextDoseForm>,
 ) -> Result<Response, PageError> {
     staff.check_csrf(&f.csrf)?;
-    let pool = state.pool.clone();
     mutate(
         &state,
         &staff,
@@ -997,7 +996,7 @@ pub async fn next_dose(
                 field: "slot",
                 reason: "choose a time",
             })?;
-            intake::book_next_dose(scope, &pool, t, venue, booking, slot, &f.key)
+            intake::book_next_dose(scope, t, venue, booking, slot, &f.key)
                 .await
                 .map(|_| ())
         },

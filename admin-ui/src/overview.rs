@@ -62,7 +62,7 @@ pub async fn page(
         to = from + Duration::days(MAX_DAYS - 1);
     }
     let fill = overview::fill_by_day(&mut scope, from, to).await?;
-    let (source, outcomes) = overview::outcomes_by_day(&mut scope, from, to).await?;
+    let outcomes = overview::outcomes_by_day(&mut scope, from, to).await?;
     scope.commit().await?;
     let totals = overview::total_by_day(&fill, from, to);
     let days: Vec<NaiveDate> = totals.iter().map(|(d, _, _)| *d).collect();
@@ -75,15 +75,8 @@ pub async fn page(
         .fold((0, 0), |(c, b), (_, cap, bk)| (c + cap, b + bk));
     let given: i64 = outcomes.iter().map(DayOutcome::given).sum();
     let booked_past: i64 = outcomes.iter().map(|o| o.booked).sum();
-    let no_show: Option<i64> = outcomes
-        .iter()
-        .map(|o| o.no_show)
-        .sum::<Option<i64>>()
-        .filter(|_| !outcomes.is_empty());
-    let source_label = match lang {
-        Lang::Ja => source.label_ja(),
-        Lang::En => source.label_en(),
-    };
+    let no_show: i64 = outcomes.iter().map(|o| o.no_show).sum();
+    let unrecorded: i64 = outcomes.iter().map(|o| o.unrecorded).sum();
     let body = html! {
         form method="get" action={"/admin/t/" (t.slug) "/overview"} {
             label { (tr(lang, "開始日", "From")) " " input type="date" name="from" value=(from); }
@@ -96,13 +89,43 @@ pub async fn page(
             dt { (tr(lang, "接種数", "Doses given")) }
             dd #doses-total { (given) }
             dt { (tr(lang, "無断キャンセル率", "No-show rate")) }
-            dd #no-show { (pct(no_show.and_then(|n| overview::percent(n, booked_past)))) }
+            dd #no-show { (pct(overview::percent(no_show, booked_past))) " (" (no_show) " / " (booked_past) ")" }
+            @if unrecorded > 0 {
+                dt { (tr(lang, "受付記録のない予約（終了日）", "Bookings of past days with nothing recorded")) }
+                dd #unrecorded { (unrecorded) }
+            }
         }
         h2 { (tr(lang, "日別の充足率（全会場）", "Fill rate by day (all venues)")) }
         figure #fill-chart { (PreEscaped(fill_chart_svg(&totals, lang))) }
         h2 { (tr(lang, "日別の接種数", "Doses given by day")) }
-        p.note #outcome-source { (source_label) }
+        p.note #outcome-source {
+            (tr(lang,
+                "接種数は会場で記録された接種（受付画面）、無断キャンセル率は開始済みの予約のうち会場で「来場なし」とされた割合です。終了日で何も記録されていない予約は別に数えています。",
+                "Doses given are the vaccinations recorded at the venues (intake); the no-show rate is the share of bookings of slots already begun that a venue marked as no-show. Bookings of past days with nothing recorded are counted apart."))
+        }
         figure #doses-chart { (PreEscaped(doses_chart_svg(&outcomes, from, to, lang))) }
+        @if !outcomes.is_empty() {
+            table #outcomes-by-day {
+                tr {
+                    th { (tr(lang, "日付", "Day")) }
+                    th { (tr(lang, "接種数", "Doses given")) }
+                    th { (tr(lang, "開始済みの予約", "Bookings begun")) }
+                    th { (tr(lang, "来場なし", "No-shows")) }
+                    th { (tr(lang, "無断キャンセル率", "No-show rate")) }
+                    th { (tr(lang, "記録なし", "Nothing recorded")) }
+                }
+                @for o in &outcomes {
+                    tr data-day=(o.day) {
+                        td { (o.day.format("%m/%d")) }
+                        td { (o.given()) }
+                        td { (o.booked) }
+                        td { (o.no_show) }
+                        td.no-show-rate { (pct(o.no_show_percent())) }
+                        td { (o.unrecorded) }
+                    }
+                }
+            }
+        }
         h2 { (tr(lang, "会場別・日別の充足率", "Fill rate by venue and day")) }
         table #fill-by-venue {
             tr { th { (tr(lang, "会場", "Venue")) } @for d in &days { th { (d.format("%m/%d")) } } }
@@ -343,8 +366,8 @@ mod tests {
         let days = [DayOutcome {
             day: d(2),
             doses: [3, 1, 0],
-            no_show: None,
             booked: 4,
+            ..Default::default()
         }];
         let svg = doses_chart_svg(&days, d(1), d(3), Lang::En);
         assert!(svg.contains("data-day=\"2026-12-02\""));

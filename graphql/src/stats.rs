@@ -32,7 +32,26 @@ impl From<StatPeriod> for stats::Period {
     }
 }
 
-/// The number of live bookings in one period, age band, sex, venue and dose (empty cells left out).
+/// What a cross tab counts.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum StatMeasure {
+    /// Live bookings, by appointment date.
+    #[default]
+    Bookings,
+    /// Vaccinations recorded at the venues, by the date given.
+    DosesGiven,
+}
+
+impl From<StatMeasure> for stats::Measure {
+    fn from(m: StatMeasure) -> Self {
+        match m {
+            StatMeasure::Bookings => Self::Bookings,
+            StatMeasure::DosesGiven => Self::DosesGiven,
+        }
+    }
+}
+
+/// The number of live bookings (or doses given) in one period, age band, sex, venue and dose (empty cells left out).
 #[derive(SimpleObject)]
 pub struct StatCell {
     /// First local day of the period (the Monday of a week, the 1st of a month).
@@ -50,13 +69,16 @@ pub struct StatCell {
 
 #[Object]
 impl StatsQuery {
-    /// Cross tabulation of live bookings of a municipality by period × age band × sex × venue ×
-    /// dose, by appointment date (NOT_FOUND for a city the caller does not work for).
+    /// Cross tabulation of a municipality by period × age band × sex × venue × dose: of live
+    /// bookings by appointment date (the default), or with `measure: DOSES_GIVEN` of the
+    /// vaccinations recorded at the venues by the date given (NOT_FOUND for a city the caller does
+    /// not work for).
     async fn booking_statistics(
         &self,
         ctx: &Context<'_>,
         slug: String,
         period: StatPeriod,
+        #[graphql(default)] measure: StatMeasure,
     ) -> Result<Vec<StatCell>> {
         let pool = ctx.data::<PgPool>()?;
         let tenant = tenants::find_by_slug(pool, &slug)
@@ -64,7 +86,7 @@ impl StatsQuery {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("city".into()))?;
         let mut scope = auth::enter(ctx, tenant.id, Obj::Statistics, Act::Read).await?;
-        let rows = stats::crosstab(&mut scope.tx, period.into())
+        let rows = stats::crosstab_of(&mut scope.tx, period.into(), measure.into())
             .await
             .map_err(ApiError::from)?;
         Ok(rows

@@ -4,7 +4,8 @@
 //! PostgreSQL at most once per [`CACHE_TTL`] per process, and a booking, change or cancel made
 //! through this process drops the affected venue-day at once. Staleness is bounded by the TTL for
 //! bookings made by other processes; it never matters for correctness, because a seat is only ever
-//! taken by the conditional UPDATE in `booking.rs`.
+//! taken by the conditional UPDATE in `booking.rs`. An expired entry is re-read, and when nothing
+//! changed the same entry is kept, so answers rendered from it stay usable without re-rendering.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -209,11 +210,37 @@ impl AvailabilityCache {
         {
             return Ok(slots.clone());
         }
-        let fresh = Arc::new(read_venue_slots(pool, tenant, venue).await?);
+        let stale = self
+            .entries
+            .read()
+            .ok()
+            .and_then(|e| e.get(&key).map(|(_, slots)| slots.clone()));
+        let read = read_venue_slots(pool, tenant, venue).await?;
+        // Nothing changed since the expired read (same seats, same marks): keep the same entry,
+        // so whatever was derived from it (the API's rendered answers) stays valid for another
+        // TTL without being rendered again. An invalidated venue has no entry: always new.
+        let fresh = match stale {
+            Some(old) if *old == read => old,
+            _ => Arc::new(read),
+        };
         if let Ok(mut e) = self.entries.write() {
             e.insert(key, (Instant::now(), fresh.clone()));
         }
         Ok(fresh)
+    }
+
+    /// Whether `slots` is (again) what this cache answers for the venue, re-reading an expired
+    /// entry from PostgreSQL first: an expired entry whose slots did not change is kept (see
+    /// [`AvailabilityCache::venue_slots`]), so an answer derived from it can be served again.
+    pub async fn revalidate(
+        &self,
+        pool: &PgPool,
+        tenant: &Tenant,
+        venue: Uuid,
+        slots: &Arc<Vec<SlotAvailability>>,
+    ) -> Result<bool, sqlx::Error> {
+        let current = self.venue_slots(pool, tenant, venue).await?;
+        Ok(Arc::ptr_eq(&current, slots))
     }
 
     /// One venue's days with the best mark of the day.

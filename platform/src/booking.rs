@@ -410,6 +410,21 @@ async fn check_dose_rules(
     Ok(())
 }
 
+/// Rules staff may pass on a resident's behalf. Only the call centre hands one out, and only to roles
+/// the guard allows `booking_override` (city admins); everything else (seats, dose rules, booking
+/// opening) holds as for residents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Book a slot past its booking deadline (until it ends), and change or cancel past the
+    /// change/cancel cut-off.
+    pub deadlines: bool,
+}
+
+impl Pass {
+    pub const NONE: Pass = Pass { deadlines: false };
+    pub const DEADLINES: Pass = Pass { deadlines: true };
+}
+
 /// THE seat statement: takes `seats` seats in `slot` if (and only if) they are free and the slot is
 /// still bookable. One conditional UPDATE; when it matches no row, nothing changed and the caller
 /// rolls back. Returns why it refused.
@@ -423,6 +438,18 @@ pub async fn take_seats(
     seats: i32,
     dose: Dose,
 ) -> Result<(), BookingError> {
+    take_seats_with(conn, tenant, slot, seats, dose, Pass::NONE).await
+}
+
+/// [`take_seats`], where `pass.deadlines` moves the deadline to the slot's end (staff override).
+pub async fn take_seats_with(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    slot: Uuid,
+    seats: i32,
+    dose: Dose,
+    pass: Pass,
+) -> Result<(), BookingError> {
     let taken = sqlx::query(
         "UPDATE slots s SET booked = s.booked + $3, \
                 booked_dose2 = s.booked_dose2 + CASE WHEN $4 THEN $3 ELSE 0 END \
@@ -431,7 +458,8 @@ pub async fn take_seats(
            AND s.booked + $3 <= s.capacity \
            AND ($4 OR s.booked - s.booked_dose2 + $3 <= s.capacity \
                 - dose2_held_seats(s.capacity, bs.dose2_reserve_percent, bs.dose2_reserve_until)) \
-           AND s.starts_at - make_interval(hours => v.booking_deadline_hours) > now() \
+           AND CASE WHEN $5 THEN s.ends_at > now() \
+                    ELSE s.starts_at - make_interval(hours => v.booking_deadline_hours) > now() END \
            AND (v.booking_opens_at IS NULL OR v.booking_opens_at <= now()) \
          RETURNING s.id",
     )
@@ -439,6 +467,7 @@ pub async fn take_seats(
     .bind(slot)
     .bind(seats)
     .bind(dose == Dose::Second)
+    .bind(pass.deadlines)
     .fetch_optional(&mut *conn)
     .await?;
     if taken.is_some() {
@@ -446,13 +475,15 @@ pub async fn take_seats(
     }
     // Diagnosis only (nothing is written on this path): say why, so the resident can act.
     let why: Option<(bool, bool)> = sqlx::query_as(
-        "SELECT s.starts_at - make_interval(hours => v.booking_deadline_hours) <= now(), \
+        "SELECT CASE WHEN $3 THEN s.ends_at <= now() \
+                     ELSE s.starts_at - make_interval(hours => v.booking_deadline_hours) <= now() END, \
                 COALESCE(v.booking_opens_at > now(), false) \
          FROM slots s JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
          WHERE s.tenant_id = $1 AND s.id = $2",
     )
     .bind(tenant)
     .bind(slot)
+    .bind(pass.deadlines)
     .fetch_optional(conn)
     .await?;
     Err(match why {
@@ -664,6 +695,28 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|c| c == "23505")
 }
 
+/// Runs one booking operation (`*_in`) in a savepoint of a staff scope's transaction: on success the savepoint
+/// is released (the booking commits with the scope, together with its audit entry); on an error it
+/// is rolled back, so nothing half-done can be committed by the caller.
+macro_rules! in_savepoint {
+    ($scope:expr, |$conn:ident| $op:expr) => {{
+        let mut sp = sqlx::Connection::begin(&mut *$scope.tx).await?;
+        let $conn: &mut sqlx::PgConnection = &mut sp;
+        let result = $op.await;
+        match result {
+            Ok(v) => {
+                sp.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                sp.rollback().await?;
+                Err(e)
+            }
+        }
+    }};
+}
+pub(crate) use in_savepoint;
+
 /// Books a seat (or a group's seats, or dose 1 and dose 2) — all or nothing.
 pub async fn book(
     pool: &PgPool,
@@ -754,14 +807,28 @@ async fn book_general(
     req: &BookRequest,
     adjacent: bool,
 ) -> Result<Vec<Booking>, BookingError> {
-    let tid = tenant.id.0;
     let mut tx = tenants::begin(pool, tenant.id).await?;
-    if let Some(ids) = claim_key(&mut tx, tid, &req.idempotency_key, req.resident_id).await? {
-        let found = load(&mut tx, tid, &ids).await?;
-        tx.rollback().await?;
-        return Ok(found);
+    let booked = book_in(&mut tx, tenant, req, adjacent, Pass::NONE).await?;
+    tx.commit().await?;
+    Ok(booked)
+}
+
+/// The booking itself, in the caller's transaction (`conn` must be scoped to `tenant`): staff
+/// modules run it inside their own scope so that the booking and its audit entry commit together.
+/// On an error the caller must roll back (or run this inside a savepoint it drops): seats may
+/// already have been taken. `adjacent`: see [`book_allowing_adjacent`].
+pub async fn book_in(
+    tx: &mut PgConnection,
+    tenant: &Tenant,
+    req: &BookRequest,
+    adjacent: bool,
+    pass: Pass,
+) -> Result<Vec<Booking>, BookingError> {
+    let tid = tenant.id.0;
+    if let Some(ids) = claim_key(tx, tid, &req.idempotency_key, req.resident_id).await? {
+        return Ok(load(tx, tid, &ids).await?);
     }
-    let policy = settings(&mut tx).await?;
+    let policy = settings(tx).await?;
     if req.companions.len() > policy.max_group_size.max(0) as usize {
         return Err(BookingError::GroupTooLarge {
             max: policy.max_group_size,
@@ -780,16 +847,16 @@ async fn book_general(
     );
     people.dedup();
 
-    let first = slot_info(&mut tx, tid, req.slot_id).await?;
+    let first = slot_info(tx, tid, req.slot_id).await?;
     let second = match req.second_dose_slot {
-        Some(s) => Some((s, slot_info(&mut tx, tid, s).await?)),
+        Some(s) => Some((s, slot_info(tx, tid, s).await?)),
         None => None,
     };
     for person in &people {
-        check_dose_rules(&mut tx, tenant, *person, req.dose, &first, &policy, None).await?;
+        check_dose_rules(tx, tenant, *person, req.dose, &first, &policy, None).await?;
         if let Some((_, info)) = &second {
             check_dose_rules(
-                &mut tx,
+                tx,
                 tenant,
                 *person,
                 Dose::Second,
@@ -809,10 +876,10 @@ async fn book_general(
     let mut seat_of = vec![req.slot_id; people.len()];
     let mut slots = vec![(req.slot_id, req.dose, n)];
     if adjacent && n > 1 && second.is_none() {
-        match take_seats(&mut tx, tid, req.slot_id, n, req.dose).await {
+        match take_seats_with(tx, tid, req.slot_id, n, req.dose, pass).await {
             Ok(()) => slots.clear(),
             Err(BookingError::Full) => {
-                let split = adjacent_split(&mut tx, tenant, req.slot_id, req.dose, n)
+                let split = adjacent_split(tx, tenant, req.slot_id, req.dose, n)
                     .await?
                     .ok_or(BookingError::Full)?;
                 let mut at = 0;
@@ -832,7 +899,7 @@ async fn book_general(
     }
     slots.sort_by_key(|(s, _, _)| *s);
     for (s, dose, seats) in &slots {
-        take_seats(&mut tx, tid, *s, *seats, *dose).await?;
+        take_seats_with(tx, tid, *s, *seats, *dose, pass).await?;
     }
 
     let group_id = Uuid::now_v7();
@@ -860,7 +927,7 @@ async fn book_general(
             .await
             .map_err(|e| unique_violation_to_already(e, *dose))?;
             jobs::push(
-                &mut tx,
+                tx,
                 tid,
                 &format!("booking-confirmed:{id}"),
                 &Notification::BookingConfirmed { booking_id: id },
@@ -869,10 +936,8 @@ async fn book_general(
             ids.push(id);
         }
     }
-    store_result(&mut tx, tid, &req.idempotency_key, &ids).await?;
-    let booked = load(&mut tx, tid, &ids).await?;
-    tx.commit().await?;
-    Ok(booked)
+    store_result(tx, tid, &req.idempotency_key, &ids).await?;
+    Ok(load(tx, tid, &ids).await?)
 }
 
 /// Moves a booking to another slot atomically: the old seat is released only if the new one was taken.
@@ -884,34 +949,47 @@ pub async fn change(
     new_slot: Uuid,
     idempotency_key: &str,
 ) -> Result<Booking, BookingError> {
-    let tid = tenant.id.0;
     let mut tx = tenants::begin(pool, tenant.id).await?;
-    if let Some(ids) = claim_key(&mut tx, tid, idempotency_key, resident).await? {
-        let found = load(&mut tx, tid, &ids).await?;
-        tx.rollback().await?;
-        return found.into_iter().next().ok_or(BookingError::NotFound);
-    }
-    let current = lock_own_booking(&mut tx, tid, resident, booking_id).await?;
-    if current.change_until <= Utc::now() {
-        return Err(BookingError::CutoffPassed);
-    }
-    if current.slot_id == new_slot {
-        store_result(&mut tx, tid, idempotency_key, &[booking_id]).await?;
-        tx.commit().await?;
-        return Ok(current);
-    }
-    let policy = settings(&mut tx).await?;
-    let target = slot_info(&mut tx, tid, new_slot).await?;
-    check_dose_rules(
+    let moved = change_in(
         &mut tx,
         tenant,
         resident,
-        current.dose,
-        &target,
-        &policy,
-        None,
+        booking_id,
+        new_slot,
+        idempotency_key,
+        Pass::NONE,
     )
     .await?;
+    tx.commit().await?;
+    Ok(moved)
+}
+
+/// [`change`] in the caller's transaction (see [`book_in`] for what the caller owes on an error).
+pub async fn change_in(
+    tx: &mut PgConnection,
+    tenant: &Tenant,
+    resident: Uuid,
+    booking_id: Uuid,
+    new_slot: Uuid,
+    idempotency_key: &str,
+    pass: Pass,
+) -> Result<Booking, BookingError> {
+    let tid = tenant.id.0;
+    if let Some(ids) = claim_key(tx, tid, idempotency_key, resident).await? {
+        let found = load(tx, tid, &ids).await?;
+        return found.into_iter().next().ok_or(BookingError::NotFound);
+    }
+    let current = lock_own_booking(tx, tid, resident, booking_id).await?;
+    if current.change_until <= Utc::now() && !pass.deadlines {
+        return Err(BookingError::CutoffPassed);
+    }
+    if current.slot_id == new_slot {
+        store_result(tx, tid, idempotency_key, &[booking_id]).await?;
+        return Ok(current);
+    }
+    let policy = settings(tx).await?;
+    let target = slot_info(tx, tid, new_slot).await?;
+    check_dose_rules(tx, tenant, resident, current.dose, &target, &policy, None).await?;
     if current.dose == Dose::First {
         // dose 1 may not move past a booked dose 2's interval … nor change product under it
         let dose2: Option<DateTime<Utc>> = sqlx::query_scalar(
@@ -932,8 +1010,8 @@ pub async fn change(
             });
         }
     }
-    take_seats(&mut tx, tid, new_slot, 1, current.dose).await?;
-    release_seat(&mut tx, tid, current.slot_id, current.dose).await?;
+    take_seats_with(tx, tid, new_slot, 1, current.dose, pass).await?;
+    release_seat(tx, tid, current.slot_id, current.dose).await?;
     sqlx::query(
         "UPDATE bookings SET slot_id = $3, vaccine_id = $4, updated_at = now() WHERE tenant_id = $1 AND id = $2",
     )
@@ -944,15 +1022,14 @@ pub async fn change(
     .execute(&mut *tx)
     .await?;
     jobs::push(
-        &mut tx,
+        tx,
         tid,
         &format!("booking-changed:{booking_id}:{}", idempotency_key.trim()),
         &Notification::BookingChanged { booking_id },
     )
     .await?;
-    store_result(&mut tx, tid, idempotency_key, &[booking_id]).await?;
-    let moved = load(&mut tx, tid, &[booking_id]).await?;
-    tx.commit().await?;
+    store_result(tx, tid, idempotency_key, &[booking_id]).await?;
+    let moved = load(tx, tid, &[booking_id]).await?;
     moved.into_iter().next().ok_or(BookingError::NotFound)
 }
 
@@ -964,15 +1041,36 @@ pub async fn cancel(
     booking_id: Uuid,
     idempotency_key: &str,
 ) -> Result<Booking, BookingError> {
-    let tid = tenant.id.0;
     let mut tx = tenants::begin(pool, tenant.id).await?;
-    if let Some(ids) = claim_key(&mut tx, tid, idempotency_key, resident).await? {
-        let found = load(&mut tx, tid, &ids).await?;
-        tx.rollback().await?;
+    let cancelled = cancel_in(
+        &mut tx,
+        tenant,
+        resident,
+        booking_id,
+        idempotency_key,
+        Pass::NONE,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(cancelled)
+}
+
+/// [`cancel`] in the caller's transaction (see [`book_in`] for what the caller owes on an error).
+pub async fn cancel_in(
+    tx: &mut PgConnection,
+    tenant: &Tenant,
+    resident: Uuid,
+    booking_id: Uuid,
+    idempotency_key: &str,
+    pass: Pass,
+) -> Result<Booking, BookingError> {
+    let tid = tenant.id.0;
+    if let Some(ids) = claim_key(tx, tid, idempotency_key, resident).await? {
+        let found = load(tx, tid, &ids).await?;
         return found.into_iter().next().ok_or(BookingError::NotFound);
     }
-    let current = lock_own_booking(&mut tx, tid, resident, booking_id).await?;
-    if current.change_until <= Utc::now() {
+    let current = lock_own_booking(tx, tid, resident, booking_id).await?;
+    if current.change_until <= Utc::now() && !pass.deadlines {
         return Err(BookingError::CutoffPassed);
     }
     sqlx::query("UPDATE bookings SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND id = $2")
@@ -980,17 +1078,16 @@ pub async fn cancel(
         .bind(booking_id)
         .execute(&mut *tx)
         .await?;
-    release_seat(&mut tx, tid, current.slot_id, current.dose).await?;
+    release_seat(tx, tid, current.slot_id, current.dose).await?;
     jobs::push(
-        &mut tx,
+        tx,
         tid,
         &format!("booking-cancelled:{booking_id}"),
         &Notification::BookingCancelled { booking_id },
     )
     .await?;
-    store_result(&mut tx, tid, idempotency_key, &[booking_id]).await?;
-    let cancelled = load(&mut tx, tid, &[booking_id]).await?;
-    tx.commit().await?;
+    store_result(tx, tid, idempotency_key, &[booking_id]).await?;
+    let cancelled = load(tx, tid, &[booking_id]).await?;
     cancelled.into_iter().next().ok_or(BookingError::NotFound)
 }
 

@@ -4,9 +4,9 @@
 //! * Search folds the operator's kana input with [`kana_fold`] (hiragana → katakana, half-width →
 //!   full-width, no spaces) and matches it anywhere in `residents.kana_search`, the same folding done
 //!   by the database (`yoyaku_kana_fold`) in a generated, trigram-indexed column.
-//! * Booking goes through [`crate::booking`]'s public functions unchanged (same invariants: never
-//!   overbook, dose rules, deadlines, idempotency, outbox); this module only adds the audit entry
-//!   naming the staff member, and the deadline override.
+//! * Booking goes through [`crate::booking`]'s `*_in` functions (same invariants: never overbook,
+//!   dose rules, deadlines, idempotency, outbox) run in a savepoint of the staff scope, so the
+//!   booking and the audit entry naming the staff member commit together or not at all.
 //! * Every search and every view of a caller's details is a view of personal data: audited.
 //! * The deadline override is a capability ([`DeadlineOverride`]) handed out only to actors the
 //!   guard allows `booking_override` (city admins); using it is audited as such.
@@ -21,7 +21,6 @@ use uuid::Uuid;
 use crate::audit;
 use crate::authz::{Act, Authz, Object, Scope};
 use crate::booking::{self, Booking, BookingError, Dose};
-use crate::jobs::{self, Notification};
 
 /// Folds a kana name for searching: NFKC (half-width katakana such as `ﾔﾏﾀﾞ` become `ヤマダ`,
 /// full-width letters and digits become ASCII), hiragana become katakana, white space (also the
@@ -240,6 +239,8 @@ pub struct SlotChoice {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub free: i32,
+    /// Past the venue's booking deadline: bookable only with a [`DeadlineOverride`].
+    pub past_deadline: bool,
 }
 
 /// The venue's slots on a local day that have free seats and have not started.
@@ -248,9 +249,13 @@ pub async fn free_slots(
     venue: Uuid,
     day: NaiveDate,
 ) -> Result<Vec<SlotChoice>, sqlx::Error> {
-    let rows: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>, i32)> = sqlx::query_as(
-        "SELECT s.id, s.starts_at, s.ends_at, s.capacity - s.booked FROM slots s \
-         JOIN tenants t ON t.id = s.tenant_id \
+    type SlotRow = (Uuid, DateTime<Utc>, DateTime<Utc>, i32, bool);
+    let rows: Vec<SlotRow> = sqlx::query_as(
+        "SELECT s.id, s.starts_at, s.ends_at, s.capacity - s.booked, \
+                s.starts_at - make_interval(hours => v.booking_deadline_hours) <= now() \
+           FROM slots s \
+           JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+           JOIN tenants t ON t.id = s.tenant_id \
          WHERE s.tenant_id = $1 AND s.venue_id = $2 AND (s.starts_at AT TIME ZONE t.time_zone)::date = $3 \
            AND s.booked < s.capacity AND s.starts_at > now() ORDER BY s.starts_at",
     )
@@ -261,11 +266,12 @@ pub async fn free_slots(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, starts_at, ends_at, free)| SlotChoice {
+        .map(|(id, starts_at, ends_at, free, past_deadline)| SlotChoice {
             id,
             starts_at,
             ends_at,
             free,
+            past_deadline,
         })
         .collect())
 }
@@ -289,17 +295,43 @@ pub async fn may_override(authz: &Authz, scope: &Scope) -> Option<DeadlineOverri
         .map(|_| DeadlineOverride(()))
 }
 
-/// Books for a caller through [`booking::book`] (all the resident site's rules), then records who
-/// did it in the scope; the caller commits the scope.
+/// Tries `op` with the residents' rules; if it was refused only for a deadline or the cut-off and
+/// the operator holds a [`DeadlineOverride`], tries again passing them. Returns whether the override
+/// was needed.
+macro_rules! with_override {
+    ($scope:expr, $override:expr, |$conn:ident, $pass:ident| $op:expr) => {{
+        let first: Result<_, BookingError> = {
+            let $pass = booking::Pass::NONE;
+            crate::booking::in_savepoint!($scope, |$conn| $op)
+        };
+        match first {
+            Ok(v) => Ok((v, false)),
+            Err(BookingError::DeadlinePassed | BookingError::CutoffPassed)
+                if $override.is_some() =>
+            {
+                let $pass = booking::Pass::DEADLINES;
+                let v: Result<_, BookingError> = crate::booking::in_savepoint!($scope, |$conn| $op);
+                v.map(|v| (v, true))
+            }
+            Err(e) => Err(e),
+        }
+    }};
+}
+
+/// Books for a caller with the resident site's rules ([`booking::book_in`]: seats, dose rules,
+/// deadlines, idempotency, outbox) in the scope's transaction, and records who did it there: the
+/// booking and its audit entry commit together when the caller commits the scope. With a
+/// [`DeadlineOverride`], a slot past its booking deadline (not yet over) can be booked; that is
+/// audited as `callcenter.book_override`. Returns the bookings and whether the override was used.
 pub async fn book_for(
     scope: &mut Scope,
-    pool: &PgPool,
     tenant: &Tenant,
     resident: Uuid,
     slot: Uuid,
     dose: Dose,
     idempotency_key: &str,
-) -> Result<Vec<Booking>, BookingError> {
+    override_deadline: Option<DeadlineOverride>,
+) -> Result<(Vec<Booking>, bool), BookingError> {
     let req = booking::BookRequest {
         resident_id: resident,
         slot_id: slot,
@@ -308,10 +340,16 @@ pub async fn book_for(
         second_dose_slot: None,
         idempotency_key: idempotency_key.to_owned(),
     };
-    let booked = booking::book(pool, tenant, &req).await?;
+    let (booked, overridden) = with_override!(scope, override_deadline, |conn, pass| {
+        booking::book_in(conn, tenant, &req, false, pass)
+    })?;
     audit::record(
         scope,
-        "callcenter.book",
+        if overridden {
+            "callcenter.book_override"
+        } else {
+            "callcenter.book"
+        },
         &format!("resident/{resident}"),
         json!({
             "slot": slot,
@@ -320,150 +358,70 @@ pub async fn book_for(
         }),
     )
     .await?;
-    Ok(booked)
+    Ok((booked, overridden))
 }
 
-/// Moves a caller's booking to another slot through [`booking::change`]; audited.
+/// Moves a caller's booking to another slot ([`booking::change_in`]) in the scope's transaction,
+/// audited there. With a [`DeadlineOverride`], past the change cut-off or into a slot past its
+/// booking deadline (`callcenter.change_override`).
 pub async fn change_for(
     scope: &mut Scope,
-    pool: &PgPool,
     tenant: &Tenant,
     resident: Uuid,
     booking_id: Uuid,
     new_slot: Uuid,
     idempotency_key: &str,
-) -> Result<Booking, BookingError> {
-    let moved = booking::change(
-        pool,
-        tenant,
-        resident,
-        booking_id,
-        new_slot,
-        idempotency_key,
-    )
-    .await?;
+    override_deadline: Option<DeadlineOverride>,
+) -> Result<(Booking, bool), BookingError> {
+    let (moved, overridden) = with_override!(scope, override_deadline, |conn, pass| {
+        booking::change_in(
+            conn,
+            tenant,
+            resident,
+            booking_id,
+            new_slot,
+            idempotency_key,
+            pass,
+        )
+    })?;
     audit::record(
         scope,
-        "callcenter.change",
+        if overridden {
+            "callcenter.change_override"
+        } else {
+            "callcenter.change"
+        },
         &format!("booking/{booking_id}"),
         json!({ "resident": resident, "slot": new_slot }),
     )
     .await?;
-    Ok(moved)
+    Ok((moved, overridden))
 }
 
-/// Cancels a caller's booking through [`booking::cancel`]. Past the cut-off, with a
-/// [`DeadlineOverride`], the booking is cancelled anyway in the scope's own transaction (seat
-/// released, notification queued, `callcenter.cancel_override` audited — all or nothing). Returns
-/// the booking and whether the override was used.
+/// Cancels a caller's booking ([`booking::cancel_in`]: seat released, notification queued) in the
+/// scope's transaction, audited there. Past the cut-off only with a [`DeadlineOverride`]
+/// (`callcenter.cancel_override`). Returns the booking and whether the override was used.
 pub async fn cancel_for(
     scope: &mut Scope,
-    pool: &PgPool,
     tenant: &Tenant,
     resident: Uuid,
     booking_id: Uuid,
     idempotency_key: &str,
     override_cutoff: Option<DeadlineOverride>,
 ) -> Result<(Booking, bool), BookingError> {
-    match booking::cancel(pool, tenant, resident, booking_id, idempotency_key).await {
-        Ok(cancelled) => {
-            audit::record(
-                scope,
-                "callcenter.cancel",
-                &format!("booking/{booking_id}"),
-                json!({ "resident": resident }),
-            )
-            .await?;
-            Ok((cancelled, false))
-        }
-        Err(BookingError::CutoffPassed) if override_cutoff.is_some() => {
-            let cancelled = cancel_past_cutoff(scope, resident, booking_id).await?;
-            Ok((cancelled, true))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// The override path of [`cancel_for`]: the same three writes as `booking::cancel` (status, seat,
-/// outbox) without the cut-off test, plus the audit entry, in the scope's transaction.
-async fn cancel_past_cutoff(
-    scope: &mut Scope,
-    resident: Uuid,
-    booking_id: Uuid,
-) -> Result<Booking, BookingError> {
-    let tid = scope.tenant_id().0;
-    let slot: Option<Uuid> = sqlx::query_scalar(
-        "SELECT slot_id FROM bookings WHERE tenant_id = $1 AND id = $2 AND status = 'booked' \
-         AND (resident_id = $3 OR booked_by = $3) FOR UPDATE",
-    )
-    .bind(tid)
-    .bind(booking_id)
-    .bind(resident)
-    .fetch_optional(&mut *scope.tx)
-    .await?;
-    let slot = slot.ok_or(BookingError::NotFound)?;
-    sqlx::query(
-        "UPDATE bookings SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(tid)
-    .bind(booking_id)
-    .execute(&mut *scope.tx)
-    .await?;
-    sqlx::query("UPDATE slots SET booked = booked - 1 WHERE tenant_id = $1 AND id = $2")
-        .bind(tid)
-        .bind(slot)
-        .execute(&mut *scope.tx)
-        .await?;
-    jobs::push(
-        &mut scope.tx,
-        tid,
-        &format!("booking-cancelled:{booking_id}"),
-        &Notification::BookingCancelled { booking_id },
-    )
-    .await?;
-    audit::record(
-        scope,
-        "callcenter.cancel_override",
-        &format!("booking/{booking_id}"),
-        json!({ "resident": resident, "reason": "change/cancel cut-off passed; overridden by staff" }),
-    )
-    .await?;
-    load_one(scope, booking_id)
-        .await?
-        .ok_or(BookingError::NotFound)
-}
-
-async fn load_one(scope: &mut Scope, booking_id: Uuid) -> Result<Option<Booking>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT b.id, b.resident_id, b.slot_id, s.venue_id, v.name AS venue_name, x.name AS vaccine_name, \
-                b.dose, b.status, s.starts_at, s.ends_at, b.group_id, \
-                s.starts_at - make_interval(days => v.cancel_cutoff_days) AS change_until \
-         FROM bookings b JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
-         JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
-         JOIN vaccines x ON x.tenant_id = b.tenant_id AND x.id = b.vaccine_id \
-         WHERE b.tenant_id = $1 AND b.id = $2",
-    )
-    .bind(scope.tenant_id().0)
-    .bind(booking_id)
-    .fetch_optional(&mut *scope.tx)
-    .await?;
-    row.map(|r| {
-        Ok(Booking {
-            id: r.try_get("id")?,
-            resident_id: r.try_get("resident_id")?,
-            slot_id: r.try_get("slot_id")?,
-            venue_id: r.try_get("venue_id")?,
-            venue_name: r.try_get("venue_name")?,
-            vaccine_name: r.try_get("vaccine_name")?,
-            dose: Dose::from_number(r.try_get("dose")?).unwrap_or(Dose::First),
-            status: r.try_get("status")?,
-            starts_at: r.try_get("starts_at")?,
-            ends_at: r.try_get("ends_at")?,
-            group_id: r.try_get("group_id")?,
-            change_until: r.try_get("change_until")?,
-        })
-    })
-    .transpose()
+    let (cancelled, overridden) = with_override!(scope, override_cutoff, |conn, pass| {
+        booking::cancel_in(conn, tenant, resident, booking_id, idempotency_key, pass)
+    })?;
+    let (action, detail) = if overridden {
+        (
+            "callcenter.cancel_override",
+            json!({ "resident": resident, "reason": "change/cancel cut-off passed; overridden by staff" }),
+        )
+    } else {
+        ("callcenter.cancel", json!({ "resident": resident }))
+    };
+    audit::record(scope, action, &format!("booking/{booking_id}"), detail).await?;
+    Ok((cancelled, overridden))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! * **Kinds** ([`ExportKind`]): each is one arm of [`ExportKind::plan`] — a Japanese title (sheet
 //!   and file name), typed columns and one SQL query whose result columns match them. Adding a kind
-//!   (vaccination records, once intake lands) is one enum variant and one arm.
+//!   is one enum variant and one arm.
 //! * **Formats**: Excel through [`crate::export::XlsxExport`] (frozen header, auto-filter, real
 //!   dates, Japanese sheet name, constant-memory mode) or CSV through [`crate::export::CsvExport`]
 //!   (UTF-8 with BOM, or Shift_JIS).
@@ -52,6 +52,8 @@ pub enum ExportKind {
     UnbookedResidents,
     /// Every booking, live and cancelled.
     BookingLedger,
+    /// Every vaccination recorded at intake, with the side effects noted at that visit.
+    VaccinationRecords,
 }
 
 /// What a kind needs to be written: titles, typed columns and the query (binds: `$1` tenant id,
@@ -103,19 +105,42 @@ SELECT b.id::text, CASE b.status WHEN 'booked' THEN '予約中' WHEN 'cancelled'
  WHERE b.tenant_id = $1 AND $2::jsonb IS NOT NULL
  ORDER BY b.created_at, b.id";
 
+const VACCINATION_RECORDS_SQL: &str = "\
+SELECT (c.vaccinated_at AT TIME ZONE t.time_zone), r.ticket_no, r.kana_name, r.birth_date,
+       CASE r.sex WHEN 'female' THEN '女' WHEN 'male' THEN '男' WHEN 'other' THEN 'その他' ELSE '不明' END,
+       c.dose::bigint, x.name, c.lot_number, c.dose_ml::text, c.vaccinator, v.name,
+       coalesce((SELECT string_agg(
+                   CASE n.kind WHEN 'injection_site' THEN '接種部位の反応' WHEN 'fever' THEN '発熱'
+                        WHEN 'fatigue' THEN '倦怠感' WHEN 'headache' THEN '頭痛' WHEN 'allergic' THEN 'アレルギー反応'
+                        WHEN 'anaphylaxis' THEN 'アナフィラキシー' WHEN 'vasovagal' THEN '血管迷走神経反射'
+                        ELSE 'その他' END
+                   || '（' || CASE n.severity WHEN 'mild' THEN '軽度' WHEN 'moderate' THEN '中等度' ELSE '重度' END || '）',
+                   '、' ORDER BY n.onset_at)
+                   FROM side_effect_notes n
+                  WHERE n.tenant_id = c.tenant_id AND n.booking_id = c.booking_id), ''),
+       c.recorded_by
+  FROM vaccination_records c
+  JOIN residents r ON r.tenant_id = c.tenant_id AND r.id = c.resident_id
+  JOIN vaccines x ON x.tenant_id = c.tenant_id AND x.id = c.vaccine_id
+  JOIN venues v ON v.tenant_id = c.tenant_id AND v.id = c.venue_id
+  JOIN tenants t ON t.id = c.tenant_id
+ WHERE c.tenant_id = $1 AND $2::jsonb IS NOT NULL
+ ORDER BY c.vaccinated_at, c.id";
+
 impl ExportKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::BookedList { .. } => "booked_list",
             Self::UnbookedResidents => "unbooked_residents",
             Self::BookingLedger => "booking_ledger",
+            Self::VaccinationRecords => "vaccination_records",
         }
     }
 
     pub fn params(&self) -> Value {
         match self {
             Self::BookedList { venue_id, date } => json!({ "venue_id": venue_id, "date": date }),
-            Self::UnbookedResidents | Self::BookingLedger => json!({}),
+            Self::UnbookedResidents | Self::BookingLedger | Self::VaccinationRecords => json!({}),
         }
     }
 
@@ -128,6 +153,7 @@ impl ExportKind {
             }),
             "unbooked_residents" => Some(Self::UnbookedResidents),
             "booking_ledger" => Some(Self::BookingLedger),
+            "vaccination_records" => Some(Self::VaccinationRecords),
             _ => None,
         }
     }
@@ -184,6 +210,26 @@ impl ExportKind {
                     ("更新日時", DateTime),
                 ]),
                 sql: LEDGER_SQL,
+            },
+            Self::VaccinationRecords => Plan {
+                title: "接種記録",
+                slug: "vaccination-records",
+                columns: cols(&[
+                    ("接種日時", DateTime),
+                    ("接種券番号", Text),
+                    ("カナ氏名", Text),
+                    ("生年月日", Date),
+                    ("性別", Text),
+                    ("回数", Integer),
+                    ("ワクチン", Text),
+                    ("ロット番号", Text),
+                    ("接種量(mL)", Text),
+                    ("接種者", Text),
+                    ("会場", Text),
+                    ("副反応", Text),
+                    ("記録者", Text),
+                ]),
+                sql: VACCINATION_RECORDS_SQL,
             },
         }
     }

@@ -927,11 +927,10 @@ pub async fn next_dose_slots(
 
 /// Books the next dose on the spot (at check-out) through the platform's own booking function, so
 /// every booking rule holds (intervals, product, seats, one live booking per dose). Only after this
-/// visit's vaccination. `key` makes a double-tap book once. The booking commits in its own
-/// transaction; the audit entry goes into `scope`, which the caller commits.
+/// visit's vaccination. `key` makes a double-tap book once. The booking and its audit entry are
+/// written in `scope` (a savepoint for the booking), which the caller commits.
 pub async fn book_next_dose(
     scope: &mut Scope,
-    pool: &PgPool,
     tenant: &Tenant,
     venue: Uuid,
     booking_id: Uuid,
@@ -966,8 +965,14 @@ pub async fn book_next_dose(
         second_dose_slot: None,
         idempotency_key: format!("intake:{booking_id}:{key}"),
     };
-    let booked = booking::book(pool, tenant, &req)
-        .await
+    let booked: Result<_, BookingError> = booking::in_savepoint!(scope, |conn| booking::book_in(
+        conn,
+        tenant,
+        &req,
+        false,
+        booking::Pass::NONE
+    ));
+    let booked = booked
         .map_err(|e| match e {
             BookingError::Database(e) => IntakeError::Database(e),
             other => IntakeError::Booking(other),

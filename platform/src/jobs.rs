@@ -25,7 +25,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, Utc};
 use plugins::{Channel, Message, Recipient, SendError};
@@ -133,9 +134,46 @@ pub async fn push_once(
     Ok(done.rows_affected() == 1)
 }
 
+/// How the worker shares a process with the web server during a rush. While at least `busy_at`
+/// requests are in flight, a pass sends only login codes (a resident is waiting on screen for
+/// each); confirmations, changes, cancellations and reminders wait — they are durable rows — until
+/// the rush eases, or at most `max_defer`, after which one full pass runs anyway.
+#[derive(Clone, Debug, Default)]
+pub struct Pacing {
+    /// Requests being handled right now (counted by the HTTP layer).
+    pub in_flight: Arc<AtomicUsize>,
+    /// 0 = never give way.
+    pub busy_at: usize,
+    pub max_defer: Duration,
+}
+
+impl Pacing {
+    pub fn busy(&self) -> bool {
+        self.busy_at > 0 && self.in_flight.load(Ordering::Relaxed) >= self.busy_at
+    }
+}
+
+/// Counts one request in flight for as long as it lives (see [`Pacing`]).
+pub struct InFlightGuard(Arc<AtomicUsize>);
+
+impl InFlightGuard {
+    pub fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Delivers queued notifications.
 #[derive(Clone)]
 pub struct Worker {
+    /// Giving way to residents during a rush (default: never).
+    pub pacing: Pacing,
     pub pool: PgPool,
     /// Used when a city has no channel of the needed kind: the development log channel; `None` in
     /// production (the job then fails with "no channel configured").
@@ -207,11 +245,24 @@ impl Worker {
 
     pub async fn run(self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut deferring_since: Option<Instant> = None;
         loop {
-            if let Err(e) = self.run_once().await {
+            let urgent_only = if self.pacing.busy() {
+                let since = *deferring_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.pacing.max_defer {
+                    deferring_since = None;
+                    false
+                } else {
+                    true
+                }
+            } else {
+                deferring_since = None;
+                false
+            };
+            if let Err(e) = self.pass(urgent_only).await {
                 tracing::warn!(error = %e, "notification worker pass failed");
             }
-            if let Err(e) = schedule_reminders(&self.pool, Utc::now()).await {
+            if !urgent_only && let Err(e) = schedule_reminders(&self.pool, Utc::now()).await {
                 tracing::warn!(error = %e, "reminder tick failed");
             }
             tokio::select! {
@@ -223,17 +274,22 @@ impl Worker {
 
     /// One pass over every tenant; returns how many jobs were handled.
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
+        self.pass(false).await
+    }
+
+    /// A pass; `urgent_only`: login codes only (see [`Pacing`]).
+    pub async fn pass(&self, urgent_only: bool) -> Result<usize, sqlx::Error> {
         let mut handled = 0;
         for tenant in tenants::list(&self.pool).await? {
             if tenant.status == TenantStatus::Suspended {
                 continue;
             }
-            handled += self.work_tenant(&tenant).await?;
+            handled += self.work_tenant(&tenant, urgent_only).await?;
         }
         Ok(handled)
     }
 
-    async fn claim(&self, tenant: &Tenant) -> Result<Vec<Claimed>, sqlx::Error> {
+    async fn claim(&self, tenant: &Tenant, urgent_only: bool) -> Result<Vec<Claimed>, sqlx::Error> {
         let mut tx = tenants::begin(&self.pool, tenant.id).await?;
         // A worker that claimed a job and never reported back may have sent it: give it up rather
         // than risk sending twice.
@@ -250,12 +306,14 @@ impl Worker {
              WHERE (tenant_id, id) IN ( \
                  SELECT tenant_id, id FROM notification_jobs \
                  WHERE tenant_id = $1 AND queue = $2 AND status = 'queued' AND run_after <= now() \
+                   AND (NOT $4 OR payload->>'kind' = 'login_code') \
                  ORDER BY run_after LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, idempotency_key, payload, attempts",
         )
         .bind(tenant.id.0)
         .bind(NOTIFY_QUEUE)
         .bind(BATCH)
+        .bind(urgent_only)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -270,8 +328,8 @@ impl Worker {
             .collect())
     }
 
-    async fn work_tenant(&self, tenant: &Tenant) -> Result<usize, sqlx::Error> {
-        let claimed = self.claim(tenant).await?;
+    async fn work_tenant(&self, tenant: &Tenant, urgent_only: bool) -> Result<usize, sqlx::Error> {
+        let claimed = self.claim(tenant, urgent_only).await?;
         let n = claimed.len();
         for job in claimed {
             let plan = {

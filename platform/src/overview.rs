@@ -2,10 +2,10 @@
 //! given and the no-show rate — aggregates only, in the tenant's time zone. The admin UI draws the
 //! charts (server-side SVG) from these numbers.
 //!
-//! **Doses given / no-shows** need the intake records (`booking_visits` / `vaccination_records`),
-//! which are being built on another branch. Until they land, [`outcomes_by_day`] — the ONE function
-//! to switch — counts live bookings whose slot has already started as "given", knows no no-shows,
-//! and says so in [`OutcomeSource`], which the page prints next to the chart.
+//! **Doses given / no-shows** come from the intake records (`vaccination_records`,
+//! `booking_visits`; docs/intake.md): a dose counts when the venue recorded it, a no-show when the
+//! venue marked it, and bookings of past days nobody recorded anything for are counted apart as
+//! "unrecorded" rather than guessed to be either.
 
 use chrono::NaiveDate;
 use uuid::Uuid;
@@ -83,44 +83,19 @@ pub fn total_by_day(
         .collect()
 }
 
-/// Where the "doses given" and "no-show" numbers come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutcomeSource {
-    /// Live bookings of days already begun (an estimate: everyone booked is counted as vaccinated;
-    /// no-shows are unknown).
-    BookedDoses,
-    /// Recorded visits and vaccinations (intake).
-    Visits,
-}
-
-impl OutcomeSource {
-    pub fn label_ja(self) -> &'static str {
-        match self {
-            Self::BookedDoses => {
-                "※ 接種実績（受付・接種記録）の導入前のため、実施済みの日の「予約数」を接種数の代わりに表示しています。無断キャンセル率はまだ集計できません。"
-            }
-            Self::Visits => "接種記録にもとづく実績です。",
-        }
-    }
-    pub fn label_en(self) -> &'static str {
-        match self {
-            Self::BookedDoses => {
-                "Note: vaccination records (intake) do not exist yet, so past days show BOOKED doses in place of doses given. The no-show rate cannot be computed yet."
-            }
-            Self::Visits => "From recorded vaccinations.",
-        }
-    }
-}
-
-/// Doses given (by dose 1, 2, booster) and no-shows on one local day.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Doses given (by dose 1, 2, booster) and what became of the day's bookings, on one local day.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DayOutcome {
     pub day: NaiveDate,
+    /// Vaccinations recorded at intake (`vaccination_records`) on this local day, by dose.
     pub doses: [i64; 3],
-    /// People booked for the day who did not come; None while unknown.
-    pub no_show: Option<i64>,
-    /// People booked for the day (the no-show rate's denominator).
+    /// Live bookings of slots that have begun (the no-show rate's denominator).
     pub booked: i64,
+    /// Of those, marked "no-show" at the venue.
+    pub no_show: i64,
+    /// Of those, on a day already over and never touched at the venue (no check-in, no no-show):
+    /// the venue did not record what happened. Shown beside the rate, never guessed into it.
+    pub unrecorded: i64,
 }
 
 impl DayOutcome {
@@ -128,25 +103,23 @@ impl DayOutcome {
         self.doses.iter().sum()
     }
     pub fn no_show_percent(&self) -> Option<i64> {
-        self.no_show.and_then(|n| percent(n, self.booked))
+        percent(self.no_show, self.booked)
     }
 }
 
-/// Doses given and no-shows per local day of `from..=to`, up to now. THE switch point: when the
-/// intake tables land, count `vaccination_records` per day and dose here, no-shows as bookings of
-/// past days without a visit, and return [`OutcomeSource::Visits`].
+/// Doses given and no-shows per local day of `from..=to`, up to now, from the intake records:
+/// doses by the local day of `vaccination_records.vaccinated_at`; bookings, no-shows and unrecorded
+/// visits by the local day of the slot (live bookings only — a cancelled booking had no visit).
 pub async fn outcomes_by_day(
     scope: &mut Scope,
     from: NaiveDate,
     to: NaiveDate,
-) -> Result<(OutcomeSource, Vec<DayOutcome>), sqlx::Error> {
-    let rows: Vec<(NaiveDate, i16, i64)> = sqlx::query_as(
-        "SELECT (s.starts_at AT TIME ZONE t.time_zone)::date AS day, b.dose, count(*) \
-           FROM bookings b \
-           JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
-           JOIN tenants t ON t.id = b.tenant_id \
-          WHERE b.tenant_id = $1 AND b.status = 'booked' AND s.starts_at <= now() \
-            AND (s.starts_at AT TIME ZONE t.time_zone)::date BETWEEN $2 AND $3 \
+) -> Result<Vec<DayOutcome>, sqlx::Error> {
+    let given: Vec<(NaiveDate, i16, i64)> = sqlx::query_as(
+        "SELECT (r.vaccinated_at AT TIME ZONE t.time_zone)::date AS day, r.dose, count(*) \
+           FROM vaccination_records r \
+           JOIN tenants t ON t.id = r.tenant_id \
+          WHERE r.tenant_id = $1 AND (r.vaccinated_at AT TIME ZONE t.time_zone)::date BETWEEN $2 AND $3 \
           GROUP BY 1, 2",
     )
     .bind(scope.tenant_id().0)
@@ -154,24 +127,51 @@ pub async fn outcomes_by_day(
     .bind(to)
     .fetch_all(&mut *scope.tx)
     .await?;
-    let mut days: Vec<DayOutcome> = Vec::new();
-    for (day, dose, n) in rows {
-        let i = days.iter().position(|d| d.day == day).unwrap_or_else(|| {
-            days.push(DayOutcome {
-                day,
-                doses: [0; 3],
-                no_show: None,
-                booked: 0,
-            });
-            days.len() - 1
+    let visits: Vec<(NaiveDate, i64, i64, i64)> = sqlx::query_as(
+        "SELECT (s.starts_at AT TIME ZONE t.time_zone)::date AS day, count(*), \
+                count(*) FILTER (WHERE v.status = 'no_show'), \
+                count(*) FILTER (WHERE coalesce(v.status, 'booked') = 'booked' \
+                                   AND (s.starts_at AT TIME ZONE t.time_zone)::date \
+                                       < (now() AT TIME ZONE t.time_zone)::date) \
+           FROM bookings b \
+           JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
+           JOIN tenants t ON t.id = b.tenant_id \
+           LEFT JOIN booking_visits v ON v.tenant_id = b.tenant_id AND v.booking_id = b.id \
+          WHERE b.tenant_id = $1 AND b.status = 'booked' AND s.starts_at <= now() \
+            AND (s.starts_at AT TIME ZONE t.time_zone)::date BETWEEN $2 AND $3 \
+          GROUP BY 1",
+    )
+    .bind(scope.tenant_id().0)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *scope.tx)
+    .await?;
+    Ok(merge_outcomes(&given, &visits))
+}
+
+/// One [`DayOutcome`] per day present in either list, in day order.
+fn merge_outcomes(
+    given: &[(NaiveDate, i16, i64)],
+    visits: &[(NaiveDate, i64, i64, i64)],
+) -> Vec<DayOutcome> {
+    let mut days: std::collections::BTreeMap<NaiveDate, DayOutcome> = Default::default();
+    for &(day, dose, n) in given {
+        let d = days.entry(day).or_insert_with(|| DayOutcome {
+            day,
+            ..Default::default()
         });
-        if let Some(slot) = days[i].doses.get_mut((dose.clamp(1, 3) - 1) as usize) {
-            *slot += n;
-        }
-        days[i].booked += n;
+        d.doses[(dose.clamp(1, 3) - 1) as usize] += n;
     }
-    days.sort_by_key(|d| d.day);
-    Ok((OutcomeSource::BookedDoses, days))
+    for &(day, booked, no_show, unrecorded) in visits {
+        let d = days.entry(day).or_insert_with(|| DayOutcome {
+            day,
+            ..Default::default()
+        });
+        d.booked += booked;
+        d.no_show += no_show;
+        d.unrecorded += unrecorded;
+    }
+    days.into_values().collect()
 }
 
 #[cfg(test)]
@@ -204,5 +204,24 @@ mod tests {
         assert_eq!(t, vec![(d(1), 0, 0), (d(2), 40, 35), (d(3), 0, 0)]);
         assert_eq!(percent(35, 40), Some(87));
         assert_eq!(percent(0, 0), None);
+    }
+
+    #[test]
+    fn outcomes_merge_doses_and_visits_by_day() {
+        let out = merge_outcomes(
+            &[(d(2), 1, 3), (d(2), 2, 1), (d(3), 3, 2)],
+            &[(d(1), 5, 1, 4), (d(2), 6, 2, 0)],
+        );
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            (out[0].day, out[0].given(), out[0].unrecorded),
+            (d(1), 0, 4)
+        );
+        assert_eq!(
+            (out[1].doses, out[1].booked, out[1].no_show),
+            ([3, 1, 0], 6, 2)
+        );
+        assert_eq!(out[1].no_show_percent(), Some(33));
+        assert_eq!((out[2].doses, out[2].no_show_percent()), ([0, 0, 2], None));
     }
 }

@@ -1,5 +1,6 @@
-//! Statistics: cross tabulations of live bookings (status 'booked') by period × age band × sex ×
-//! venue × dose. No HTTP here; every function runs in a tenant-scoped transaction.
+//! Statistics: cross tabulations by period × age band × sex × venue × dose of either live bookings
+//! (status 'booked', by appointment) or doses given (`vaccination_records`, by the time of the
+//! vaccination) — [`Measure`]. No HTTP here; every function runs in a tenant-scoped transaction.
 //!
 //! * The period is the appointment's (slot start's) day, ISO week (Monday first) or month in the
 //!   **tenant's time zone**: a booking at Sunday 23:30 JST and one at Monday 00:10 JST fall on the
@@ -50,6 +51,38 @@ impl Period {
     }
 }
 
+/// What a cross tab counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Measure {
+    /// Live bookings, by the appointment's (slot start's) local date.
+    #[default]
+    Bookings,
+    /// Vaccinations recorded at intake, by the local date they were given, at the venue that gave
+    /// them; the age is on that date.
+    DosesGiven,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 2] = [Measure::Bookings, Measure::DosesGiven];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bookings => "bookings",
+            Self::DosesGiven => "doses",
+        }
+    }
+
+    /// The Excel sheet name of a table of this measure and period.
+    pub fn sheet_name(self, period: Period) -> &'static str {
+        match (self, period) {
+            (Self::Bookings, p) => p.sheet_name(),
+            (Self::DosesGiven, Period::Day) => "接種日別",
+            (Self::DosesGiven, Period::Week) => "接種週別",
+            (Self::DosesGiven, Period::Month) => "接種月別",
+        }
+    }
+}
+
 /// One cell of a cross tab: the number of live bookings in a period, age band, sex, venue and dose.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StatRow {
@@ -76,8 +109,24 @@ fn band_index(age: i32) -> usize {
     }
 }
 
-const CROSSTAB: &str = "\
-WITH b AS (
+/// Groups the rows of CTE `b` (local_at, birth_date, sex, venue, dose); `$1` the period.
+macro_rules! crosstab_of {
+    ($source:literal) => {
+        concat!(
+            "WITH b AS (",
+            $source,
+            ")
+SELECT date_trunc($1, local_at)::date AS period_start,
+       date_part('year', age(local_at::date, birth_date))::int AS age,
+       sex, venue, dose, count(*) AS n
+  FROM b
+ GROUP BY 1, 2, 3, 4, 5"
+        )
+    };
+}
+
+const CROSSTAB: &str = crosstab_of!(
+    "
     SELECT (s.starts_at AT TIME ZONE t.time_zone) AS local_at, r.birth_date, r.sex,
            v.name AS venue, bk.dose
       FROM bookings bk
@@ -86,18 +135,39 @@ WITH b AS (
       JOIN residents r ON r.tenant_id = bk.tenant_id AND r.id = bk.resident_id
       JOIN tenants t ON t.id = bk.tenant_id
      WHERE bk.tenant_id = $2 AND bk.status = 'booked'
-)
-SELECT date_trunc($1, local_at)::date AS period_start,
-       date_part('year', age(local_at::date, birth_date))::int AS age,
-       sex, venue, dose, count(*) AS n
-  FROM b
- GROUP BY 1, 2, 3, 4, 5";
+"
+);
 
-/// The cross tab for one period kind, sorted by period, age band, sex, venue, dose; cells with
-/// no bookings are left out.
+const DOSES_CROSSTAB: &str = crosstab_of!(
+    "
+    SELECT (c.vaccinated_at AT TIME ZONE t.time_zone) AS local_at, r.birth_date, r.sex,
+           v.name AS venue, c.dose
+      FROM vaccination_records c
+      JOIN venues v ON v.tenant_id = c.tenant_id AND v.id = c.venue_id
+      JOIN residents r ON r.tenant_id = c.tenant_id AND r.id = c.resident_id
+      JOIN tenants t ON t.id = c.tenant_id
+     WHERE c.tenant_id = $2
+"
+);
+
+/// The cross tab of bookings for one period kind (see [`crosstab_of`]).
 pub async fn crosstab(tx: &mut TenantTx, period: Period) -> Result<Vec<StatRow>, sqlx::Error> {
+    crosstab_of(tx, period, Measure::Bookings).await
+}
+
+/// The cross tab of `measure` for one period kind, sorted by period, age band, sex, venue, dose;
+/// empty cells are left out.
+pub async fn crosstab_of(
+    tx: &mut TenantTx,
+    period: Period,
+    measure: Measure,
+) -> Result<Vec<StatRow>, sqlx::Error> {
     let tenant = tx.tenant_id();
-    let rows: Vec<(NaiveDate, i32, String, String, i16, i64)> = sqlx::query_as(CROSSTAB)
+    let sql = match measure {
+        Measure::Bookings => CROSSTAB,
+        Measure::DosesGiven => DOSES_CROSSTAB,
+    };
+    let rows: Vec<(NaiveDate, i32, String, String, i16, i64)> = sqlx::query_as(sql)
         .bind(period.as_str())
         .bind(tenant.0)
         .fetch_all(&mut **tx)
@@ -197,21 +267,27 @@ pub enum StatsError {
     Export(#[from] ExportError),
 }
 
-/// The statistics workbook: one sheet per table (日別, 週別, 月別), pivoted by dose.
+/// The statistics workbook: one sheet per table, pivoted by dose — bookings (日別, 週別, 月別), then
+/// doses given (接種日別, 接種週別, 接種月別).
 pub async fn stats_xlsx(tx: &mut TenantTx) -> Result<Vec<u8>, StatsError> {
     let mut tables = Vec::new();
-    for period in Period::ALL {
-        tables.push((period, pivot(&crosstab(tx, period).await?)));
+    for measure in Measure::ALL {
+        for period in Period::ALL {
+            tables.push((
+                measure.sheet_name(period),
+                pivot(&crosstab_of(tx, period, measure).await?),
+            ));
+        }
     }
     Ok(write_xlsx(&tables)?)
 }
 
-/// Writes already computed tables as a workbook.
-pub fn write_xlsx(tables: &[(Period, Vec<PivotRow>)]) -> Result<Vec<u8>, ExportError> {
+/// Writes already computed tables (sheet name, rows) as a workbook.
+pub fn write_xlsx(tables: &[(&str, Vec<PivotRow>)]) -> Result<Vec<u8>, ExportError> {
     let mut book = XlsxExport::new();
     let columns = sheet_columns();
-    for (period, rows) in tables {
-        let mut sheet = book.sheet(period.sheet_name(), &columns)?;
+    for (name, rows) in tables {
+        let mut sheet = book.sheet(name, &columns)?;
         for r in rows {
             sheet.push(&[
                 Cell::Date(r.period_start),

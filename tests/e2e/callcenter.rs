@@ -348,6 +348,138 @@ async fn only_a_city_admin_may_cancel_past_the_cutoff_and_the_override_is_audite
     assert_eq!(queued, 1);
 }
 
+/// Posts the call centre's book (or, with `booking`, change) form; returns the status and page.
+async fn book_or_change(
+    client: &mut AdminClient<'_>,
+    resident: Uuid,
+    slot: Uuid,
+    booking: Option<Uuid>,
+    override_deadline: bool,
+) -> (u16, String) {
+    let key = Uuid::now_v7().to_string();
+    let slot = slot.to_string();
+    let booking = booking.map(|b| b.to_string());
+    let mut fields = vec![
+        ("key", key.as_str()),
+        ("slot", slot.as_str()),
+        ("dose", "1"),
+    ];
+    if override_deadline {
+        fields.push(("override", "1"));
+    }
+    let action = match &booking {
+        Some(b) => {
+            fields.push(("booking", b.as_str()));
+            "change"
+        }
+        None => "book",
+    };
+    body(
+        client
+            .post(
+                &format!("/admin/t/demo/callcenter/{resident}/{action}"),
+                &fields,
+            )
+            .await,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn only_a_city_admin_may_book_or_move_past_the_booking_deadline_and_it_is_audited() {
+    let app = spawn_app_with(Options {
+        demo: true,
+        ..Default::default()
+    })
+    .await;
+    let demo = app.demo_tenant().await;
+    let resident = app
+        .resident_id(&platform::demo::demo_resident(7).ticket_no)
+        .await;
+    let (first, second) = (app.demo_slot(0).await, app.demo_slot(1).await);
+    // every slot of the venue is now past its booking deadline (60 days before it starts)
+    sqlx::query(
+        "UPDATE venues SET booking_deadline_hours = 1440 WHERE name = '市民ホール集団接種会場'",
+    )
+    .execute(&app.owner)
+    .await
+    .expect("deadline");
+    let mut cc = app
+        .staff_client("cc@demo.example", Some((demo.id, Role::CallCenter, &[])))
+        .await;
+    let mut admin = app
+        .staff_client("boss@demo.example", Some((demo.id, Role::CityAdmin, &[])))
+        .await;
+    let nothing_written = async || {
+        let counts: (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM bookings WHERE resident_id = $1), \
+                    (SELECT count(*) FROM idempotency_keys WHERE resident_id = $1), \
+                    (SELECT count(*) FROM audit_log WHERE action LIKE 'callcenter.book%')",
+        )
+        .bind(resident)
+        .fetch_one(&app.owner)
+        .await
+        .expect("counts");
+        counts == (0, 0, 0)
+    };
+
+    // the residents' rule holds for the operator: a clear message, nothing written
+    let (status, html) = book_or_change(&mut cc, resident, first, None, false).await;
+    assert_eq!(status, 409);
+    assert!(html.contains("Booking for this time has closed"), "{html}");
+    assert!(nothing_written().await);
+    // asking for the override without the right is refused outright
+    assert_eq!(
+        book_or_change(&mut cc, resident, first, None, true).await.0,
+        403
+    );
+    assert!(nothing_written().await);
+    // the free-slot list says which slots are past the deadline, and only the admin gets the box
+    let page = format!("/admin/t/demo/callcenter/{resident}");
+    let (_, html) = body(cc.get(&page).await).await;
+    assert!(html.contains("past the booking deadline") && !html.contains("override-deadline"));
+    let (_, html) = body(admin.get(&page).await).await;
+    assert!(html.contains("override-deadline"));
+
+    // the city admin books past the deadline: booking, seat, outbox row and audit entry together
+    let (status, html) = book_or_change(&mut admin, resident, first, None, true).await;
+    assert_eq!(status, 303, "{html}");
+    let booking: Uuid = sqlx::query_scalar(
+        "SELECT id FROM bookings WHERE resident_id = $1 AND slot_id = $2 AND status = 'booked'",
+    )
+    .bind(resident)
+    .bind(first)
+    .fetch_one(&app.owner)
+    .await
+    .expect("booked");
+    assert_eq!(
+        audit_actions(&app, "callcenter.book_override").await,
+        vec![(
+            "boss@demo.example".to_owned(),
+            format!("resident/{resident}")
+        )]
+    );
+    assert!(audit_actions(&app, "callcenter.book").await.is_empty());
+
+    // moving it is past the deadline too: refused for the operator, done by the admin
+    let (status, _) = book_or_change(&mut cc, resident, second, Some(booking), false).await;
+    assert_eq!(status, 409);
+    let (status, html) = book_or_change(&mut admin, resident, second, Some(booking), true).await;
+    assert_eq!(status, 303, "{html}");
+    let seats: Vec<(Uuid, i32)> =
+        sqlx::query_as("SELECT id, booked FROM slots WHERE id = ANY($1) ORDER BY id")
+            .bind(vec![first, second])
+            .fetch_all(&app.owner)
+            .await
+            .expect("seats");
+    let seat = |id: Uuid| seats.iter().find(|s| s.0 == id).map(|s| s.1);
+    assert_eq!((seat(first), seat(second)), (Some(0), Some(1)));
+    assert_eq!(
+        audit_actions(&app, "callcenter.change_override").await,
+        vec![("boss@demo.example".to_owned(), format!("booking/{booking}"))]
+    );
+}
+
 const ROLES: [(&str, Option<Role>); 7] = [
     ("operator", None),
     ("city_admin", Some(Role::CityAdmin)),

@@ -292,6 +292,124 @@ async fn the_booked_list_in_excel_matches_the_database_row_for_row() {
 }
 
 #[tokio::test]
+async fn vaccination_records_export_with_lot_amount_and_side_effects() {
+    let app = spawn_app_with(Options {
+        demo: true,
+        ..Default::default()
+    })
+    .await;
+    let demo = app.demo_tenant().await;
+    bookings_on_one_day(&app, &demo).await;
+    // two of the live bookings were given their dose (inserted as intake would record them);
+    // the second had a fever and a sore arm
+    let given: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT b.id, b.resident_id FROM bookings b WHERE b.status = 'booked' ORDER BY b.created_at LIMIT 2",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .expect("bookings");
+    for (i, (booking, _)) in given.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO vaccination_records (tenant_id, id, booking_id, resident_id, venue_id, dose, vaccine_id, \
+             lot_number, dose_ml, vaccinator, vaccinated_at, recorded_by) \
+             SELECT b.tenant_id, $2, b.id, b.resident_id, s.venue_id, b.dose, b.vaccine_id, $3, 0.3, '加藤医師', \
+                    timestamptz '2026-12-01 10:05+09' + $4 * interval '1 hour', 'nurse@demo.example' \
+               FROM bookings b JOIN slots s ON s.id = b.slot_id WHERE b.id = $1",
+        )
+        .bind(booking)
+        .bind(Uuid::now_v7())
+        .bind(format!("LOT-{i}"))
+        .bind(i as i32)
+        .execute(&app.owner)
+        .await
+        .expect("record");
+    }
+    for (kind, severity, minutes) in [("fever", "mild", 40), ("injection_site", "moderate", 20)] {
+        sqlx::query(
+            "INSERT INTO side_effect_notes (tenant_id, id, resident_id, booking_id, venue_id, kind, severity, onset_at, recorded_by) \
+             SELECT tenant_id, $2, resident_id, booking_id, venue_id, $3, $4, vaccinated_at + $5 * interval '1 minute', 'nurse' \
+               FROM vaccination_records WHERE booking_id = $1",
+        )
+        .bind(given[1].0)
+        .bind(Uuid::now_v7())
+        .bind(kind)
+        .bind(severity)
+        .bind(minutes)
+        .execute(&app.owner)
+        .await
+        .expect("note");
+    }
+    let mut staff = app
+        .staff_client(
+            "records@demo.example",
+            Some((demo.id, Role::CityStaff, &[])),
+        )
+        .await;
+    let res = staff
+        .post(
+            "/admin/t/demo/exports",
+            &[("kind", "vaccination_records"), ("format", "xlsx")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let job = newest_job(&app).await;
+    assert_eq!(wait_done(&app, job).await.0, "done");
+    let (status, bytes) = download(&mut staff, "demo", job).await;
+    assert_eq!(status, 200);
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("xlsx");
+    assert_eq!(wb.sheet_names(), vec!["接種記録"]);
+    let range = wb.worksheet_range("接種記録").expect("sheet");
+    let rows: Vec<Vec<Data>> = range.rows().map(|r| r.to_vec()).collect();
+    assert_eq!(rows.len(), 3, "header and one row per record");
+    let header: Vec<String> = rows[0].iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        header,
+        [
+            "接種日時",
+            "接種券番号",
+            "カナ氏名",
+            "生年月日",
+            "性別",
+            "回数",
+            "ワクチン",
+            "ロット番号",
+            "接種量(mL)",
+            "接種者",
+            "会場",
+            "副反応",
+            "記録者"
+        ]
+    );
+    let when = |c: &Data| match c {
+        Data::DateTime(x) => round_minute(x.as_datetime().expect("datetime")),
+        other => panic!("not a date: {other:?}"),
+    };
+    let day = NaiveDate::from_ymd_opt(2026, 12, 1).expect("day");
+    assert_eq!(when(&rows[1][0]), day.and_hms_opt(10, 5, 0).expect("time"));
+    assert_eq!(when(&rows[2][0]), day.and_hms_opt(11, 5, 0).expect("time"));
+    for (i, (_, resident)) in given.iter().enumerate() {
+        let ticket: String = sqlx::query_scalar("SELECT ticket_no FROM residents WHERE id = $1")
+            .bind(resident)
+            .fetch_one(&app.owner)
+            .await
+            .expect("ticket");
+        let row = &rows[i + 1];
+        assert_eq!(row[1].to_string(), ticket);
+        assert_eq!(row[7].to_string(), format!("LOT-{i}"));
+        assert_eq!(row[8].to_string(), "0.30");
+        assert_eq!(row[9].to_string(), "加藤医師");
+        assert_eq!(row[10].to_string(), "市民ホール集団接種会場");
+        assert_eq!(row[12].to_string(), "nurse@demo.example");
+    }
+    assert_eq!(rows[1][11].to_string(), "");
+    assert_eq!(
+        rows[2][11].to_string(),
+        "接種部位の反応（中等度）、発熱（軽度）",
+        "side effects in order of onset"
+    );
+}
+
+#[tokio::test]
 async fn a_hundred_thousand_residents_export_in_bounded_memory() {
     const N: i64 = 100_000;
     let app = spawn_app().await;

@@ -479,3 +479,86 @@ async fn a_signed_delivery_report_marks_the_sms_delivered_and_a_forged_one_is_re
         .expect("post");
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test]
+async fn during_a_rush_the_worker_sends_login_codes_and_defers_the_rest() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    // a booking confirmation, then a login code, both due
+    let booking = book(&app, 3, 0).await;
+    let r = demo_resident(6);
+    platform::residents::auth::request_code(
+        &app.pool,
+        &tenant,
+        &r.ticket_no,
+        r.birth_date,
+        None,
+        "192.0.2.77",
+        platform::i18n::Lang::Ja,
+        &app.worker.secret,
+    )
+    .await
+    .expect("code requested");
+    let status_of = async |kind: &str| -> String {
+        sqlx::query_scalar("SELECT status FROM notification_jobs WHERE payload->>'kind' = $1")
+            .bind(kind)
+            .fetch_one(&app.owner)
+            .await
+            .expect("job")
+    };
+
+    // the server is busy: 40 requests in flight against a threshold of 32
+    let mut worker = app.worker.clone();
+    worker.pacing = platform::jobs::Pacing {
+        in_flight: Default::default(),
+        busy_at: 32,
+        max_defer: Duration::from_secs(2),
+    };
+    let guards: Vec<_> = (0..40)
+        .map(|_| platform::jobs::InFlightGuard::enter(&worker.pacing.in_flight))
+        .collect();
+    assert!(worker.pacing.busy());
+    // the running worker sends the waiting resident's code at once and holds the confirmation back
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.clone().run(Duration::from_millis(20), async {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while status_of("login_code").await != "sent" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the login code was not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        job(&app, booking).await.0,
+        "queued",
+        "deferred during the rush"
+    );
+    // …but not for longer than max_defer, even if the rush goes on
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while job(&app, booking).await.0 != "sent" {
+        assert!(tokio::time::Instant::now() < deadline, "deferred for ever");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    running.await.expect("worker stopped");
+
+    // when the requests are done the worker is no longer busy
+    drop(guards);
+    assert!(!worker.pacing.busy());
+    assert_eq!(
+        worker
+            .pacing
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    // and a threshold of 0 never gives way
+    worker.pacing.busy_at = 0;
+    let _many: Vec<_> = (0..100)
+        .map(|_| platform::jobs::InFlightGuard::enter(&worker.pacing.in_flight))
+        .collect();
+    assert!(!worker.pacing.busy());
+}

@@ -38,7 +38,9 @@ async fn slot(
 }
 
 /// Venue 会場A: yesterday 4 of 10 booked (three 1st doses, one 2nd), tomorrow 20 of 20;
-/// venue 会場B: yesterday 0 of 10. A cancelled booking yesterday counts nowhere.
+/// venue 会場B: yesterday 0 of 10. A cancelled booking yesterday counts nowhere. At 会場A the
+/// venue recorded yesterday: the 1st dose of booking 0 and the 2nd dose of booking 3 given, booking 1
+/// a no-show; booking 2 nothing at all.
 async fn arrange(owner: &PgPool, t: TenantId, today: NaiveDate) -> (NaiveDate, NaiveDate) {
     let (yesterday, tomorrow) = (today - Duration::days(1), today + Duration::days(1));
     let vaccine = Uuid::now_v7();
@@ -80,6 +82,7 @@ async fn arrange(owner: &PgPool, t: TenantId, today: NaiveDate) -> (NaiveDate, N
     .enumerate()
     {
         let r = Uuid::now_v7();
+        let booking = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO residents (tenant_id, id, ticket_no, birth_date, kana_name, sex) \
              VALUES ($1, $2, $3, '1960-01-01', 'テスト', 'female')",
@@ -95,7 +98,7 @@ async fn arrange(owner: &PgPool, t: TenantId, today: NaiveDate) -> (NaiveDate, N
              VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $2)",
         )
         .bind(t.0)
-        .bind(Uuid::now_v7())
+        .bind(booking)
         .bind(r)
         .bind(past)
         .bind(vaccine)
@@ -104,12 +107,47 @@ async fn arrange(owner: &PgPool, t: TenantId, today: NaiveDate) -> (NaiveDate, N
         .execute(owner)
         .await
         .expect("booking");
+        let visit = match n {
+            0 | 3 => "released",
+            1 => "no_show",
+            _ => continue,
+        };
+        sqlx::query(
+            "INSERT INTO booking_visits (tenant_id, booking_id, venue_id, status, updated_by) \
+             VALUES ($1, $2, $3, $4, 'nurse@ovcity.example')",
+        )
+        .bind(t.0)
+        .bind(booking)
+        .bind(venues[0])
+        .bind(visit)
+        .execute(owner)
+        .await
+        .expect("visit");
+        if visit == "released" {
+            sqlx::query(
+                "INSERT INTO vaccination_records (tenant_id, id, booking_id, resident_id, venue_id, dose, \
+                 vaccine_id, lot_number, dose_ml, vaccinator, vaccinated_at, recorded_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'LOT-1', 0.3, 'Dr. Kato', \
+                         ($8::date + time '10:05') AT TIME ZONE 'Asia/Tokyo', 'nurse@ovcity.example')",
+            )
+            .bind(t.0)
+            .bind(Uuid::now_v7())
+            .bind(booking)
+            .bind(r)
+            .bind(venues[0])
+            .bind(dose as i16)
+            .bind(vaccine)
+            .bind(yesterday)
+            .execute(owner)
+            .await
+            .expect("record");
+        }
     }
     (yesterday, tomorrow)
 }
 
 #[tokio::test]
-async fn the_overview_shows_fill_rates_by_day_and_booked_doses_for_past_days_labelled_as_such() {
+async fn the_overview_shows_fill_rates_by_day_and_doses_and_no_shows_from_the_intake_records() {
     let app = spawn_app().await;
     let t = bare_tenant(&app.pool, "ovcity", "概況市").await;
     let today = (Utc::now() + Duration::hours(9)).date_naive();
@@ -135,16 +173,16 @@ async fn the_overview_shows_fill_rates_by_day_and_booked_doses_for_past_days_lab
     assert!(html.contains("24 / 40"), "period total: {html}");
     // per venue and day
     assert!(html.contains(">40%<") && html.contains(">0%<") && html.contains(">100%<"));
-    // doses given: the four live bookings of yesterday (not tomorrow's, not the cancelled one),
-    // stacked 3 + 1 in the chart, and the page says these are bookings, not records
-    assert!(html.contains("id=\"doses-total\">4<"), "{html}");
+    // doses given: the two vaccinations recorded yesterday (one 1st, one 2nd dose), not the
+    // bookings; stacked 1 + 1 in the chart
+    assert!(html.contains("id=\"doses-total\">2<"), "{html}");
     assert!(html.contains(&format!("class=\"total\" data-day=\"{yesterday}\"")));
-    assert!(html.contains("1st: 3") && html.contains("2nd: 1"));
-    assert!(html.contains("BOOKED doses in place of doses given"));
-    assert!(
-        html.contains("id=\"no-show\">–<"),
-        "no-shows unknown until intake"
-    );
+    assert!(html.contains("1st: 1") && html.contains("2nd: 1"));
+    // no-shows: one marked of the four live bookings begun; the untouched one is counted apart
+    assert!(html.contains("id=\"no-show\">25% (1 / 4)<"), "{html}");
+    assert!(html.contains("id=\"unrecorded\">1<"), "{html}");
+    assert!(html.contains(&format!("data-day=\"{yesterday}\"><td>")));
+    assert!(html.contains("class=\"no-show-rate\">25%<"));
     // both charts are inline SVG images with a text alternative
     assert_eq!(html.matches("<svg").count(), 2);
     assert_eq!(html.matches("role=\"img\"").count(), 2);

@@ -309,4 +309,53 @@ async fn remembered_availability_answers_follow_bookings_and_never_mix_up_reside
         fake["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
         "{fake}"
     );
+
+    // A change made by another process (here: straight in the database) shows once the venue's
+    // entry expires: a remembered answer is re-validated against a fresh read, never served past
+    // a change …
+    let current = free_of(&app.graphql(read, json!({ "v": venue })).await);
+    sqlx::query("UPDATE slots SET booked = booked + 2 WHERE id = $1")
+        .bind(slot)
+        .execute(&app.owner)
+        .await
+        .expect("elsewhere");
+    let expired = platform::availability::CACHE_TTL + std::time::Duration::from_millis(200);
+    tokio::time::sleep(expired).await;
+    let later = app.graphql(read, json!({ "v": venue })).await;
+    assert_eq!(free_of(&later), current - 2, "{later}");
+    // … and with nothing changed, the same answer comes back after another expiry.
+    tokio::time::sleep(expired).await;
+    assert_eq!(app.graphql(read, json!({ "v": venue })).await, later);
+
+    // Underneath: an expired entry re-read unchanged is the same entry (so answers derived from it
+    // stay valid); a changed one is a new entry.
+    let tenant = app.demo_tenant().await;
+    let cache = platform::availability::AvailabilityCache::new();
+    let first = cache
+        .venue_slots(&app.pool, &tenant, venue)
+        .await
+        .expect("read");
+    tokio::time::sleep(expired).await;
+    assert!(!cache.is_current(tenant.id, venue, &first), "expired");
+    assert!(
+        cache
+            .revalidate(&app.pool, &tenant, venue, &first)
+            .await
+            .expect("re-read"),
+        "unchanged: the same entry"
+    );
+    assert!(cache.is_current(tenant.id, venue, &first));
+    sqlx::query("UPDATE slots SET booked = booked + 1 WHERE id = $1")
+        .bind(slot)
+        .execute(&app.owner)
+        .await
+        .expect("elsewhere");
+    tokio::time::sleep(expired).await;
+    assert!(
+        !cache
+            .revalidate(&app.pool, &tenant, venue, &first)
+            .await
+            .expect("re-read"),
+        "changed: a new entry"
+    );
 }

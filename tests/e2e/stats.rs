@@ -94,9 +94,23 @@ fn expected_band(birth: NaiveDate, on: NaiveDate) -> &'static str {
 type Key = (NaiveDate, String, String, String, i16);
 
 fn expected(period: Period) -> BTreeMap<Key, i64> {
+    tally(
+        period,
+        SEEDS
+            .iter()
+            .filter(|s| !s.cancelled)
+            .map(|s| (s, local(s.at))),
+    )
+}
+
+/// Counts seeds per cell, each on the local time given with it.
+fn tally<'a>(
+    period: Period,
+    items: impl Iterator<Item = (&'a Seed, NaiveDateTime)>,
+) -> BTreeMap<Key, i64> {
     let mut map = BTreeMap::new();
-    for seed in SEEDS.iter().filter(|s| !s.cancelled) {
-        let day = local(seed.at).date();
+    for (seed, at) in items {
+        let day = at.date();
         let start = match period {
             Period::Day => day,
             Period::Week => day - Duration::days(day.weekday().num_days_from_monday().into()),
@@ -328,7 +342,10 @@ async fn stats_xlsx_has_one_japanese_sheet_per_table_matching_the_numbers() {
     tx.commit().await.expect("commit");
 
     let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("open");
-    assert_eq!(wb.sheet_names(), vec!["日別", "週別", "月別"]);
+    assert_eq!(
+        wb.sheet_names(),
+        vec!["日別", "週別", "月別", "接種日別", "接種週別", "接種月別"]
+    );
     for period in Period::ALL {
         let range = wb.worksheet_range(period.sheet_name()).expect("sheet");
         assert_eq!(range.get((0, 0)), Some(&Data::String("期間開始".into())));
@@ -356,6 +373,114 @@ async fn stats_xlsx_has_one_japanese_sheet_per_table_matching_the_numbers() {
         }
         assert_eq!(got, want, "{period:?}");
     }
+}
+
+/// Every live seed with an even index was given its dose 20 minutes after its appointment began:
+/// a vaccination record as intake writes it (owner pool: arranging only).
+async fn record_doses(owner: &sqlx::PgPool, t: TenantId) {
+    sqlx::query(
+        "INSERT INTO vaccination_records (tenant_id, id, booking_id, resident_id, venue_id, dose, \
+         vaccine_id, lot_number, dose_ml, vaccinator, vaccinated_at, recorded_by) \
+         SELECT b.tenant_id, gen_random_uuid(), b.id, b.resident_id, s.venue_id, b.dose, b.vaccine_id, \
+                'LOT-1', 0.3, 'Dr. Kato', s.starts_at + interval '20 minutes', 'nurse@stat.test' \
+           FROM bookings b JOIN slots s ON s.id = b.slot_id JOIN residents r ON r.id = b.resident_id \
+          WHERE b.tenant_id = $1 AND b.status = 'booked' AND r.ticket_no::bigint % 2 = 1",
+    )
+    .bind(t.0)
+    .execute(owner)
+    .await
+    .expect("records");
+}
+
+fn expected_doses(period: Period) -> BTreeMap<Key, i64> {
+    tally(
+        period,
+        SEEDS
+            .iter()
+            .enumerate()
+            .filter(|(n, s)| !s.cancelled && n % 2 == 0)
+            .map(|(_, s)| (s, local(s.at) + Duration::minutes(20))),
+    )
+}
+
+#[tokio::test]
+async fn doses_given_count_vaccinations_on_the_local_day_they_were_given() {
+    let app = spawn_app().await;
+    let t = tenant(&app.pool, "statdoses", "141003").await;
+    seed(&app.owner, t).await;
+    record_doses(&app.owner, t).await;
+    // 23:50 on 31 January plus 20 minutes is 1 February: a dose given in another month than its
+    // appointment's day, which only counting by the vaccination's own time gets right
+    let doses = expected_doses(Period::Month);
+    assert!(doses.keys().any(|k| k.0 == d(2026, 2, 1) && k.4 == 1));
+    for period in Period::ALL {
+        let mut tx = tenants::begin(&app.pool, t).await.expect("scope");
+        let rows = stats::crosstab_of(&mut tx, period, stats::Measure::DosesGiven)
+            .await
+            .expect("crosstab");
+        tx.commit().await.expect("commit");
+        assert_eq!(as_map(&rows), expected_doses(period), "{period:?}");
+    }
+    // the same numbers over GraphQL (measure: DOSES_GIVEN) and on the admin page
+    let mut admin = app
+        .staff_client("admin@statdoses.test", Some((t, Role::CityAdmin, &[][..])))
+        .await;
+    let v = admin
+        .graphql(
+            "query($slug: String!) { bookingStatistics(slug: $slug, period: MONTH, measure: DOSES_GIVEN) \
+             { periodStart ageBand sex venue dose count } }",
+            json!({ "slug": "statdoses" }),
+        )
+        .await;
+    let cells = v["data"]["bookingStatistics"].as_array().expect("cells");
+    let total: i64 = cells
+        .iter()
+        .map(|c| c["count"].as_i64().expect("count"))
+        .sum();
+    assert_eq!(
+        total,
+        expected_doses(Period::Month).values().sum::<i64>(),
+        "{v}"
+    );
+    let page = admin
+        .get("/admin/t/statdoses/statistics?period=month&measure=doses")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("<strong>Doses given (by date given)</strong>"),
+        "{page}"
+    );
+    let rows = stats::pivot(
+        &expected_doses(Period::Month)
+            .into_iter()
+            .map(
+                |((period_start, band, sex, venue, dose), count)| stats::StatRow {
+                    period_start,
+                    age_band: stats::AGE_BANDS
+                        .iter()
+                        .copied()
+                        .find(|b| *b == band)
+                        .expect("band"),
+                    sex,
+                    venue,
+                    dose,
+                    count,
+                },
+            )
+            .collect::<Vec<_>>(),
+    );
+    let table = page
+        .split("id=\"statistics\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .expect("the table");
+    assert_eq!(
+        table.matches("<tr>").count(),
+        rows.len(),
+        "one row per pivot row"
+    );
 }
 
 const QUERY: &str = "query($slug: String!, $period: StatPeriod!) {
@@ -464,7 +589,10 @@ async fn stats_admin_page_and_workbook_download_per_role() {
     assert_eq!(res.status(), 200);
     let bytes = res.bytes().await.expect("body");
     let wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("open");
-    assert_eq!(wb.sheet_names(), vec!["日別", "週別", "月別"]);
+    assert_eq!(
+        wb.sheet_names(),
+        vec!["日別", "週別", "月別", "接種日別", "接種週別", "接種月別"]
+    );
 
     let mut call = app
         .staff_client("call@page.test", Some((t, Role::CallCenter, &[][..])))
