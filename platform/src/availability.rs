@@ -204,17 +204,10 @@ impl AvailabilityCache {
         venue: Uuid,
     ) -> Result<Arc<Vec<SlotAvailability>>, sqlx::Error> {
         let key = (tenant.id, venue);
-        if let Ok(e) = self.entries.read()
-            && let Some((at, slots)) = e.get(&key)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(slots.clone());
-        }
-        let stale = self
-            .entries
-            .read()
-            .ok()
-            .and_then(|e| e.get(&key).map(|(_, slots)| slots.clone()));
+        let stale = match self.entries.read().ok().and_then(|e| e.get(&key).cloned()) {
+            Some((at, slots)) if at.elapsed() < CACHE_TTL => return Ok(slots),
+            expired => expired.map(|(_, slots)| slots),
+        };
         let read = read_venue_slots(pool, tenant, venue).await?;
         // Nothing changed since the expired read (same seats, same marks): keep the same entry,
         // so whatever was derived from it (the API's rendered answers) stays valid for another

@@ -481,16 +481,9 @@ async fn only_a_city_admin_may_book_or_move_past_the_booking_deadline_and_it_is_
             .expect("seats");
     let seat = |id: Uuid| seats.iter().find(|s| s.0 == id).map(|s| s.1);
     assert_eq!((seat(first), seat(second)), (Some(0), Some(1)));
-    let all: Vec<(String, String)> = sqlx::query_as(
-        "SELECT action, actor FROM audit_log WHERE action LIKE 'callcenter.%' ORDER BY at",
-    )
-    .fetch_all(&app.owner)
-    .await
-    .expect("audit");
     assert_eq!(
         audit_actions(&app, "callcenter.change_override").await,
-        vec![("boss@demo.example".to_owned(), format!("booking/{booking}"))],
-        "{all:?}"
+        vec![("boss@demo.example".to_owned(), format!("booking/{booking}"))]
     );
 }
 
