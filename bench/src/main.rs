@@ -29,6 +29,8 @@ struct Args {
     pool: u32,
     /// `residents.worker_busy_requests` for the server (None: the default).
     worker_busy: Option<usize>,
+    /// Keep the database afterwards, with `bench_people` / `bench_slots` for `bench/pgbench/*.sql`.
+    keep: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -37,7 +39,7 @@ fn parse_args() -> anyhow::Result<Args> {
         Some("rush") => {}
         _ => {
             bail!(
-                "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N]"
+                "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1]"
             )
         }
     }
@@ -47,6 +49,7 @@ fn parse_args() -> anyhow::Result<Args> {
         residents: 100_000,
         pool: 32,
         worker_busy: None,
+        keep: false,
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -58,6 +61,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--residents" => a.residents = value.parse()?,
             "--pool" => a.pool = value.parse()?,
             "--worker-busy" => a.worker_busy = Some(value.parse()?),
+            "--keep" => a.keep = value == "1" || value == "true",
             other => bail!("unknown option {other}"),
         }
     }
@@ -89,6 +93,16 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     let result = run(app, &owner, &args).await;
+    if args.keep {
+        let kept = keep_for_pgbench(&owner).await;
+        owner.close().await;
+        kept?;
+        println!(
+            "kept database {database}; e.g. pgbench -n -M prepared -c 64 -j 2 -T 15 -U yoyaku_app \\\n  -D offset={} -f bench/pgbench/book_first_dose.sql {database}",
+            args.residents / 2
+        );
+        return result;
+    }
     owner.close().await;
     let admin = PgPoolOptions::new()
         .max_connections(1)
@@ -382,6 +396,24 @@ async fn phase(
         elapsed: started.elapsed(),
         outcome: total,
     }
+}
+
+/// Numbered residents and slots for the pgbench scripts in bench/pgbench (which measure the booking
+/// function on its own, without HTTP, GraphQL or the load generator).
+async fn keep_for_pgbench(owner: &PgPool) -> anyhow::Result<()> {
+    for sql in [
+        "CREATE TABLE bench_people AS SELECT row_number() OVER (ORDER BY ticket_no)::int AS n, tenant_id, id \
+         FROM residents",
+        "ALTER TABLE bench_people ADD PRIMARY KEY (n)",
+        "CREATE TABLE bench_slots AS SELECT row_number() OVER (ORDER BY id)::int AS n, id FROM slots",
+        "ALTER TABLE bench_slots ADD PRIMARY KEY (n)",
+        "GRANT SELECT ON bench_people, bench_slots TO yoyaku_app",
+        "VACUUM ANALYZE",
+        "CHECKPOINT",
+    ] {
+        owner.execute(sql).await?;
+    }
+    Ok(())
 }
 
 async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()> {

@@ -338,15 +338,16 @@ async fn book_fast(
     else {
         return Ok(None);
     };
-    let outcome = booking::book_first_dose(
-        &s.pool,
-        &t,
-        booking::Caller::Token(token),
-        input.slot_id,
-        &input.idempotency_key,
-    )
-    .await
-    .map_err(|e| booking_error(e, lang))?;
+    let outcome = s
+        .booker
+        .book_first_dose(
+            &t,
+            booking::Caller::Token(token),
+            input.slot_id,
+            &input.idempotency_key,
+        )
+        .await
+        .map_err(|e| booking_error(e, lang))?;
     Ok(match outcome {
         booking::FastOutcome::Done(booked) => {
             tenants::record_in_span(t.id);
@@ -447,7 +448,7 @@ impl BookingMutation {
         let booked = if input.allow_adjacent_slots {
             booking::book_allowing_adjacent(&s.pool, &t, &req).await
         } else {
-            booking::book(&s.pool, &t, &req).await
+            booking::book_batched(&s.booker, &s.pool, &t, &req).await
         }
         .map_err(|e| booking_error(e, lang))?;
         for b in &booked {

@@ -601,23 +601,34 @@ pub enum FastOutcome {
     Fallback,
 }
 
-/// The fast path of [`book`]: one person, dose 1, one slot — one round trip to PostgreSQL (the
-/// function `book_first_dose`, migrations/20261122000001_booking_fast_path.sql, which keeps every
-/// invariant of this module). `key` is the whole idempotency key for [`Caller::Resident`] and the
-/// part after `api:<resident>:` for [`Caller::Token`].
-pub async fn book_first_dose(
-    pool: &PgPool,
+/// One first-dose request of the fast path, ready for `book_first_dose` or, with others,
+/// `book_first_doses` (crate::booking_batch).
+#[derive(Debug)]
+pub(crate) struct FastRequest {
+    pub token_hash: Option<Vec<u8>>,
+    pub resident: Option<Uuid>,
+    pub slot: Uuid,
+    pub prefix: Option<&'static str>,
+    pub key: String,
+    pub booking: Uuid,
+    pub job: Uuid,
+    pub job_key: String,
+    pub payload: serde_json::Value,
+}
+
+/// Checks what can be checked without the database; `Err(outcome)` answers at once.
+pub(crate) fn fast_request(
     tenant: &Tenant,
     caller: Caller<'_>,
     slot: Uuid,
     key: &str,
-) -> Result<FastOutcome, BookingError> {
+) -> Result<Result<FastRequest, FastOutcome>, BookingError> {
     let key = key.trim();
     let (token_hash, resident, prefix) = match caller {
         Caller::Resident(r) => (None, Some(r), None),
         Caller::Token(t) => {
             if crate::residents::auth::tenant_of_token(t) != Some(tenant.id) {
-                return Ok(FastOutcome::Unauthenticated);
+                return Ok(Err(FastOutcome::Unauthenticated));
             }
             (
                 Some(crate::residents::auth::token_hash(t)),
@@ -628,31 +639,80 @@ pub async fn book_first_dose(
     };
     let full_len = key.len() + prefix.map_or(0, |p| p.len() + 37);
     if !(8..=200).contains(&full_len) {
-        return Ok(FastOutcome::Fallback);
+        return Ok(Err(FastOutcome::Fallback));
     }
-    let id = Uuid::now_v7();
-    let payload = serde_json::to_value(Notification::BookingConfirmed { booking_id: id })
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let booking = Uuid::now_v7();
+    let payload = serde_json::to_value(Notification::BookingConfirmed {
+        booking_id: booking,
+    })
+    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    Ok(Ok(FastRequest {
+        token_hash,
+        resident,
+        slot,
+        prefix,
+        key: key.to_owned(),
+        booking,
+        job: Uuid::now_v7(),
+        job_key: format!("booking-confirmed:{booking}"),
+        payload,
+    }))
+}
+
+/// The fast path of [`book`]: one person, dose 1, one slot — one round trip to PostgreSQL (the
+/// function `book_first_dose`, migrations/20261122000001_dose2_reserve_and_fast_path.sql, which
+/// keeps every invariant of this module). `key` is the whole idempotency key for
+/// [`Caller::Resident`] and the part after `api:<resident>:` for [`Caller::Token`]. Requests that
+/// arrive together are better sent through [`crate::booking_batch::Batcher`], which decides many
+/// in one statement.
+pub async fn book_first_dose(
+    pool: &PgPool,
+    tenant: &Tenant,
+    caller: Caller<'_>,
+    slot: Uuid,
+    key: &str,
+) -> Result<FastOutcome, BookingError> {
+    match fast_request(tenant, caller, slot, key)? {
+        Ok(req) => book_one_first_dose(pool, tenant, &req).await,
+        Err(early) => Ok(early),
+    }
+}
+
+pub(crate) async fn book_one_first_dose(
+    pool: &PgPool,
+    tenant: &Tenant,
+    req: &FastRequest,
+) -> Result<FastOutcome, BookingError> {
     let row =
         sqlx::query("SELECT * FROM book_first_dose($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
             .bind(tenant.id.0)
-            .bind(token_hash)
-            .bind(resident)
-            .bind(slot)
-            .bind(prefix)
-            .bind(key)
-            .bind(id)
-            .bind(id)
-            .bind(Uuid::now_v7())
-            .bind(format!("booking-confirmed:{id}"))
-            .bind(payload)
+            .bind(req.token_hash.as_deref())
+            .bind(req.resident)
+            .bind(req.slot)
+            .bind(req.prefix)
+            .bind(&req.key)
+            .bind(req.booking)
+            .bind(req.booking)
+            .bind(req.job)
+            .bind(&req.job_key)
+            .bind(&req.payload)
             .fetch_one(pool)
             .await;
-    let row = match row {
-        Ok(r) => r,
-        Err(e) if is_unique_violation(&e) => return Ok(FastOutcome::Fallback),
-        Err(e) => return Err(e.into()),
-    };
+    match row {
+        Ok(r) => fast_outcome(pool, tenant, req.booking, &r).await,
+        Err(e) if is_unique_violation(&e) => Ok(FastOutcome::Fallback),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a row of `book_first_dose` / `book_first_doses` says. `fallback` (batch only: run the
+/// request alone) is answered as [`FastOutcome::Fallback`]; the batcher handles it before.
+pub(crate) async fn fast_outcome(
+    pool: &PgPool,
+    tenant: &Tenant,
+    id: Uuid,
+    row: &sqlx::postgres::PgRow,
+) -> Result<FastOutcome, BookingError> {
     let outcome: String = row.try_get("out_outcome")?;
     let resident: Option<Uuid> = row.try_get("out_resident")?;
     match outcome.as_str() {
@@ -681,6 +741,7 @@ pub async fn book_first_dose(
             Ok(FastOutcome::Done(found))
         }
         "unauthenticated" => Ok(FastOutcome::Unauthenticated),
+        "fallback" => Ok(FastOutcome::Fallback),
         "key_reused" => Err(BookingError::KeyReused),
         "not_found" => Err(BookingError::NotFound),
         "deadline" => Err(BookingError::DeadlinePassed),
@@ -689,7 +750,7 @@ pub async fn book_first_dose(
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == "23505")
@@ -723,16 +784,37 @@ pub async fn book(
     tenant: &Tenant,
     req: &BookRequest,
 ) -> Result<Vec<Booking>, BookingError> {
+    book_via(None, pool, tenant, req).await
+}
+
+/// Like [`book`], with the fast path decided in a batch ([`crate::booking_batch`]): what the
+/// resident-facing front ends use.
+pub async fn book_batched(
+    batcher: &crate::booking_batch::Batcher,
+    pool: &PgPool,
+    tenant: &Tenant,
+    req: &BookRequest,
+) -> Result<Vec<Booking>, BookingError> {
+    book_via(Some(batcher), pool, tenant, req).await
+}
+
+/// The commonest booking (the resident alone, dose 1, one slot) by the one-statement fast path,
+/// alone or in a batch; everything else, and whatever the fast path leaves open, by the general
+/// path, which says precisely why a booking is refused.
+async fn book_via(
+    batcher: Option<&crate::booking_batch::Batcher>,
+    pool: &PgPool,
+    tenant: &Tenant,
+    req: &BookRequest,
+) -> Result<Vec<Booking>, BookingError> {
     if req.companions.is_empty() && req.second_dose_slot.is_none() && req.dose == Dose::First {
-        match book_first_dose(
-            pool,
-            tenant,
-            Caller::Resident(req.resident_id),
-            req.slot_id,
-            &req.idempotency_key,
-        )
-        .await?
-        {
+        let caller = Caller::Resident(req.resident_id);
+        let key = &req.idempotency_key;
+        let fast = match batcher {
+            Some(b) => b.book_first_dose(tenant, caller, req.slot_id, key).await?,
+            None => book_first_dose(pool, tenant, caller, req.slot_id, key).await?,
+        };
+        match fast {
             FastOutcome::Done(booked) => return Ok(booked),
             FastOutcome::Unauthenticated | FastOutcome::Fallback => {}
         }

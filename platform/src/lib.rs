@@ -6,6 +6,7 @@ pub mod audit;
 pub mod authz;
 pub mod availability;
 pub mod booking;
+pub mod booking_batch;
 pub mod callcenter;
 pub mod channels;
 pub mod delivery_log;
@@ -25,17 +26,19 @@ pub mod stats;
 pub mod templates;
 
 /// What the resident-facing front ends (web site, GraphQL) share: the runtime pool, the hot
-/// availability cache and the login-code secret. Cheap to clone.
+/// availability cache, the booking batches and the login-code secret. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ResidentServices {
     pub pool: sqlx::PgPool,
     pub availability: availability::AvailabilityCache,
+    pub booker: booking_batch::Batcher,
     pub secret: residents::auth::CodeSecret,
 }
 
 impl ResidentServices {
     pub fn new(pool: sqlx::PgPool, secret: residents::auth::CodeSecret) -> Self {
         Self {
+            booker: booking_batch::Batcher::new(pool.clone()),
             pool,
             availability: availability::AvailabilityCache::new(),
             secret,

@@ -1036,7 +1036,7 @@ async fn book_submit(
     let result = if form.adjacent.is_some() {
         booking::book_allowing_adjacent(&s.pool, &r.tenant, &req).await
     } else {
-        booking::book(&s.pool, &r.tenant, &req).await
+        booking::book_batched(&s.booker, &s.pool, &r.tenant, &req).await
     };
     match result {
         Ok(booked) => {

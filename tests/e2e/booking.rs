@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use platform::booking::{self, BookRequest, BookingError, Dose};
+use platform::booking_batch;
 use platform::demo::demo_resident;
 use platform::i18n::Lang;
 use uuid::Uuid;
@@ -641,4 +642,154 @@ async fn a_group_may_spill_into_the_adjacent_slot_all_or_nothing() {
     .await
     .expect("rows");
     assert_eq!(rows, 0);
+}
+
+/// Answers of [`booking::book_batched`] for the requests of one wave, in order.
+async fn book_together(
+    batcher: &booking_batch::Batcher,
+    app: &TestApp,
+    tenant: &Arc<tenants::Tenant>,
+    wave: &[(u32, Uuid, &str)],
+) -> Vec<Result<Vec<booking::Booking>, BookingError>> {
+    let mut requests = Vec::new();
+    for &(n, slot, key) in wave {
+        let mut req = request(app.resident_id(&demo_resident(n).ticket_no).await, slot);
+        req.idempotency_key = key.to_string();
+        requests.push(req);
+    }
+    // all sent before any is decided: they queue for the same batch
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|req| {
+            let (batcher, pool, tenant) = (batcher.clone(), app.pool.clone(), tenant.clone());
+            tokio::spawn(async move { booking::book_batched(&batcher, &pool, &tenant, &req).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.expect("task"));
+    }
+    answers
+}
+
+/// Requests that arrive together are decided by one statement (platform/src/booking_batch.rs);
+/// whatever that statement cannot decide exactly (a slot without room for all of them, a second
+/// request of the same resident, a deadline) and a batch that fails as a whole are decided again
+/// one by one — each request gets the answer it would have got alone, and the invariants hold.
+#[tokio::test]
+async fn bookings_decided_together_answer_each_request_as_if_alone() {
+    let app = demo_app().await;
+    let tenant = Arc::new(app.demo_tenant().await);
+    let batcher = booking_batch::Batcher::new(app.pool.clone());
+    let (roomy, tight, closed) = (
+        app.demo_slot(0).await,
+        app.demo_slot(1).await,
+        app.demo_slot(2).await,
+    );
+    sqlx::query("UPDATE slots SET capacity = 100 WHERE id = $1")
+        .bind(roomy)
+        .execute(&app.owner)
+        .await
+        .expect("roomy slot");
+    // the venue closes bookings 24 hours before a slot; this one starts in two hours
+    sqlx::query("UPDATE slots SET starts_at = now() + interval '2 hours', ends_at = now() + interval '150 minutes' WHERE id = $1")
+        .bind(closed)
+        .execute(&app.owner)
+        .await
+        .expect("closed slot");
+
+    // Wave 1: 30 residents for the roomy slot; resident 1 clicks twice; resident 2 books again with
+    // another key; 14 residents for the 10 seats of the tight slot; one for the closed slot.
+    let keys: Vec<String> = (1..=45).map(|n| format!("wave-one-{n:03}")).collect();
+    let mut wave: Vec<(u32, Uuid, &str)> = (1..=30)
+        .map(|n| (n, roomy, keys[n as usize - 1].as_str()))
+        .collect();
+    wave.push((1, roomy, &keys[0]));
+    wave.push((2, roomy, "wave-one-second-try"));
+    wave.extend((31..=44).map(|n| (n, tight, keys[n as usize - 1].as_str())));
+    wave.push((45, closed, &keys[44]));
+    let answers = book_together(&batcher, &app, &tenant, &wave).await;
+    let ids: Vec<Uuid> = answers[..30]
+        .iter()
+        .map(|a| a.as_ref().expect("a roomy seat")[0].id)
+        .collect();
+    assert_eq!(answers[30].as_ref().expect("double click")[0].id, ids[0]);
+    assert!(
+        matches!(
+            answers[31],
+            Err(BookingError::AlreadyBooked { dose: Dose::First })
+        ),
+        "{:?}",
+        answers[31]
+    );
+    let tight_answers = &answers[32..46];
+    let seated = tight_answers.iter().filter(|a| a.is_ok()).count();
+    let full = tight_answers
+        .iter()
+        .filter(|a| matches!(a, Err(BookingError::Full)))
+        .count();
+    assert_eq!((seated, full), (10, 4), "{tight_answers:?}");
+    assert!(
+        matches!(answers[46], Err(BookingError::DeadlinePassed)),
+        "{:?}",
+        answers[46]
+    );
+    let after_one = batcher.stats();
+    assert!(
+        after_one.batches >= 1 && after_one.batched >= 2,
+        "the roomy bookings were decided together: {after_one:?}"
+    );
+
+    // Wave 2: a key already used by resident 1; two residents sharing a new key (the batch's key
+    // insert fails as a whole, so every request of it is decided again alone); eight more.
+    let mut wave: Vec<(u32, Uuid, &str)> = vec![
+        (60, roomy, &keys[0]),
+        (61, roomy, "wave-two-shared"),
+        (62, roomy, "wave-two-shared"),
+    ];
+    let more: Vec<String> = (63..=70).map(|n| format!("wave-two-{n:03}")).collect();
+    wave.extend((63..=70).zip(&more).map(|(n, k)| (n, roomy, k.as_str())));
+    let answers = book_together(&batcher, &app, &tenant, &wave).await;
+    assert!(
+        matches!(answers[0], Err(BookingError::KeyReused)),
+        "{:?}",
+        answers[0]
+    );
+    let shared: Vec<bool> = answers[1..3].iter().map(|a| a.is_ok()).collect();
+    assert!(
+        shared == [true, false] || shared == [false, true],
+        "one of the two sharing a key books: {:?}",
+        &answers[1..3]
+    );
+    assert!(
+        answers[1..3]
+            .iter()
+            .any(|a| matches!(a, Err(BookingError::KeyReused)))
+    );
+    assert!(
+        answers[3..].iter().all(|a| a.is_ok()),
+        "{:?}",
+        &answers[3..]
+    );
+    assert!(batcher.stats().alone > after_one.alone);
+
+    // The invariants: seats = rows per slot, one job and one key per booking, nothing else.
+    assert_eq!(seats(&app, roomy).await, (30 + 1 + 8, 39));
+    assert_eq!(seats(&app, tight).await, (10, 10));
+    assert_eq!(seats(&app, closed).await, (0, 0));
+    let (bookings, jobless, keys_stored): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), \
+                count(*) FILTER (WHERE (SELECT count(*) FROM notification_jobs j \
+                                         WHERE j.payload->>'booking_id' = b.id::text) <> 1), \
+                (SELECT count(*) FROM idempotency_keys WHERE key LIKE 'wave-%') \
+           FROM bookings b WHERE b.slot_id = ANY($1)",
+    )
+    .bind(vec![roomy, tight, closed])
+    .fetch_one(&app.owner)
+    .await
+    .expect("invariants");
+    assert_eq!(
+        (bookings, jobless, keys_stored),
+        (30 + 10 + 9, 0, 30 + 10 + 9)
+    );
 }

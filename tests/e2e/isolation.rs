@@ -5,7 +5,7 @@ use chrono::{Datelike, Utc};
 use sqlx::{Executor, PgPool, Row};
 use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName, TimeZone};
 
-use crate::support::{TestApp, spawn_app};
+use crate::support::{Options, TestApp, spawn_app, spawn_app_with};
 
 async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     let new = NewTenant {
@@ -123,7 +123,12 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
 
 /// Two tenants, A (yokohama) and B (kawasaki), both with rows in every tenant-owned table.
 async fn two_tenants() -> (TestApp, TenantId, TenantId) {
-    let app = spawn_app().await;
+    // the notification worker is run by hand (below), so no row appears while a test counts rows
+    let app = spawn_app_with(Options {
+        manual_worker: true,
+        ..Options::default()
+    })
+    .await;
     crate::billing::price_list(&app.pool).await;
     let a = seeded_tenant(&app.pool, "yokohama", "141003").await;
     let b = seeded_tenant(&app.pool, "kawasaki", "141305").await;
@@ -191,6 +196,8 @@ async fn two_tenants() -> (TestApp, TenantId, TenantId) {
             .expect("questionnaire");
         scope.commit().await.expect("commit");
     }
+    // the notifications of both cities sent now (delivery log, usage events)
+    while app.worker.run_once().await.expect("work jobs") > 0 {}
     (app, a, b)
 }
 
