@@ -5,10 +5,12 @@
 //! ~100k slots, like `../shared/perf/pgbench/schema.sql`), then drives it over GraphQL with N
 //! concurrent clients in two phases — availability reads, then bookings — and reports throughput,
 //! p50 / p99 latency and the end-of-run invariants: booked = booking rows, no slot over capacity,
-//! every booking has its notification job. The database is dropped at the end.
+//! every booking has its notification job. The database is dropped at the end (unless `--keep 1`).
 //!
 //!     cargo run --release -p yoyaku-bench -- rush [--clients 64] [--seconds 15] [--residents 100000]
 //!         [--worker-busy 0]   (0: the notification worker never gives way to the rush)
+//!         [--keep 1]          (keep the database, with numbered residents and slots for the
+//!                              pgbench scripts in bench/pgbench)
 //!
 //! PostgreSQL: `YOYAKU_BENCH_PG` (default postgres://postgres@127.0.0.1:5432, a superuser).
 
@@ -61,7 +63,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "--residents" => a.residents = value.parse()?,
             "--pool" => a.pool = value.parse()?,
             "--worker-busy" => a.worker_busy = Some(value.parse()?),
-            "--keep" => a.keep = value == "1" || value == "true",
+            "--keep" => {
+                a.keep = match value.as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    other => bail!("--keep takes 1 or 0, not {other:?}"),
+                }
+            }
             other => bail!("unknown option {other}"),
         }
     }
@@ -98,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         owner.close().await;
         kept?;
         println!(
-            "kept database {database}; e.g. pgbench -n -M prepared -c 64 -j 2 -T 15 -U yoyaku_app \\\n  -D offset={} -f bench/pgbench/book_first_dose.sql {database}",
+            "kept database {database}; e.g. pgbench -n -M prepared -c 64 -j 2 -T 15 -U yoyaku_app \\\n  -D offset={} -D i=0 -f bench/pgbench/book_first_dose.sql {database}",
             args.residents / 2
         );
         return result;
