@@ -16,7 +16,10 @@
 --    seats, so they commit together or not at all. A concurrent duplicate that slips past the
 --    checks (same resident or key in another transaction) makes the statement fail as a whole;
 --    the caller then runs every request of the batch alone.
--- Seats are taken in slot order, so two batches lock common slots in the same order.
+-- Slots are asked for in slot order, so two batches usually lock common slots in the same order;
+-- should they deadlock all the same, the losing statement fails as a whole and its requests are
+-- decided alone (as above).
+
 -- Bookings of a slot are found by slot first. Led by tenant_id, this index also matched any
 -- lookup "bookings of this tenant where …", and the planner, with statistics taken while bookings
 -- was still empty (as it is when booking first opens), picked it for the "does this resident

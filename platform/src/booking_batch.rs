@@ -162,20 +162,30 @@ async fn lane(pool: PgPool, queue: Queue, counts: Arc<Counts>) {
 }
 
 async fn decide(pool: &PgPool, batch: Vec<Pending>, counts: &Counts) {
-    if batch.len() <= 1 {
-        for p in batch {
-            counts.alone.fetch_add(1, Ordering::Relaxed);
-            let done = alone(pool, &p).await;
-            let _ = p.reply.send(done);
-        }
-        return;
-    }
+    // a request alone gains nothing from the batch statement
+    let alone = if batch.len() > 1 {
+        decide_together(pool, batch, counts).await
+    } else {
+        batch
+    };
+    counts
+        .alone
+        .fetch_add(alone.len() as u64, Ordering::Relaxed);
+    let again = alone.into_iter().map(|p| async move {
+        let done = self::alone(pool, &p).await;
+        let _ = p.reply.send(done);
+    });
+    futures::future::join_all(again).await;
+}
+
+/// Runs `book_first_doses` for the batch and answers what it decided; returns the requests left
+/// to decide alone.
+async fn decide_together(pool: &PgPool, batch: Vec<Pending>, counts: &Counts) -> Vec<Pending> {
     let tenant = batch[0].tenant.clone();
-    let rows = run_batch(pool, &tenant, &batch).await;
-    let mut alone = Vec::new();
-    match rows {
+    match run_batch(pool, &tenant, &batch).await {
         Ok(rows) if rows.len() == batch.len() => {
             counts.batches.fetch_add(1, Ordering::Relaxed);
+            let mut alone = Vec::new();
             for (p, row) in batch.into_iter().zip(rows) {
                 match fast_outcome(pool, &tenant, p.req.booking, &row).await {
                     Ok(FastOutcome::Fallback) => alone.push(p),
@@ -185,6 +195,7 @@ async fn decide(pool: &PgPool, batch: Vec<Pending>, counts: &Counts) {
                     }
                 }
             }
+            alone
         }
         Ok(rows) => {
             tracing::error!(
@@ -192,23 +203,15 @@ async fn decide(pool: &PgPool, batch: Vec<Pending>, counts: &Counts) {
                 answered = rows.len(),
                 "a booking batch answered a different number of rows; deciding each alone"
             );
-            alone = batch;
+            batch
         }
         Err(e) => {
             if !crate::booking::is_unique_violation(&e) {
                 tracing::warn!(error = %e, size = batch.len(), "a booking batch failed; deciding each alone");
             }
-            alone = batch;
+            batch
         }
     }
-    counts
-        .alone
-        .fetch_add(alone.len() as u64, Ordering::Relaxed);
-    let again = alone.into_iter().map(|p| async move {
-        let done = self::alone(pool, &p).await;
-        let _ = p.reply.send(done);
-    });
-    futures::future::join_all(again).await;
 }
 
 /// One request through `book_first_dose`. A deadlock (possible only against a batch of another
