@@ -275,7 +275,9 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// The checks `load` and `defaults` make; [`crate::App::build`] makes them again, so settings
+    /// changed in code after loading (the tests, the bench) pass the same checks as the binary's.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.database.owner_options()?;
         self.notifications.sealing_key(self.environment)?;
         let role = &self.database.runtime_role;

@@ -1,5 +1,6 @@
 //! Development-only pages (not routed in production): `/dev/messages` shows what the development
-//! log channel "sent", so the demo's SMS login code can be read without an SMS gateway.
+//! log channel "sent", so the demo's SMS login code can be read without an SMS gateway;
+//! `/dev/panic` panics on purpose (the panic catcher's test and a smoke check for operators).
 
 use axum::{Router, extract::State, response::Html, routing::get};
 use maud::{DOCTYPE, html};
@@ -7,7 +8,14 @@ use maud::{DOCTYPE, html};
 pub fn router<S>(messages: plugins::LogChannel) -> Router<S> {
     Router::new()
         .route("/dev/messages", get(list))
+        .route("/dev/panic", get(panic))
         .with_state(messages)
+}
+
+/// A handler that panics, so the panic catcher (`crate::panic`) can be seen to answer 500 with the
+/// request id while the server keeps serving. Development only, like this whole router.
+async fn panic() -> Html<String> {
+    panic!("deliberate panic from /dev/panic")
 }
 
 async fn list(State(messages): State<plugins::LogChannel>) -> Html<String> {

@@ -1,5 +1,5 @@
 //! The HTTP server: every router merged in one place, wrapped in the layers every request passes
-//! (request id → in-flight count → trace span → timeout → body limit → compression).
+//! (request id → in-flight count → trace span → timeout → body limit → compression → panic catcher).
 
 use std::time::Duration;
 
@@ -75,7 +75,9 @@ pub fn router(
     if settings.environment != crate::config::Environment::Production {
         app = app.merge(crate::dev::router(messages));
     }
-    app.layer(CompressionLayer::new())
+    // innermost: a panic is answered inside the request's span, with its request id
+    app.layer(axum::middleware::from_fn(crate::panic::catch_panic))
+        .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

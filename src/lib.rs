@@ -6,11 +6,32 @@ pub mod config;
 pub mod db;
 pub mod dev;
 pub mod http;
+pub mod panic;
 pub mod telemetry;
 
 use std::future::Future;
 
 use config::{Environment, Settings};
+
+/// What every entry point of the binary does first (`main` before any command; [`App::build`] for
+/// whoever builds the application — `serve`, `worker`, the end-to-end tests; the bench): the
+/// process-wide settings the binary depends on, installed once. Today that is the TLS crypto
+/// provider: reqwest is built with `rustls-no-provider`, so without a process default the first
+/// HTTP client (an SMS gateway, a webhook) panics. Nothing else may install process-wide state: a
+/// test that needs it gets it from here, through the same path as the binary.
+pub fn init_process() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // ring: the same provider lettre and sqlx are built with (Cargo.toml); no C toolchain needed.
+        if rustls::crypto::ring::default_provider()
+            .install_default()
+            .is_err()
+        {
+            // another provider was installed before us (an embedding program): keep theirs
+            tracing::debug!("a TLS crypto provider was already installed");
+        }
+    });
+}
 
 /// A prepared application: database ready, runtime pool open, router built.
 pub struct App {
@@ -33,6 +54,8 @@ pub struct App {
 impl App {
     /// Bootstraps the database (as the owner) and builds the router (serving as the runtime role).
     pub async fn build(settings: Settings) -> Result<Self, db::BootError> {
+        init_process();
+        settings.validate()?;
         let dbs = db::prepare(&settings).await?;
         let mut demo_created = false;
         if settings.demo.seed && settings.environment != Environment::Production {

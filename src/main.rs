@@ -107,6 +107,7 @@ struct CreateTenant {
 }
 
 fn main() -> ExitCode {
+    yoyaku::init_process();
     let cli = Cli::parse();
     if let Some(Command::GraphqlSchema) = cli.command {
         print!("{}", graphql::sdl());

@@ -79,7 +79,8 @@ fn parse_args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // the binary's own start-up (TLS provider for the HTTP client below), before anything else
+    yoyaku::init_process();
     let base = std::env::var("YOYAKU_BENCH_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();

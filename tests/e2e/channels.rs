@@ -18,7 +18,6 @@ async fn city(pool: &sqlx::PgPool) -> TenantId {
 
 #[tokio::test]
 async fn channel_credentials_are_encrypted_at_rest_masked_and_still_usable() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let app = spawn_app().await;
     let tenant = city(&app.pool).await;
     let key = SealingKey::new([42; 32]);

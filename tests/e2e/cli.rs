@@ -212,8 +212,7 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn serve");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client();
     let mut answered = false;
     for _ in 0..150 {
         if let Ok(res) = client

@@ -101,7 +101,6 @@ async fn usage_total(app: &TestApp, kind: &str) -> i64 {
 
 #[tokio::test]
 async fn a_booking_mails_a_japanese_confirmation_over_smtp_and_texts_through_the_gateway() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let app = demo_app().await;
     let sink = SmtpSink::start();
     configure(
@@ -189,7 +188,6 @@ async fn a_booking_mails_a_japanese_confirmation_over_smtp_and_texts_through_the
 
 #[tokio::test]
 async fn gateway_errors_are_retried_with_backoff_and_the_message_is_sent_once() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let app = demo_app().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
@@ -257,7 +255,6 @@ async fn gateway_errors_are_retried_with_backoff_and_the_message_is_sent_once() 
 
 #[tokio::test]
 async fn a_gateway_down_for_good_ends_dead_with_the_reason_and_a_crashed_send_is_not_repeated() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let app = demo_app().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
@@ -394,7 +391,6 @@ async fn two_workers_queue_each_due_reminder_once_and_none_for_a_cancelled_booki
 
 #[tokio::test]
 async fn the_sms_budget_stops_sms_at_the_cap() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let app = demo_app().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
@@ -426,7 +422,6 @@ async fn the_sms_budget_stops_sms_at_the_cap() {
 
 #[tokio::test]
 async fn a_signed_delivery_report_marks_the_sms_delivered_and_a_forged_one_is_refused() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let app = demo_app().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))

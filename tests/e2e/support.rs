@@ -196,7 +196,6 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let database = fresh_database().await;
     let mut settings = settings_for(&database);
     settings.demo.seed = options.demo;
@@ -236,10 +235,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .expect("owner pool");
     TestApp {
         addr,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
+        client: http_client(),
         pool,
         owner,
         proxy,
@@ -353,11 +349,7 @@ impl TestApp {
 
     /// Logs in through the login form and returns a client that carries the session.
     pub async fn login(&self, email: &str, password: &str) -> AdminClient<'_> {
-        let mut client = AdminClient {
-            app: self,
-            cookies: Vec::new(),
-            csrf: String::new(),
-        };
+        let mut client = self.anonymous();
         let res = client.attempt_login(email, password).await;
         assert_eq!(res.status(), 303, "login of {email} failed");
         client.refresh_csrf().await;
@@ -366,11 +358,7 @@ impl TestApp {
 
     /// A client without a session (for login attempts).
     pub fn anonymous(&self) -> AdminClient<'_> {
-        AdminClient {
-            app: self,
-            cookies: Vec::new(),
-            csrf: String::new(),
-        }
+        AdminClient::at(self.url(""), self.client.clone())
     }
 
     /// A staff-session client for the given new account.
@@ -386,9 +374,12 @@ impl TestApp {
 
 /// A browser-like HTTP client for the admin UI: keeps cookies, knows the session's CSRF token.
 pub struct AdminClient<'a> {
-    pub app: &'a TestApp,
+    /// `http://host:port` of the server (in this process, or the shipped binary).
+    pub base: String,
+    pub client: reqwest::Client,
     pub cookies: Vec<(String, String)>,
     pub csrf: String,
+    _app: std::marker::PhantomData<&'a TestApp>,
 }
 
 /// The value of the first `name="csrf"` hidden field in a page.
@@ -398,6 +389,21 @@ pub fn csrf_in(html: &str) -> Option<String> {
 }
 
 impl AdminClient<'_> {
+    /// A client without a session for the server at `base`.
+    pub fn at(base: String, client: reqwest::Client) -> Self {
+        Self {
+            base,
+            client,
+            cookies: Vec::new(),
+            csrf: String::new(),
+            _app: std::marker::PhantomData,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()
@@ -421,9 +427,8 @@ impl AdminClient<'_> {
 
     pub async fn get(&mut self, path: &str) -> reqwest::Response {
         let res = self
-            .app
             .client
-            .get(self.app.url(path))
+            .get(self.url(path))
             .header("cookie", self.cookie_header())
             .header("accept-language", "en")
             .send()
@@ -444,9 +449,8 @@ impl AdminClient<'_> {
     /// Posts exactly these fields (no CSRF token unless given).
     pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let res = self
-            .app
             .client
-            .post(self.app.url(path))
+            .post(self.url(path))
             .header("cookie", self.cookie_header())
             .header("accept-language", "en")
             .form(fields)
@@ -460,9 +464,8 @@ impl AdminClient<'_> {
     /// A GraphQL operation with this client's session cookie.
     pub async fn graphql(&mut self, query: &str, variables: Value) -> Value {
         let res = self
-            .app
             .client
-            .post(self.app.url("/graphql"))
+            .post(self.url("/graphql"))
             .header("cookie", self.cookie_header())
             .json(&json!({ "query": query, "variables": variables }))
             .send()
@@ -669,4 +672,20 @@ pub async fn bare_tenant(pool: &PgPool, slug: &str, name: &str) -> tenants::Tena
         locales: vec![tenants::Locale::default()],
     };
     tenants::create_tenant(pool, &new).await.expect("tenant").id
+}
+
+/// An HTTP client for the test's own side that carries its TLS configuration with it, so the test
+/// process installs nothing process-wide (it only talks plain HTTP to the server anyway).
+pub fn http_client() -> reqwest::Client {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }

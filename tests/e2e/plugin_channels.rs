@@ -1,5 +1,6 @@
 //! Each channel against a real peer: a real SMTP server in this process, and HTTP fakes (wiremock) for
-//! the third-party SMS gateway and a city's webhook.
+//! the third-party SMS gateway and a city's webhook. (They live in the end-to-end binary so that
+//! the TLS set-up comes from the binary's start-up, `yoyaku::init_process`, not from a test.)
 
 use std::time::Duration;
 
@@ -11,8 +12,10 @@ use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, header_exists, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+/// The binary's own start-up (`main` runs it before any command): these tests build channels
+/// without an app, so they take the process-wide settings from the same place the binary does.
 fn init_tls() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    yoyaku::init_process();
 }
 
 fn message(to: Recipient, text: &str) -> Message {
