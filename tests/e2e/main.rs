@@ -3,6 +3,7 @@
 
 mod browser;
 mod support;
+mod surface;
 
 mod admin_flow;
 mod authz_matrix;
@@ -28,3 +29,4 @@ mod resident_login;
 mod resident_site;
 mod staff_auth;
 mod stats;
+mod suspension;
