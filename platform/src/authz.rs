@@ -245,7 +245,10 @@ pub struct Authz {
 
 /// Tenant statuses this process read, each with the time it was read.
 #[derive(Clone, Default)]
-struct StatusCache(Arc<Mutex<HashMap<TenantId, (Option<TenantStatus>, Instant)>>>);
+struct StatusCache(Arc<Mutex<HashMap<TenantId, StatusEntry>>>);
+
+/// A status as read (None: no such tenant) and when it was read.
+type StatusEntry = (Option<TenantStatus>, Instant);
 
 impl StatusCache {
     fn get(&self, tenant: TenantId) -> Option<Option<TenantStatus>> {
