@@ -8,11 +8,10 @@
 use std::collections::BTreeMap;
 
 use axum::{
-    Form, Router,
+    Form,
     extract::{Path, State},
     http::{StatusCode, header},
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
 };
 use chrono::{Datelike, NaiveDate, Utc};
 use maud::{Markup, html};
@@ -25,26 +24,39 @@ use tenants::billing::{
 };
 use uuid::Uuid;
 
+use crate::routes::{Access as A, Route, get, post};
 use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
 
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/admin/plans", get(plans).post(create_plan))
-        .route("/admin/tenants/{slug}/billing", get(tenant_billing))
-        .route("/admin/tenants/{slug}/contract", post(set_contract))
-        .route("/admin/tenants/{slug}/invoices/draft", post(build_draft))
-        .route(
+pub fn routes() -> Vec<Route> {
+    let (read, write) = (
+        A::City(Object::Billing, Act::Read),
+        A::City(Object::Billing, Act::Write),
+    );
+    vec![
+        get("/admin/plans", A::Operator, plans),
+        post("/admin/plans", A::Operator, create_plan),
+        get("/admin/tenants/{slug}/billing", A::Operator, tenant_billing),
+        post("/admin/tenants/{slug}/contract", A::Operator, set_contract),
+        post(
+            "/admin/tenants/{slug}/invoices/draft",
+            A::Operator,
+            build_draft,
+        ),
+        post(
             "/admin/tenants/{slug}/invoices/{id}/finalize",
-            post(finalize),
-        )
-        .route(
+            A::Operator,
+            finalize,
+        ),
+        post(
             "/admin/tenants/{slug}/invoices/{id}/credit-note",
-            post(credit_note),
-        )
-        .route("/admin/t/{slug}/billing", get(city_billing))
-        .route("/admin/t/{slug}/billing/budget", post(set_budget))
-        .route("/admin/t/{slug}/invoices/{id}/xlsx", get(download))
-        .route("/admin/t/{slug}/invoices/{id}/print", get(printable))
+            A::Operator,
+            credit_note,
+        ),
+        get("/admin/t/{slug}/billing", read, city_billing),
+        post("/admin/t/{slug}/billing/budget", write, set_budget),
+        get("/admin/t/{slug}/invoices/{id}/xlsx", read, download),
+        get("/admin/t/{slug}/invoices/{id}/print", read, printable),
+    ]
 }
 
 fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {

@@ -4,11 +4,10 @@
 //! every caller view and every action is audited by `platform::callcenter`.
 
 use axum::{
-    Form, Router,
+    Form,
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
 };
 use chrono::{Duration, NaiveDate, Utc};
 use maud::html;
@@ -19,18 +18,29 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::city::{enter, render};
+use crate::routes::{Access as A, Route, get, post};
 use crate::{AdminState, Lang, PageError, Staff, csrf_field};
 
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/admin/t/{slug}/callcenter", get(search))
-        .route("/admin/t/{slug}/callcenter/{resident}", get(caller))
-        .route("/admin/t/{slug}/callcenter/{resident}/book", post(book))
-        .route("/admin/t/{slug}/callcenter/{resident}/change", post(change))
-        .route(
+pub fn routes() -> Vec<Route> {
+    let (read, write) = (
+        A::City(Object::CallCenter, Act::Read),
+        A::City(Object::CallCenter, Act::Write),
+    );
+    vec![
+        get("/admin/t/{slug}/callcenter", read, search),
+        get("/admin/t/{slug}/callcenter/{resident}", read, caller),
+        post("/admin/t/{slug}/callcenter/{resident}/book", write, book),
+        post(
+            "/admin/t/{slug}/callcenter/{resident}/change",
+            write,
+            change,
+        ),
+        post(
             "/admin/t/{slug}/callcenter/{resident}/bookings/{booking}/cancel",
-            post(cancel),
-        )
+            write,
+            cancel,
+        ),
+    ]
 }
 
 fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {

@@ -2,11 +2,10 @@
 //! slots, resident import and lookup, the audit log. Each handler first asks the guard for a scope.
 
 use axum::{
-    Form, Router,
+    Form,
     extract::{Multipart, Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
 };
 use chrono::{NaiveDate, NaiveTime, Utc};
 use maud::{Markup, html};
@@ -16,47 +15,116 @@ use platform::import::{self, ImportError};
 use platform::setup::{self, NewSchedule, NewVaccine, NewVenue, SetupError};
 use platform::staff::{self, StaffError};
 use serde::Deserialize;
-use tenants::{Tenant, TenantStatus};
+use tenants::Tenant;
 use uuid::Uuid;
 
+use crate::routes::{Access as A, Route, get, post};
 use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
 
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/admin/t/{slug}", get(home))
-        .route("/admin/t/{slug}/staff", get(staff_page).post(invite))
-        .route("/admin/t/{slug}/staff/{account}/remove", post(remove_staff))
-        .route("/admin/t/{slug}/staff/{account}/reset", post(reset_link))
-        .route(
+pub fn routes() -> Vec<Route> {
+    vec![
+        get("/admin/t/{slug}", A::Member, home),
+        get(
+            "/admin/t/{slug}/staff",
+            A::City(Object::Staff, Act::Read),
+            staff_page,
+        ),
+        post(
+            "/admin/t/{slug}/staff",
+            A::City(Object::Staff, Act::Write),
+            invite,
+        ),
+        post(
+            "/admin/t/{slug}/staff/{account}/remove",
+            A::City(Object::Staff, Act::Write),
+            remove_staff,
+        ),
+        post(
+            "/admin/t/{slug}/staff/{account}/reset",
+            A::City(Object::Staff, Act::Write),
+            reset_link,
+        ),
+        get(
             "/admin/t/{slug}/vaccines",
-            get(vaccines).post(create_vaccine),
-        )
-        .route("/admin/t/{slug}/venues", get(venues).post(create_venue))
-        .route("/admin/t/{slug}/venues/{venue}", get(venue))
-        .route(
+            A::City(Object::Vaccines, Act::Read),
+            vaccines,
+        ),
+        post(
+            "/admin/t/{slug}/vaccines",
+            A::City(Object::Vaccines, Act::Write),
+            create_vaccine,
+        ),
+        get(
+            "/admin/t/{slug}/venues",
+            A::City(Object::Venues, Act::Read),
+            venues,
+        ),
+        post(
+            "/admin/t/{slug}/venues",
+            A::City(Object::Venues, Act::Write),
+            create_venue,
+        ),
+        get("/admin/t/{slug}/venues/{venue}", A::Venue(Act::Read), venue),
+        post(
             "/admin/t/{slug}/venues/{venue}/schedules",
-            post(create_schedule),
-        )
-        .route(
+            A::Venue(Act::Write),
+            create_schedule,
+        ),
+        post(
             "/admin/t/{slug}/venues/{venue}/slots/{slot}",
-            post(set_capacity),
-        )
-        .route(
+            A::Venue(Act::Write),
+            set_capacity,
+        ),
+        get(
             "/admin/t/{slug}/import",
-            get(import_page).post(import_upload),
-        )
-        .route("/admin/t/{slug}/residents", get(residents))
-        .route("/admin/t/{slug}/audit", get(audit))
-        .route("/admin/t/{slug}/statistics", get(statistics))
-        .route("/admin/t/{slug}/statistics.xlsx", get(statistics_xlsx))
-        .route(
+            A::City(Object::Imports, Act::Write),
+            import_page,
+        ),
+        post(
+            "/admin/t/{slug}/import",
+            A::City(Object::Imports, Act::Write),
+            import_upload,
+        ),
+        get(
+            "/admin/t/{slug}/residents",
+            A::City(Object::Residents, Act::Read),
+            residents,
+        ),
+        get(
+            "/admin/t/{slug}/audit",
+            A::City(Object::Audit, Act::Read),
+            audit,
+        ),
+        get(
+            "/admin/t/{slug}/statistics",
+            A::City(Object::Statistics, Act::Read),
+            statistics,
+        ),
+        get(
+            "/admin/t/{slug}/statistics.xlsx",
+            A::City(Object::Statistics, Act::Read),
+            statistics_xlsx,
+        ),
+        get(
             "/admin/t/{slug}/api-keys",
-            get(api_keys).post(create_api_key),
-        )
-        .route("/admin/t/{slug}/api-keys/{id}/revoke", post(revoke_api_key))
+            A::City(Object::ApiKeys, Act::Read),
+            api_keys,
+        ),
+        post(
+            "/admin/t/{slug}/api-keys",
+            A::City(Object::ApiKeys, Act::Write),
+            create_api_key,
+        ),
+        post(
+            "/admin/t/{slug}/api-keys/{id}/revoke",
+            A::City(Object::ApiKeys, Act::Write),
+            revoke_api_key,
+        ),
+    ]
 }
 
-/// The tenant and the guard's scope, or 404 (unknown tenant, not a member, another venue) / 403.
+/// The tenant and the guard's scope, or 404 (unknown tenant, not a member, another venue) / 403
+/// (role too small, or the city is suspended: the guard decides, this only renders).
 pub(crate) async fn enter(
     state: &AdminState,
     staff: &Staff,
@@ -73,18 +141,6 @@ pub(crate) async fn enter(
         .enter(&staff.actor, tenant.id, object, act)
         .await
         .map_err(|d| PageError::denied(d, lang))?;
-    if tenant.status == TenantStatus::Suspended
-        && !state.authz.is_platform_operator(&staff.actor).await
-    {
-        return Err(PageError {
-            status: StatusCode::FORBIDDEN,
-            message: match lang {
-                Lang::Ja => "この自治体の利用は停止されています。".into(),
-                Lang::En => "This municipality is suspended.".into(),
-            },
-            lang,
-        });
-    }
     Ok((tenant, scope))
 }
 
@@ -147,9 +203,11 @@ pub async fn home(
     let tenant = tenants::find_by_slug(&state.pool, &slug)
         .await?
         .ok_or(PageError::not_found(lang))?;
-    if !state.authz.is_member(&staff.actor, tenant.id).await {
-        return Err(PageError::not_found(lang));
-    }
+    state
+        .authz
+        .admit(&staff.actor, tenant.id)
+        .await
+        .map_err(|d| PageError::denied(d, lang))?;
     let mut assigned = Vec::new();
     for id in state
         .authz

@@ -4,12 +4,11 @@
 //! The call centre holds neither.
 
 use axum::{
-    Form, Router,
+    Form,
     body::Body,
     extract::{Path, State},
     http::{StatusCode, header},
     response::{IntoResponse, Redirect, Response},
-    routing::get,
 };
 use chrono::{Duration, NaiveDate, Utc};
 use maud::html;
@@ -19,12 +18,27 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::city::{enter, render};
+use crate::routes::{Access as A, Route, get, post};
 use crate::{AdminState, Lang, PageError, Staff, csrf_field};
 
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/admin/t/{slug}/exports", get(list).post(create))
-        .route("/admin/t/{slug}/exports/{id}/download", get(download))
+pub fn routes() -> Vec<Route> {
+    vec![
+        get(
+            "/admin/t/{slug}/exports",
+            A::City(Object::Exports, Act::Read),
+            list,
+        ),
+        post(
+            "/admin/t/{slug}/exports",
+            A::City(Object::Exports, Act::Write),
+            create,
+        ),
+        get(
+            "/admin/t/{slug}/exports/{id}/download",
+            A::City(Object::Exports, Act::Read),
+            download,
+        ),
+    ]
 }
 
 fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {

@@ -7,58 +7,71 @@
 //! Every handler goes through [`platform::intake::enter`]: intake rights for the role AND the venue.
 
 use axum::{
-    Form, Router,
+    Form,
     extract::{Path, Query, State},
     http::{StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
-    routing::{get, post},
 };
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use maud::{Markup, PreEscaped, html};
 use platform::authz::{Act, Object, Scope};
 use platform::intake::{self, IntakeError, Status, Step};
 use serde::Deserialize;
-use tenants::{Tenant, TenantStatus};
+use tenants::Tenant;
 use uuid::Uuid;
 
+use crate::routes::{Access as A, Route, get, post};
 use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
 
 const SCRIPT: &str = include_str!("../static/intake.js");
 
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/admin/static/intake.js", get(script))
-        .route("/admin/t/{slug}/intake", get(index))
-        .route("/admin/t/{slug}/intake/{venue}", get(list))
-        .route("/admin/t/{slug}/intake/{venue}/rows", get(rows))
-        .route(
+pub fn routes() -> Vec<Route> {
+    let (read, write) = (A::Intake(Act::Read), A::Intake(Act::Write));
+    vec![
+        get("/admin/static/intake.js", A::Public, script),
+        get(
+            "/admin/t/{slug}/intake",
+            A::City(Object::Intake, Act::Read),
+            index,
+        ),
+        get("/admin/t/{slug}/intake/{venue}", read, list),
+        get("/admin/t/{slug}/intake/{venue}/rows", read, rows),
+        get(
             "/admin/t/{slug}/intake/{venue}/b/{booking}",
-            get(visit_page),
-        )
-        .route(
+            read,
+            visit_page,
+        ),
+        post(
             "/admin/t/{slug}/intake/{venue}/b/{booking}/step",
-            post(step),
-        )
-        .route(
+            write,
+            step,
+        ),
+        post(
             "/admin/t/{slug}/intake/{venue}/b/{booking}/vaccinate",
-            post(vaccinate),
-        )
-        .route(
+            write,
+            vaccinate,
+        ),
+        post(
             "/admin/t/{slug}/intake/{venue}/b/{booking}/undo",
-            post(undo),
-        )
-        .route(
+            write,
+            undo,
+        ),
+        post(
             "/admin/t/{slug}/intake/{venue}/b/{booking}/side-effects",
-            post(side_effect),
-        )
-        .route(
+            write,
+            side_effect,
+        ),
+        post(
             "/admin/t/{slug}/intake/{venue}/b/{booking}/questionnaire",
-            post(questionnaire),
-        )
-        .route(
+            write,
+            questionnaire,
+        ),
+        post(
             "/admin/t/{slug}/intake/{venue}/b/{booking}/next-dose",
-            post(next_dose),
-        )
+            write,
+            next_dose,
+        ),
+    ]
 }
 
 fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
@@ -138,25 +151,12 @@ pub async fn script() -> Response {
         .into_response()
 }
 
+/// The tenant by slug (404 when unknown). Whether the caller may see it — role, venue, and the
+/// tenant's status — is the guard's answer ([`intake::enter`], `Authz::enter`), rendered as is.
 async fn tenant(state: &AdminState, staff: &Staff, slug: &str) -> Result<Tenant, PageError> {
-    let lang = staff.lang;
-    let t = tenants::find_by_slug(&state.pool, slug)
+    tenants::find_by_slug(&state.pool, slug)
         .await?
-        .ok_or(PageError::not_found(lang))?;
-    if t.status == TenantStatus::Suspended && !state.authz.is_platform_operator(&staff.actor).await
-    {
-        return Err(PageError {
-            status: StatusCode::FORBIDDEN,
-            message: tr(
-                lang,
-                "この自治体の利用は停止されています。",
-                "This municipality is suspended.",
-            )
-            .into(),
-            lang,
-        });
-    }
-    Ok(t)
+        .ok_or(PageError::not_found(staff.lang))
 }
 
 /// The tenant and the intake scope for the venue, or 404 / 403.

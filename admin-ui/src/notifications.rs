@@ -7,11 +7,10 @@
 //! page: the channel form shows the masked value and an empty field that keeps it when left empty.
 
 use axum::{
-    Form, Router,
+    Form,
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
 };
 use maud::{Markup, html};
 use platform::authz::{Act, Denied, Object, Scope};
@@ -22,29 +21,58 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tenants::Tenant;
 
+use crate::routes::{Access as A, Route, get, post};
 use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
 
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/admin/t/{slug}/notifications", get(overview))
-        .route("/admin/t/{slug}/notifications/budget", post(set_budget))
-        .route(
+pub fn routes() -> Vec<Route> {
+    let (read, write) = (
+        A::City(Object::Notifications, Act::Read),
+        A::City(Object::Notifications, Act::Write),
+    );
+    let log = A::City(Object::DeliveryLog, Act::Read);
+    vec![
+        get(
+            "/admin/t/{slug}/notifications",
+            A::CityEither(
+                (Object::Notifications, Act::Read),
+                (Object::DeliveryLog, Act::Read),
+            ),
+            overview,
+        ),
+        post("/admin/t/{slug}/notifications/budget", write, set_budget),
+        get(
             "/admin/t/{slug}/notifications/channels/{kind}",
-            get(channel_page).post(save_channel),
-        )
-        .route(
+            read,
+            channel_page,
+        ),
+        post(
+            "/admin/t/{slug}/notifications/channels/{kind}",
+            write,
+            save_channel,
+        ),
+        post(
             "/admin/t/{slug}/notifications/channels/{kind}/test",
-            post(test_channel),
-        )
-        .route(
+            write,
+            test_channel,
+        ),
+        get(
             "/admin/t/{slug}/notifications/templates/{event}/{lang}",
-            get(template_page).post(post_template),
-        )
-        .route(
+            read,
+            template_page,
+        ),
+        // a preview needs read, saving needs write (the handler asks the guard for that)
+        post(
+            "/admin/t/{slug}/notifications/templates/{event}/{lang}",
+            read,
+            post_template,
+        ),
+        post(
             "/admin/t/{slug}/notifications/templates/{event}/{lang}/reset",
-            post(reset_template),
-        )
-        .route("/admin/t/{slug}/notifications/log", get(log_page))
+            write,
+            reset_template,
+        ),
+        get("/admin/t/{slug}/notifications/log", log, log_page),
+    ]
 }
 
 const KINDS: [&str; 3] = ["email", "sms", "webhook"];

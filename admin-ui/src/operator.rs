@@ -274,12 +274,14 @@ pub async fn set_status(
         .status
         .parse()
         .map_err(|e: tenants::DomainError| PageError::bad_request(e.to_string(), staff.lang))?;
-    staff::set_status(&scope, &t, status).await.map_err(|e| {
-        tracing::error!(error = %e, "status change failed");
-        PageError::bad_request(
-            "something went wrong on our side; please try again",
-            staff.lang,
-        )
-    })?;
+    staff::set_status(&scope, &state.authz, &t, status)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "status change failed");
+            PageError::bad_request(
+                "something went wrong on our side; please try again",
+                staff.lang,
+            )
+        })?;
     Ok(Redirect::to(&format!("/admin/tenants/{}", t.slug)).into_response())
 }

@@ -6,10 +6,8 @@
 use std::fmt::Write as _;
 
 use axum::{
-    Router,
     extract::{Path, Query, State},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 use maud::{PreEscaped, html};
@@ -18,10 +16,15 @@ use platform::overview::{self, DayOutcome};
 use serde::Deserialize;
 
 use crate::city::{enter, render};
+use crate::routes::{Access as A, Route, get};
 use crate::{AdminState, Lang, PageError, Staff};
 
-pub fn routes() -> Router<AdminState> {
-    Router::new().route("/admin/t/{slug}/overview", get(page))
+pub fn routes() -> Vec<Route> {
+    vec![get(
+        "/admin/t/{slug}/overview",
+        A::City(Object::Statistics, Act::Read),
+        page,
+    )]
 }
 
 fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {

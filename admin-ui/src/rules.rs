@@ -4,11 +4,10 @@
 //! may write venues (city admins). Every change is audited with the values before and after.
 
 use axum::{
-    Form, Router,
+    Form,
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    routing::get,
 };
 use chrono::{NaiveDate, TimeZone};
 use maud::{Markup, html};
@@ -18,13 +17,22 @@ use serde::Deserialize;
 use tenants::Tenant;
 
 use crate::city::{enter, render};
+use crate::routes::{Access as A, Route, get, post};
 use crate::{AdminState, Lang, PageError, Staff, csrf_field};
 
-pub fn routes() -> Router<AdminState> {
-    Router::new().route(
-        "/admin/t/{slug}/booking-rules",
-        get(rules_page).post(save_rules),
-    )
+pub fn routes() -> Vec<Route> {
+    vec![
+        get(
+            "/admin/t/{slug}/booking-rules",
+            A::City(Object::Venues, Act::Read),
+            rules_page,
+        ),
+        post(
+            "/admin/t/{slug}/booking-rules",
+            A::City(Object::Venues, Act::Write),
+            save_rules,
+        ),
+    ]
 }
 
 pub fn title(lang: Lang) -> &'static str {

@@ -26,9 +26,7 @@ impl AdminQuery {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("city".into()))?;
-        if !auth::is_member(ctx, tenant.id).await? {
-            return Err(ApiError::NotFound("city".into()).into());
-        }
+        auth::admit(ctx, tenant.id, "city").await?;
         Ok(City {
             tenant: tenant.id,
             slug: tenant.slug,

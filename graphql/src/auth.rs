@@ -46,13 +46,17 @@ async fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
     let policy = ctx
         .data::<Arc<AuthPolicy>>()
         .map_err(|e| ApiError::Internal(e.message))?;
+    let authz = ctx
+        .data::<Authz>()
+        .map_err(|e| ApiError::Internal(e.message))?;
     let resolved = creds
         .resolved
         .get_or_try_init(|| async {
             if let Some(key) = &creds.bearer {
-                return Ok::<_, sqlx::Error>(
-                    platform::api_keys::authenticate(pool, key, creds.ip.clone())
-                        .await?
+                return Ok::<_, ApiError>(
+                    platform::api_keys::authenticate(pool, authz, key, creds.ip.clone())
+                        .await
+                        .map_err(denied)?
                         .map(|(actor, _)| actor),
                 );
             }
@@ -67,7 +71,18 @@ async fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
     resolved.clone().ok_or(ApiError::Unauthenticated)
 }
 
-/// The guard, for resolvers: a scope on `object` in `tenant`, or NOT_FOUND / FORBIDDEN.
+/// The guard's refusal as GraphQL tells it (docs/api.md).
+pub fn denied(d: Denied) -> ApiError {
+    match d {
+        Denied::NotFound => ApiError::NotFound("object".into()),
+        Denied::Forbidden => ApiError::Forbidden,
+        Denied::Suspended => ApiError::Suspended,
+        Denied::Database(e) => e.into(),
+    }
+}
+
+/// The guard, for resolvers: a scope on `object` in `tenant`, or NOT_FOUND / FORBIDDEN (with
+/// `reason: TENANT_SUSPENDED` for a suspended city).
 pub async fn enter(
     ctx: &Context<'_>,
     tenant: TenantId,
@@ -81,18 +96,18 @@ pub async fn enter(
     authz
         .enter(&actor, tenant, object, act)
         .await
-        .map_err(|d| match d {
-            Denied::NotFound => ApiError::NotFound("object".into()),
-            Denied::Forbidden => ApiError::Forbidden,
-            Denied::Database(e) => e.into(),
-        })
+        .map_err(denied)
 }
 
-/// Whether the caller works for the tenant at all (else the tenant is "not found" to them).
-pub async fn is_member(ctx: &Context<'_>, tenant: TenantId) -> Result<bool, ApiError> {
+/// For fields that only name the city (`city`, `billing`): the caller works for the tenant and the
+/// tenant is open to them (the guard's [`Authz::admit`]); `what` names it in NOT_FOUND.
+pub async fn admit(ctx: &Context<'_>, tenant: TenantId, what: &str) -> Result<(), ApiError> {
     let actor = actor(ctx).await?;
     let authz = ctx
         .data::<Authz>()
         .map_err(|e| ApiError::Internal(e.message))?;
-    Ok(authz.is_member(&actor, tenant).await)
+    authz.admit(&actor, tenant).await.map_err(|d| match d {
+        Denied::NotFound => ApiError::NotFound(what.into()),
+        other => denied(other),
+    })
 }

@@ -9,6 +9,9 @@ pub enum ApiError {
     Validation(String),
     /// The caller's role does not allow this.
     Forbidden,
+    /// The caller's municipality is suspended (the guard's `Denied::Suspended`): FORBIDDEN with
+    /// `extensions.reason = "TENANT_SUSPENDED"`.
+    Suspended,
     /// No valid API key or session.
     Unauthenticated,
     Internal(String),
@@ -22,10 +25,16 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<ApiError> for Error {
     fn from(e: ApiError) -> Self {
+        if let ApiError::Suspended = e {
+            return Error::new(platform::authz::SUSPENDED_MESSAGE.1).extend_with(|_, ext| {
+                ext.set("code", "FORBIDDEN");
+                ext.set("reason", "TENANT_SUSPENDED");
+            });
+        }
         let (code, message) = match e {
             ApiError::NotFound(what) => ("NOT_FOUND", format!("{what} not found")),
             ApiError::Validation(why) => ("VALIDATION", why),
-            ApiError::Forbidden => (
+            ApiError::Forbidden | ApiError::Suspended => (
                 "FORBIDDEN",
                 "your role or API key scopes do not allow this".to_owned(),
             ),

@@ -6,11 +6,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{PgPool, Row};
-use tenants::TenantId;
+use tenants::{TenantId, TenantStatus};
 use uuid::Uuid;
 
 use crate::audit;
-use crate::authz::{Actor, Authz, AuthzError, Scope};
+use crate::authz::{Actor, Authz, AuthzError, Denied, Scope};
 use crate::identity::{random_token, token_hash};
 
 /// The scopes a key can have, and the (object, action) rules each one stands for.
@@ -144,12 +144,14 @@ pub async fn revoke(scope: &mut Scope, authz: &Authz, id: Uuid) -> Result<(), Ap
 }
 
 /// The actor and tenant behind a presented key, or None (unknown, malformed or revoked).
-/// Records the time of use.
+/// Records the time of use. A valid key of a suspended city is refused here already
+/// (`Denied::Suspended`, the guard's own status check), so it reaches no field at all.
 pub async fn authenticate(
     pool: &PgPool,
+    authz: &Authz,
     key: &str,
     ip: Option<String>,
-) -> Result<Option<(Actor, TenantId)>, sqlx::Error> {
+) -> Result<Option<(Actor, TenantId)>, Denied> {
     let Some(tenant) = key
         .strip_prefix("yk_")
         .and_then(|rest| rest.split_once('_'))
@@ -166,6 +168,9 @@ pub async fn authenticate(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
+    if row.is_some() && authz.tenant_status(tenant).await? == Some(TenantStatus::Suspended) {
+        return Err(Denied::Suspended);
+    }
     Ok(match row {
         Some(r) => {
             let id: Uuid = r.try_get("id")?;

@@ -10,13 +10,21 @@
 //! * role rules `p, <role>, *, <object>, <action>` (seeded by the migration);
 //! * role grants `g, <subject>, <role>, <tenant id>`; the platform operator's domain is `*`;
 //! * venue assignments and API-key scopes are personal rules `p, <subject>, <tenant id>, <object>, <action>`.
+//!
+//! The guard also decides on the tenant's status, once, here: a suspended city is closed to
+//! everyone but the platform operator (staff sessions and API keys alike get
+//! [`Denied::Suspended`]); a city being onboarded is open to its staff and keys (they set it up).
+//! The status is read through a small per-process cache ([`TENANT_STATUS_TTL`]); the operator's
+//! status change ([`crate::staff::set_status`]) drops the entry at once.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use casbin::{Adapter, CoreApi, DefaultModel, Enforcer, Filter, MgmtApi, Model, RbacApi};
 use sqlx::PgPool;
-use tenants::{TenantId, TenantTx};
+use tenants::{TenantId, TenantStatus, TenantTx};
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
@@ -36,6 +44,10 @@ e = some(where (p.eft == allow))
 [matchers]
 m = (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub, "*")) && (p.dom == "*" || p.dom == r.dom) && keyMatch(r.obj, p.obj) && (p.act == "*" || p.act == r.act)
 "#;
+
+/// How long a process trusts the tenant status it read. A change made through this process applies
+/// at once (the entry is dropped); a change made by another process applies here within this time.
+pub const TENANT_STATUS_TTL: Duration = Duration::from_secs(1);
 
 /// The casbin domain of platform-wide objects (the tenant list).
 pub const PLATFORM: &str = "platform";
@@ -181,15 +193,26 @@ pub fn staff_subject(id: Uuid) -> String {
 /// Why the guard said no. `NotFound` when the actor has nothing to do with the tenant or the object
 /// (another tenant's ids, another venue): no existence oracle. `Forbidden` when the actor works for
 /// the tenant but their role does not allow this.
+///
+/// `Suspended` when the tenant is suspended and the actor works for it (staff or API key) but is not
+/// the platform operator: no data, whatever the role (front ends show [`SUSPENDED_MESSAGE`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Denied {
     #[error("not found")]
     NotFound,
     #[error("your role does not allow this")]
     Forbidden,
+    #[error("{}", SUSPENDED_MESSAGE.1)]
+    Suspended,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
+
+/// What a suspended city's staff and API keys are told (Japanese, English).
+pub const SUSPENDED_MESSAGE: (&str, &str) = (
+    "この自治体の利用は停止されています。プラットフォーム運営者にお問い合わせください。",
+    "This municipality is suspended; contact the platform operator.",
+);
 
 /// A capability: the check passed, this is the tenant's transaction and who acts in it.
 pub struct Scope {
@@ -217,6 +240,42 @@ pub struct PlatformScope {
 pub struct Authz {
     pool: PgPool,
     enforcer: Arc<RwLock<Enforcer>>,
+    statuses: StatusCache,
+}
+
+/// Tenant statuses this process read, each with the time it was read.
+#[derive(Clone, Default)]
+struct StatusCache(Arc<Mutex<HashMap<TenantId, StatusEntry>>>);
+
+/// A status as read (None: no such tenant) and when it was read.
+type StatusEntry = (Option<TenantStatus>, Instant);
+
+impl StatusCache {
+    fn get(&self, tenant: TenantId) -> Option<Option<TenantStatus>> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&tenant)
+            .filter(|(_, at)| at.elapsed() < TENANT_STATUS_TTL)
+            .map(|(status, _)| *status)
+    }
+    fn put(&self, tenant: TenantId, status: Option<TenantStatus>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < TENANT_STATUS_TTL);
+        }
+        map.insert(tenant, (status, Instant::now()));
+    }
+    fn forget(&self, tenant: TenantId) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&tenant);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +293,7 @@ impl Authz {
         Ok(Self {
             pool,
             enforcer: Arc::new(RwLock::new(enforcer)),
+            statuses: StatusCache::default(),
         })
     }
 
@@ -292,7 +352,77 @@ impl Authz {
             .is_empty()
     }
 
-    /// The check for tenant-owned work. On success, the tenant's transaction.
+    /// The tenant's status (None: no such tenant), from this process's cache when it is younger
+    /// than [`TENANT_STATUS_TTL`].
+    pub async fn tenant_status(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<TenantStatus>, sqlx::Error> {
+        if let Some(status) = self.statuses.get(tenant) {
+            return Ok(status);
+        }
+        let status = tenants::find_by_id(&self.pool, tenant)
+            .await?
+            .map(|t| t.status);
+        self.statuses.put(tenant, status);
+        Ok(status)
+    }
+
+    /// Drops this process's copy of the tenant's status (the status was just changed).
+    pub fn forget_tenant_status(&self, tenant: TenantId) {
+        self.statuses.forget(tenant);
+    }
+
+    /// The tenant-status half of the guard, for every caller that reaches a tenant: a suspended
+    /// tenant admits only the platform operator; its own staff and API keys are told it is
+    /// suspended, everyone else that it does not exist (no existence oracle). Onboarding and
+    /// active tenants admit their members (the role check follows in [`Authz::enter`]).
+    /// Fields that only name the city (GraphQL `city`, the city's start page) call this alone.
+    pub async fn admit(&self, actor: &Actor, tenant: TenantId) -> Result<(), Denied> {
+        match self.tenant_status(tenant).await? {
+            None => Err(Denied::NotFound),
+            Some(TenantStatus::Suspended) => {
+                if self.is_platform_operator(actor).await {
+                    Ok(())
+                } else if self.is_member(actor, tenant).await {
+                    tracing::info!(actor = %actor.subject, tenant = %tenant, "tenant suspended");
+                    Err(Denied::Suspended)
+                } else {
+                    Err(Denied::NotFound)
+                }
+            }
+            Some(TenantStatus::Onboarding | TenantStatus::Active) => {
+                if self.is_member(actor, tenant).await {
+                    Ok(())
+                } else {
+                    Err(Denied::NotFound)
+                }
+            }
+        }
+    }
+
+    /// The whole decision without a transaction: tenant status ([`Authz::admit`]), then the
+    /// role. Denials: a venue outside the assignment or a stranger → `NotFound`; a member whose
+    /// role is too small → `Forbidden`; a suspended tenant's member → `Suspended`.
+    pub async fn allow(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        object: Object,
+        act: Act,
+    ) -> Result<(), Denied> {
+        if self.check(actor, tenant, object, act).await? {
+            return Ok(());
+        }
+        tracing::info!(actor = %actor.subject, object = %object.casbin(), act = act.as_str(), "denied");
+        Err(if matches!(object, Object::Venue(_)) {
+            Denied::NotFound
+        } else {
+            Denied::Forbidden
+        })
+    }
+
+    /// The check for tenant-owned work ([`Authz::allow`]). On success, the tenant's transaction.
     pub async fn enter(
         &self,
         actor: &Actor,
@@ -300,16 +430,7 @@ impl Authz {
         object: Object,
         act: Act,
     ) -> Result<Scope, Denied> {
-        if !self.check(actor, tenant, object, act).await? {
-            tracing::info!(actor = %actor.subject, object = %object.casbin(), act = act.as_str(), "denied");
-            return Err(
-                if matches!(object, Object::Venue(_)) || !self.is_member(actor, tenant).await {
-                    Denied::NotFound
-                } else {
-                    Denied::Forbidden
-                },
-            );
-        }
+        self.allow(actor, tenant, object, act).await?;
         tenants::record_in_span(tenant);
         let tx = tenants::begin(&self.pool, tenant).await?;
         Ok(Scope {
@@ -332,7 +453,8 @@ impl Authz {
         })
     }
 
-    /// The decision alone, for showing or hiding links.
+    /// The decision alone, for showing or hiding links. The tenant's status is checked first
+    /// ([`Authz::admit`]): a suspended tenant answers `Err(Suspended)`, a stranger `Err(NotFound)`.
     pub async fn check(
         &self,
         actor: &Actor,
@@ -340,6 +462,7 @@ impl Authz {
         object: Object,
         act: Act,
     ) -> Result<bool, Denied> {
+        self.admit(actor, tenant).await?;
         Ok(self
             .allowed(&actor.subject, &tenant.to_string(), &object.casbin(), act)
             .await)

@@ -142,15 +142,20 @@ pub async fn enter(
     venue: Uuid,
     act: Act,
 ) -> Result<Scope, Denied> {
-    if !authz.check(actor, tenant, Object::Intake, act).await? {
-        tracing::info!(actor = %actor.subject, act = act.as_str(), "intake denied");
-        return Err(if authz.is_member(actor, tenant).await {
-            Denied::Forbidden
-        } else {
-            Denied::NotFound
-        });
-    }
+    authz.allow(actor, tenant, Object::Intake, act).await?;
     authz.enter(actor, tenant, Object::Venue(venue), act).await
+}
+
+/// The intake decision alone ([`enter`] without the transaction).
+pub async fn allow(
+    authz: &Authz,
+    actor: &Actor,
+    tenant: TenantId,
+    venue: Uuid,
+    act: Act,
+) -> Result<(), Denied> {
+    authz.allow(actor, tenant, Object::Intake, act).await?;
+    authz.allow(actor, tenant, Object::Venue(venue), act).await
 }
 
 /// The questionnaire flags shown on the list.

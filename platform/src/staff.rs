@@ -39,12 +39,17 @@ pub async fn onboard(scope: &PlatformScope, new: &NewTenant) -> Result<Tenant, S
     Ok(tenant)
 }
 
+/// Onboarding / active / suspended. The guard's copy of the status in this process is dropped at
+/// once, so a suspension applies to the very next request here (other processes: within
+/// [`crate::authz::TENANT_STATUS_TTL`]).
 pub async fn set_status(
     scope: &PlatformScope,
+    authz: &Authz,
     tenant: &Tenant,
     status: TenantStatus,
 ) -> Result<(), StaffError> {
     tenants::set_status(&scope.pool, tenant.id, status).await?;
+    authz.forget_tenant_status(tenant.id);
     audit::record_platform(
         &scope.pool,
         &scope.actor,

@@ -3,6 +3,7 @@
 
 mod browser;
 mod support;
+mod surface;
 
 mod admin_flow;
 mod authz_matrix;
@@ -30,3 +31,4 @@ mod resident_site;
 mod shipped_binary;
 mod staff_auth;
 mod stats;
+mod suspension;
