@@ -275,8 +275,6 @@ pub async fn caller(
 #[derive(Deserialize)]
 pub struct BookForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     key: String,
     slot: Option<Uuid>,
     dose: Option<i16>,
@@ -329,7 +327,6 @@ pub async fn book(
     Path((slug, resident)): Path<(String, Uuid)>,
     Form(form): Form<BookForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::CallCenter, Act::Write).await?;
     let (Some(slot), Some(dose)) = (form.slot, form.dose.and_then(Dose::from_number)) else {
@@ -357,7 +354,6 @@ pub async fn change(
     Path((slug, resident)): Path<(String, Uuid)>,
     Form(form): Form<BookForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::CallCenter, Act::Write).await?;
     let (Some(slot), Some(booking)) = (form.slot, form.booking) else {
@@ -385,7 +381,6 @@ pub async fn cancel(
     Path((slug, resident, booking)): Path<(String, Uuid, Uuid)>,
     Form(form): Form<BookForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::CallCenter, Act::Write).await?;
     let over = asked_override(&state, &scope, &form, lang).await?;

@@ -6,6 +6,7 @@ mod auth;
 mod billing;
 mod callcenter;
 mod city;
+pub mod csrf;
 mod exports;
 mod i18n;
 mod intake;
@@ -77,6 +78,12 @@ pub fn router<S>(state: AdminState) -> Router<S> {
         .merge(overview::routes())
         .merge(intake::routes())
         .merge(notifications::routes())
+        // last, so it wraps every route above and the fallback: no POST reaches a handler
+        // without its CSRF token (csrf.rs)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::protect,
+        ))
         .with_state(state)
 }
 
@@ -125,17 +132,6 @@ pub struct Staff {
     pub lang: Lang,
 }
 
-impl Staff {
-    /// Every form post of a session carries the session's CSRF token.
-    pub fn check_csrf(&self, token: &str) -> Result<(), PageError> {
-        if identity::constant_time_eq(token, &self.session.csrf_token) {
-            Ok(())
-        } else {
-            Err(PageError::csrf(self.lang))
-        }
-    }
-}
-
 impl<S> FromRequestParts<S> for Staff
 where
     AdminState: FromRef<S>,
@@ -147,11 +143,13 @@ where
         let state = AdminState::from_ref(state);
         let lang = Lang::from_headers(&parts.headers);
         let token = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned);
-        let session = match token {
-            Some(t) => identity::session(&state.pool, &state.policy, &t)
+        let session = match (parts.extensions.remove::<csrf::Checked>(), token) {
+            // a form post: the CSRF layer looked the session up already
+            (Some(csrf::Checked(s)), _) => Some(s),
+            (None, Some(t)) => identity::session(&state.pool, &state.policy, &t)
                 .await
                 .map_err(|e| PageError::from(e).into_response())?,
-            None => None,
+            (None, None) => None,
         };
         match session {
             Some(session) => {

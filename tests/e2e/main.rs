@@ -14,6 +14,7 @@ mod callcenter;
 mod channels;
 mod city_setup;
 mod cli;
+mod csrf;
 mod exports;
 mod graphql_api;
 mod health;
