@@ -78,13 +78,20 @@ pub fn router<S>(state: AdminState) -> Router<S> {
         .merge(overview::routes())
         .merge(intake::routes())
         .merge(notifications::routes())
-        // last, so it wraps every route above and the fallback: no POST reaches a handler
-        // without its CSRF token (csrf.rs)
+        // every other path under /admin is this router's too (404), so the layer below covers it
+        .route("/admin/{*rest}", axum::routing::any(not_found))
+        // last, so it wraps every route above: no POST reaches a handler without its CSRF token
+        // (csrf.rs)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             csrf::protect,
         ))
         .with_state(state)
+}
+
+/// Any other address under /admin.
+async fn not_found(headers: HeaderMap) -> PageError {
+    PageError::not_found(Lang::from_headers(&headers))
 }
 
 /// The client's address, from the connection (the server does not trust forwarding headers).
