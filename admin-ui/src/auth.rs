@@ -7,7 +7,6 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use maud::html;
-use platform::authz::Actor;
 use platform::identity::{self, IdentityError, LinkPurpose};
 use serde::Deserialize;
 use tenants::TenantId;
@@ -72,8 +71,6 @@ pub async fn login_page(State(state): State<AdminState>, headers: HeaderMap) -> 
 
 #[derive(Deserialize)]
 pub struct LoginForm {
-    #[serde(default)]
-    csrf: String,
     email: String,
     password: String,
 }
@@ -86,21 +83,18 @@ pub async fn login(
 ) -> Result<Response, PageError> {
     let lang = Lang::from_headers(&headers);
     let expected = cookie(&headers, CSRF_COOKIE).unwrap_or("");
-    if expected.is_empty() || !identity::constant_time_eq(&form.csrf, expected) {
-        return Err(PageError::csrf(lang));
-    }
     let ip = ip.unwrap_or_else(|| "unknown".into());
-    match identity::login(&state.pool, &state.policy, &form.email, &form.password, &ip).await {
-        Ok((token, session)) => {
-            let actor = Actor::staff(session.account.id, &session.account.email, Some(ip));
-            let tenants: Vec<TenantId> = state
-                .authz
-                .memberships(&actor.subject)
-                .await
-                .into_iter()
-                .filter_map(|(domain, _)| Uuid::parse_str(&domain).ok().map(TenantId))
-                .collect();
-            platform::audit::record_login(&state.pool, &actor, &tenants).await?;
+    match identity::staff_login(
+        &state.pool,
+        &state.policy,
+        &state.authz,
+        &form.email,
+        &form.password,
+        &ip,
+    )
+    .await
+    {
+        Ok((token, session, _)) => {
             tracing::info!(account.id = %session.account.id, "staff login");
             let max_age = state.policy.session_absolute.num_seconds();
             Ok((
@@ -142,19 +136,11 @@ pub async fn login(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf: String,
-}
-
+/// Ends the session (the CSRF layer has checked the session's token).
 pub async fn logout(
     State(state): State<AdminState>,
-    staff: Staff,
     headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         identity::logout(&state.pool, token).await?;
     }
@@ -248,8 +234,6 @@ async fn link_page(
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
-    #[serde(default)]
-    csrf: String,
     password: String,
 }
 
@@ -263,9 +247,6 @@ async fn redeem(
 ) -> Result<Response, PageError> {
     let lang = Lang::from_headers(headers);
     let expected = cookie(headers, CSRF_COOKIE).unwrap_or("");
-    if expected.is_empty() || !identity::constant_time_eq(&form.csrf, expected) {
-        return Err(PageError::csrf(lang));
-    }
     match identity::redeem_link(&state.pool, &state.policy, token, purpose, &form.password).await {
         Ok(_) => Ok(Redirect::to("/admin/login").into_response()),
         Err(IdentityError::Invalid(why)) => {

@@ -16,12 +16,11 @@ use axum::{
 use chrono::{Datelike, NaiveDate, Utc};
 use maud::{Markup, html};
 use platform::authz::{Act, Object, Scope};
+use platform::billing::{self, InvoiceRead, UsageView};
 use serde::Deserialize;
 use serde_json::json;
 use tenants::Tenant;
-use tenants::billing::{
-    self, BillingError, Invoice, Line, MeteredKind, NewPlan, Price, Totals, report,
-};
+use tenants::billing::{BillingError, Invoice, Line, MeteredKind, NewPlan, Price, Totals, report};
 use uuid::Uuid;
 
 use crate::routes::{Access as A, Route, get, post};
@@ -189,9 +188,7 @@ async fn operator_enter(
         return Err(PageError::not_found(lang));
     }
     let t = tenant_by_slug(state, slug, lang).await?;
-    let scope = state
-        .authz
-        .enter(&staff.actor, t.id, Object::Billing, act)
+    let scope = billing::enter_operator(&state.authz, &staff.actor, t.id, act)
         .await
         .map_err(|d| PageError::denied(d, lang))?;
     Ok((t, scope))
@@ -237,8 +234,6 @@ fn billing_error(e: BillingError, lang: Lang) -> Result<String, PageError> {
 
 #[derive(Deserialize, Default)]
 pub struct PlanForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     code: String,
     #[serde(default)]
@@ -346,8 +341,7 @@ async fn plans_body(
     message: Option<&str>,
 ) -> Result<Markup, PageError> {
     let lang = staff.lang;
-    let mut conn = state.pool.acquire().await?;
-    let list = report::list_plans(&mut conn).await?;
+    let list = billing::plans(&state.pool).await?;
     let v = |k: &str| f.rest.get(k).cloned().unwrap_or_default();
     Ok(html! {
         p { a href="/admin/tenants" { (lang.t("municipalities")) } }
@@ -411,7 +405,6 @@ pub async fn create_plan(
     staff: Staff,
     Form(form): Form<PlanForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let scope = state
         .authz
@@ -419,24 +412,10 @@ pub async fn create_plan(
         .await
         .map_err(|d| PageError::denied(d, lang))?;
     let result = match parse_plan(&form, lang) {
-        Ok(plan) => {
-            let mut tx = state.pool.begin().await?;
-            match billing::create_plan(&mut tx, &plan).await {
-                Ok(id) => {
-                    tx.commit().await?;
-                    platform::audit::record_platform(
-                        &scope.pool,
-                        &scope.actor,
-                        "plan.create",
-                        &format!("plan/{id}"),
-                        json!({ "code": plan.code }),
-                    )
-                    .await?;
-                    Ok(())
-                }
-                Err(e) => Err(billing_error(e, lang)?),
-            }
-        }
+        Ok(plan) => match billing::create_plan(&scope, &plan).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(billing_error(e, lang)?),
+        },
         Err(m) => Err(m),
     };
     match result {
@@ -457,8 +436,6 @@ pub async fn create_plan(
 #[derive(Deserialize, Default)]
 pub struct ContractForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     plan: String,
     #[serde(default)]
     starts_on: String,
@@ -474,35 +451,15 @@ fn today_in(t: &Tenant) -> NaiveDate {
     Utc::now().with_timezone(&t.time_zone.0).date_naive()
 }
 
-/// This month's usage, the projection and the last 12 months, for both views.
-struct Overview {
-    usage: Vec<report::KindUsage>,
-    projected: (Vec<Line>, Totals),
-    history: Vec<(NaiveDate, BTreeMap<MeteredKind, i64>)>,
-    invoices: Vec<Invoice>,
-}
-
-async fn overview(scope: &mut Scope, t: &Tenant, months: u32) -> Result<Overview, PageError> {
-    let tz = t.time_zone.name();
-    let today = today_in(t);
-    let usage = report::month_usage(&mut scope.tx, today, tz)
+/// Everything a billing page shows, read through the platform (which records the view).
+async fn overview(
+    scope: &mut Scope,
+    t: &Tenant,
+    view: UsageView,
+) -> Result<billing::Overview, PageError> {
+    billing::overview(scope, today_in(t), t.time_zone.name(), view)
         .await
-        .map_err(stored_terms_error)?;
-    let projected = report::preview(&mut scope.tx, today, tz)
-        .await
-        .map_err(stored_terms_error)?;
-    let history = if months > 0 {
-        report::monthly_history(&mut scope.tx, today, months, tz).await?
-    } else {
-        report::daily_usage(&mut scope.tx, today, tz).await?
-    };
-    let invoices = billing::list_invoices(&mut scope.tx).await?;
-    Ok(Overview {
-        usage,
-        projected,
-        history,
-        invoices,
-    })
+        .map_err(stored_terms_error)
 }
 
 fn charts(
@@ -579,23 +536,15 @@ async fn tenant_billing_page(
     let lang = staff.lang;
     let (t, mut scope) = operator_enter(state, staff, slug, Act::Read).await?;
     let today = today_in(&t);
-    let contract = report::current_contract(&mut scope.tx, today).await?;
-    let o = overview(&mut scope, &t, 12).await?;
-    platform::audit::record(
-        &mut scope,
-        "usage.view",
-        "billing",
-        json!({ "view": "operator" }),
-    )
-    .await?;
+    let o = overview(&mut scope, &t, UsageView::Operator).await?;
     scope.commit().await?;
-    let mut conn = state.pool.acquire().await?;
-    let plans = report::list_plans(&mut conn).await?;
+    let contract = &o.contract;
+    let plans = billing::plans(&state.pool).await?;
     let month_default = today.format("%Y-%m").to_string();
     let body = html! {
         p { a href={"/admin/tenants/" (t.slug)} { (t.name) } " · " a href="/admin/plans" { (tr(lang, "料金プラン", "Plans")) } }
         h2 { (tr(lang, "契約", "Contract")) }
-        @match &contract {
+        @match contract {
             Some(c) => p #contract {
                 (c.plan_name) " (" (c.plan_code) ") " (tr(lang, "開始日", "from")) " " (c.starts_on)
                 @if let Some(e) = c.ends_on { " – " (e) }
@@ -694,7 +643,6 @@ pub async fn set_contract(
     Path(slug): Path<String>,
     Form(form): Form<ContractForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (_, mut scope) = operator_enter(&state, &staff, &slug, Act::Write).await?;
     let parsed = (|| {
@@ -717,23 +665,10 @@ pub async fn set_contract(
     })();
     let message = match parsed {
         Ok((starts_on, addons, overrides)) => {
-            match billing::start_contract(
-                &mut scope.tx,
-                &form.plan,
-                starts_on,
-                overrides.clone(),
-                addons.clone(),
-            )
-            .await
+            match billing::start_contract(&mut scope, &form.plan, starts_on, overrides, addons)
+                .await
             {
-                Ok(id) => {
-                    platform::audit::record(
-                        &mut scope,
-                        "contract.start",
-                        &format!("contract/{id}"),
-                        json!({ "plan": form.plan, "starts_on": starts_on, "addons": addons, "overrides": overrides }),
-                    )
-                    .await?;
+                Ok(_) => {
                     scope.commit().await?;
                     return Ok(back(&slug));
                 }
@@ -752,8 +687,6 @@ pub async fn set_contract(
 #[derive(Deserialize)]
 pub struct DraftForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     month: String,
 }
 
@@ -763,27 +696,12 @@ pub async fn build_draft(
     Path(slug): Path<String>,
     Form(form): Form<DraftForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = operator_enter(&state, &staff, &slug, Act::Write).await?;
     let message = match NaiveDate::parse_from_str(&format!("{}-01", form.month.trim()), "%Y-%m-%d")
     {
-        Ok(month) => match billing::build_draft(
-            &mut scope.tx,
-            month,
-            t.time_zone.name(),
-            chrono::Duration::days(report::GRACE_DAYS),
-        )
-        .await
-        {
-            Ok(inv) => {
-                platform::audit::record(
-                    &mut scope,
-                    "invoice.draft",
-                    &format!("invoice/{}", inv.id),
-                    json!({ "month": month, "total_yen": inv.totals.total_yen }),
-                )
-                .await?;
+        Ok(month) => match billing::build_draft(&mut scope, month, t.time_zone.name()).await {
+            Ok(_) => {
                 scope.commit().await?;
                 return Ok(back(&slug));
             }
@@ -803,8 +721,6 @@ pub async fn build_draft(
 #[derive(Deserialize)]
 pub struct FinalizeForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     force: String,
 }
 
@@ -814,19 +730,11 @@ pub async fn finalize(
     Path((slug, id)): Path<(String, Uuid)>,
     Form(form): Form<FinalizeForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (_, mut scope) = operator_enter(&state, &staff, &slug, Act::Write).await?;
     let force = !form.force.is_empty();
-    let message = match billing::finalize(&mut scope.tx, id, Utc::now(), force).await {
-        Ok(inv) => {
-            platform::audit::record(
-                &mut scope,
-                "invoice.finalize",
-                &format!("invoice/{id}"),
-                json!({ "number": inv.number, "forced": force }),
-            )
-            .await?;
+    let message = match billing::finalize(&mut scope, id, Utc::now(), force).await {
+        Ok(_) => {
             scope.commit().await?;
             return Ok(back(&slug));
         }
@@ -847,8 +755,6 @@ pub async fn finalize(
 #[derive(Deserialize)]
 pub struct CreditForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     description: String,
     #[serde(default)]
     amount: String,
@@ -860,26 +766,14 @@ pub async fn credit_note(
     Path((slug, id)): Path<(String, Uuid)>,
     Form(form): Form<CreditForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (_, mut scope) = operator_enter(&state, &staff, &slug, Act::Write).await?;
     let message = match money(tr(lang, "減額", "amount"), &form.amount, lang) {
         Ok(amount) if !form.description.trim().is_empty() => {
-            let line = Line {
-                description: form.description.trim().to_owned(),
-                quantity: 1,
-                unit_price_yen: amount,
-                amount_yen: amount,
-            };
-            match billing::credit_note(&mut scope.tx, id, &[line], Utc::now()).await {
-                Ok(cn) => {
-                    platform::audit::record(
-                        &mut scope,
-                        "invoice.credit_note",
-                        &format!("invoice/{}", cn.id),
-                        json!({ "corrects": id, "number": cn.number, "subtotal_yen": cn.totals.subtotal_yen }),
-                    )
-                    .await?;
+            match billing::credit_note(&mut scope, id, form.description.trim(), amount, Utc::now())
+                .await
+            {
+                Ok(_) => {
                     scope.commit().await?;
                     return Ok(back(&slug));
                 }
@@ -909,29 +803,19 @@ async fn city_page(
 ) -> Result<(String, Markup), PageError> {
     let lang = staff.lang;
     let (t, mut scope) = member_enter(state, staff, slug, Act::Read).await?;
-    let can_write = state
-        .authz
-        .check(&staff.actor, t.id, Object::Billing, Act::Write)
+    // the one permission for the SMS budget, whichever page shows its form
+    let can_set_budget = platform::channels::may_set_sms_budget(&state.authz, &staff.actor, t.id)
         .await
         .map_err(|d| PageError::denied(d, lang))?;
-    let o = overview(&mut scope, &t, 0).await?;
-    let budget: Option<i64> =
-        sqlx::query_scalar("SELECT sms_monthly_budget FROM notification_settings")
-            .fetch_optional(&mut *scope.tx)
-            .await?
-            .flatten();
+    let o = overview(&mut scope, &t, UsageView::City).await?;
+    let budget = platform::channels::sms_budget_status(&mut scope, t.time_zone.name(), Utc::now())
+        .await?
+        .budget;
     let sms_used = o
         .usage
         .iter()
         .find(|u| u.kind == MeteredKind::SmsSegment)
         .map_or(0, |u| u.used);
-    platform::audit::record(
-        &mut scope,
-        "usage.view",
-        "billing",
-        json!({ "view": "city" }),
-    )
-    .await?;
     scope.commit().await?;
     let today = today_in(&t);
     let body = html! {
@@ -946,7 +830,7 @@ async fn city_page(
             }
         }
         @if let Some(m) = message { p.error role="alert" { (m) } }
-        @if can_write {
+        @if can_set_budget {
             form method="post" action={"/admin/t/" (t.slug) "/billing/budget"} id="budget-form" {
                 (csrf_field(staff))
                 label { (tr(lang, "SMS月間予算（通、空欄で上限なし）", "Monthly SMS budget (segments; empty for none)")) br;
@@ -983,40 +867,21 @@ pub async fn city_billing(
 #[derive(Deserialize)]
 pub struct BudgetForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     budget: String,
 }
 
+/// The SMS budget from the billing page: the same platform setter, permission, validation and
+/// messages as the notifications page (`notifications::set_budget`).
 pub async fn set_budget(
     State(state): State<AdminState>,
     staff: Staff,
     Path(slug): Path<String>,
     Form(form): Form<BudgetForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
-    let (_, mut scope) = member_enter(&state, &staff, &slug, Act::Write).await?;
-    let budget = if form.budget.trim().is_empty() {
-        Ok(None)
-    } else {
-        money(tr(lang, "SMS予算", "SMS budget"), &form.budget, lang).map(Some)
-    };
-    match budget {
-        Ok(b) => {
-            platform::channels::set_sms_budget(&mut scope.tx, b).await?;
-            platform::audit::record(
-                &mut scope,
-                "sms_budget.set",
-                "notification_settings",
-                json!({ "budget": b }),
-            )
-            .await?;
-            scope.commit().await?;
-            Ok(Redirect::to(&format!("/admin/t/{slug}/billing")).into_response())
-        }
+    match crate::notifications::save_budget(&state, &staff, &slug, &form.budget).await? {
+        Ok(()) => Ok(Redirect::to(&format!("/admin/t/{slug}/billing")).into_response()),
         Err(m) => {
-            drop(scope);
             let (title, body) =
                 city_page(&state, &staff, &slug, Some(&form.budget), Some(&m)).await?;
             Ok((
@@ -1038,16 +903,9 @@ pub async fn printable(
     let lang = staff.lang;
     let id: Uuid = id.parse().map_err(|_| PageError::not_found(lang))?;
     let (t, mut scope) = member_enter(&state, &staff, &slug, Act::Read).await?;
-    let invoice = billing::load_invoice(&mut scope.tx, id)
+    let invoice = billing::invoice(&mut scope, id, InvoiceRead::Html)
         .await?
         .ok_or(PageError::not_found(lang))?;
-    platform::audit::record(
-        &mut scope,
-        "invoice.download",
-        &format!("invoice/{id}"),
-        json!({ "number": invoice.number, "format": "html" }),
-    )
-    .await?;
     scope.commit().await?;
     let title = if invoice.kind == "credit_note" {
         "クレジットノート"
@@ -1094,20 +952,14 @@ pub async fn download(
     let lang = staff.lang;
     let id: Uuid = id.parse().map_err(|_| PageError::not_found(lang))?;
     let (t, mut scope) = member_enter(&state, &staff, &slug, Act::Read).await?;
-    let invoice = billing::load_invoice(&mut scope.tx, id)
+    let invoice = billing::invoice(&mut scope, id, InvoiceRead::Xlsx)
         .await?
         .ok_or(PageError::not_found(lang))?;
+    // an export that fails drops the scope: the download is not recorded
     let bytes = platform::export::invoice_xlsx(&invoice, &t.name).map_err(|e| {
         tracing::error!(error = %e, "invoice export failed");
         PageError::bad_request("the invoice could not be exported; please try again", lang)
     })?;
-    platform::audit::record(
-        &mut scope,
-        "invoice.download",
-        &format!("invoice/{id}"),
-        json!({ "number": invoice.number, "format": "xlsx" }),
-    )
-    .await?;
     scope.commit().await?;
     let name = format!(
         "invoice-{}-{}.xlsx",
@@ -1141,18 +993,17 @@ pub(crate) async fn summaries(
     staff: &Staff,
     all: &[Tenant],
 ) -> Result<Vec<Markup>, PageError> {
+    let lang = staff.lang;
+    let platform_scope = state
+        .authz
+        .enter_platform(&staff.actor, Act::Read)
+        .await
+        .map_err(|d| PageError::denied(d, lang))?;
     let mut out = Vec::with_capacity(all.len());
     for t in all {
         out.push(summary(state, staff, t).await?);
     }
-    platform::audit::record_platform(
-        &state.pool,
-        &staff.actor,
-        "usage.view",
-        "tenants",
-        json!({ "tenants": all.len() }),
-    )
-    .await?;
+    billing::record_tenant_list_view(&platform_scope, all.len()).await?;
     Ok(out)
 }
 
@@ -1163,26 +1014,14 @@ async fn summary(state: &AdminState, staff: &Staff, t: &Tenant) -> Result<Markup
         .enter(&staff.actor, t.id, Object::Billing, Act::Read)
         .await
         .map_err(|d| PageError::denied(d, lang))?;
-    let today = today_in(t);
-    let tz = t.time_zone.name();
-    let contract = report::current_contract(&mut scope.tx, today).await?;
-    let used = billing::usage::between(
-        &mut scope.tx,
-        report::month_of(today),
-        report::month_of(today) + chrono::Duration::days(billing::pricing::days_in_month(today)),
-        tz,
-    )
-    .await?;
-    let projected = match report::preview(&mut scope.tx, today, tz).await {
-        Ok((_, totals)) => Some(totals.total_yen),
-        Err(BillingError::Database(e)) => return Err(e.into()),
-        Err(_) => None,
-    };
+    let s = billing::summary(&mut scope, today_in(t), t.time_zone.name())
+        .await
+        .map_err(stored_terms_error)?;
     scope.commit().await?;
     Ok(html! {
-        td.plan { @if let Some(c) = &contract { (c.plan_code) } @else { "—" } }
-        td.usage { @for (k, v) in &used { @if *v > 0 { (kind_label(lang, *k)) ": " (thousands(*v)) br; } } }
-        td.projected { @if let Some(p) = projected { (yen(p)) } }
+        td.plan { @if let Some(c) = &s.plan_code { (c) } @else { "—" } }
+        td.usage { @for (k, v) in &s.used { @if *v > 0 { (kind_label(lang, *k)) ": " (thousands(*v)) br; } } }
+        td.projected { @if let Some(p) = s.projected_yen { (yen(p)) } }
         td { a href={"/admin/tenants/" (t.slug) "/billing"} { (tr(lang, "料金と請求", "Billing")) } }
     })
 }

@@ -285,8 +285,6 @@ pub async fn caller(
 #[derive(Deserialize)]
 pub struct BookForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     key: String,
     slot: Option<Uuid>,
     dose: Option<i16>,
@@ -339,7 +337,6 @@ pub async fn book(
     Path((slug, resident)): Path<(String, Uuid)>,
     Form(form): Form<BookForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::CallCenter, Act::Write).await?;
     let (Some(slot), Some(dose)) = (form.slot, form.dose.and_then(Dose::from_number)) else {
@@ -367,7 +364,6 @@ pub async fn change(
     Path((slug, resident)): Path<(String, Uuid)>,
     Form(form): Form<BookForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::CallCenter, Act::Write).await?;
     let (Some(slot), Some(booking)) = (form.slot, form.booking) else {
@@ -395,7 +391,6 @@ pub async fn cancel(
     Path((slug, resident, booking)): Path<(String, Uuid, Uuid)>,
     Form(form): Form<BookForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::CallCenter, Act::Write).await?;
     let over = asked_override(&state, &scope, &form, lang).await?;

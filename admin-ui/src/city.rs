@@ -305,8 +305,6 @@ pub async fn staff_page(
 
 #[derive(Deserialize)]
 pub struct InviteStaffForm {
-    #[serde(default)]
-    csrf: String,
     email: String,
     role: String,
     #[serde(default)]
@@ -319,7 +317,6 @@ pub async fn invite(
     Path(slug): Path<String>,
     Form(form): Form<InviteStaffForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
     let role = Role::parse(&form.role).ok_or(PageError::bad_request("unknown role", lang))?;
@@ -365,19 +362,11 @@ pub async fn invite(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn remove_staff(
     State(state): State<AdminState>,
     staff: Staff,
     Path((slug, account)): Path<(String, Uuid)>,
-    Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
     staff::remove(&mut scope, &state.authz, account)
         .await
@@ -398,9 +387,7 @@ pub async fn reset_link(
     State(state): State<AdminState>,
     staff: Staff,
     Path((slug, account)): Path<(String, Uuid)>,
-    Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Write).await?;
     let token = match staff::password_reset_link(
@@ -437,8 +424,6 @@ pub async fn reset_link(
 
 #[derive(Deserialize, Default)]
 pub struct VaccineForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
     maker: String,
     doses: String,
@@ -504,7 +489,6 @@ pub async fn create_vaccine(
     Path(slug): Path<String>,
     Form(f): Form<VaccineForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Vaccines, Act::Write).await?;
     let parsed = (|| {
@@ -548,8 +532,6 @@ pub async fn create_vaccine(
 
 #[derive(Deserialize, Default)]
 pub struct VenueForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
     #[serde(default)]
     address: String,
@@ -650,7 +632,6 @@ pub async fn create_venue(
     Path(slug): Path<String>,
     Form(f): Form<VenueForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Venues, Act::Write).await?;
     let parsed = (|| {
@@ -704,8 +685,6 @@ pub async fn create_venue(
 
 #[derive(Deserialize, Default)]
 pub struct ScheduleForm {
-    #[serde(default)]
-    csrf: String,
     wd1: Option<String>,
     wd2: Option<String>,
     wd3: Option<String>,
@@ -871,7 +850,6 @@ pub async fn create_schedule(
     Path((slug, venue_id)): Path<(String, Uuid)>,
     Form(f): Form<ScheduleForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Write).await?;
     let result = match parse_schedule(&f, venue_id, lang) {
@@ -910,8 +888,6 @@ pub async fn create_schedule(
 
 #[derive(Deserialize)]
 pub struct CapacityForm {
-    #[serde(default)]
-    csrf: String,
     capacity: String,
 }
 
@@ -921,7 +897,6 @@ pub async fn set_capacity(
     Path((slug, venue_id, slot_id)): Path<(String, Uuid, Uuid)>,
     Form(f): Form<CapacityForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Write).await?;
     let result = match int("capacity", &f.capacity, lang) {
@@ -992,15 +967,13 @@ pub async fn import_upload(
     mut multipart: Multipart,
 ) -> Result<Response, PageError> {
     let lang = staff.lang;
-    let (mut csrf, mut bytes, mut filename, mut valid_only) =
-        (String::new(), Vec::new(), String::new(), false);
+    let (mut bytes, mut filename, mut valid_only) = (Vec::new(), String::new(), false);
     while let Some(field) = multipart
         .next_field()
         .await
         .map_err(|e| PageError::bad_request(e.to_string(), lang))?
     {
         match field.name() {
-            Some("csrf") => csrf = field.text().await.unwrap_or_default(),
             Some("import_valid_rows") => valid_only = true,
             Some("file") => {
                 filename = field.file_name().unwrap_or("upload.csv").to_owned();
@@ -1013,7 +986,6 @@ pub async fn import_upload(
             _ => {}
         }
     }
-    staff.check_csrf(&csrf)?;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Imports, Act::Write).await?;
     let parsed = match import::parse(&bytes) {
         Ok(p) => p,
@@ -1150,7 +1122,7 @@ pub async fn statistics(
         Some("doses") => Measure::DosesGiven,
         _ => Measure::Bookings,
     };
-    let rows = stats::pivot(&stats::crosstab_of(&mut scope.tx, period, measure).await?);
+    let rows = stats::pivot(&stats::crosstab_for(&mut scope, period, measure).await?);
     let title = match staff.lang {
         Lang::Ja => "統計",
         Lang::En => "Statistics",
@@ -1194,7 +1166,7 @@ pub async fn statistics_xlsx(
     Path(slug): Path<String>,
 ) -> Result<Response, PageError> {
     let (_t, mut scope) = enter(&state, &staff, &slug, Object::Statistics, Act::Read).await?;
-    let bytes = platform::stats::stats_xlsx(&mut scope.tx)
+    let bytes = platform::stats::workbook(&mut scope)
         .await
         .map_err(|e| PageError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -1275,7 +1247,6 @@ pub async fn create_api_key(
     Path(slug): Path<String>,
     Form(form): Form<std::collections::HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(form.get("csrf").map(String::as_str).unwrap_or(""))?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Write).await?;
     let scopes: Vec<String> = platform::api_keys::SCOPES
@@ -1312,9 +1283,7 @@ pub async fn revoke_api_key(
     State(state): State<AdminState>,
     staff: Staff,
     Path((slug, id)): Path<(String, Uuid)>,
-    Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Write).await?;
     match platform::api_keys::revoke(&mut scope, &state.authz, id).await {
         Ok(()) => {

@@ -170,8 +170,6 @@ pub async fn list(
 #[derive(Deserialize)]
 pub struct CreateForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     kind: String,
     #[serde(default)]
     format: String,
@@ -187,7 +185,6 @@ pub async fn create(
     Path(slug): Path<String>,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Exports, Act::Write).await?;
     let invalid = |m: &'static str| PageError {

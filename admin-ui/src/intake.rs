@@ -745,8 +745,6 @@ where
 #[derive(Deserialize)]
 pub struct StepForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     step: String,
     #[serde(default)]
     back: String,
@@ -758,7 +756,6 @@ pub async fn step(
     Path((slug, venue, booking)): Path<(String, Uuid, Uuid)>,
     Form(f): Form<StepForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     let parsed = Step::parse(&f.step);
     mutate(
         &state,
@@ -781,8 +778,6 @@ pub async fn step(
 #[derive(Deserialize)]
 pub struct UndoForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     seen: String,
     #[serde(default)]
     back: String,
@@ -794,7 +789,6 @@ pub async fn undo(
     Path((slug, venue, booking)): Path<(String, Uuid, Uuid)>,
     Form(f): Form<UndoForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     let seen = Status::parse(&f.seen);
     mutate(
         &state,
@@ -817,8 +811,6 @@ pub async fn undo(
 #[derive(Deserialize)]
 pub struct VaccinateForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     lot_number: String,
     #[serde(default)]
     dose_ml: String,
@@ -836,7 +828,6 @@ pub async fn vaccinate(
     Path((slug, venue, booking)): Path<(String, Uuid, Uuid)>,
     Form(f): Form<VaccinateForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     mutate(
         &state,
         &staff,
@@ -879,8 +870,6 @@ pub async fn vaccinate(
 #[derive(Deserialize)]
 pub struct SideEffectForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     kind: String,
     #[serde(default)]
     severity: String,
@@ -898,7 +887,6 @@ pub async fn side_effect(
     Path((slug, venue, booking)): Path<(String, Uuid, Uuid)>,
     Form(f): Form<SideEffectForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     mutate(
         &state,
         &staff,
@@ -928,8 +916,6 @@ pub async fn side_effect(
 #[derive(Deserialize)]
 pub struct QuestionnaireForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     conditions: String,
     #[serde(default)]
     allergies: String,
@@ -945,7 +931,6 @@ pub async fn questionnaire(
     Path((slug, venue, booking)): Path<(String, Uuid, Uuid)>,
     Form(f): Form<QuestionnaireForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     mutate(
         &state,
         &staff,
@@ -968,8 +953,6 @@ pub async fn questionnaire(
 #[derive(Deserialize)]
 pub struct NextDoseForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     slot: String,
     #[serde(default)]
     key: String,
@@ -983,7 +966,6 @@ pub async fn next_dose(
     Path((slug, venue, booking)): Path<(String, Uuid, Uuid)>,
     Form(f): Form<NextDoseForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     mutate(
         &state,
         &staff,

@@ -6,6 +6,7 @@ mod auth;
 mod billing;
 mod callcenter;
 mod city;
+pub mod csrf;
 mod exports;
 mod i18n;
 mod intake;
@@ -105,7 +106,21 @@ pub fn router<S>(state: AdminState) -> Router<S> {
         let path = route.spec.path;
         router = router.route(path, route.guarded(&state));
     }
-    router.with_state(state)
+    router
+        // every other path under /admin is this router's too (404), so the layer below covers it
+        .route("/admin/{*rest}", axum::routing::any(not_found))
+        // last, so it wraps every route above: no POST reaches a handler without its CSRF token
+        // (csrf.rs)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::protect,
+        ))
+        .with_state(state)
+}
+
+/// Any other address under /admin.
+async fn not_found(headers: HeaderMap) -> PageError {
+    PageError::not_found(Lang::from_headers(&headers))
 }
 
 /// The client's address, from the connection (the server does not trust forwarding headers).
@@ -154,17 +169,6 @@ pub struct Staff {
     pub lang: Lang,
 }
 
-impl Staff {
-    /// Every form post of a session carries the session's CSRF token.
-    pub fn check_csrf(&self, token: &str) -> Result<(), PageError> {
-        if identity::constant_time_eq(token, &self.session.csrf_token) {
-            Ok(())
-        } else {
-            Err(PageError::csrf(self.lang))
-        }
-    }
-}
-
 impl<S> FromRequestParts<S> for Staff
 where
     AdminState: FromRef<S>,
@@ -180,11 +184,13 @@ where
         let state = AdminState::from_ref(state);
         let lang = Lang::from_headers(&parts.headers);
         let token = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned);
-        let session = match token {
-            Some(t) => identity::session(&state.pool, &state.policy, &t)
+        let session = match (parts.extensions.remove::<csrf::Checked>(), token) {
+            // a form post: the CSRF layer looked the session up already
+            (Some(csrf::Checked(s)), _) => Some(s),
+            (None, Some(t)) => identity::session(&state.pool, &state.policy, &t)
                 .await
                 .map_err(|e| PageError::from(e).into_response())?,
-            None => None,
+            (None, None) => None,
         };
         match session {
             Some(session) => {

@@ -14,11 +14,13 @@ use axum::{
 };
 use maud::{Markup, html};
 use platform::authz::{Act, Denied, Object, Scope};
-use platform::channels::{self, BudgetLevel, BudgetStatus, ChannelError, TestSendError};
+use platform::channels::{
+    self, BudgetLevel, BudgetStatus, ChannelError, SetBudgetError, TestSendError,
+};
 use platform::delivery_log::{self, LogFilter, RawFilter};
 use platform::templates::{self, Event, Template};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tenants::Tenant;
 
 use crate::routes::{Access as A, Route, get, post};
@@ -231,7 +233,7 @@ pub(crate) async fn budget_banner(
         Err(_) => return Ok(None),
     };
     let status =
-        channels::budget_status(&mut scope.tx, t.time_zone.name(), chrono::Utc::now()).await?;
+        channels::sms_budget_status(&mut scope, t.time_zone.name(), chrono::Utc::now()).await?;
     scope.commit().await?;
     Ok(budget_banner_markup(staff.lang, &status))
 }
@@ -248,18 +250,19 @@ async fn overview_body(
 ) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let s = &t.slug;
-    let writable = can_write(state, staff, t).await;
-    let status =
-        channels::budget_status(&mut scope.tx, t.time_zone.name(), chrono::Utc::now()).await?;
-    let alerts = channels::budget_alerts(&mut scope.tx).await?;
+    let can_set_budget = channels::may_set_sms_budget(&state.authz, &staff.actor, t.id)
+        .await
+        .unwrap_or(false);
+    let status = channels::sms_budget_status(scope, t.time_zone.name(), chrono::Utc::now()).await?;
+    let alerts = channels::sms_budget_alerts(scope).await?;
     let mut configured = Vec::new();
     for kind in KINDS {
-        let masked = channels::masked(&mut scope.tx, &state.sealing_key, kind)
+        let masked = channels::masked_channel(scope, &state.sealing_key, kind)
             .await
             .map_err(|e| channel_page_error(e, lang))?;
         configured.push((kind, masked));
     }
-    let own = templates::overrides(&mut scope.tx).await?;
+    let own = templates::own_templates(scope).await?;
     let tz = t.time_zone.0;
     Ok(html! {
         @if let Some(b) = budget_banner_markup(lang, &status) { (b) }
@@ -276,7 +279,7 @@ async fn overview_body(
         }
         p { (tr(lang, "80%で市の管理者にメールでお知らせします。予算に達すると、SMSの代わりに可能な場合メールで送ります（メールアドレスのない方には送りません）。",
                 "City admins are e-mailed at 80 %. At the budget, messages go by e-mail instead of SMS where possible (residents without an e-mail address get none).")) }
-        @if writable {
+        @if can_set_budget {
             form method="post" action={"/admin/t/" (s) "/notifications/budget"} #budget-form {
                 (csrf_field(staff))
                 label { (tr(lang, "SMS月間予算（通、空欄で上限なし）", "Monthly SMS budget (segments; empty for none)")) br;
@@ -368,9 +371,32 @@ pub async fn overview(
 #[derive(Deserialize)]
 pub struct BudgetForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     budget: String,
+}
+
+/// The SMS budget form of either page (this one and the billing page): one entry, the platform's
+/// one setter (its permission, parser and audit entry), one message. `Ok(Ok(()))`: saved and
+/// committed; `Ok(Err(message))`: refused with the reason, nothing changed.
+pub(crate) async fn save_budget(
+    state: &AdminState,
+    staff: &Staff,
+    slug: &str,
+    input: &str,
+) -> Result<Result<(), String>, PageError> {
+    let lang = staff.lang;
+    let (_, mut scope) = enter(state, staff, slug, Object::Notifications, Act::Write).await?;
+    match channels::set_sms_budget(&state.authz, &mut scope, input).await {
+        Ok(_) => {
+            scope.commit().await?;
+            Ok(Ok(()))
+        }
+        Err(SetBudgetError::Invalid(e)) => Ok(Err(match lang {
+            Lang::Ja => format!("SMS予算を保存できません：{}", e.ja()),
+            Lang::En => format!("The SMS budget was not saved: {e}"),
+        })),
+        Err(SetBudgetError::Denied(d)) => Err(PageError::denied(d, lang)),
+        Err(SetBudgetError::Database(e)) => Err(e.into()),
+    }
 }
 
 pub async fn set_budget(
@@ -379,27 +405,12 @@ pub async fn set_budget(
     Path(slug): Path<String>,
     Form(form): Form<BudgetForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
-    let (t, mut scope) = enter(&state, &staff, &slug, Object::Notifications, Act::Write).await?;
-    match channels::parse_budget(&form.budget) {
-        Ok(budget) => {
-            channels::set_sms_budget(&mut scope.tx, budget).await?;
-            platform::audit::record(
-                &mut scope,
-                "sms_budget.set",
-                "notification_settings",
-                json!({ "budget": budget }),
-            )
-            .await?;
-            scope.commit().await?;
-            Ok(Redirect::to(&format!("/admin/t/{slug}/notifications")).into_response())
-        }
+    match save_budget(&state, &staff, &slug, &form.budget).await? {
+        Ok(()) => Ok(Redirect::to(&format!("/admin/t/{slug}/notifications")).into_response()),
         Err(m) => {
-            let m = match lang {
-                Lang::Ja => format!("SMS予算を保存できません：{m}"),
-                Lang::En => format!("The SMS budget was not saved: {m}"),
-            };
+            let (t, mut scope) =
+                enter(&state, &staff, &slug, Object::Notifications, Act::Read).await?;
             let body =
                 overview_body(&state, &staff, &t, &mut scope, Some(&form.budget), Some(&m)).await?;
             drop(scope);
@@ -456,7 +467,7 @@ async fn channel_body(
 ) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let writable = can_write(state, staff, t).await;
-    let masked = channels::masked(&mut scope.tx, &state.sealing_key, kind)
+    let masked = channels::masked_channel(scope, &state.sealing_key, kind)
         .await
         .map_err(|e| channel_page_error(e, lang))?;
     let Some(plugin) = channels::plugin_for_kind(kind) else {
@@ -599,12 +610,6 @@ pub async fn save_channel(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let lang = staff.lang;
-    let csrf = fields
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    staff.check_csrf(csrf)?;
     let kind = check_kind(&kind, lang)?;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Notifications, Act::Write).await?;
     let Some(plugin) = channels::plugin_for_kind(kind) else {
@@ -650,29 +655,16 @@ pub async fn save_channel(
             ));
         }
     };
-    let secrets_changed: Vec<&str> = secret_names
-        .iter()
-        .copied()
-        .filter(|n| config.contains_key(*n))
-        .collect();
-    let field_names: Vec<String> = config.keys().cloned().collect();
-    match channels::save(
-        &mut scope.tx,
+    match channels::save_channel(
+        &mut scope,
         &state.sealing_key,
         kind,
         plugin.name,
-        Value::Object(config.clone()),
+        config.clone(),
     )
     .await
     {
         Ok(()) => {
-            platform::audit::record(
-                &mut scope,
-                "notification_channel.save",
-                &format!("notification_channel/{kind}"),
-                json!({ "plugin": plugin.name, "fields": field_names, "secrets_changed": secrets_changed }),
-            )
-            .await?;
             scope.commit().await?;
             let (t, mut scope) =
                 enter(&state, &staff, &slug, Object::Notifications, Act::Read).await?;
@@ -723,8 +715,6 @@ pub async fn save_channel(
 #[derive(Deserialize)]
 pub struct TestForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     to: String,
 }
 
@@ -734,12 +724,11 @@ pub async fn test_channel(
     Path((slug, kind)): Path<(String, String)>,
     Form(form): Form<TestForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let kind = check_kind(&kind, lang)?;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Notifications, Act::Write).await?;
     let prepared =
-        channels::prepare_test(&mut scope.tx, &state.sealing_key, kind, &form.to, &t.name).await;
+        channels::prepare_test_send(&mut scope, &state.sealing_key, kind, &form.to, &t.name).await;
     // no transaction is held while the provider is called
     drop(scope);
     let (outcome, status) = match prepared {
@@ -753,36 +742,23 @@ pub async fn test_channel(
             let (_, mut scope) =
                 enter(&state, &staff, &slug, Object::Notifications, Act::Write).await?;
             let masked_to = platform::jobs::mask(&message.to);
+            channels::record_test_send(&mut scope, kind, &message, result.as_ref()).await?;
             let outcome = match &result {
-                Ok(receipt) => {
-                    channels::record_test(&mut scope.tx, kind, &message, receipt).await?;
-                    Outcome::TestSent(match lang {
-                        Lang::Ja => format!(
-                            "{masked_to} に送信しました（プロバイダーのID：{}、{}通）。",
-                            receipt.provider_message_id, receipt.units
-                        ),
-                        Lang::En => format!(
-                            "Sent to {masked_to} (provider message id {}, {} unit(s)).",
-                            receipt.provider_message_id, receipt.units
-                        ),
-                    })
-                }
+                Ok(receipt) => Outcome::TestSent(match lang {
+                    Lang::Ja => format!(
+                        "{masked_to} に送信しました（プロバイダーのID：{}、{}通）。",
+                        receipt.provider_message_id, receipt.units
+                    ),
+                    Lang::En => format!(
+                        "Sent to {masked_to} (provider message id {}, {} unit(s)).",
+                        receipt.provider_message_id, receipt.units
+                    ),
+                }),
                 Err(e) => Outcome::TestFailed(match lang {
                     Lang::Ja => format!("{masked_to} に送信できませんでした：{e}"),
                     Lang::En => format!("Not sent to {masked_to}: {e}"),
                 }),
             };
-            platform::audit::record(
-                &mut scope,
-                "notification_channel.test",
-                &format!("notification_channel/{kind}"),
-                json!({
-                    "to": masked_to,
-                    "sent": result.is_ok(),
-                    "provider_message_id": result.as_ref().ok().map(|r| r.provider_message_id.clone()),
-                }),
-            )
-            .await?;
             scope.commit().await?;
             (outcome, StatusCode::OK)
         }
@@ -838,7 +814,7 @@ async fn template_body(
 ) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let writable = can_write(state, staff, t).await;
-    let (stored, custom) = templates::effective(&mut scope.tx, event, tlang).await?;
+    let (stored, custom) = templates::template_for(scope, event, tlang).await?;
     let shown = typed.cloned().unwrap_or(stored);
     let action = format!(
         "/admin/t/{}/notifications/templates/{}/{tlang}",
@@ -939,8 +915,6 @@ pub async fn template_page(
 #[derive(Deserialize)]
 pub struct TemplateForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     action: String,
     #[serde(default)]
     subject: String,
@@ -954,7 +928,6 @@ pub async fn post_template(
     Path((slug, event, tlang)): Path<(String, String, String)>,
     Form(form): Form<TemplateForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (event, tlang) = parse_template_path(&event, &tlang, lang)?;
     let typed = Template {
@@ -981,23 +954,8 @@ pub async fn post_template(
         return Ok(frame(&staff, &t, heading, body));
     }
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Notifications, Act::Write).await?;
-    match templates::save_override(
-        &mut scope.tx,
-        event,
-        tlang,
-        &typed,
-        &staff.session.account.email,
-    )
-    .await
-    {
+    match templates::save_template(&mut scope, event, tlang, &typed).await {
         Ok(()) => {
-            platform::audit::record(
-                &mut scope,
-                "notification_template.save",
-                &format!("notification_template/{}/{tlang}", event.as_str()),
-                json!({}),
-            )
-            .await?;
             let body = template_body(
                 &state,
                 &staff,
@@ -1036,31 +994,15 @@ pub async fn post_template(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn reset_template(
     State(state): State<AdminState>,
     staff: Staff,
     Path((slug, event, tlang)): Path<(String, String, String)>,
-    Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let lang = staff.lang;
     let (event, tlang) = parse_template_path(&event, &tlang, lang)?;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Notifications, Act::Write).await?;
-    if templates::reset(&mut scope.tx, event, tlang).await? {
-        platform::audit::record(
-            &mut scope,
-            "notification_template.reset",
-            &format!("notification_template/{}/{tlang}", event.as_str()),
-            json!({}),
-        )
-        .await?;
-    }
+    templates::reset_template(&mut scope, event, tlang).await?;
     let body = template_body(
         &state,
         &staff,

@@ -31,8 +31,6 @@ async fn platform_scope(
 
 #[derive(Deserialize, Default)]
 pub struct OnboardForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
     slug: String,
     code: String,
@@ -124,7 +122,6 @@ pub async fn onboard(
     staff: Staff,
     Form(form): Form<OnboardForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let scope = platform_scope(&state, &staff, Act::Write).await?;
     let result = match parse_new_tenant(&form) {
         Ok(new) => staff::onboard(&scope, &new).await.map_err(|e| match e {
@@ -202,8 +199,6 @@ pub async fn tenant(
 
 #[derive(Deserialize)]
 pub struct InviteForm {
-    #[serde(default)]
-    csrf: String,
     email: String,
 }
 
@@ -213,7 +208,6 @@ pub async fn invite_admin(
     Path(slug): Path<String>,
     Form(form): Form<InviteForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let scope = platform_scope(&state, &staff, Act::Write).await?;
     let t = find(&state, &slug, staff.lang).await?;
     match staff::invite_first_admin(&scope, &state.authz, &state.policy, t.id, &form.email).await {
@@ -256,8 +250,6 @@ pub async fn invite_admin(
 
 #[derive(Deserialize)]
 pub struct StatusForm {
-    #[serde(default)]
-    csrf: String,
     status: String,
 }
 
@@ -267,7 +259,6 @@ pub async fn set_status(
     Path(slug): Path<String>,
     Form(form): Form<StatusForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&form.csrf)?;
     let scope = platform_scope(&state, &staff, Act::Write).await?;
     let t = find(&state, &slug, staff.lang).await?;
     let status: TenantStatus = form

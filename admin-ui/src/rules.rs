@@ -64,8 +64,6 @@ fn label(lang: Lang, field: &str) -> &'static str {
 
 #[derive(Deserialize, Default)]
 pub struct RulesForm {
-    #[serde(default)]
-    csrf: String,
     few_left_percent: String,
     few_left_seats: String,
     #[serde(default)]
@@ -81,7 +79,6 @@ pub struct RulesForm {
 impl RulesForm {
     fn from_settings(s: &BookingSettings, t: &Tenant) -> Self {
         Self {
-            csrf: String::new(),
             few_left_percent: s.few_left_percent.to_string(),
             few_left_seats: s.few_left_seats.to_string(),
             allow_mixing: s.allow_mixing.then(|| "on".into()),
@@ -186,7 +183,7 @@ pub async fn rules_page(
     Path(slug): Path<String>,
 ) -> Result<Response, PageError> {
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Venues, Act::Read).await?;
-    let current = booking::settings(&mut scope.tx).await?;
+    let current = booking::city_settings(&mut scope).await?;
     scope.commit().await?;
     let can_write = state
         .authz
@@ -208,7 +205,6 @@ pub async fn save_rules(
     Path(slug): Path<String>,
     Form(f): Form<RulesForm>,
 ) -> Result<Response, PageError> {
-    staff.check_csrf(&f.csrf)?;
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Venues, Act::Write).await?;
     let refused = match f.parse(&t, lang) {

@@ -6,8 +6,9 @@
 use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::authz::{Act, Object as Obj};
+use platform::billing::InvoiceRead;
 use sqlx::PgPool;
-use tenants::billing::{self, report};
+use tenants::billing;
 use tenants::{Tenant, TenantId};
 use uuid::Uuid;
 
@@ -132,17 +133,9 @@ impl Billing {
                 .with_timezone(&self.tenant.time_zone.0)
                 .date_naive()
         });
-        let list = report::month_usage(&mut scope.tx, month, self.tenant.time_zone.name())
+        let list = platform::billing::month_usage(&mut scope, month, self.tenant.time_zone.name())
             .await
             .map_err(billing_err)?;
-        platform::audit::record(
-            &mut scope,
-            "usage.view",
-            "billing",
-            serde_json::json!({ "via": "graphql", "month": report::month_of(month) }),
-        )
-        .await
-        .map_err(ApiError::from)?;
         scope.commit().await.map_err(ApiError::from)?;
         Ok(list
             .into_iter()
@@ -159,7 +152,7 @@ impl Billing {
     /// Invoices and credit notes, newest month first.
     async fn invoices(&self, ctx: &Context<'_>) -> Result<Vec<Invoice>> {
         let mut scope = auth::enter(ctx, self.id(), Obj::Billing, Act::Read).await?;
-        let list = billing::list_invoices(&mut scope.tx)
+        let list = platform::billing::invoices(&mut scope)
             .await
             .map_err(ApiError::from)?;
         Ok(list.into_iter().map(Invoice::from).collect())
@@ -168,18 +161,10 @@ impl Billing {
     /// One invoice (NOT_FOUND for another tenant's id). Recorded in the audit log.
     async fn invoice(&self, ctx: &Context<'_>, id: Uuid) -> Result<Invoice> {
         let mut scope = auth::enter(ctx, self.id(), Obj::Billing, Act::Read).await?;
-        let invoice = billing::load_invoice(&mut scope.tx, id)
+        let invoice = platform::billing::invoice(&mut scope, id, InvoiceRead::Api)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("invoice".into()))?;
-        platform::audit::record(
-            &mut scope,
-            "invoice.view",
-            &format!("invoice/{id}"),
-            serde_json::json!({ "via": "graphql" }),
-        )
-        .await
-        .map_err(ApiError::from)?;
         scope.commit().await.map_err(ApiError::from)?;
         Ok(invoice.into())
     }

@@ -86,7 +86,7 @@ impl StatsQuery {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("city".into()))?;
         let mut scope = auth::enter(ctx, tenant.id, Obj::Statistics, Act::Read).await?;
-        let rows = stats::crosstab_of(&mut scope.tx, period.into(), measure.into())
+        let rows = stats::crosstab_for(&mut scope, period.into(), measure.into())
             .await
             .map_err(ApiError::from)?;
         Ok(rows

@@ -5,13 +5,13 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::authz::{Actor, Scope};
 
 /// Records an event in the scope's tenant, in the scope's transaction.
-pub async fn record(
+pub(crate) async fn record(
     scope: &mut Scope,
     action: &str,
     object: &str,
@@ -37,8 +37,20 @@ pub async fn record(
 }
 
 /// Records a platform-wide event.
-pub async fn record_platform(
+pub(crate) async fn record_platform(
     pool: &PgPool,
+    actor: &Actor,
+    action: &str,
+    object: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    record_platform_in(&mut conn, actor, action, object, detail).await
+}
+
+/// Records a platform-wide event on `conn` (inside the transaction of the change it records).
+pub(crate) async fn record_platform_in(
+    conn: &mut PgConnection,
     actor: &Actor,
     action: &str,
     object: &str,
@@ -53,7 +65,7 @@ pub async fn record_platform(
     .bind(object)
     .bind(detail)
     .bind(&actor.ip)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -92,7 +104,7 @@ pub async fn recent(scope: &mut Scope, limit: i64) -> Result<Vec<AuditEntry>, sq
 
 /// A staff login: in the platform log, and in the log of every tenant the person works for (the
 /// city's auditors see who logged in to their data).
-pub async fn record_login(
+pub(crate) async fn record_login(
     pool: &PgPool,
     actor: &Actor,
     tenants: &[tenants::TenantId],

@@ -215,8 +215,11 @@ pub const SUSPENDED_MESSAGE: (&str, &str) = (
 );
 
 /// A capability: the check passed, this is the tenant's transaction and who acts in it.
+///
+/// The transaction is private to `platform`: front ends hold a scope and pass it to platform
+/// functions, which run the SQL and write the audit entry; they cannot run SQL in it themselves.
 pub struct Scope {
-    pub tx: TenantTx,
+    pub(crate) tx: TenantTx,
     pub actor: Actor,
 }
 

@@ -1281,6 +1281,13 @@ impl BookingSettings {
     }
 }
 
+/// The city's booking rules as the scope's tenant has them ([`settings`]).
+pub async fn city_settings(
+    scope: &mut crate::authz::Scope,
+) -> Result<BookingSettings, sqlx::Error> {
+    settings(&mut scope.tx).await
+}
+
 /// Saves the city's booking rules (thresholds, mixing, dose 1 + 2 together, group size, seats
 /// held for dose 2) and records the change in the audit log. Nothing changes when a value is out
 /// of range.

@@ -12,9 +12,12 @@ use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretSlice};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use sqlx::Row;
 use tenants::TenantTx;
+
+use crate::audit;
+use crate::authz::{Act, Actor, Authz, Denied, Object, Scope};
 
 /// The key that seals channel secrets; 32 bytes.
 #[derive(Clone)]
@@ -329,7 +332,8 @@ pub async fn sms_budget(
     })
 }
 
-pub async fn set_sms_budget(tx: &mut TenantTx, budget: Option<i64>) -> Result<(), sqlx::Error> {
+/// Stores the budget (the one setter, [`set_sms_budget`], validates and audits).
+async fn store_sms_budget(tx: &mut TenantTx, budget: Option<i64>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) VALUES ($1, $2) \
          ON CONFLICT (tenant_id) DO UPDATE SET sms_monthly_budget = $2",
@@ -495,14 +499,43 @@ pub async fn budget_status(
     Ok(BudgetStatus { budget, used })
 }
 
-/// Reads a budget typed into a form: empty = no budget; otherwise a whole number of segments.
-pub fn parse_budget(input: &str) -> Result<Option<i64>, String> {
+/// The largest SMS budget accepted: 100 million segments a month.
+pub const SMS_BUDGET_MAX: i64 = 100_000_000;
+
+/// Why a typed SMS budget was refused. The budget counts **SMS segments** per month (what the
+/// worker compares with the month's `sms_segment` usage), never yen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetInputError {
+    #[error("{0:?} is not a whole number of SMS segments (leave it empty for no budget)")]
+    NotANumber(String),
+    #[error("the SMS budget must be between 0 and 100,000,000 segments, not {0}")]
+    OutOfRange(i64),
+}
+
+impl BudgetInputError {
+    /// The same reason in Japanese.
+    pub fn ja(&self) -> String {
+        match self {
+            Self::NotANumber(input) => format!(
+                "「{input}」はSMSの通数（整数）ではありません（上限なしにするには空欄にしてください）"
+            ),
+            Self::OutOfRange(n) => {
+                format!("SMS予算は0〜100,000,000通の範囲で入力してください（{n}）")
+            }
+        }
+    }
+}
+
+/// Reads a budget typed into a form: empty = no budget; otherwise a whole number of SMS segments
+/// from 0 to [`SMS_BUDGET_MAX`] (commas, spaces, underscores and full-width digits accepted).
+pub fn parse_budget(input: &str) -> Result<Option<i64>, BudgetInputError> {
     let cleaned: String = input
         .trim()
         .chars()
-        .filter(|c| !matches!(c, ',' | '_' | ' ' | '，'))
+        .filter(|c| !matches!(c, ',' | '_' | ' ' | '，' | '\u{3000}'))
         .map(|c| match c {
             '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+            '－' => '-',
             c => c,
         })
         .collect();
@@ -510,12 +543,148 @@ pub fn parse_budget(input: &str) -> Result<Option<i64>, String> {
         return Ok(None);
     }
     match cleaned.parse::<i64>() {
-        Ok(n) if (0..=100_000_000).contains(&n) => Ok(Some(n)),
-        Ok(_) => Err("the SMS budget must be between 0 and 100,000,000 segments".into()),
-        Err(_) => Err(format!(
-            "{input:?} is not a whole number of SMS segments (leave it empty for no budget)"
-        )),
+        Ok(n) if (0..=SMS_BUDGET_MAX).contains(&n) => Ok(Some(n)),
+        Ok(n) => Err(BudgetInputError::OutOfRange(n)),
+        Err(_) => Err(BudgetInputError::NotANumber(input.trim().to_owned())),
     }
+}
+
+/// Why the budget was not set.
+#[derive(Debug, thiserror::Error)]
+pub enum SetBudgetError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
+    Invalid(#[from] BudgetInputError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// The one permission to set the SMS budget: `notifications` / write (city admins and the
+/// operator; auditors only read it). The admin pages show the form only when this says yes.
+pub async fn may_set_sms_budget(
+    authz: &Authz,
+    actor: &Actor,
+    tenant: tenants::TenantId,
+) -> Result<bool, Denied> {
+    authz
+        .check(actor, tenant, Object::Notifications, Act::Write)
+        .await
+}
+
+/// The one SMS-budget setter, for every front end (the notifications page, the billing page):
+/// checks [`may_set_sms_budget`] for the scope's actor, parses `input` with [`parse_budget`],
+/// stores it and records `sms_budget.set` in the audit log, in the scope's transaction (the caller
+/// commits). On any error nothing has been written.
+pub async fn set_sms_budget(
+    authz: &Authz,
+    scope: &mut Scope,
+    input: &str,
+) -> Result<Option<i64>, SetBudgetError> {
+    let tenant = scope.tenant_id();
+    if !may_set_sms_budget(authz, &scope.actor, tenant).await? {
+        return Err(if authz.is_member(&scope.actor, tenant).await {
+            Denied::Forbidden
+        } else {
+            Denied::NotFound
+        }
+        .into());
+    }
+    let budget = parse_budget(input)?;
+    store_sms_budget(&mut scope.tx, budget).await?;
+    audit::record(
+        scope,
+        "sms_budget.set",
+        "notification_settings",
+        json!({ "budget": budget, "unit": "sms_segment" }),
+    )
+    .await?;
+    Ok(budget)
+}
+
+/// This month's SMS use against the budget, for the scope's tenant.
+pub async fn sms_budget_status(
+    scope: &mut Scope,
+    tz: &str,
+    now: DateTime<Utc>,
+) -> Result<BudgetStatus, sqlx::Error> {
+    budget_status(&mut scope.tx, tz, now).await
+}
+
+/// Budget alerts sent so far, for the scope's tenant (see [`budget_alerts`]).
+pub async fn sms_budget_alerts(
+    scope: &mut Scope,
+) -> Result<Vec<(chrono::NaiveDate, i32, DateTime<Utc>, i32)>, sqlx::Error> {
+    budget_alerts(&mut scope.tx).await
+}
+
+/// The scope's channel of `kind` as an admin may see it (secrets masked).
+pub async fn masked_channel(
+    scope: &mut Scope,
+    key: &SealingKey,
+    kind: &str,
+) -> Result<Option<Masked>, ChannelError> {
+    masked(&mut scope.tx, key, kind).await
+}
+
+/// Validates and stores the scope's channel of `kind` ([`save`]) and records
+/// `notification_channel.save` (field names and which secrets changed, never values).
+pub async fn save_channel(
+    scope: &mut Scope,
+    key: &SealingKey,
+    kind: &str,
+    plugin: &str,
+    config: Map<String, Value>,
+) -> Result<(), ChannelError> {
+    let field_names: Vec<String> = config.keys().cloned().collect();
+    let secrets_changed: Vec<&str> = secret_fields(plugin)
+        .into_iter()
+        .filter(|n| config.contains_key(*n))
+        .collect();
+    save(&mut scope.tx, key, kind, plugin, Value::Object(config)).await?;
+    audit::record(
+        scope,
+        "notification_channel.save",
+        &format!("notification_channel/{kind}"),
+        json!({ "plugin": plugin, "fields": field_names, "secrets_changed": secrets_changed }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A test message for the scope's channel of `kind` ([`prepare_test`]).
+pub async fn prepare_test_send(
+    scope: &mut Scope,
+    key: &SealingKey,
+    kind: &str,
+    to: &str,
+    city: &str,
+) -> Result<(Arc<dyn plugins::Channel>, plugins::Message), TestSendError> {
+    prepare_test(&mut scope.tx, key, kind, to, city).await
+}
+
+/// After a test send (made with no transaction open): meters it when it was sent and records
+/// `notification_channel.test` with the masked recipient either way.
+pub async fn record_test_send(
+    scope: &mut Scope,
+    kind: &str,
+    message: &plugins::Message,
+    result: Result<&plugins::DeliveryReceipt, &plugins::SendError>,
+) -> Result<(), sqlx::Error> {
+    if let Ok(receipt) = result {
+        record_test(&mut scope.tx, kind, message, receipt).await?;
+    }
+    audit::record(
+        scope,
+        "notification_channel.test",
+        &format!("notification_channel/{kind}"),
+        json!({
+            "to": crate::jobs::mask(&message.to),
+            "sent": result.is_ok(),
+            "provider_message_id": result.ok().map(|r| r.provider_message_id.clone()),
+        }),
+    )
+    .await
 }
 
 /// Records that `level` (80 or 100) of the budget was reached in `month`; `true` only the first

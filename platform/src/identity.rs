@@ -338,6 +338,33 @@ async fn record_failure(pool: &PgPool, key: &str, policy: &AuthPolicy) -> Result
     Ok(())
 }
 
+/// A staff login as the admin UI makes it: [`login`], then the entry in the platform audit log and in
+/// the log of every tenant the person works for (their auditors see who logged in to their data).
+/// Returns the session token for the cookie, the session and the actor.
+pub async fn staff_login(
+    pool: &PgPool,
+    policy: &AuthPolicy,
+    authz: &crate::authz::Authz,
+    email: &str,
+    password: &str,
+    ip: &str,
+) -> Result<(String, Session, crate::authz::Actor), IdentityError> {
+    let (token, session) = login(pool, policy, email, password, ip).await?;
+    let actor = crate::authz::Actor::staff(
+        session.account.id,
+        &session.account.email,
+        Some(ip.to_owned()),
+    );
+    let tenants: Vec<tenants::TenantId> = authz
+        .memberships(&actor.subject)
+        .await
+        .into_iter()
+        .filter_map(|(domain, _)| Uuid::parse_str(&domain).ok().map(tenants::TenantId))
+        .collect();
+    crate::audit::record_login(pool, &actor, &tenants).await?;
+    Ok((token, session, actor))
+}
+
 /// Logs in: checks the throttle (per account and per IP; the IP limit is ten times the account
 /// limit, since many staff may share an office address), then the password. On success returns the
 /// session token for the cookie and the session.

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod authz;
 pub mod availability;
+pub mod billing;
 pub mod booking;
 pub mod booking_batch;
 pub mod callcenter;

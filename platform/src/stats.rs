@@ -282,6 +282,20 @@ pub async fn stats_xlsx(tx: &mut TenantTx) -> Result<Vec<u8>, StatsError> {
     Ok(write_xlsx(&tables)?)
 }
 
+/// The cross tab of `measure` in the scope's tenant ([`crosstab_of`]).
+pub async fn crosstab_for(
+    scope: &mut crate::authz::Scope,
+    period: Period,
+    measure: Measure,
+) -> Result<Vec<StatRow>, sqlx::Error> {
+    crosstab_of(&mut scope.tx, period, measure).await
+}
+
+/// The statistics workbook of the scope's tenant ([`stats_xlsx`]).
+pub async fn workbook(scope: &mut crate::authz::Scope) -> Result<Vec<u8>, StatsError> {
+    stats_xlsx(&mut scope.tx).await
+}
+
 /// Writes already computed tables (sheet name, rows) as a workbook.
 pub fn write_xlsx(tables: &[(&str, Vec<PivotRow>)]) -> Result<Vec<u8>, ExportError> {
     let mut book = XlsxExport::new();

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use tenants::TenantTx;
 
+use crate::audit;
+use crate::authz::Scope;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Event {
     LoginCode,
@@ -388,6 +391,62 @@ pub async fn overrides(
     )
     .fetch_all(&mut **tx)
     .await
+}
+
+/// The template shown for `event` in `lang` in the scope's tenant ([`effective`]).
+pub async fn template_for(
+    scope: &mut Scope,
+    event: Event,
+    lang: &str,
+) -> Result<(Template, bool), sqlx::Error> {
+    effective(&mut scope.tx, event, lang).await
+}
+
+/// The scope's tenant's own templates ([`overrides`]).
+pub async fn own_templates(
+    scope: &mut Scope,
+) -> Result<Vec<(String, String, DateTime<Utc>, String)>, sqlx::Error> {
+    overrides(&mut scope.tx).await
+}
+
+/// Stores the city's own template ([`save_override`], by the scope's actor) and records
+/// `notification_template.save`; nothing is written when it is refused.
+pub async fn save_template(
+    scope: &mut Scope,
+    event: Event,
+    lang: &str,
+    template: &Template,
+) -> Result<(), SaveError> {
+    let by = scope.actor.label.clone();
+    save_override(&mut scope.tx, event, lang, template, &by).await?;
+    audit::record(
+        scope,
+        "notification_template.save",
+        &format!("notification_template/{}/{lang}", event.as_str()),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes the city's own template ([`reset`]); when there was one, records
+/// `notification_template.reset`. `true` if there was one.
+pub async fn reset_template(
+    scope: &mut Scope,
+    event: Event,
+    lang: &str,
+) -> Result<bool, sqlx::Error> {
+    let removed = reset(&mut scope.tx, event, lang).await?;
+    if removed {
+        audit::record(
+            scope,
+            "notification_template.reset",
+            &format!("notification_template/{}/{lang}", event.as_str()),
+            serde_json::json!({}),
+        )
+        .await?;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

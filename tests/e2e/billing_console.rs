@@ -291,7 +291,10 @@ async fn a_city_admin_sees_only_their_own_usage_and_invoices_and_the_operator_se
     )
     .await;
     assert_eq!(status, 422);
-    assert!(page.contains("0 or more"), "{page}");
+    assert!(
+        page.contains("between 0 and 100,000,000 segments"),
+        "{page}"
+    );
     assert_eq!(
         admin
             .post("/admin/t/yokohama/billing/budget", &[("budget", "2,000")])

@@ -116,9 +116,15 @@ async fn the_sms_budget_alerts_at_80_percent_and_stops_at_the_cap() {
             .expect("check"),
         Budget::Within
     );
-    channels::set_sms_budget(&mut tx, Some(100))
-        .await
-        .expect("budget");
+    // arranged directly: the one setter (`channels::set_sms_budget`) is for staff and audits
+    sqlx::query(
+        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) \
+         SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid, $1",
+    )
+    .bind(100)
+    .execute(&mut *tx)
+    .await
+    .expect("budget");
     let sms = tenants::billing::MeteredKind::SmsSegment;
     tenants::billing::usage::record(&mut tx, "m1", sms, 78, now)
         .await

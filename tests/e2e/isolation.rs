@@ -58,9 +58,15 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     )
     .await
     .expect("channel");
-    platform::channels::set_sms_budget(&mut tx, Some(10_000))
-        .await
-        .expect("budget");
+    // arranged directly: the one setter (`channels::set_sms_budget`) is for staff and audits
+    sqlx::query(
+        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) \
+         SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid, $1",
+    )
+    .bind(10_000)
+    .execute(&mut *tx)
+    .await
+    .expect("budget");
     // exports: a finished job with its file chunk
     let export = uuid::Uuid::now_v7();
     sqlx::query(

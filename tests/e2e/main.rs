@@ -15,6 +15,7 @@ mod callcenter;
 mod channels;
 mod city_setup;
 mod cli;
+mod csrf;
 mod exports;
 mod graphql_api;
 mod health;

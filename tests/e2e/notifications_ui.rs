@@ -1011,6 +1011,151 @@ async fn the_sms_budget_is_validated_and_its_banners_show_on_the_notifications_p
     assert!(!page.contains("sms-budget-banner"));
 }
 
+/// The text of a page's first alert paragraph.
+fn alert(page: &str) -> String {
+    page.split("role=\"alert\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// One SMS-budget setter (`platform::channels::set_sms_budget`) behind both forms: the same bad
+/// input gets the same answer from the notifications page and the billing page and changes
+/// nothing; the budget is SMS segments on both; each role gets the same answer from both.
+#[tokio::test]
+async fn both_budget_forms_give_the_same_answer_through_the_one_setter() {
+    let app = demo_app().await;
+    let tenant = app.demo_tenant().await;
+    let mut admin = city_admin(&app, "admin@city.example").await;
+    let forms = [
+        "/admin/t/demo/notifications/budget",
+        "/admin/t/demo/billing/budget",
+    ];
+    for bad in ["abc", "-5", "1.5", "100000001", "12円", "¥100", "1e3"] {
+        let mut answers = Vec::new();
+        for form in forms {
+            let (status, page) = body(admin.post(form, &[("budget", bad)]).await).await;
+            assert_eq!(status, 422, "{form} {bad}: {page}");
+            assert!(
+                page.contains(&format!("value=\"{bad}\"")),
+                "what was typed stays: {form}"
+            );
+            answers.push(alert(&page));
+        }
+        assert_eq!(answers[0], answers[1], "{bad}");
+        assert!(
+            answers[0].starts_with("The SMS budget was not saved: "),
+            "{answers:?}"
+        );
+        assert!(answers[0].contains("segments"), "{answers:?}");
+    }
+    let (_, page) = body(admin.post(forms[1], &[("budget", "-5")]).await).await;
+    assert!(
+        alert(&page).contains("between 0 and 100,000,000 segments"),
+        "{page}"
+    );
+    // in Japanese too, the same on both pages
+    let cookies = admin
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut ja = Vec::new();
+    for form in forms {
+        let page = app
+            .client
+            .post(app.url(form))
+            .header("cookie", cookies.as_str())
+            .header("accept-language", "ja")
+            .form(&[("budget", "abc"), ("csrf", admin.csrf.as_str())])
+            .send()
+            .await
+            .expect("POST")
+            .text()
+            .await
+            .expect("body");
+        ja.push(alert(&page));
+    }
+    assert_eq!(ja[0], ja[1]);
+    assert!(ja[0].starts_with("SMS予算を保存できません"), "{ja:?}");
+    let stored: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT sms_monthly_budget FROM notification_settings")
+            .fetch_optional(&app.owner)
+            .await
+            .expect("settings");
+    assert_eq!(stored.flatten(), None, "bad input changes nothing");
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'sms_budget.set'")
+            .fetch_one(&app.owner)
+            .await
+            .expect("audit");
+    assert_eq!(audited, 0);
+
+    // a good value from the billing page is what the notifications page shows, in segments
+    assert_eq!(
+        admin
+            .post(forms[1], &[("budget", "２,０００")])
+            .await
+            .status(),
+        303
+    );
+    let (_, page) = body(admin.get("/admin/t/demo/notifications").await).await;
+    assert!(page.contains("0 / 2,000 segments"), "{page}");
+    assert_eq!(
+        admin.post(forms[0], &[("budget", "3000")]).await.status(),
+        303
+    );
+    let (_, page) = body(admin.get("/admin/t/demo/billing").await).await;
+    assert!(page.contains("/ 3,000 segments"), "{page}");
+    let details: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT detail FROM audit_log WHERE action = 'sms_budget.set' ORDER BY at",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .expect("audit");
+    assert_eq!(
+        details,
+        vec![
+            json!({ "budget": 2000, "unit": "sms_segment" }),
+            json!({ "budget": 3000, "unit": "sms_segment" })
+        ]
+    );
+
+    // one permission: the same answer from both forms for every role
+    let mut auditor = app
+        .staff_client(
+            "auditor@city.example",
+            Some((tenant.id, Role::Auditor, &[])),
+        )
+        .await;
+    let mut staff = app
+        .staff_client(
+            "staff@city.example",
+            Some((tenant.id, Role::CityStaff, &[])),
+        )
+        .await;
+    for form in forms {
+        assert_eq!(
+            auditor.post(form, &[("budget", "1")]).await.status(),
+            403,
+            "{form}"
+        );
+        assert_eq!(
+            staff.post(form, &[("budget", "1")]).await.status(),
+            403,
+            "{form}"
+        );
+    }
+    // and neither page offers the auditor the form
+    for p in ["/admin/t/demo/notifications", "/admin/t/demo/billing"] {
+        let (status, page) = body(auditor.get(p).await).await;
+        assert_eq!(status, 200, "{p}");
+        assert!(!page.contains("budget-form"), "{p}: {page}");
+    }
+}
+
 /// The 80 % and 100 % alerts go by e-mail to every city admin, once each per month, and the cap
 /// stops SMS (the message is in the log as failed with the reason).
 #[tokio::test]
