@@ -24,6 +24,7 @@ mod notifications;
 mod notifications_ui;
 mod overview;
 mod resident_api;
+mod resident_desk;
 mod resident_login;
 mod resident_site;
 mod staff_auth;
