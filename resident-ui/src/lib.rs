@@ -1202,7 +1202,7 @@ async fn cancel_markup(
     status: StatusCode,
 ) -> Response {
     let lang = r.lang;
-    let list = match s.my_bookings(&me).await {
+    let list = match s.my_bookings(me).await {
         Ok(l) => l,
         Err(e) => return r.refused(e),
     };

@@ -437,10 +437,6 @@ impl ResidentDesk {
     // Logging in and out
 
     /// Step 1 of logging in: ticket number + birth date (+ phone the first time) → a code by SMS.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "each is one field of the login form"
-    )]
     pub async fn request_code(
         &self,
         visit: &Visit,
