@@ -41,7 +41,7 @@ pub fn router(
     in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Router {
     let policy = std::sync::Arc::new(settings.auth.policy());
-    let residents = platform::ResidentServices::new(pool.clone(), secret);
+    let residents = platform::ResidentDesk::new(pool.clone(), secret);
     let api = graphql::router(
         graphql::schema(
             pool.clone(),
@@ -49,8 +49,7 @@ pub fn router(
             authz.clone(),
             policy.clone(),
         ),
-        residents.availability.clone(),
-        pool.clone(),
+        residents.clone(),
     );
     let admin = admin_ui::router(admin_ui::AdminState {
         pool: pool.clone(),
@@ -64,14 +63,11 @@ pub fn router(
         .route("/", get(home))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Health { pool })
+        .with_state(Health { pool: pool.clone() })
         .merge(api)
         .merge(admin)
         .merge(resident_ui::router(residents.clone()))
-        .merge(crate::callbacks::router(
-            residents.pool.clone(),
-            sealing_key,
-        ));
+        .merge(crate::callbacks::router(pool.clone(), sealing_key));
     if settings.environment != crate::config::Environment::Production {
         app = app.merge(crate::dev::router(messages));
     }

@@ -1,18 +1,19 @@
 //! The resident API: public availability per tenant, the login-code flow returning a resident
-//! token, and book / change / cancel / my bookings for the holder of that token. Thin: parse,
-//! call `platform`, shape. Messages follow the request's Accept-Language.
+//! token, and book / change / cancel / my bookings for the holder of that token. Thin: parse, call
+//! the resident desk (`platform::residents::desk`, where tenant status, the session check, the
+//! booking path, the questionnaire and cache invalidation live), shape. Messages follow the
+//! request's Accept-Language.
 //!
 //! The token goes in `Authorization: Bearer <token>`; it names its tenant, so the booking calls
 //! need no tenant argument. A token for another tenant's data simply finds nothing.
 
 use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
-use platform::ResidentServices;
+use platform::ResidentDesk;
 use platform::availability::Mark;
-use platform::booking::{self, BookRequest, BookingError, Dose};
+use platform::booking::{self, Dose};
 use platform::i18n::Lang;
-use platform::residents::auth::{self, AuthError};
-use tenants::Tenant;
+use platform::residents::desk::{self, Bearer, DeskError, Entered, Resident, Visit};
 use uuid::Uuid;
 
 use crate::ApiError;
@@ -32,64 +33,54 @@ fn info<'a>(ctx: &'a Context<'_>) -> &'a RequestInfo {
         .unwrap_or_else(|| NONE.get_or_init(RequestInfo::default))
 }
 
-fn booking_error(e: BookingError, lang: Lang) -> async_graphql::Error {
-    if let BookingError::Database(db) = e {
+/// The desk's refusal as GraphQL says it: the message in the request's language and
+/// `extensions.code` (a suspended city adds `extensions.reason = "TENANT_SUSPENDED"`; a throttled
+/// login request `extensions.retryAfter` seconds).
+fn desk_error(e: DeskError, lang: Lang) -> async_graphql::Error {
+    if let DeskError::Database(db) = e {
         return ApiError::from(db).into();
     }
     let code = e.code();
-    async_graphql::Error::new(e.message(lang)).extend_with(|_, ext| ext.set("code", code))
-}
-
-fn auth_error(e: AuthError, lang: Lang) -> async_graphql::Error {
-    if let AuthError::Database(db) = e {
-        return ApiError::from(db).into();
-    }
-    let code = e.code();
-    let retry = match e {
-        AuthError::RateLimited { retry_after_secs } => Some(retry_after_secs),
-        _ => None,
-    };
+    let retry = e.retry_after_secs();
+    let suspended = matches!(e, DeskError::Suspended);
     async_graphql::Error::new(e.message(lang)).extend_with(|_, ext| {
         ext.set("code", code);
         if let Some(r) = retry {
             ext.set("retryAfter", r);
         }
+        if suspended {
+            ext.set("reason", "TENANT_SUSPENDED");
+        }
     })
 }
 
-async fn tenant_by_slug(ctx: &Context<'_>, slug: &str) -> Result<Tenant> {
-    let s = ctx.data::<ResidentServices>()?;
-    match s.tenant(slug).await.map_err(ApiError::from)? {
-        Some(t) if t.status != tenants::TenantStatus::Suspended => {
-            tenants::record_in_span(t.id);
-            Ok(t)
-        }
-        _ => Err(ApiError::NotFound("tenant".into()).into()),
-    }
+/// The desk and the request's language.
+fn desk<'a>(ctx: &'a Context<'_>) -> Result<(&'a ResidentDesk, Lang)> {
+    Ok((ctx.data::<ResidentDesk>()?, info(ctx).lang))
+}
+
+async fn visit(ctx: &Context<'_>, slug: &str) -> Result<Visit> {
+    let (d, lang) = desk(ctx)?;
+    d.visit(slug).await.map_err(|e| desk_error(e, lang))
+}
+
+fn token<'a>(ctx: &'a Context<'_>) -> Result<&'a str> {
+    info(ctx)
+        .bearer
+        .as_deref()
+        .ok_or_else(|| desk_error(DeskError::SignedOut, info(ctx).lang))
+}
+
+async fn bearer(ctx: &Context<'_>) -> Result<Bearer> {
+    let (d, lang) = desk(ctx)?;
+    d.bearer(token(ctx)?).await.map_err(|e| desk_error(e, lang))
 }
 
 /// The resident behind the bearer token, or an error a client can branch on.
-async fn resident(ctx: &Context<'_>) -> Result<(Tenant, Uuid)> {
-    let s = ctx.data::<ResidentServices>()?;
-    let lang = info(ctx).lang;
-    let unauthenticated = || {
-        async_graphql::Error::new(AuthError::Expired.message(lang))
-            .extend_with(|_, e| e.set("code", "UNAUTHENTICATED"))
-    };
-    let token = info(ctx).bearer.as_deref().ok_or_else(unauthenticated)?;
-    let tenant_id = auth::tenant_of_token(token).ok_or_else(unauthenticated)?;
-    let tenant = s
-        .tenant_by_id(tenant_id)
-        .await
-        .map_err(ApiError::from)?
-        .filter(|t| t.status != tenants::TenantStatus::Suspended)
-        .ok_or_else(unauthenticated)?;
-    let session = auth::session(&s.pool, tenant.id, token)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(unauthenticated)?;
-    tenants::record_in_span(tenant.id);
-    Ok((tenant, session.resident_id))
+async fn resident(ctx: &Context<'_>) -> Result<Resident> {
+    let (d, lang) = desk(ctx)?;
+    let b = bearer(ctx).await?;
+    d.resident_of(&b).await.map_err(|e| desk_error(e, lang))
 }
 
 /// ○ free, △ few left, × full or past the booking deadline.
@@ -224,6 +215,21 @@ pub struct CompanionInput {
     birth_date: NaiveDate,
 }
 
+/// The resident's own pre-vaccination questionnaire (optional), read by the venue's doctor and
+/// nurses. Saved together with the booking or not at all.
+#[derive(InputObject, Default)]
+pub struct QuestionnaireInput {
+    /// Illnesses under treatment / underlying conditions (at most 1000 characters).
+    #[graphql(default)]
+    conditions: String,
+    /// Allergies to medicines, food, … (at most 1000 characters).
+    #[graphql(default)]
+    allergies: String,
+    /// Has had a severe allergic reaction (anaphylaxis) before.
+    #[graphql(default)]
+    anaphylaxis: bool,
+}
+
 #[derive(InputObject)]
 pub struct BookInput {
     slot_id: Uuid,
@@ -237,9 +243,37 @@ pub struct BookInput {
     /// day) when this slot has too few seats for everyone; still all seats or none.
     #[graphql(default)]
     allow_adjacent_slots: bool,
+    /// The resident's health questionnaire: if it cannot be saved, nothing is booked.
+    questionnaire: Option<QuestionnaireInput>,
     /// Any unique string (8–200 characters) per intended booking; a retry with the same key
     /// returns the first result and books nothing new.
     idempotency_key: String,
+}
+
+impl From<BookInput> for desk::BookOrder {
+    fn from(i: BookInput) -> Self {
+        let q = i.questionnaire.unwrap_or_default();
+        Self {
+            slot: i.slot_id,
+            dose: i.dose.into(),
+            companions: i
+                .companions
+                .into_iter()
+                .map(|c| desk::Companion {
+                    ticket_no: c.ticket_no,
+                    birth_date: Some(c.birth_date),
+                })
+                .collect(),
+            second_dose_slot: i.second_dose_slot_id,
+            allow_adjacent_slots: i.allow_adjacent_slots,
+            questionnaire: platform::intake::Answers {
+                conditions: q.conditions,
+                allergies: q.allergies,
+                anaphylaxis: q.anaphylaxis,
+            },
+            idempotency_key: i.idempotency_key,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -249,11 +283,9 @@ pub struct BookingQuery;
 impl BookingQuery {
     /// The venues of a municipality. Public.
     async fn venues(&self, ctx: &Context<'_>, tenant: String) -> Result<Vec<VenueView>> {
-        let t = tenant_by_slug(ctx, &tenant).await?;
-        let s = ctx.data::<ResidentServices>()?;
-        let list = platform::availability::venues(&s.pool, &t)
-            .await
-            .map_err(ApiError::from)?;
+        let v = visit(ctx, &tenant).await?;
+        let (d, lang) = desk(ctx)?;
+        let list = d.venues(&v).await.map_err(|e| desk_error(e, lang))?;
         Ok(list
             .into_iter()
             .map(|v| VenueView {
@@ -274,14 +306,13 @@ impl BookingQuery {
         venue_id: Uuid,
         date: Option<NaiveDate>,
     ) -> Result<Vec<SlotView>> {
-        let t = tenant_by_slug(ctx, &tenant).await?;
-        let s = ctx.data::<ResidentServices>()?;
-        let lang = info(ctx).lang;
-        let slots = s
-            .availability
-            .venue_slots(&s.pool, &t, venue_id)
+        let v = visit(ctx, &tenant).await?;
+        let (d, lang) = desk(ctx)?;
+        let slots = d
+            .venue_slots(&v, venue_id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(|e| desk_error(e, lang))?;
+        let t = v.tenant();
         if let Some(deps) = ctx.data_opt::<std::sync::Arc<crate::web::AvailabilityDeps>>() {
             deps.record(t.id, venue_id, slots.clone());
         }
@@ -304,61 +335,11 @@ impl BookingQuery {
 
     /// The bookings of the resident holding the token (their own and those they made for others).
     async fn my_bookings(&self, ctx: &Context<'_>) -> Result<Vec<BookingView>> {
-        let (t, r) = resident(ctx).await?;
-        let s = ctx.data::<ResidentServices>()?;
-        let list = booking::my_bookings(&s.pool, &t, r)
-            .await
-            .map_err(ApiError::from)?;
+        let r = resident(ctx).await?;
+        let (d, lang) = desk(ctx)?;
+        let list = d.my_bookings(&r).await.map_err(|e| desk_error(e, lang))?;
         Ok(list.into_iter().map(BookingView::from).collect())
     }
-}
-
-/// The commonest booking — the token holder alone, dose 1, one slot — in one database round trip
-/// (`booking::book_first_dose`). `None` when the request needs the general path.
-async fn book_fast(
-    ctx: &Context<'_>,
-    s: &ResidentServices,
-    input: &BookInput,
-) -> Result<Option<Vec<BookingView>>> {
-    let lang = info(ctx).lang;
-    let plain = input.companions.is_empty()
-        && input.second_dose_slot_id.is_none()
-        && input.dose == DoseValue::First;
-    let Some(token) = info(ctx).bearer.as_deref().filter(|_| plain) else {
-        return Ok(None);
-    };
-    let Some(tenant_id) = auth::tenant_of_token(token) else {
-        return Ok(None);
-    };
-    let Some(t) = s
-        .tenant_by_id(tenant_id)
-        .await
-        .map_err(ApiError::from)?
-        .filter(|t| t.status != tenants::TenantStatus::Suspended)
-    else {
-        return Ok(None);
-    };
-    let outcome = s
-        .booker
-        .book_first_dose(
-            &t,
-            booking::Caller::Token(token),
-            input.slot_id,
-            &input.idempotency_key,
-        )
-        .await
-        .map_err(|e| booking_error(e, lang))?;
-    Ok(match outcome {
-        booking::FastOutcome::Done(booked) => {
-            tenants::record_in_span(t.id);
-            for b in &booked {
-                s.availability.invalidate_venue(t.id, b.venue_id);
-            }
-            Some(booked.into_iter().map(BookingView::from).collect())
-        }
-        // the general path answers both exactly (UNAUTHENTICATED, or the precise refusal)
-        booking::FastOutcome::Unauthenticated | booking::FastOutcome::Fallback => None,
-    })
 }
 
 #[derive(Default)]
@@ -376,21 +357,19 @@ impl BookingMutation {
         birth_date: NaiveDate,
         phone: Option<String>,
     ) -> Result<LoginCodeSent> {
-        let t = tenant_by_slug(ctx, &tenant).await?;
-        let s = ctx.data::<ResidentServices>()?;
-        let i = info(ctx);
-        let sent = auth::request_code(
-            &s.pool,
-            &t,
-            &ticket_no,
-            birth_date,
-            phone.as_deref(),
-            &i.client_ip,
-            i.lang,
-            &s.secret,
-        )
-        .await
-        .map_err(|e| auth_error(e, i.lang))?;
+        let v = visit(ctx, &tenant).await?;
+        let (d, lang) = desk(ctx)?;
+        let sent = d
+            .request_code(
+                &v,
+                &ticket_no,
+                birth_date,
+                phone.as_deref(),
+                &info(ctx).client_ip,
+                lang,
+            )
+            .await
+            .map_err(|e| desk_error(e, lang))?;
         Ok(LoginCodeSent {
             masked_phone: sent.masked_phone,
         })
@@ -404,56 +383,26 @@ impl BookingMutation {
         ticket_no: String,
         code: String,
     ) -> Result<ResidentToken> {
-        let t = tenant_by_slug(ctx, &tenant).await?;
-        let s = ctx.data::<ResidentServices>()?;
-        let session = auth::verify_code(&s.pool, &t, &ticket_no, &code)
+        let v = visit(ctx, &tenant).await?;
+        let (d, lang) = desk(ctx)?;
+        let session = d
+            .verify_code(&v, &ticket_no, &code)
             .await
-            .map_err(|e| auth_error(e, info(ctx).lang))?;
+            .map_err(|e| desk_error(e, lang))?;
         Ok(ResidentToken {
             token: session.token,
         })
     }
 
-    /// Books a seat (or a group's seats, or doses 1 and 2): all or nothing. A full slot answers
-    /// CONFLICT with a message saying so.
+    /// Books a seat (or a group's seats, or doses 1 and 2) with the optional questionnaire: all or
+    /// nothing. A full slot answers CONFLICT with a message saying so.
     async fn book(&self, ctx: &Context<'_>, input: BookInput) -> Result<Vec<BookingView>> {
-        let s = ctx.data::<ResidentServices>()?;
-        let lang = info(ctx).lang;
-        if let Some(done) = book_fast(ctx, s, &input).await? {
-            return Ok(done);
-        }
-        let (t, r) = resident(ctx).await?;
-        let mut companions = Vec::new();
-        if !input.companions.is_empty() {
-            let mut tx = tenants::begin(&s.pool, t.id)
-                .await
-                .map_err(ApiError::from)?;
-            for c in &input.companions {
-                let found =
-                    platform::residents::find_by_ticket(&mut tx, &c.ticket_no, c.birth_date)
-                        .await
-                        .map_err(ApiError::from)?;
-                companions.push(found.ok_or_else(|| auth_error(AuthError::NotRecognised, lang))?);
-            }
-            tx.commit().await.map_err(ApiError::from)?;
-        }
-        let req = BookRequest {
-            resident_id: r,
-            slot_id: input.slot_id,
-            dose: input.dose.into(),
-            companions,
-            second_dose_slot: input.second_dose_slot_id,
-            idempotency_key: format!("api:{r}:{}", input.idempotency_key),
-        };
-        let booked = if input.allow_adjacent_slots {
-            booking::book_allowing_adjacent(&s.pool, &t, &req).await
-        } else {
-            booking::book_batched(&s.booker, &s.pool, &t, &req).await
-        }
-        .map_err(|e| booking_error(e, lang))?;
-        for b in &booked {
-            s.availability.invalidate_venue(t.id, b.venue_id);
-        }
+        let b = bearer(ctx).await?;
+        let (d, lang) = desk(ctx)?;
+        let booked = d
+            .book_as_bearer(&b, &input.into())
+            .await
+            .map_err(|e| desk_error(e, lang))?;
         Ok(booked.into_iter().map(BookingView::from).collect())
     }
 
@@ -465,13 +414,12 @@ impl BookingMutation {
         slot_id: Uuid,
         idempotency_key: String,
     ) -> Result<BookingView> {
-        let (t, r) = resident(ctx).await?;
-        let s = ctx.data::<ResidentServices>()?;
-        let key = format!("api:{r}:{idempotency_key}");
-        let moved = booking::change(&s.pool, &t, r, booking_id, slot_id, &key)
+        let r = resident(ctx).await?;
+        let (d, lang) = desk(ctx)?;
+        let moved = d
+            .change(&r, booking_id, slot_id, &idempotency_key)
             .await
-            .map_err(|e| booking_error(e, info(ctx).lang))?;
-        s.availability.invalidate_tenant(t.id);
+            .map_err(|e| desk_error(e, lang))?;
         Ok(moved.into())
     }
 
@@ -482,13 +430,12 @@ impl BookingMutation {
         booking_id: Uuid,
         idempotency_key: String,
     ) -> Result<BookingView> {
-        let (t, r) = resident(ctx).await?;
-        let s = ctx.data::<ResidentServices>()?;
-        let key = format!("api:{r}:{idempotency_key}");
-        let cancelled = booking::cancel(&s.pool, &t, r, booking_id, &key)
+        let r = resident(ctx).await?;
+        let (d, lang) = desk(ctx)?;
+        let cancelled = d
+            .cancel(&r, booking_id, &idempotency_key)
             .await
-            .map_err(|e| booking_error(e, info(ctx).lang))?;
-        s.availability.invalidate_tenant(t.id);
+            .map_err(|e| desk_error(e, lang))?;
         Ok(cancelled.into())
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 mod billing;
 mod booking;
 mod error;
+mod input;
 mod mutation;
 mod query;
 mod stats;
@@ -30,7 +31,7 @@ pub const MAX_COMPLEXITY: usize = 1_000;
 /// availability, login-code secret), the guard and the staff session policy.
 pub fn schema(
     pool: sqlx::PgPool,
-    residents: platform::ResidentServices,
+    residents: platform::ResidentDesk,
     authz: platform::authz::Authz,
     policy: std::sync::Arc<platform::identity::AuthPolicy>,
 ) -> AppSchema {
@@ -39,6 +40,7 @@ pub fn schema(
         .data(residents)
         .data(authz)
         .data(policy)
+        .extension(input::InputErrorsAreValidation)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()

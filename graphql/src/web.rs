@@ -4,7 +4,7 @@
 //! Hot public availability reads are answered from memory without running the query again: the
 //! rendered response of a request made only of `availability` fields is kept, keyed by the exact
 //! request body and the answer's language, for exactly as long as the venue slots it was rendered
-//! from stay current in [`AvailabilityCache`] (a booking through this process drops them at once;
+//! from stay current in the desk's `AvailabilityCache` (a booking through this process drops them at once;
 //! otherwise they live one [`platform::availability::CACHE_TTL`]).
 
 use std::collections::HashMap;
@@ -20,7 +20,8 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::get,
 };
-use platform::availability::{AvailabilityCache, SlotAvailability};
+use platform::ResidentDesk;
+use platform::availability::SlotAvailability;
 use platform::i18n::Lang;
 use tenants::TenantId;
 use uuid::Uuid;
@@ -53,8 +54,7 @@ struct Rendered {
 #[derive(Clone)]
 struct Api {
     schema: AppSchema,
-    availability: AvailabilityCache,
-    pool: sqlx::PgPool,
+    desk: ResidentDesk,
     responses: Arc<RwLock<HashMap<(Lang, Bytes), Rendered>>>,
 }
 
@@ -64,7 +64,7 @@ impl Api {
         let hit = r.get(key)?;
         hit.deps
             .iter()
-            .all(|(t, v, slots)| self.availability.is_current(*t, *v, slots))
+            .all(|(t, v, slots)| self.desk.availability_cache().is_current(*t, *v, slots))
             .then(|| hit.body.clone())
     }
 
@@ -77,13 +77,8 @@ impl Api {
             (hit.deps.clone(), hit.body.clone())
         };
         for (t, v, slots) in &deps {
-            let tenant = self.availability.cached_tenant_by_id(*t)?;
-            if !self
-                .availability
-                .revalidate(&self.pool, &tenant, *v, slots)
-                .await
-                .ok()?
-            {
+            // the desk says whether the city is still open and the entry still the same
+            if !self.desk.still_current(*t, *v, slots).await.ok()? {
                 return None;
             }
         }
@@ -100,15 +95,10 @@ impl Api {
     }
 }
 
-pub fn router<S>(
-    schema: AppSchema,
-    availability: AvailabilityCache,
-    pool: sqlx::PgPool,
-) -> Router<S> {
+pub fn router<S>(schema: AppSchema, desk: ResidentDesk) -> Router<S> {
     let api = Api {
         schema,
-        availability,
-        pool,
+        desk,
         responses: Arc::default(),
     };
     Router::new()

@@ -58,6 +58,41 @@ impl Dose {
     }
 }
 
+/// A dose as a form sends it: exactly `1`, `2` or `3` (surrounding blanks aside). Anything else —
+/// empty, `0`, `4`, `1st`, `１` — is [`BadDose`], never a default dose.
+impl std::str::FromStr for Dose {
+    type Err = BadDose;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.trim() {
+            "1" => Ok(Dose::First),
+            "2" => Ok(Dose::Second),
+            "3" => Ok(Dose::Booster),
+            _ => Err(BadDose(raw.chars().take(40).collect())),
+        }
+    }
+}
+
+/// A dose that is not one of 1, 2, 3: the request is refused (`VALIDATION`), nothing is booked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a dose: {0:?} (expected 1, 2 or 3)")]
+pub struct BadDose(pub String);
+
+impl BadDose {
+    pub fn code(&self) -> &'static str {
+        "VALIDATION"
+    }
+    pub fn message(&self, lang: Lang) -> String {
+        pick(
+            lang,
+            "何回目の接種かを選んでください（1回目・2回目・追加接種）。",
+            "Please choose which dose to book (1st dose, 2nd dose or booster).",
+            "请选择要预约的剂次（第1剂、第2剂或加强针）。",
+            "Escolha qual dose reservar (1ª dose, 2ª dose ou reforço).",
+        )
+        .into()
+    }
+}
+
 /// Why a booking, change or cancel was refused. Each has a message a resident can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum BookingError {
@@ -249,7 +284,11 @@ fn booking_from_row(r: &sqlx::postgres::PgRow) -> Result<Booking, sqlx::Error> {
         venue_id: r.try_get("venue_id")?,
         venue_name: r.try_get("venue_name")?,
         vaccine_name: r.try_get("vaccine_name")?,
-        dose: Dose::from_number(r.try_get("dose")?).unwrap_or(Dose::First),
+        dose: {
+            let n: i16 = r.try_get("dose")?;
+            Dose::from_number(n)
+                .ok_or_else(|| sqlx::Error::Decode(BadDose(n.to_string()).into()))?
+        },
         status: r.try_get("status")?,
         starts_at: r.try_get("starts_at")?,
         ends_at: r.try_get("ends_at")?,

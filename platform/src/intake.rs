@@ -14,8 +14,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
+use sqlx::PgConnection;
 use sqlx::Row as _;
-use sqlx::{PgConnection, PgPool};
 use tenants::{Tenant, TenantId};
 use uuid::Uuid;
 
@@ -193,7 +193,7 @@ impl Answers {
     pub fn is_empty(&self) -> bool {
         self.conditions.trim().is_empty() && self.allergies.trim().is_empty() && !self.anaphylaxis
     }
-    fn validate(&self) -> Result<(), IntakeError> {
+    pub(crate) fn validate(&self) -> Result<(), IntakeError> {
         if self.conditions.chars().count() > 1000 {
             return Err(IntakeError::Invalid {
                 field: "conditions",
@@ -852,11 +852,12 @@ pub async fn save_questionnaire(
     Ok(())
 }
 
-/// The resident declares conditions and allergies when booking (resident site). Empty answers
-/// store nothing.
-pub async fn save_questionnaire_by_resident(
-    pool: &PgPool,
-    tenant: &Tenant,
+/// The resident's own answers, declared when booking, written in the caller's transaction (the
+/// booking's: [`crate::residents::desk`] saves them together with the booking, so both commit or
+/// neither does). Empty answers store nothing.
+pub(crate) async fn save_resident_answers(
+    conn: &mut PgConnection,
+    tenant: TenantId,
     resident: Uuid,
     a: &Answers,
 ) -> Result<(), IntakeError> {
@@ -864,9 +865,7 @@ pub async fn save_questionnaire_by_resident(
         return Ok(());
     }
     a.validate()?;
-    let mut tx = tenants::begin(pool, tenant.id).await?;
-    upsert_answers(&mut tx, tenant.id.0, resident, a, "resident").await?;
-    tx.commit().await?;
+    upsert_answers(conn, tenant.0, resident, a, "resident").await?;
     Ok(())
 }
 

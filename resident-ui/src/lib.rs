@@ -1,5 +1,7 @@
 //! The resident booking site: server-rendered, phone first, works without JavaScript, in ja / en /
-//! zh-Hans / pt. Thin by design: parse the form, call `platform`, render.
+//! zh-Hans / pt. Thin by design: parse the form, call the resident desk
+//! (`platform::residents::desk`: city status, session, booking path, questionnaire, cache), render.
+//! A suspended city answers every page with 403 and a notice saying so.
 //!
 //! Pages under `/t/{tenant}/`: `login` → `code` → `bookings` (my bookings) → `venues` →
 //! `venues/{venue}` (days) → `venues/{venue}/{date}` (times) → `confirm` → `done`; `cancel/{booking}`.
@@ -25,11 +27,13 @@ use axum::{
 };
 use chrono::NaiveDate;
 use maud::{Markup, html};
-use platform::ResidentServices;
+use platform::ResidentDesk;
 use platform::availability::Mark;
-use platform::booking::{self, BookRequest, Dose};
+use platform::booking::Dose;
 use platform::i18n::Lang;
-use platform::residents::auth::{self, AuthError, ResidentSession};
+use platform::residents::auth::{self, AuthError};
+use platform::residents::desk::{self, DeskError, Entered, Resident, Visit};
+use platform::residents::parse_birth_date;
 use serde::Deserialize;
 use tenants::Tenant;
 use uuid::Uuid;
@@ -41,7 +45,7 @@ const SESSION_COOKIE: &str = "yk_session";
 const FORM_COOKIE: &str = "yk_form";
 const LANG_COOKIE: &str = "yk_lang";
 
-pub fn router<S: Clone + Send + Sync + 'static>(services: ResidentServices) -> Router<S> {
+pub fn router<S: Clone + Send + Sync + 'static>(desk: ResidentDesk) -> Router<S> {
     Router::new()
         .route("/t/{tenant}", get(start))
         .route("/t/{tenant}/", get(start))
@@ -61,7 +65,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(services: ResidentServices) -> R
             "/t/{tenant}/cancel/{booking}",
             get(cancel_page).post(cancel_submit),
         )
-        .with_state(services)
+        .with_state(desk)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -78,7 +82,8 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn language(headers: &HeaderMap, tenant: &Tenant) -> Lang {
+/// The language the request asks for (cookie, then Accept-Language), if any.
+fn asked_language(headers: &HeaderMap) -> Option<Lang> {
     cookie(headers, LANG_COOKIE)
         .and_then(Lang::from_tag)
         .or_else(|| {
@@ -87,6 +92,10 @@ fn language(headers: &HeaderMap, tenant: &Tenant) -> Lang {
                 .and_then(|v| v.to_str().ok())
                 .and_then(Lang::negotiate)
         })
+}
+
+fn language(headers: &HeaderMap, tenant: &Tenant) -> Lang {
+    asked_language(headers)
         .or_else(|| Lang::from_tag(&tenant.default_locale))
         .unwrap_or_default()
 }
@@ -96,17 +105,20 @@ fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn tenant(services: &ResidentServices, slug: &str) -> Result<Tenant, Response> {
-    match services.tenant(slug).await {
-        Ok(Some(t)) if t.status != tenants::TenantStatus::Suspended => {
-            tenants::record_in_span(t.id);
-            Ok(t)
+/// The desk's refusal as a page: "not found", the suspension notice (403, nothing of the city),
+/// the login page for a missing or expired session, or "something went wrong".
+fn refusal(slug: &str, lang: Lang, e: DeskError) -> Response {
+    match e {
+        DeskError::NoSuchCity => html_page(StatusCode::NOT_FOUND, page::not_found(lang)),
+        DeskError::Suspended => {
+            html_page(StatusCode::FORBIDDEN, page::refusal(lang, &e.message(lang)))
         }
-        Ok(_) => Err(html_page(
-            StatusCode::NOT_FOUND,
-            page::not_found(Lang::default()),
-        )),
-        Err(e) => Err(internal(e)),
+        DeskError::SignedOut => Redirect::to(&format!("/t/{slug}/login?expired=1")).into_response(),
+        DeskError::Database(e) => internal(e),
+        other => html_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page::refusal(lang, &other.message(lang)),
+        ),
     }
 }
 
@@ -119,52 +131,62 @@ fn internal(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-/// Everything a page handler needs before it does its own work.
+/// Everything a page handler needs before it does its own work: the city entered through the
+/// desk, the language, the page's path.
 struct Req {
-    tenant: Tenant,
+    visit: Visit,
     lang: Lang,
     path: String,
 }
 
 impl Req {
+    fn tenant(&self) -> &Tenant {
+        self.visit.tenant()
+    }
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
-            tenant: &self.tenant,
+            tenant: self.tenant(),
             lang: self.lang,
             path: &self.path,
         }
     }
     fn url(&self, rest: &str) -> String {
-        format!("/t/{}/{rest}", self.tenant.slug)
+        format!("/t/{}/{rest}", self.tenant().slug)
+    }
+    /// The desk's refusal of this request as a page.
+    fn refused(&self, e: DeskError) -> Response {
+        refusal(&self.tenant().slug, self.lang, e)
     }
 }
 
 async fn req(
-    services: &ResidentServices,
+    desk: &ResidentDesk,
     slug: &str,
     headers: &HeaderMap,
     path: String,
 ) -> Result<Req, Response> {
-    let tenant = tenant(services, slug).await?;
-    let lang = language(headers, &tenant);
-    Ok(Req { tenant, lang, path })
+    match desk.visit(slug).await {
+        Ok(visit) => {
+            let lang = language(headers, visit.tenant());
+            Ok(Req { visit, lang, path })
+        }
+        Err(e) => Err(refusal(
+            slug,
+            asked_language(headers).unwrap_or_default(),
+            e,
+        )),
+    }
 }
 
-/// The resident's session, or a redirect to the login page.
-async fn resident(
-    services: &ResidentServices,
-    r: &Req,
-    headers: &HeaderMap,
-) -> Result<(ResidentSession, String), Response> {
+/// The resident of the session cookie, or a redirect to the login page.
+async fn resident(desk: &ResidentDesk, r: &Req, headers: &HeaderMap) -> Result<Resident, Response> {
     let token = cookie(headers, SESSION_COOKIE).unwrap_or("");
     if token.is_empty() {
         return Err(Redirect::to(&r.url("login")).into_response());
     }
-    match auth::session(&services.pool, r.tenant.id, token).await {
-        Ok(Some(s)) => Ok((s, token.to_owned())),
-        Ok(None) => Err(Redirect::to(&r.url("login?expired=1")).into_response()),
-        Err(e) => Err(internal(e)),
-    }
+    desk.resident(&r.visit, token)
+        .await
+        .map_err(|e| r.refused(e))
 }
 
 fn html_page(status: StatusCode, markup: Markup) -> Response {
@@ -195,8 +217,15 @@ struct LoginForm {
     form_token: String,
 }
 
-async fn start(Path(slug): Path<String>) -> Redirect {
-    Redirect::to(&format!("/t/{slug}/login"))
+async fn start(
+    State(s): State<ResidentDesk>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match req(&s, &slug, &headers, "login".into()).await {
+        Ok(r) => Redirect::to(&r.url("login")).into_response(),
+        Err(resp) => resp,
+    }
 }
 
 fn form_cookie(r: &Req, token: &str) -> (header::HeaderName, String) {
@@ -204,7 +233,7 @@ fn form_cookie(r: &Req, token: &str) -> (header::HeaderName, String) {
         header::SET_COOKIE,
         format!(
             "{FORM_COOKIE}={token}; Path=/t/{}; HttpOnly; SameSite=Lax; Max-Age=3600",
-            r.tenant.slug
+            r.tenant().slug
         ),
     )
 }
@@ -218,7 +247,7 @@ fn form_token(headers: &HeaderMap) -> String {
 }
 
 async fn login_page(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     Query(q): Query<LoginQuery>,
     headers: HeaderMap,
@@ -273,25 +302,13 @@ fn login_markup(r: &Req, form: &LoginForm, token: &str, message: Option<&str>) -
     )
 }
 
-/// 1980-04-01, 1980/4/1, 19800401.
-fn parse_birth_date(raw: &str) -> Option<NaiveDate> {
-    let cleaned: String = raw
-        .trim()
-        .chars()
-        .map(|c| if c == '/' || c == '.' { '-' } else { c })
-        .collect();
-    NaiveDate::parse_from_str(&cleaned, "%Y-%m-%d")
-        .ok()
-        .or_else(|| NaiveDate::parse_from_str(&cleaned, "%Y%m%d").ok())
-}
-
 fn client_ip(info: Option<&ConnectInfo<SocketAddr>>) -> String {
     info.map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
 async fn login_submit(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     headers: HeaderMap,
     info: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -308,39 +325,31 @@ async fn login_submit(
             login_markup(&r, &form, &token, Some(t(r.lang, T::FormExpired))),
         );
     }
-    let err = |e: AuthError| {
-        let status = match e {
-            AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AuthError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
+    let err = |e: DeskError| {
+        let status = match e.code() {
+            "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+            "VALIDATION" => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => return r.refused(e),
         };
         let mut resp = html_page(
             status,
             login_markup(&r, &form, &token, Some(&e.message(r.lang))),
         );
-        if let AuthError::RateLimited { retry_after_secs } = e
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        if let Some(secs) = e.retry_after_secs()
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     };
     let Some(birth) = parse_birth_date(&form.birth_date) else {
-        return err(AuthError::NotRecognised);
+        return err(AuthError::NotRecognised.into());
     };
     let ip = client_ip(info.as_ref().map(|e| &e.0));
     let phone = Some(form.phone.as_str()).filter(|p| !p.trim().is_empty());
-    match auth::request_code(
-        &s.pool,
-        &r.tenant,
-        &form.ticket,
-        birth,
-        phone,
-        &ip,
-        r.lang,
-        &s.secret,
-    )
-    .await
+    match s
+        .request_code(&r.visit, &form.ticket, birth, phone, &ip, r.lang)
+        .await
     {
         Ok(sent) => Redirect::to(&r.url(&format!(
             "code?ticket={}&to={}",
@@ -392,7 +401,7 @@ fn code_markup(r: &Req, ticket: &str, to: &str, token: &str, message: Option<&st
 }
 
 async fn code_page(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     Query(q): Query<CodeQuery>,
     headers: HeaderMap,
@@ -414,7 +423,7 @@ async fn code_page(
 }
 
 async fn code_submit(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
@@ -436,13 +445,13 @@ async fn code_submit(
             ),
         );
     }
-    match auth::verify_code(&s.pool, &r.tenant, &form.ticket, &form.code).await {
+    match s.verify_code(&r.visit, &form.ticket, &form.code).await {
         Ok(session) => {
             let mut resp = Redirect::to(&r.url("bookings")).into_response();
             let value = format!(
                 "{SESSION_COOKIE}={}; Path=/t/{}; HttpOnly; SameSite=Lax; Max-Age={}",
                 session.token,
-                r.tenant.slug,
+                r.tenant().slug,
                 auth::SESSION_HOURS * 3600
             );
             if let Ok(v) = HeaderValue::from_str(&value) {
@@ -450,16 +459,11 @@ async fn code_submit(
             }
             resp
         }
-        Err(e) => {
-            let status = match e {
-                AuthError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            html_page(
-                status,
-                code_markup(&r, &form.ticket, &form.to, &token, Some(&e.message(r.lang))),
-            )
-        }
+        Err(e) if e.code() == "VALIDATION" => html_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code_markup(&r, &form.ticket, &form.to, &token, Some(&e.message(r.lang))),
+        ),
+        Err(e) => r.refused(e),
     }
 }
 
@@ -470,7 +474,7 @@ struct CsrfForm {
 }
 
 async fn logout(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
@@ -479,16 +483,16 @@ async fn logout(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if let Ok((session, token)) = resident(&s, &r, &headers).await
-        && session.csrf_token == form.csrf
-        && let Err(e) = auth::end_session(&s.pool, r.tenant.id, &token).await
+    if let Ok(me) = resident(&s, &r, &headers).await
+        && me.csrf_token() == form.csrf
+        && let Err(e) = s.log_out(&me).await
     {
-        return internal(e);
+        return r.refused(e);
     }
     let mut resp = Redirect::to(&r.url("login")).into_response();
     let value = format!(
         "{SESSION_COOKIE}=; Path=/t/{}; HttpOnly; SameSite=Lax; Max-Age=0",
-        r.tenant.slug
+        r.tenant().slug
     );
     if let Ok(v) = HeaderValue::from_str(&value) {
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -502,9 +506,14 @@ struct BackQuery {
 }
 
 async fn switch_language(
+    State(s): State<ResidentDesk>,
     Path((slug, tag)): Path<(String, String)>,
     Query(q): Query<BackQuery>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(resp) = req(&s, &slug, &headers, "lang".into()).await {
+        return resp;
+    }
     let lang = Lang::from_tag(&tag).unwrap_or_default();
     // Only paths inside this tenant's site: no open redirect.
     let back = q
@@ -532,7 +541,7 @@ struct NoticeQuery {
 }
 
 async fn my_bookings(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     Query(q): Query<NoticeQuery>,
     headers: HeaderMap,
@@ -541,16 +550,16 @@ async fn my_bookings(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let (session, _) = match resident(&s, &r, &headers).await {
+    let me = match resident(&s, &r, &headers).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let list = match booking::my_bookings(&s.pool, &r.tenant, session.resident_id).await {
+    let list = match s.my_bookings(&me).await {
         Ok(l) => l,
-        Err(e) => return internal(e),
+        Err(e) => return r.refused(e),
     };
     let lang = r.lang;
-    let tz = r.tenant.time_zone.0;
+    let tz = r.tenant().time_zone.0;
     let notice = match q.notice.as_deref() {
         Some("cancelled") => Some(t(lang, T::CancelledText)),
         _ => None,
@@ -572,7 +581,7 @@ async fn my_bookings(
                             p { (t(lang, T::Vaccine)) ": " (b.vaccine_name) }
                             @if b.status == "booked" {
                                 p class="small" { (t(lang, T::ChangeUntil)) ": " (text::when(lang, tz, b.change_until)) }
-                                @if b.resident_id != session.resident_id { p class="small" { "👥" } }
+                                @if b.resident_id != me.id() { p class="small" { "👥" } }
                                 @if b.change_until > chrono::Utc::now() { div class="actions" {
                                     a class="button secondary" href=(r.url(&format!("venues?change={}", b.id))) { (t(lang, T::Change)) }
                                     a class="button secondary" href=(r.url(&format!("cancel/{}", b.id))) { (t(lang, T::Cancel)) }
@@ -583,7 +592,7 @@ async fn my_bookings(
                 }
                 a class="button" id="book-new" href=(r.url("venues")) { (t(lang, T::BookNew)) }
                 form method="post" action=(r.url("logout")) {
-                    input type="hidden" name="csrf" value=(session.csrf_token);
+                    input type="hidden" name="csrf" value=(me.csrf_token());
                     button type="submit" class="link" { (t(lang, T::LogOut)) }
                 }
             },
@@ -608,7 +617,7 @@ fn mark_html(lang: Lang, mark: Mark) -> Markup {
 }
 
 async fn venues(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     Query(q): Query<ChangeQuery>,
     headers: HeaderMap,
@@ -620,9 +629,9 @@ async fn venues(
     if let Err(resp) = resident(&s, &r, &headers).await {
         return resp;
     }
-    let list = match platform::availability::venues(&s.pool, &r.tenant).await {
+    let list = match s.venues(&r.visit).await {
         Ok(l) => l,
-        Err(e) => return internal(e),
+        Err(e) => return r.refused(e),
     };
     let lang = r.lang;
     html_page(
@@ -645,7 +654,7 @@ async fn venues(
 }
 
 async fn days(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path((slug, venue)): Path<(String, Uuid)>,
     Query(q): Query<ChangeQuery>,
     headers: HeaderMap,
@@ -657,9 +666,9 @@ async fn days(
     if let Err(resp) = resident(&s, &r, &headers).await {
         return resp;
     }
-    let list = match s.availability.days(&s.pool, &r.tenant, venue).await {
+    let list = match s.days(&r.visit, venue).await {
         Ok(l) => l,
-        Err(e) => return internal(e),
+        Err(e) => return r.refused(e),
     };
     let lang = r.lang;
     html_page(
@@ -693,7 +702,7 @@ async fn days(
 }
 
 async fn times(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path((slug, venue, date)): Path<(String, Uuid, NaiveDate)>,
     Query(q): Query<ChangeQuery>,
     headers: HeaderMap,
@@ -705,12 +714,12 @@ async fn times(
     if let Err(resp) = resident(&s, &r, &headers).await {
         return resp;
     }
-    let list = match s.availability.day(&s.pool, &r.tenant, venue, date).await {
+    let list = match s.day(&r.visit, venue, date).await {
         Ok(l) => l,
-        Err(e) => return internal(e),
+        Err(e) => return r.refused(e),
     };
     let lang = r.lang;
-    let tz = r.tenant.time_zone.0;
+    let tz = r.tenant().time_zone.0;
     let change = q.change.map(|c| format!("&change={c}")).unwrap_or_default();
     html_page(
         StatusCode::OK,
@@ -796,32 +805,24 @@ impl BookForm {
 
 /// The slot's place and time, for the confirm page (from the availability cache).
 async fn slot_summary(
-    s: &ResidentServices,
+    s: &ResidentDesk,
     r: &Req,
     slot: Uuid,
 ) -> Result<Option<(String, String, String)>, Response> {
-    let venues = platform::availability::venues(&s.pool, &r.tenant)
+    Ok(s.slot(&r.visit, slot)
         .await
-        .map_err(internal)?;
-    for v in venues {
-        let slots = s
-            .availability
-            .venue_slots(&s.pool, &r.tenant, v.id)
-            .await
-            .map_err(internal)?;
-        if let Some(sl) = slots.iter().find(|x| x.slot_id == slot) {
-            return Ok(Some((
+        .map_err(|e| r.refused(e))?
+        .map(|(v, sl)| {
+            (
                 v.name,
                 v.vaccine_name,
-                text::when(r.lang, r.tenant.time_zone.0, sl.starts_at),
-            )));
-        }
-    }
-    Ok(None)
+                text::when(r.lang, r.tenant().time_zone.0, sl.starts_at),
+            )
+        }))
 }
 
 async fn confirm_page(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     Query(q): Query<ConfirmQuery>,
     headers: HeaderMap,
@@ -830,7 +831,7 @@ async fn confirm_page(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let (session, _) = match resident(&s, &r, &headers).await {
+    let me = match resident(&s, &r, &headers).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
@@ -841,16 +842,16 @@ async fn confirm_page(
         slot,
         change: q.change,
         key: random_token(),
-        csrf: session.csrf_token.clone(),
+        csrf: me.csrf_token().to_owned(),
         ..BookForm::default()
     };
-    confirm_markup(&s, &r, &session, &form, None, StatusCode::OK).await
+    confirm_markup(&s, &r, &me, &form, None, StatusCode::OK).await
 }
 
 async fn confirm_markup(
-    s: &ResidentServices,
+    s: &ResidentDesk,
     r: &Req,
-    session: &ResidentSession,
+    me: &Resident,
     form: &BookForm,
     message: Option<&str>,
     status: StatusCode,
@@ -861,31 +862,33 @@ async fn confirm_markup(
         Ok(None) => return html_page(StatusCode::NOT_FOUND, page::not_found(lang)),
         Err(resp) => return resp,
     };
-    let existing = match booking::my_bookings(&s.pool, &r.tenant, session.resident_id).await {
+    let existing = match s.my_bookings(me).await {
         Ok(l) => l,
-        Err(e) => return internal(e),
+        Err(e) => return r.refused(e),
     };
     // The next dose the resident has not booked yet is preselected.
     let next = [Dose::First, Dose::Second, Dose::Booster]
         .into_iter()
         .find(|d| {
-            !existing.iter().any(|b| {
-                b.dose == *d && b.status == "booked" && b.resident_id == session.resident_id
-            })
+            !existing
+                .iter()
+                .any(|b| b.dose == *d && b.status == "booked" && b.resident_id == me.id())
         })
         .unwrap_or(Dose::First);
-    let chosen = parse_dose(&form.dose).unwrap_or(next);
+    // the radio shows what the resident chose (a malformed choice is refused on submit, and
+    // shows the preselection again)
+    let chosen = form.dose.parse::<Dose>().unwrap_or(next);
     let (venue, vaccine, when) = summary;
     // Offered only while dose 1 is still to book and the city allows both at once.
     let pairing = if form.change.is_none() && next == Dose::First {
-        match booking::second_dose_options(&s.pool, &r.tenant, form.slot, 30).await {
+        match s.second_dose_options(me, form.slot).await {
             Ok(o) => o,
-            Err(e) => return internal(e),
+            Err(e) => return r.refused(e),
         }
     } else {
         None
     };
-    let tz = r.tenant.time_zone.0;
+    let tz = r.tenant().time_zone.0;
     let action = if form.change.is_some() {
         "change"
     } else {
@@ -959,12 +962,8 @@ async fn confirm_markup(
     )
 }
 
-fn parse_dose(raw: &str) -> Option<Dose> {
-    raw.trim().parse::<i16>().ok().and_then(Dose::from_number)
-}
-
 async fn book_submit(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     headers: HeaderMap,
     Form(form): Form<BookForm>,
@@ -973,98 +972,98 @@ async fn book_submit(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let (session, _) = match resident(&s, &r, &headers).await {
+    let me = match resident(&s, &r, &headers).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    if form.csrf != session.csrf_token {
+    if form.csrf != me.csrf_token() {
         return confirm_markup(
             &s,
             &r,
-            &session,
+            &me,
             &form,
             Some(t(r.lang, T::FormExpired)),
             StatusCode::FORBIDDEN,
         )
         .await;
     }
-    let refused = |message: String| {
+    let refused = |e: DeskError| {
         let form = form.clone();
-        let (s, r, session) = (&s, &r, &session);
+        let (s, r, me) = (&s, &r, &me);
         async move {
-            confirm_markup(
-                s,
-                r,
-                session,
+            match e {
+                DeskError::Database(_) | DeskError::Suspended | DeskError::SignedOut => {
+                    r.refused(e)
+                }
+                e => {
+                    confirm_markup(
+                        s,
+                        r,
+                        me,
+                        &form,
+                        Some(&e.message(r.lang)),
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                    )
+                    .await
+                }
+            }
+        }
+    };
+    let dose = match form.dose.parse::<Dose>() {
+        Ok(d) => d,
+        Err(bad) => {
+            return confirm_markup(
+                &s,
+                &r,
+                &me,
                 &form,
-                Some(&message),
+                Some(&bad.message(r.lang)),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
-            .await
+            .await;
         }
     };
-    // Companions: each by ticket number + birth date; one answer for any mismatch.
-    let mut companions = Vec::new();
-    for (ticket, birth) in [(&form.ticket1, &form.birth1), (&form.ticket2, &form.birth2)] {
-        if ticket.trim().is_empty() && birth.trim().is_empty() {
-            continue;
-        }
-        let found = match parse_birth_date(birth) {
-            Some(b) => match tenants::begin(&s.pool, r.tenant.id).await {
-                Ok(mut tx) => {
-                    let f = platform::residents::find_by_ticket(&mut tx, ticket, b).await;
-                    let _ = tx.commit().await;
-                    f.unwrap_or(None)
-                }
-                Err(e) => return internal(e),
-            },
-            None => None,
-        };
-        match found {
-            Some(id) => companions.push(id),
-            None => return refused(AuthError::NotRecognised.message(r.lang)).await,
-        }
-    }
-    let req = BookRequest {
-        resident_id: session.resident_id,
-        slot_id: form.slot,
-        dose: parse_dose(&form.dose).unwrap_or(Dose::First),
+    let second_dose_slot = match form.second.trim() {
+        "" => None,
+        raw => match raw.parse::<Uuid>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                return refused(DeskError::Booking(
+                    platform::booking::BookingError::NotFound,
+                ))
+                .await;
+            }
+        },
+    };
+    // Companions: the rows the resident filled in (a row left blank is no one).
+    let companions = [(&form.ticket1, &form.birth1), (&form.ticket2, &form.birth2)]
+        .into_iter()
+        .filter(|(ticket, birth)| !(ticket.trim().is_empty() && birth.trim().is_empty()))
+        .map(|(ticket, birth)| desk::Companion {
+            ticket_no: ticket.clone(),
+            birth_date: parse_birth_date(birth),
+        })
+        .collect();
+    let order = desk::BookOrder {
+        slot: form.slot,
+        dose,
         companions,
-        second_dose_slot: form.second.trim().parse().ok(),
-        idempotency_key: format!("web:{}:{}", session.resident_id, form.key),
+        second_dose_slot,
+        allow_adjacent_slots: form.adjacent.is_some(),
+        questionnaire: form.questionnaire().answers(),
+        idempotency_key: form.key.clone(),
     };
-    let result = if form.adjacent.is_some() {
-        booking::book_allowing_adjacent(&s.pool, &r.tenant, &req).await
-    } else {
-        booking::book_batched(&s.booker, &s.pool, &r.tenant, &req).await
-    };
-    match result {
+    match s.book(&me, &order).await {
         Ok(booked) => {
-            for b in &booked {
-                s.availability.invalidate_venue(r.tenant.id, b.venue_id);
-            }
-            // the questionnaire is a courtesy: its failure never undoes the booking
-            let answers = form.questionnaire().answers();
-            if let Err(e) = platform::intake::save_questionnaire_by_resident(
-                &s.pool,
-                &r.tenant,
-                session.resident_id,
-                &answers,
-            )
-            .await
-            {
-                tracing::warn!(error = %e, "storing the questionnaire failed");
-            }
             let first = booked.first().map(|b| b.id).unwrap_or_default();
             Redirect::to(&r.url(&format!("done?booking={first}"))).into_response()
         }
-        Err(booking::BookingError::Database(e)) => internal(e),
-        Err(e) => refused(e.message(r.lang)).await,
+        Err(e) => refused(e).await,
     }
 }
 
 async fn change_submit(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     headers: HeaderMap,
     Form(form): Form<BookForm>,
@@ -1073,45 +1072,36 @@ async fn change_submit(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let (session, _) = match resident(&s, &r, &headers).await {
+    let me = match resident(&s, &r, &headers).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
     let Some(booking_id) = form.change else {
         return html_page(StatusCode::NOT_FOUND, page::not_found(r.lang));
     };
-    if form.csrf != session.csrf_token {
+    if form.csrf != me.csrf_token() {
         return confirm_markup(
             &s,
             &r,
-            &session,
+            &me,
             &form,
             Some(t(r.lang, T::FormExpired)),
             StatusCode::FORBIDDEN,
         )
         .await;
     }
-    let key = format!("web:{}:{}", session.resident_id, form.key);
-    match booking::change(
-        &s.pool,
-        &r.tenant,
-        session.resident_id,
-        booking_id,
-        form.slot,
-        &key,
-    )
-    .await
-    {
+    match s.change(&me, booking_id, form.slot, &form.key).await {
         Ok(moved) => {
-            s.availability.invalidate_tenant(r.tenant.id);
             Redirect::to(&r.url(&format!("done?booking={}&changed=1", moved.id))).into_response()
         }
-        Err(booking::BookingError::Database(e)) => internal(e),
+        Err(e @ (DeskError::Database(_) | DeskError::Suspended | DeskError::SignedOut)) => {
+            r.refused(e)
+        }
         Err(e) => {
             confirm_markup(
                 &s,
                 &r,
-                &session,
+                &me,
                 &form,
                 Some(&e.message(r.lang)),
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -1128,7 +1118,7 @@ struct DoneQuery {
 }
 
 async fn done(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     Query(q): Query<DoneQuery>,
     headers: HeaderMap,
@@ -1137,16 +1127,16 @@ async fn done(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let (session, _) = match resident(&s, &r, &headers).await {
+    let me = match resident(&s, &r, &headers).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let list = match booking::my_bookings(&s.pool, &r.tenant, session.resident_id).await {
+    let list = match s.my_bookings(&me).await {
         Ok(l) => l,
-        Err(e) => return internal(e),
+        Err(e) => return r.refused(e),
     };
     let lang = r.lang;
-    let tz = r.tenant.time_zone.0;
+    let tz = r.tenant().time_zone.0;
     let Some(b) = list.iter().find(|b| Some(b.id) == q.booking) else {
         return Redirect::to(&r.url("bookings")).into_response();
     };
@@ -1178,7 +1168,7 @@ async fn done(
 }
 
 async fn cancel_page(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path((slug, booking_id)): Path<(String, Uuid)>,
     headers: HeaderMap,
 ) -> Response {
@@ -1186,14 +1176,14 @@ async fn cancel_page(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let (session, _) = match resident(&s, &r, &headers).await {
+    let me = match resident(&s, &r, &headers).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
     cancel_markup(
         &s,
         &r,
-        &session,
+        &me,
         booking_id,
         &random_token(),
         None,
@@ -1203,18 +1193,18 @@ async fn cancel_page(
 }
 
 async fn cancel_markup(
-    s: &ResidentServices,
+    s: &ResidentDesk,
     r: &Req,
-    session: &ResidentSession,
+    me: &Resident,
     booking_id: Uuid,
     key: &str,
     message: Option<&str>,
     status: StatusCode,
 ) -> Response {
     let lang = r.lang;
-    let list = match booking::my_bookings(&s.pool, &r.tenant, session.resident_id).await {
+    let list = match s.my_bookings(me).await {
         Ok(l) => l,
-        Err(e) => return internal(e),
+        Err(e) => return r.refused(e),
     };
     let Some(b) = list
         .iter()
@@ -1222,7 +1212,7 @@ async fn cancel_markup(
     else {
         return html_page(StatusCode::NOT_FOUND, page::not_found(lang));
     };
-    let tz = r.tenant.time_zone.0;
+    let tz = r.tenant().time_zone.0;
     html_page(
         status,
         layout(
@@ -1237,7 +1227,7 @@ async fn cancel_markup(
                     dt { (t(lang, T::Dose)) } dd { (b.dose.label(lang)) }
                 }
                 form method="post" action=(r.url(&format!("cancel/{booking_id}"))) {
-                    input type="hidden" name="csrf" value=(session.csrf_token);
+                    input type="hidden" name="csrf" value=(me.csrf_token());
                     input type="hidden" name="key" value=(key);
                     button type="submit" id="cancel" class="danger" { (t(lang, T::CancelYes)) }
                 }
@@ -1256,7 +1246,7 @@ struct CancelForm {
 }
 
 async fn cancel_submit(
-    State(s): State<ResidentServices>,
+    State(s): State<ResidentDesk>,
     Path((slug, booking_id)): Path<(String, Uuid)>,
     headers: HeaderMap,
     Form(form): Form<CancelForm>,
@@ -1265,15 +1255,15 @@ async fn cancel_submit(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let (session, _) = match resident(&s, &r, &headers).await {
+    let me = match resident(&s, &r, &headers).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    if form.csrf != session.csrf_token {
+    if form.csrf != me.csrf_token() {
         return cancel_markup(
             &s,
             &r,
-            &session,
+            &me,
             booking_id,
             &form.key,
             Some(t(r.lang, T::FormExpired)),
@@ -1281,18 +1271,16 @@ async fn cancel_submit(
         )
         .await;
     }
-    let key = format!("web:{}:{}", session.resident_id, form.key);
-    match booking::cancel(&s.pool, &r.tenant, session.resident_id, booking_id, &key).await {
-        Ok(_) => {
-            s.availability.invalidate_tenant(r.tenant.id);
-            Redirect::to(&r.url("bookings?notice=cancelled")).into_response()
+    match s.cancel(&me, booking_id, &form.key).await {
+        Ok(_) => Redirect::to(&r.url("bookings?notice=cancelled")).into_response(),
+        Err(e @ (DeskError::Database(_) | DeskError::Suspended | DeskError::SignedOut)) => {
+            r.refused(e)
         }
-        Err(booking::BookingError::Database(e)) => internal(e),
         Err(e) => {
             cancel_markup(
                 &s,
                 &r,
-                &session,
+                &me,
                 booking_id,
                 &form.key,
                 Some(&e.message(r.lang)),

@@ -111,3 +111,14 @@ pub fn not_found(lang: Lang) -> Markup {
         }
     }
 }
+
+/// A page that only says why the request was refused (a suspended city): no data of the city.
+pub fn refusal(lang: Lang, message: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(lang.tag()) {
+            head { meta charset="utf-8"; meta name="viewport" content="width=device-width, initial-scale=1"; title { (message) } }
+            body { main data-page="refused" { p class="error" role="alert" { (message) } } }
+        }
+    }
+}

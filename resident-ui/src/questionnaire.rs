@@ -1,7 +1,7 @@
 //! The optional pre-vaccination questionnaire on the booking confirm page (issue 6): underlying
-//! conditions, allergies and a history of anaphylaxis. Stored by `platform::intake` after a
-//! successful booking; the venue's staff see flags on their intake list. Kept in this one file so
-//! the booking flow itself stays as it was.
+//! conditions, allergies and a history of anaphylaxis. Handed to the resident desk with the
+//! booking, which saves it in the booking's own transaction (both or neither); the venue's staff
+//! see flags on their intake list.
 
 use maud::{Markup, html};
 use platform::i18n::{Lang, pick};

@@ -27,6 +27,7 @@ mod notifications_ui;
 mod overview;
 mod plugin_channels;
 mod resident_api;
+mod resident_desk;
 mod resident_login;
 mod resident_site;
 mod shipped_binary;

@@ -505,18 +505,33 @@ impl std::fmt::Debug for ResidentSession {
     }
 }
 
+/// The live session of `token` in `tenant`, if any (whatever the city's status; the resident desk
+/// uses [`session_and_city_status`]).
 pub async fn session(
     pool: &PgPool,
     tenant: TenantId,
     token: &str,
 ) -> Result<Option<ResidentSession>, sqlx::Error> {
+    Ok(session_and_city_status(pool, tenant, token)
+        .await?
+        .map(|(s, _)| s))
+}
+
+/// The live session of `token` in `tenant` and the city's status read in the same statement, so
+/// a check of both costs one round trip and sees the status as it is now (not as a cache saw it).
+pub async fn session_and_city_status(
+    pool: &PgPool,
+    tenant: TenantId,
+    token: &str,
+) -> Result<Option<(ResidentSession, tenants::TenantStatus)>, sqlx::Error> {
     if tenant_of_token(token) != Some(tenant) {
         return Ok(None);
     }
     let mut tx = tenants::begin(pool, tenant).await?;
-    let row: Option<(Uuid, String, String)> = sqlx::query_as(
-        "SELECT s.resident_id, s.csrf_token, r.ticket_no FROM resident_sessions s \
+    let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT s.resident_id, s.csrf_token, r.ticket_no, t.status FROM resident_sessions s \
          JOIN residents r ON r.tenant_id = s.tenant_id AND r.id = s.resident_id \
+         JOIN tenants t ON t.id = s.tenant_id \
          WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.expires_at > now()",
     )
     .bind(tenant.0)
@@ -524,13 +539,20 @@ pub async fn session(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(
-        row.map(|(resident_id, csrf_token, ticket_no)| ResidentSession {
-            resident_id,
-            csrf_token,
-            ticket_no,
-        }),
-    )
+    row.map(|(resident_id, csrf_token, ticket_no, status)| {
+        let status = status
+            .parse::<tenants::TenantStatus>()
+            .map_err(|e| sqlx::Error::Decode(e.into()))?;
+        Ok((
+            ResidentSession {
+                resident_id,
+                csrf_token,
+                ticket_no,
+            },
+            status,
+        ))
+    })
+    .transpose()
 }
 
 pub async fn end_session(pool: &PgPool, tenant: TenantId, token: &str) -> Result<(), sqlx::Error> {

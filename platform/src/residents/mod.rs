@@ -1,7 +1,9 @@
 //! Residents as the booking site knows them: identified by ticket number + birth date, proven by an
-//! SMS code ([`auth`]).
+//! SMS code ([`auth`]), served by the resident desk ([`desk`]) — the one door the resident site and
+//! the resident GraphQL fields go through.
 
 pub mod auth;
+pub mod desk;
 
 use chrono::NaiveDate;
 use sqlx::PgConnection;
@@ -22,4 +24,16 @@ pub async fn find_by_ticket(
     .bind(birth_date)
     .fetch_optional(conn)
     .await
+}
+
+/// A birth date as residents type it: `1980-04-01`, `1980/4/1`, `1980.4.1` or `19800401`.
+pub fn parse_birth_date(raw: &str) -> Option<NaiveDate> {
+    let cleaned: String = raw
+        .trim()
+        .chars()
+        .map(|c| if c == '/' || c == '.' { '-' } else { c })
+        .collect();
+    NaiveDate::parse_from_str(&cleaned, "%Y-%m-%d")
+        .ok()
+        .or_else(|| NaiveDate::parse_from_str(&cleaned, "%Y%m%d").ok())
 }
