@@ -72,7 +72,7 @@ pub fn router(
         app = app.merge(crate::dev::router(messages));
     }
     // innermost: a panic is answered inside the request's span, with its request id
-    app.layer(axum::middleware::from_fn(crate::panic::catch_panic))
+    app.layer(crate::panic::CatchPanicLayer)
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -3,49 +3,92 @@
 //! and JSON clients) that names the request id, the panic is logged with that request id, and the
 //! server goes on serving. Nothing of the panic's message reaches the client (it may carry data).
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::{
     body::Body,
     http::{HeaderValue, Request, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use futures::FutureExt;
 
-/// Middleware: runs the rest of the stack and turns a panic into a 500 answer.
-pub async fn catch_panic(req: Request<Body>, next: Next) -> Response {
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let wants_json = req.uri().path().starts_with("/graphql")
-        || req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("json") && !a.contains("text/html"));
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
-        Ok(response) => response,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(not a string)".into());
-            tracing::error!(
-                request_id = %request_id,
-                method = %method,
-                path = %path,
-                panic = %what,
-                "a request handler panicked; answered 500"
-            );
-            internal_error(&request_id, wants_json)
-        }
+/// The layer: wraps each route's service in [`CatchPanic`]. A plain tower layer rather than
+/// `axum::middleware::from_fn`: measured, the `from_fn` version took ~17 % off the availability
+/// answers per second (docs/benchmarks.md, run 13).
+#[derive(Clone, Copy, Default)]
+pub struct CatchPanicLayer;
+
+impl<S> tower::Layer<S> for CatchPanicLayer {
+    type Service = CatchPanic<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CatchPanic { inner }
+    }
+}
+
+/// Runs the inner service and turns a panic (while building or polling its answer) into a 500.
+#[derive(Clone)]
+pub struct CatchPanic<S> {
+    inner: S,
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> tower::Service<Request<Body>> for CatchPanic<S>
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let request_id = req.headers().get("x-request-id").cloned();
+        let wants_json = req.uri().path().starts_with("/graphql")
+            || req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("json") && !a.contains("text/html"));
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let answer = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)));
+        Box::pin(async move {
+            let outcome = match answer {
+                Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+                Err(panic) => Err(panic),
+            };
+            match outcome {
+                Ok(response) => response,
+                Err(panic) => {
+                    let request_id = request_id
+                        .as_ref()
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "(not a string)".into());
+                    tracing::error!(
+                        request_id = %request_id,
+                        method = %method,
+                        path = %uri.path(),
+                        panic = %what,
+                        "a request handler panicked; answered 500"
+                    );
+                    Ok(internal_error(request_id, wants_json))
+                }
+            }
+        })
     }
 }
 
