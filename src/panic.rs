@@ -51,13 +51,9 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
+        // kept cheaply (reference-counted clones); only a panic looks at them
         let request_id = req.headers().get("x-request-id").cloned();
-        let wants_json = req.uri().path().starts_with("/graphql")
-            || req
-                .headers()
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|a| a.contains("json") && !a.contains("text/html"));
+        let accept = req.headers().get(header::ACCEPT).cloned();
         let method = req.method().clone();
         let uri = req.uri().clone();
         let answer = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)));
@@ -73,6 +69,11 @@ where
                         .as_ref()
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
+                    let wants_json = uri.path().starts_with("/graphql")
+                        || accept
+                            .as_ref()
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|a| a.contains("json") && !a.contains("text/html"));
                     let what = panic
                         .downcast_ref::<&str>()
                         .map(|s| (*s).to_owned())

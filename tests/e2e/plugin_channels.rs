@@ -12,12 +12,6 @@ use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, header_exists, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-/// The binary's own start-up (`main` runs it before any command): these tests build channels
-/// without an app, so they take the process-wide settings from the same place the binary does.
-fn init_tls() {
-    yoyaku::init_process();
-}
-
 fn message(to: Recipient, text: &str) -> Message {
     Message {
         to,
@@ -96,7 +90,8 @@ async fn smtp_to_a_closed_port_is_a_transient_failure() {
 }
 
 fn twilio(server: &MockServer) -> std::sync::Arc<dyn Channel> {
-    init_tls();
+    // the binary's own start-up (`main` runs it first): these tests build channels without an app
+    yoyaku::init_process();
     plugins::build(
         "twilio",
         json!({
@@ -204,7 +199,8 @@ fn status_callbacks_are_believed_only_with_a_valid_signature() {
 
 #[tokio::test]
 async fn webhook_posts_signed_json_that_the_receiver_can_verify() {
-    init_tls();
+    // the binary's own start-up (`main` runs it first): these tests build channels without an app
+    yoyaku::init_process();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/hook"))
@@ -296,7 +292,8 @@ fn bad_configurations_name_the_field() {
         ),
         ("fax", json!({}), "plugin"),
     ];
-    init_tls();
+    // the binary's own start-up (`main` runs it first): these tests build channels without an app
+    yoyaku::init_process();
     for (plugin, config, field) in cases {
         match plugins::build(plugin, config.clone()) {
             Err(e) => assert_eq!(e.field, field, "{plugin} {config}: {e}"),
