@@ -1,7 +1,7 @@
 //! Delivery reports from SMS gateways: `POST /callbacks/sms/{tenant}` with the gateway's form fields
 //! and `X-Twilio-Signature`. Only a report signed with the city's own token over its configured
 //! callback URL is believed (403 otherwise); an unknown city is 404. Thin: verification and the update
-//! live in `platform::channels`.
+//! live in `platform::notifications::channels`.
 
 use axum::{
     Form, Router,
@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::post,
 };
-use platform::channels::{self, SealingKey};
+use platform::notifications::channels::{self, SealingKey};
 use sqlx::PgPool;
 
 #[derive(Clone)]

@@ -225,8 +225,8 @@ pub struct AuthSettings {
 }
 
 impl AuthSettings {
-    pub fn policy(&self) -> platform::identity::AuthPolicy {
-        platform::identity::AuthPolicy {
+    pub fn policy(&self) -> platform::staff::identity::AuthPolicy {
+        platform::staff::identity::AuthPolicy {
             argon2_memory_kib: self.argon2_memory_kib,
             argon2_iterations: self.argon2_iterations,
             argon2_parallelism: self.argon2_parallelism,

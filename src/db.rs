@@ -40,7 +40,7 @@ pub enum BootError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("could not load the authorization policy: {0}")]
-    Authz(#[from] platform::authz::AuthzError),
+    Authz(#[from] platform::staff::authz::AuthzError),
 }
 
 /// Pools the server needs: `app` (runtime role, RLS applies) and `owner` (bootstrap only, closed

@@ -34,14 +34,14 @@ struct Health {
 pub fn router(
     settings: &Settings,
     pool: PgPool,
-    authz: platform::authz::Authz,
+    authz: platform::staff::authz::Authz,
     secret: platform::residents::auth::CodeSecret,
     messages: plugins::LogChannel,
-    sealing_key: platform::channels::SealingKey,
+    sealing_key: platform::notifications::channels::SealingKey,
     in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Router {
     let policy = std::sync::Arc::new(settings.auth.policy());
-    let residents = platform::ResidentDesk::new(pool.clone(), secret);
+    let residents = platform::ResidentDesk::new(pool.clone(), secret, authz.tenant_cache());
     let api = graphql::router(
         graphql::schema(
             pool.clone(),
@@ -94,7 +94,7 @@ pub fn router(
 }
 
 /// Counts the request as in flight while it is handled (the notification worker gives way to
-/// residents while many are: `platform::jobs::Pacing`).
+/// residents while many are: `platform::notifications::Pacing`).
 async fn count_in_flight(
     axum::extract::State(in_flight): axum::extract::State<
         std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -102,7 +102,7 @@ async fn count_in_flight(
     req: Request<Body>,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let _counted = platform::jobs::InFlightGuard::enter(&in_flight);
+    let _counted = platform::notifications::InFlightGuard::enter(&in_flight);
     next.run(req).await
 }
 

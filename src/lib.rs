@@ -39,14 +39,14 @@ pub struct App {
     pub pool: sqlx::PgPool,
     pub router: axum::Router,
     /// The authorization guard (casbin enforcer over `authz_rules`), shared with the router.
-    pub authz: platform::authz::Authz,
+    pub authz: platform::staff::authz::Authz,
     /// The demo municipality, when this start created it.
     pub demo_created: bool,
     /// The development SMS channel: what the notification worker "sent" (shown at /dev/messages
     /// outside production).
     pub messages: plugins::LogChannel,
     /// The notification worker, started by `serve`.
-    pub worker: platform::jobs::Worker,
+    pub worker: platform::notifications::Worker,
     /// The export worker (docs/exports.md), started by `serve` and `yoyaku worker`.
     pub exports: platform::exports::ExportWorker,
 }
@@ -65,7 +65,7 @@ impl App {
                 .is_some();
         }
         dbs.owner.close().await;
-        let authz = platform::authz::Authz::load(dbs.app.clone()).await?;
+        let authz = platform::staff::authz::Authz::load(dbs.app.clone()).await?;
         if settings.demo.seed && settings.environment != Environment::Production {
             // idempotent: logins that exist (perhaps with a changed password) are left alone
             platform::demo::create_demo_staff(&dbs.app, &authz, &settings.auth.policy()).await?;
@@ -85,13 +85,13 @@ impl App {
         let sealing_key = settings
             .notifications
             .sealing_key(settings.environment)
-            .map(platform::channels::SealingKey::new)?;
-        let pacing = platform::jobs::Pacing {
+            .map(platform::notifications::channels::SealingKey::new)?;
+        let pacing = platform::notifications::Pacing {
             in_flight: Default::default(),
             busy_at: settings.residents.worker_busy_requests,
             max_defer: std::time::Duration::from_millis(settings.residents.worker_max_defer_ms),
         };
-        let worker = platform::jobs::Worker {
+        let worker = platform::notifications::Worker {
             pacing: pacing.clone(),
             pool: dbs.app.clone(),
             // the log channel stands in for unconfigured channels, never in production

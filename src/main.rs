@@ -263,7 +263,7 @@ async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::
     use std::io::Write;
     let bytes = std::fs::read(&args.file)
         .map_err(|e| anyhow::anyhow!("could not read {}: {e}", args.file.display()))?;
-    let parsed = platform::import::parse(&bytes)?;
+    let parsed = platform::residents::import::parse(&bytes)?;
     let dbs = db::prepare(&settings).await?;
     dbs.owner.close().await;
     let tenant = tenants::find_by_slug(&dbs.app, &args.tenant)
@@ -274,7 +274,7 @@ async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::
                 args.tenant
             )
         })?;
-    let authz = platform::authz::Authz::load(dbs.app.clone()).await?;
+    let authz = platform::staff::authz::Authz::load(dbs.app.clone()).await?;
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let mut scope = authz
         .enter_as_system(tenant.id, &format!("cli ({user})"))
@@ -291,7 +291,7 @@ async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::
         eprintln!("  line {}, column {}: {}", e.line, e.column, e.reason);
     }
     let source = args.file.display().to_string();
-    let outcome = platform::import::import(
+    let outcome = platform::residents::import::import(
         &mut scope,
         &parsed,
         args.import_valid_rows,
@@ -318,7 +318,7 @@ async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::
             );
             Ok(())
         }
-        Err(platform::import::ImportError::InvalidRows(errors)) => Err(anyhow::anyhow!(
+        Err(platform::residents::import::ImportError::InvalidRows(errors)) => Err(anyhow::anyhow!(
             "{} rows are invalid (listed above); nothing was imported. Fix them, or pass --import-valid-rows",
             errors.len()
         )),
@@ -330,16 +330,16 @@ async fn create_operator(settings: Settings, email: &str) -> anyhow::Result<()> 
     let dbs = db::prepare(&settings).await?;
     dbs.owner.close().await;
     let policy = settings.auth.policy();
-    let account = platform::identity::ensure_account(&dbs.app, email, "").await?;
-    let authz = platform::authz::Authz::load(dbs.app.clone()).await?;
+    let account = platform::staff::identity::ensure_account(&dbs.app, email, "").await?;
+    let authz = platform::staff::authz::Authz::load(dbs.app.clone()).await?;
     authz
-        .grant_platform_operator(&platform::authz::staff_subject(account.id))
+        .grant_platform_operator(&platform::staff::authz::staff_subject(account.id))
         .await?;
-    let token = platform::identity::issue_link(
+    let token = platform::staff::identity::issue_link(
         &dbs.app,
         &policy,
         account.id,
-        platform::identity::LinkPurpose::Invitation,
+        platform::staff::identity::LinkPurpose::Invitation,
     )
     .await?;
     println!("{} is the platform operator.", account.email);

@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use maud::html;
-use platform::identity::{self, IdentityError, LinkPurpose};
+use platform::staff::identity::{self, IdentityError, LinkPurpose};
 use serde::Deserialize;
 use tenants::TenantId;
 use uuid::Uuid;

@@ -15,8 +15,8 @@ use axum::{
 };
 use chrono::{Datelike, NaiveDate, Utc};
 use maud::{Markup, html};
-use platform::authz::{Act, Object, Scope};
-use platform::billing::{self, InvoiceRead, UsageView};
+use platform::city::billing::{self, InvoiceRead, UsageView};
+use platform::staff::authz::{Act, Object, Scope};
 use serde::Deserialize;
 use serde_json::json;
 use tenants::Tenant;
@@ -804,13 +804,18 @@ async fn city_page(
     let lang = staff.lang;
     let (t, mut scope) = member_enter(state, staff, slug, Act::Read).await?;
     // the one permission for the SMS budget, whichever page shows its form
-    let can_set_budget = platform::channels::may_set_sms_budget(&state.authz, &staff.actor, t.id)
-        .await
-        .map_err(|d| PageError::denied(d, lang))?;
+    let can_set_budget =
+        platform::notifications::channels::may_set_sms_budget(&state.authz, &staff.actor, t.id)
+            .await
+            .map_err(|d| PageError::denied(d, lang))?;
     let o = overview(&mut scope, &t, UsageView::City).await?;
-    let budget = platform::channels::sms_budget_status(&mut scope, t.time_zone.name(), Utc::now())
-        .await?
-        .budget;
+    let budget = platform::notifications::channels::sms_budget_status(
+        &mut scope,
+        t.time_zone.name(),
+        Utc::now(),
+    )
+    .await?
+    .budget;
     let sms_used = o
         .usage
         .iter()
@@ -956,7 +961,7 @@ pub async fn download(
         .await?
         .ok_or(PageError::not_found(lang))?;
     // an export that fails drops the scope: the download is not recorded
-    let bytes = platform::export::invoice_xlsx(&invoice, &t.name).map_err(|e| {
+    let bytes = platform::exports::spreadsheet::invoice_xlsx(&invoice, &t.name).map_err(|e| {
         tracing::error!(error = %e, "invoice export failed");
         PageError::bad_request("the invoice could not be exported; please try again", lang)
     })?;

@@ -11,9 +11,9 @@ use axum::{
 };
 use chrono::{Duration, NaiveDate, Utc};
 use maud::html;
-use platform::authz::{Act, Object};
 use platform::booking::{BookingError, Dose};
 use platform::callcenter::{self, CallerQuery};
+use platform::staff::authz::{Act, Object};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -161,7 +161,7 @@ pub async fn caller(
     let detail = callcenter::caller(&mut scope, resident)
         .await?
         .ok_or(PageError::not_found(lang))?;
-    let venues = platform::setup::list_venues(&mut scope).await?;
+    let venues = platform::city::setup::list_venues(&mut scope).await?;
     let tz = t.time_zone.0;
     let day = q.day.unwrap_or_else(|| {
         (Utc::now() + Duration::days(3))
@@ -313,7 +313,7 @@ fn booking_failed(e: BookingError, lang: Lang) -> PageError {
 /// allows it; asked for but not allowed is refused outright (403).
 async fn asked_override(
     state: &AdminState,
-    scope: &platform::authz::Scope,
+    scope: &platform::staff::authz::Scope,
     form: &BookForm,
     lang: Lang,
 ) -> Result<Option<callcenter::DeadlineOverride>, PageError> {
@@ -322,7 +322,10 @@ async fn asked_override(
     }
     match callcenter::may_override(&state.authz, scope).await {
         Some(o) => Ok(Some(o)),
-        None => Err(PageError::denied(platform::authz::Denied::Forbidden, lang)),
+        None => Err(PageError::denied(
+            platform::staff::authz::Denied::Forbidden,
+            lang,
+        )),
     }
 }
 

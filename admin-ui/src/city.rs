@@ -9,10 +9,10 @@ use axum::{
 };
 use chrono::{NaiveDate, NaiveTime, Utc};
 use maud::{Markup, html};
-use platform::authz::{Act, Object, ROLES, Role, Scope};
-use platform::identity;
-use platform::import::{self, ImportError};
-use platform::setup::{self, NewSchedule, NewVaccine, NewVenue, SetupError};
+use platform::city::setup::{self, NewSchedule, NewVaccine, NewVenue, SetupError};
+use platform::residents::import::{self, ImportError};
+use platform::staff::authz::{Act, Object, ROLES, Role, Scope};
+use platform::staff::identity;
 use platform::staff::{self, StaffError};
 use serde::Deserialize;
 use tenants::Tenant;
@@ -1080,7 +1080,7 @@ pub async fn audit(
 ) -> Result<Response, PageError> {
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Audit, Act::Read).await?;
-    let entries = platform::audit::recent(&mut scope, 500).await?;
+    let entries = platform::staff::audit::recent(&mut scope, 500).await?;
     let tz = t.time_zone.0;
     let body = html! {
         table #audit {
@@ -1199,7 +1199,7 @@ async fn api_keys_body(
     message: Option<&str>,
 ) -> Result<Markup, PageError> {
     let lang = staff.lang;
-    let keys = platform::api_keys::list(scope).await?;
+    let keys = platform::staff::api_keys::list(scope).await?;
     Ok(html! {
         @if let Some(n) = notice { (n) }
         @if let Some(m) = message { p.error role="alert" { (m) } }
@@ -1223,7 +1223,7 @@ async fn api_keys_body(
         form method="post" action={"/admin/t/" (t.slug) "/api-keys"} id="api-key" {
             (csrf_field(staff))
             label { (lang.t("name")) br; input name="name" required; }
-            @for (scope_name, _) in platform::api_keys::SCOPES {
+            @for (scope_name, _) in platform::staff::api_keys::SCOPES {
                 label { input type="checkbox" name={"scope_" (scope_name)} value="1"; " " (scope_name) }
             }
             button type="submit" { (lang.t("create")) }
@@ -1249,13 +1249,13 @@ pub async fn create_api_key(
 ) -> Result<Response, PageError> {
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Write).await?;
-    let scopes: Vec<String> = platform::api_keys::SCOPES
+    let scopes: Vec<String> = platform::staff::api_keys::SCOPES
         .iter()
         .filter(|(n, _)| form.contains_key(&format!("scope_{n}")))
         .map(|(n, _)| (*n).to_owned())
         .collect();
     let name = form.get("name").cloned().unwrap_or_default();
-    match platform::api_keys::create(&mut scope, &state.authz, &name, &scopes).await {
+    match platform::staff::api_keys::create(&mut scope, &state.authz, &name, &scopes).await {
         Ok((_, key)) => {
             let notice = html! {
                 p.ok { "The key is shown only now; store it safely. / このキーは今だけ表示されます。" }
@@ -1265,7 +1265,7 @@ pub async fn create_api_key(
             scope.commit().await?;
             Ok(render(&staff, &t, lang.t("api_keys"), body))
         }
-        Err(platform::api_keys::ApiKeyError::Invalid(m)) => {
+        Err(platform::staff::api_keys::ApiKeyError::Invalid(m)) => {
             let body = api_keys_body(&staff, &t, &mut scope, None, Some(&m)).await?;
             Ok(unprocessable(&staff, &t, lang.t("api_keys"), body))
         }
@@ -1285,12 +1285,14 @@ pub async fn revoke_api_key(
     Path((slug, id)): Path<(String, Uuid)>,
 ) -> Result<Response, PageError> {
     let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Write).await?;
-    match platform::api_keys::revoke(&mut scope, &state.authz, id).await {
+    match platform::staff::api_keys::revoke(&mut scope, &state.authz, id).await {
         Ok(()) => {
             scope.commit().await?;
             Ok(Redirect::to(&format!("/admin/t/{}/api-keys", t.slug)).into_response())
         }
-        Err(platform::api_keys::ApiKeyError::NotFound) => Err(PageError::not_found(staff.lang)),
+        Err(platform::staff::api_keys::ApiKeyError::NotFound) => {
+            Err(PageError::not_found(staff.lang))
+        }
         Err(e) => {
             tracing::error!(error = %e, "revoking an API key failed");
             Err(PageError::bad_request(

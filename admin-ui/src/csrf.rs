@@ -21,7 +21,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
-use platform::identity::{self, Session};
+use platform::staff::identity::{self, Session};
 
 use crate::{AdminState, CSRF_COOKIE, Lang, PageError, SESSION_COOKIE, cookie};
 

@@ -12,8 +12,8 @@ use axum::{
 };
 use chrono::{Duration, NaiveDate, Utc};
 use maud::html;
-use platform::authz::{Act, Object};
 use platform::exports::{self, ExportFormat, ExportJobError, ExportKind};
+use platform::staff::authz::{Act, Object};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -93,7 +93,7 @@ pub async fn list(
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Exports, Act::Read).await?;
     let jobs = exports::list(&mut scope, 50).await?;
-    let venues = platform::setup::list_venues(&mut scope).await?;
+    let venues = platform::city::setup::list_venues(&mut scope).await?;
     scope.commit().await?;
     let may_create = state
         .authz

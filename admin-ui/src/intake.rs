@@ -14,8 +14,8 @@ use axum::{
 };
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use maud::{Markup, PreEscaped, html};
-use platform::authz::{Act, Object, Scope};
 use platform::intake::{self, IntakeError, Status, Step};
+use platform::staff::authz::{Act, Object, Scope};
 use serde::Deserialize;
 use tenants::Tenant;
 use uuid::Uuid;
@@ -186,11 +186,11 @@ async fn can_write(state: &AdminState, staff: &Staff, t: &Tenant, venue: Uuid) -
 }
 
 async fn venue_name(scope: &mut Scope, venue: Uuid, lang: Lang) -> Result<String, PageError> {
-    platform::setup::venue(scope, venue)
+    platform::city::setup::venue(scope, venue)
         .await
         .map(|v| v.name)
         .map_err(|e| match e {
-            platform::setup::SetupError::Database(e) => PageError::from(e),
+            platform::city::setup::SetupError::Database(e) => PageError::from(e),
             _ => PageError::not_found(lang),
         })
 }
@@ -258,7 +258,7 @@ pub async fn index(
         .await
         .map_err(|d| PageError::denied(d, lang))?;
     let mut venues = Vec::new();
-    for v in platform::setup::list_venues(&mut scope).await? {
+    for v in platform::city::setup::list_venues(&mut scope).await? {
         if state
             .authz
             .check(&staff.actor, t.id, Object::Venue(v.id), Act::Read)

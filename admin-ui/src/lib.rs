@@ -1,6 +1,6 @@
 //! The staff and operator web UI at `/admin`: server-rendered (maud), works without JavaScript,
 //! Japanese and English. Thin by design: parse the form, ask the guard for a scope, call `platform`,
-//! render. Every page that touches a tenant goes through [`platform::authz::Authz::enter`].
+//! render. Every page that touches a tenant goes through [`platform::staff::authz::Authz::enter`].
 
 mod auth;
 mod billing;
@@ -26,8 +26,8 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
 };
 use maud::{DOCTYPE, Markup, html};
-use platform::authz::{Actor, Authz, Denied};
-use platform::identity::{self, AuthPolicy, Session};
+use platform::staff::authz::{Actor, Authz, Denied};
+use platform::staff::identity::{self, AuthPolicy, Session};
 use sqlx::PgPool;
 
 pub use i18n::Lang;
@@ -45,7 +45,7 @@ pub struct AdminState {
     /// Base of links handed to people (invitations, password resets).
     pub public_url: String,
     /// Seals and opens the cities' notification channel credentials (notifications page).
-    pub sealing_key: platform::channels::SealingKey,
+    pub sealing_key: platform::notifications::channels::SealingKey,
 }
 
 pub const SESSION_COOKIE: &str = "yoyaku_staff";
@@ -241,8 +241,8 @@ impl PageError {
             Denied::Suspended => Self {
                 status: StatusCode::FORBIDDEN,
                 message: match lang {
-                    Lang::Ja => platform::authz::SUSPENDED_MESSAGE.0,
-                    Lang::En => platform::authz::SUSPENDED_MESSAGE.1,
+                    Lang::Ja => platform::staff::authz::SUSPENDED_MESSAGE.0,
+                    Lang::En => platform::staff::authz::SUSPENDED_MESSAGE.1,
                 }
                 .into(),
                 lang,

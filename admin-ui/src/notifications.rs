@@ -13,12 +13,12 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use maud::{Markup, html};
-use platform::authz::{Act, Denied, Object, Scope};
-use platform::channels::{
+use platform::notifications::channels::{
     self, BudgetLevel, BudgetStatus, ChannelError, SetBudgetError, TestSendError,
 };
-use platform::delivery_log::{self, LogFilter, RawFilter};
-use platform::templates::{self, Event, Template};
+use platform::notifications::delivery_log::{self, LogFilter, RawFilter};
+use platform::notifications::templates::{self, Event, Template};
+use platform::staff::authz::{Act, Denied, Object, Scope};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tenants::Tenant;
@@ -741,7 +741,7 @@ pub async fn test_channel(
             let result = channel.send(&message).await;
             let (_, mut scope) =
                 enter(&state, &staff, &slug, Object::Notifications, Act::Write).await?;
-            let masked_to = platform::jobs::mask(&message.to);
+            let masked_to = platform::notifications::channels::mask(&message.to);
             channels::record_test_send(&mut scope, kind, &message, result.as_ref()).await?;
             let outcome = match &result {
                 Ok(receipt) => Outcome::TestSent(match lang {
@@ -1108,7 +1108,7 @@ pub async fn log_page(
         form method="get" action={"/admin/t/" (s) "/notifications/log"} #log-filter {
             label { (tr(lang, "状態", "Status")) " " (select("status", &q.status, &delivery_log::STATUSES, &|o| status_label(lang, o))) }
             label { (tr(lang, "チャネル", "Channel")) " " (select("channel", &q.channel, &delivery_log::CHANNELS, &|o| kind_label(lang, o))) }
-            label { (tr(lang, "お知らせ", "Event")) " " (select("event", &q.event, &platform::jobs::Notification::KINDS, &|o| event_label(lang, o))) }
+            label { (tr(lang, "お知らせ", "Event")) " " (select("event", &q.event, &platform::notifications::Notification::KINDS, &|o| event_label(lang, o))) }
             label { (tr(lang, "期間（から）", "From")) " " input type="date" name="from" id="from" value=(q.from); }
             label { (tr(lang, "期間（まで）", "To")) " " input type="date" name="to" id="to" value=(q.to); }
             label { (tr(lang, "接種券番号（この方のお知らせだけ）", "Ticket number (this resident only)")) " " input name="ticket" id="ticket" value=(q.ticket) inputmode="numeric"; }

@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use maud::{Markup, html};
-use platform::authz::{Act, PlatformScope};
+use platform::staff::authz::{Act, PlatformScope};
 use platform::staff::{self, StaffError};
 use serde::Deserialize;
 use tenants::{

@@ -11,8 +11,8 @@ use axum::{
 };
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 use maud::{PreEscaped, html};
-use platform::authz::{Act, Object};
-use platform::overview::{self, DayOutcome};
+use platform::staff::authz::{Act, Object};
+use platform::stats::overview::{self, DayOutcome};
 use serde::Deserialize;
 
 use crate::city::{enter, render};

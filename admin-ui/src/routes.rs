@@ -1,7 +1,7 @@
 //! The admin UI's routes as one table: method, path and what the guard must allow for it.
 //!
 //! [`crate::router`] is built from this table only, and each route is wrapped in
-//! [`guard`], which asks the one guard (`platform::authz`) for the route's [`Access`] before the
+//! [`guard`], which asks the one guard (`platform::staff::authz`) for the route's [`Access`] before the
 //! handler runs (before its form is even parsed). The authorization matrix test
 //! (`tests/e2e/authz_matrix.rs`) reads the same table through [`crate::routes`], so a route cannot
 //! be added without declaring who may use it, and without the test requesting it for every role.
@@ -19,7 +19,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::MethodRouter,
 };
-use platform::authz::{Act, Denied, Object};
+use platform::staff::authz::{Act, Denied, Object};
 use uuid::Uuid;
 
 use crate::{AdminState, PageError, Staff};

@@ -11,8 +11,8 @@ use axum::{
 };
 use chrono::{NaiveDate, TimeZone};
 use maud::{Markup, html};
-use platform::authz::{Act, Object};
 use platform::booking::{self, BookingSettings, SettingsError};
+use platform::staff::authz::{Act, Object};
 use serde::Deserialize;
 use tenants::Tenant;
 

@@ -4,8 +4,8 @@
 
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
-use platform::authz::{Act, Object as Obj};
-use platform::setup;
+use platform::city::setup;
+use platform::staff::authz::{Act, Object as Obj};
 use sqlx::PgPool;
 use tenants::TenantId;
 use uuid::Uuid;
@@ -244,7 +244,7 @@ impl City {
         #[graphql(default = 100)] limit: i64,
     ) -> Result<Vec<AuditEntry>> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Audit, Act::Read).await?;
-        let list = platform::audit::recent(&mut scope, limit.clamp(1, 1000))
+        let list = platform::staff::audit::recent(&mut scope, limit.clamp(1, 1000))
             .await
             .map_err(ApiError::from)?;
         Ok(list

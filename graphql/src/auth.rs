@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use async_graphql::Context;
-use platform::authz::{Act, Actor, Authz, Denied, Object, Scope};
-use platform::identity::AuthPolicy;
+use platform::staff::authz::{Act, Actor, Authz, Denied, Object, Scope};
+use platform::staff::identity::AuthPolicy;
 use sqlx::PgPool;
 use tenants::TenantId;
 use tokio::sync::OnceCell;
@@ -54,14 +54,14 @@ async fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
         .get_or_try_init(|| async {
             if let Some(key) = &creds.bearer {
                 return Ok::<_, ApiError>(
-                    platform::api_keys::authenticate(pool, authz, key, creds.ip.clone())
+                    platform::staff::api_keys::authenticate(pool, authz, key, creds.ip.clone())
                         .await
                         .map_err(denied)?
                         .map(|(actor, _)| actor),
                 );
             }
             if let Some(token) = &creds.session {
-                return Ok(platform::identity::session(pool, policy, token)
+                return Ok(platform::staff::identity::session(pool, policy, token)
                     .await?
                     .map(|s| Actor::staff(s.account.id, &s.account.email, creds.ip.clone())));
             }

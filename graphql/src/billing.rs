@@ -5,8 +5,8 @@
 
 use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
-use platform::authz::{Act, Object as Obj};
-use platform::billing::InvoiceRead;
+use platform::city::billing::InvoiceRead;
+use platform::staff::authz::{Act, Object as Obj};
 use sqlx::PgPool;
 use tenants::billing;
 use tenants::{Tenant, TenantId};
@@ -133,9 +133,10 @@ impl Billing {
                 .with_timezone(&self.tenant.time_zone.0)
                 .date_naive()
         });
-        let list = platform::billing::month_usage(&mut scope, month, self.tenant.time_zone.name())
-            .await
-            .map_err(billing_err)?;
+        let list =
+            platform::city::billing::month_usage(&mut scope, month, self.tenant.time_zone.name())
+                .await
+                .map_err(billing_err)?;
         scope.commit().await.map_err(ApiError::from)?;
         Ok(list
             .into_iter()
@@ -152,7 +153,7 @@ impl Billing {
     /// Invoices and credit notes, newest month first.
     async fn invoices(&self, ctx: &Context<'_>) -> Result<Vec<Invoice>> {
         let mut scope = auth::enter(ctx, self.id(), Obj::Billing, Act::Read).await?;
-        let list = platform::billing::invoices(&mut scope)
+        let list = platform::city::billing::invoices(&mut scope)
             .await
             .map_err(ApiError::from)?;
         Ok(list.into_iter().map(Invoice::from).collect())
@@ -161,7 +162,7 @@ impl Billing {
     /// One invoice (NOT_FOUND for another tenant's id). Recorded in the audit log.
     async fn invoice(&self, ctx: &Context<'_>, id: Uuid) -> Result<Invoice> {
         let mut scope = auth::enter(ctx, self.id(), Obj::Billing, Act::Read).await?;
-        let invoice = platform::billing::invoice(&mut scope, id, InvoiceRead::Api)
+        let invoice = platform::city::billing::invoice(&mut scope, id, InvoiceRead::Api)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("invoice".into()))?;

@@ -10,7 +10,7 @@
 use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::ResidentDesk;
-use platform::availability::Mark;
+use platform::booking::availability::Mark;
 use platform::booking::{self, Dose};
 use platform::i18n::Lang;
 use platform::residents::desk::{self, Bearer, DeskError, Entered, Resident, Visit};

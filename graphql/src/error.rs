@@ -26,10 +26,12 @@ impl From<sqlx::Error> for ApiError {
 impl From<ApiError> for Error {
     fn from(e: ApiError) -> Self {
         if let ApiError::Suspended = e {
-            return Error::new(platform::authz::SUSPENDED_MESSAGE.1).extend_with(|_, ext| {
-                ext.set("code", "FORBIDDEN");
-                ext.set("reason", "TENANT_SUSPENDED");
-            });
+            return Error::new(platform::staff::authz::SUSPENDED_MESSAGE.1).extend_with(
+                |_, ext| {
+                    ext.set("code", "FORBIDDEN");
+                    ext.set("reason", "TENANT_SUSPENDED");
+                },
+            );
         }
         let (code, message) = match e {
             ApiError::NotFound(what) => ("NOT_FOUND", format!("{what} not found")),

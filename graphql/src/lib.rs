@@ -32,8 +32,8 @@ pub const MAX_COMPLEXITY: usize = 1_000;
 pub fn schema(
     pool: sqlx::PgPool,
     residents: platform::ResidentDesk,
-    authz: platform::authz::Authz,
-    policy: std::sync::Arc<platform::identity::AuthPolicy>,
+    authz: platform::staff::authz::Authz,
+    policy: std::sync::Arc<platform::staff::identity::AuthPolicy>,
 ) -> AppSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(pool)

@@ -4,7 +4,7 @@
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::NaiveDate;
-use platform::authz::{Act, Object as Obj};
+use platform::staff::authz::{Act, Object as Obj};
 use platform::stats;
 use sqlx::PgPool;
 

@@ -5,7 +5,7 @@
 //! rendered response of a request made only of `availability` fields is kept, keyed by the exact
 //! request body and the answer's language, for exactly as long as the venue slots it was rendered
 //! from stay current in the desk's `AvailabilityCache` (a booking through this process drops them at once;
-//! otherwise they live one [`platform::availability::CACHE_TTL`]).
+//! otherwise they live one [`platform::booking::availability::CACHE_TTL`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +21,7 @@ use axum::{
     routing::get,
 };
 use platform::ResidentDesk;
-use platform::availability::SlotAvailability;
+use platform::booking::availability::SlotAvailability;
 use platform::i18n::Lang;
 use tenants::TenantId;
 use uuid::Uuid;

@@ -18,9 +18,9 @@ use tenants::Tenant;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use crate::audit;
-use crate::authz::{Act, Authz, Object, Scope};
 use crate::booking::{self, Booking, BookingError, Dose};
+use crate::staff::audit;
+use crate::staff::authz::{Act, Authz, Object, Scope};
 
 /// Folds a kana name for searching: NFKC (half-width katakana such as `ﾔﾏﾀﾞ` become `ヤマダ`,
 /// full-width letters and digits become ASCII), hiragana become katakana, white space (also the

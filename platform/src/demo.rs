@@ -109,23 +109,26 @@ pub const DEMO_STAFF_PASSWORD: &str = "demo-password-1234";
 /// Creates the demo staff logins (an operator and the demo city's admin) unless they exist.
 pub async fn create_demo_staff(
     pool: &sqlx::PgPool,
-    authz: &crate::authz::Authz,
-    policy: &crate::identity::AuthPolicy,
+    authz: &crate::staff::authz::Authz,
+    policy: &crate::staff::identity::AuthPolicy,
 ) -> Result<(), DemoError> {
     let Some(city) = tenants::find_by_slug(pool, DEMO_SLUG).await? else {
         return Ok(());
     };
     for (email, role) in DEMO_STAFF {
-        if crate::identity::find_by_email(pool, email).await?.is_some() {
+        if crate::staff::identity::find_by_email(pool, email)
+            .await?
+            .is_some()
+        {
             continue;
         }
         let account =
-            crate::identity::create_with_password(pool, policy, email, DEMO_STAFF_PASSWORD)
+            crate::staff::identity::create_with_password(pool, policy, email, DEMO_STAFF_PASSWORD)
                 .await
                 .map_err(|e| DemoError::Staff(e.to_string()))?;
-        let subject = crate::authz::staff_subject(account.id);
-        let granted = match crate::authz::Role::parse(role) {
-            Some(crate::authz::Role::PlatformOperator) => {
+        let subject = crate::staff::authz::staff_subject(account.id);
+        let granted = match crate::staff::authz::Role::parse(role) {
+            Some(crate::staff::authz::Role::PlatformOperator) => {
                 authz.grant_platform_operator(&subject).await
             }
             Some(r) => authz.grant(&subject, city.id, r, &[]).await,
@@ -340,11 +343,11 @@ async fn seed_bookings(tx: &mut TenantTx) -> Result<(), sqlx::Error> {
         .bind(group)
         .execute(&mut **tx)
         .await?;
-        crate::jobs::push(
+        crate::notifications::push(
             tx,
             tenant,
             &format!("booking-confirmed:{id}"),
-            &crate::jobs::Notification::BookingConfirmed { booking_id: id },
+            &crate::notifications::Notification::BookingConfirmed { booking_id: id },
         )
         .await?;
         ids.push(id);

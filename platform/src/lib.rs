@@ -1,29 +1,35 @@
-//! The booking platform every tenant runs. Knows nothing of HTTP; every function takes a
-//! tenant-scoped transaction ([`tenants::TenantTx`]) or a pool plus a tenant id.
+//! The booking platform every tenant runs: every rule of the product, once. Knows nothing of HTTP;
+//! the resident site, the admin UI and GraphQL parse their input, call one function here and render
+//! the answer (docs/architecture.md, "Platform is the only door").
+//!
+//! Grouped by area, each with a module doc stating its rules:
+//!
+//! * [`booking`] — seats, booking, changing, cancelling, availability; the booking invariants.
+//! * [`residents`] — resident login, the resident desk (the door of the resident site and the
+//!   resident GraphQL fields), the eligible-resident import.
+//! * [`staff`] — staff identity, the guard ([`staff::authz`]: roles, tenant status, the scope every
+//!   staff function takes), onboarding and members, integrator API keys, the audit trail.
+//! * [`notifications`] — the outbox, the worker, channels, templates and the delivery log.
+//! * [`intake`] — the venue's day: check-in, vaccination records, questionnaire, side effects.
+//! * [`callcenter`] — booking on a caller's behalf with the resident site's rules.
+//! * [`exports`] — export jobs and the spreadsheet writers.
+//! * [`stats`] — cross tabulations and the city hall's overview.
+//! * [`city`] — what a city configures (vaccines, venues, schedules) and its contract and bills.
+//!
+//! Every tenant function takes a tenant-scoped transaction ([`tenants::TenantTx`]) or the guard's
+//! [`staff::authz::Scope`]; only this crate opens one.
 
-pub mod api_keys;
-pub mod audit;
-pub mod authz;
-pub mod availability;
-pub mod billing;
 pub mod booking;
-pub mod booking_batch;
 pub mod callcenter;
-pub mod channels;
-pub mod delivery_log;
+pub mod city;
 pub mod demo;
-pub mod export;
 pub mod exports;
 pub mod i18n;
-pub mod identity;
-pub mod import;
 pub mod intake;
-pub mod jobs;
-pub mod overview;
+pub mod notifications;
 pub mod residents;
-pub mod setup;
 pub mod staff;
 pub mod stats;
-pub mod templates;
+pub mod tenant_cache;
 
 pub use residents::desk::ResidentDesk;

@@ -5,7 +5,7 @@ use std::io::{Cursor, Read};
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::NaiveDate;
-use platform::export::{Cell, Column, ColumnKind, XlsxExport, invoice_xlsx};
+use platform::exports::spreadsheet::{Cell, Column, ColumnKind, XlsxExport, invoice_xlsx};
 
 fn sheet_xml(bytes: &[u8], index: usize) -> String {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).expect("xlsx is a zip");

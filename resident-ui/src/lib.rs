@@ -28,8 +28,8 @@ use axum::{
 use chrono::NaiveDate;
 use maud::{Markup, html};
 use platform::ResidentDesk;
-use platform::availability::Mark;
 use platform::booking::Dose;
+use platform::booking::availability::Mark;
 use platform::i18n::Lang;
 use platform::residents::auth::{self, AuthError};
 use platform::residents::desk::{self, DeskError, Entered, Resident, Visit};

@@ -13,7 +13,7 @@
 //!
 //! The hand-written test below it keeps what the generated one does not: another tenant's ids.
 
-use platform::authz::Role;
+use platform::staff::authz::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -407,7 +407,7 @@ async fn an_integrator_with_config_write_sets_up_a_venue_through_graphql_and_is_
     let admin = app
         .staff("admin@yokohama.example", Some((a.id, Role::CityAdmin, &[])))
         .await;
-    let actor = platform::authz::Actor::staff(admin.id, &admin.email, None);
+    let actor = platform::staff::authz::Actor::staff(admin.id, &admin.email, None);
     let mut keys = Vec::new();
     for (name, scope_name) in [("writer", "config:write"), ("reader", "venues:read")] {
         let mut scope = app
@@ -415,13 +415,13 @@ async fn an_integrator_with_config_write_sets_up_a_venue_through_graphql_and_is_
             .enter(
                 &actor,
                 a.id,
-                platform::authz::Object::ApiKeys,
-                platform::authz::Act::Write,
+                platform::staff::authz::Object::ApiKeys,
+                platform::staff::authz::Act::Write,
             )
             .await
             .expect("scope");
         let (_, key) =
-            platform::api_keys::create(&mut scope, &app.authz, name, &[scope_name.into()])
+            platform::staff::api_keys::create(&mut scope, &app.authz, name, &[scope_name.into()])
                 .await
                 .expect("key");
         scope.commit().await.expect("commit");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone as _, Utc};
 use chrono_tz::Asia::Tokyo;
-use platform::authz::Role;
+use platform::staff::authz::Role;
 use serde_json::json;
 use tenants::TenantId;
 use tenants::billing::{self, MeteredKind, report, usage};

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use platform::booking::{self, BookRequest, BookingError, Dose};
-use platform::booking_batch;
 use platform::demo::demo_resident;
 use platform::i18n::Lang;
 use uuid::Uuid;
@@ -470,7 +469,7 @@ async fn seats_held_for_dose_two_are_kept_from_first_doses_until_the_release_dat
         .expect_err("held seats are not for a group's first doses");
     assert!(matches!(err, BookingError::Full), "{err:?}");
     // Availability tells first doses "full" and second doses "2 free".
-    let slots = platform::availability::AvailabilityCache::new()
+    let slots = platform::booking::availability::AvailabilityCache::new()
         .venue_slots(&app.pool, &tenant, app.venue_of(later).await)
         .await
         .expect("availability");
@@ -479,8 +478,8 @@ async fn seats_held_for_dose_two_are_kept_from_first_doses_until_the_release_dat
         .find(|s| s.slot_id == later)
         .expect("slot listed");
     assert_eq!((s.free, s.free_dose2), (0, 2));
-    assert_eq!(s.mark, platform::availability::Mark::Full);
-    assert_ne!(s.mark_dose2, platform::availability::Mark::Full);
+    assert_eq!(s.mark, platform::booking::availability::Mark::Full);
+    assert_ne!(s.mark_dose2, platform::booking::availability::Mark::Full);
 
     // Dose 2 may use a held seat: dose 1 in `first`, dose 2 in `later` (22 days after).
     let mut pair = request(people[4], first);
@@ -646,7 +645,7 @@ async fn a_group_may_spill_into_the_adjacent_slot_all_or_nothing() {
 
 /// Answers of [`booking::book_batched`] for the requests of one wave, in order.
 async fn book_together(
-    batcher: &booking_batch::Batcher,
+    batcher: &booking::Batcher,
     app: &TestApp,
     tenant: &Arc<tenants::Tenant>,
     wave: &[(u32, Uuid, &str)],
@@ -672,7 +671,7 @@ async fn book_together(
     answers
 }
 
-/// Requests that arrive together are decided by one statement (platform/src/booking_batch.rs);
+/// Requests that arrive together are decided by one statement (platform/src/booking/batch.rs);
 /// whatever that statement cannot decide exactly (a slot without room for all of them, a second
 /// request of the same resident, a deadline) and a batch that fails as a whole are decided again
 /// one by one — each request gets the answer it would have got alone, and the invariants hold.
@@ -680,7 +679,7 @@ async fn book_together(
 async fn bookings_decided_together_answer_each_request_as_if_alone() {
     let app = demo_app().await;
     let tenant = Arc::new(app.demo_tenant().await);
-    let batcher = booking_batch::Batcher::new(app.pool.clone());
+    let batcher = booking::Batcher::new(app.pool.clone());
     let (roomy, tight, closed) = (
         app.demo_slot(0).await,
         app.demo_slot(1).await,

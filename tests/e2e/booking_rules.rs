@@ -2,7 +2,7 @@
 //! input changes nothing and says what to fix; every change is audited with before and after);
 //! city staff may read them only; venue staff and other cities' admins never see them.
 
-use platform::authz::Role;
+use platform::staff::authz::Role;
 
 use crate::support::{Options, TestApp, spawn_app_with};
 

@@ -2,7 +2,7 @@
 //! input, booking on a caller's behalf with the audit log naming the operator, the deadline
 //! override for city admins only, and who may open which call-centre page.
 
-use platform::authz::Role;
+use platform::staff::authz::Role;
 use uuid::Uuid;
 
 use crate::support::{AdminClient, Options, TestApp, spawn_app, spawn_app_with};

@@ -2,7 +2,7 @@
 //! masked, kept when a form leaves the secret empty, and usable to send; the SMS budget.
 
 use chrono::Utc;
-use platform::channels::{self, Budget, SealingKey};
+use platform::notifications::channels::{self, Budget, SealingKey};
 use serde_json::json;
 use tenants::TenantId;
 use wiremock::matchers::{header, method};

@@ -1,7 +1,7 @@
 //! City set-up details through the admin UI: forms keep what was typed, slot capacity never goes below
 //! what is booked, password resets, session expiry, suspension, and the operator's audit trail.
 
-use platform::authz::Role;
+use platform::staff::authz::Role;
 
 use crate::support::{PASSWORD, csrf_in, spawn_app};
 
@@ -225,7 +225,7 @@ async fn a_schedule_generates_slots_on_its_weekdays_in_local_time_except_closed_
     let admin = app
         .staff("admin@yokohama.example", Some((t.id, Role::CityAdmin, &[])))
         .await;
-    let actor = platform::authz::Actor::staff(admin.id, &admin.email, None);
+    let actor = platform::staff::authz::Actor::staff(admin.id, &admin.email, None);
     let venue: uuid::Uuid =
         sqlx::query_scalar("SELECT id FROM venues WHERE tenant_id = $1 LIMIT 1")
             .bind(t.id.0)
@@ -234,7 +234,7 @@ async fn a_schedule_generates_slots_on_its_weekdays_in_local_time_except_closed_
             .expect("venue");
     let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
     let time = |s: &str| chrono::NaiveTime::parse_from_str(s, "%H:%M").expect("time");
-    let schedule = platform::setup::NewSchedule {
+    let schedule = platform::city::setup::NewSchedule {
         venue_id: venue,
         weekdays: vec![1, 3, 6],
         start_time: time("14:00"),
@@ -251,12 +251,12 @@ async fn a_schedule_generates_slots_on_its_weekdays_in_local_time_except_closed_
         .enter(
             &actor,
             t.id,
-            platform::authz::Object::Venue(venue),
-            platform::authz::Act::Write,
+            platform::staff::authz::Object::Venue(venue),
+            platform::staff::authz::Act::Write,
         )
         .await
         .expect("scope");
-    let (_, created) = platform::setup::create_schedule(&mut scope, &schedule)
+    let (_, created) = platform::city::setup::create_schedule(&mut scope, &schedule)
         .await
         .expect("schedule");
     scope.commit().await.expect("commit");
@@ -288,12 +288,12 @@ async fn a_schedule_generates_slots_on_its_weekdays_in_local_time_except_closed_
         .enter(
             &actor,
             t.id,
-            platform::authz::Object::Venue(venue),
-            platform::authz::Act::Write,
+            platform::staff::authz::Object::Venue(venue),
+            platform::staff::authz::Act::Write,
         )
         .await
         .expect("scope");
-    let (_, again) = platform::setup::create_schedule(&mut scope, &schedule)
+    let (_, again) = platform::city::setup::create_schedule(&mut scope, &schedule)
         .await
         .expect("schedule again");
     assert_eq!(again, 0, "existing slots are kept, not duplicated");
@@ -312,7 +312,7 @@ async fn a_city_admin_cannot_reset_the_password_of_someone_who_also_works_elsewh
         .await;
     app.authz
         .grant(
-            &platform::authz::staff_subject(shared.id),
+            &platform::staff::authz::staff_subject(shared.id),
             a.id,
             Role::Auditor,
             &[],

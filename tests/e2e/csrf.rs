@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use platform::authz::Role;
+use platform::staff::authz::Role;
 
 use crate::support::{AdminClient, Options, PASSWORD, TestApp, csrf_in, spawn_app_with};
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{NaiveDate, NaiveDateTime};
-use platform::authz::{Act, Actor, Object, Role};
 use platform::exports::{self, BATCH_ROWS, ExportFormat, ExportKind};
+use platform::staff::authz::{Act, Actor, Object, Role};
 use uuid::Uuid;
 
 use crate::callcenter::role_clients;

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use platform::authz::{Act, Actor, Object, Role};
-use platform::import::{self, ImportError};
+use platform::residents::import::{self, ImportError};
+use platform::staff::authz::{Act, Actor, Object, Role};
 
 use crate::support::{TestApp, spawn_app, yoyaku_cli};
 

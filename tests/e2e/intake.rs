@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use platform::authz::Role;
 use platform::demo::demo_resident;
+use platform::staff::authz::Role;
 use uuid::Uuid;
 
 use crate::browser::{DESKTOP, click_and_wait, fill, launch, set_value, text_now};

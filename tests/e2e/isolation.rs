@@ -49,9 +49,9 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
         .await
         .expect("draft invoice");
     // notifications: a configured channel (sealed secrets) and a budget
-    platform::channels::save(
+    platform::notifications::channels::save(
         &mut tx,
-        &platform::channels::SealingKey::new([9; 32]),
+        &platform::notifications::channels::SealingKey::new([9; 32]),
         "webhook",
         "webhook",
         serde_json::json!({ "url": "https://gateway.example/hook", "secret": "0123456789abcdef-city" }),
@@ -87,16 +87,19 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     .await
     .expect("export chunk");
     // a template of the city's own and a budget alert already sent
-    platform::templates::save_override(
+    platform::notifications::templates::save_override(
         &mut tx,
-        platform::templates::Event::Reminder,
+        platform::notifications::templates::Event::Reminder,
         "ja",
-        &platform::templates::default_template(platform::templates::Event::Reminder, "ja"),
+        &platform::notifications::templates::default_template(
+            platform::notifications::templates::Event::Reminder,
+            "ja",
+        ),
         "isolation",
     )
     .await
     .expect("template");
-    platform::channels::record_budget_alert(&mut tx, month, 80, 8_000, 10_000, 0)
+    platform::notifications::channels::record_budget_alert(&mut tx, month, 80, 8_000, 10_000, 0)
         .await
         .expect("budget alert");
     tx.commit().await.expect("commit");
@@ -140,21 +143,26 @@ async fn two_tenants() -> (TestApp, TenantId, TenantId) {
     let b = seeded_tenant(&app.pool, "kawasaki", "141305").await;
     // an integrator key in each (api_keys), created through the guard like the admin UI does
     let operator = app.staff("op@yoyaku.example", None).await;
-    let actor = platform::authz::Actor::staff(operator.id, &operator.email, None);
+    let actor = platform::staff::authz::Actor::staff(operator.id, &operator.email, None);
     for t in [a, b] {
         let mut scope = app
             .authz
             .enter(
                 &actor,
                 t,
-                platform::authz::Object::ApiKeys,
-                platform::authz::Act::Write,
+                platform::staff::authz::Object::ApiKeys,
+                platform::staff::authz::Act::Write,
             )
             .await
             .expect("operator scope");
-        platform::api_keys::create(&mut scope, &app.authz, "isolation", &["venues:read".into()])
-            .await
-            .expect("api key");
+        platform::staff::api_keys::create(
+            &mut scope,
+            &app.authz,
+            "isolation",
+            &["venues:read".into()],
+        )
+        .await
+        .expect("api key");
         scope.commit().await.expect("commit");
     }
     // intake (visits, visit events, vaccination records, side-effect notes, questionnaires): the
@@ -168,10 +176,15 @@ async fn two_tenants() -> (TestApp, TenantId, TenantId) {
         .fetch_one(&app.owner)
         .await
         .expect("a demo booking");
-        let mut scope =
-            platform::intake::enter(&app.authz, &actor, t, venue, platform::authz::Act::Write)
-                .await
-                .expect("intake scope");
+        let mut scope = platform::intake::enter(
+            &app.authz,
+            &actor,
+            t,
+            venue,
+            platform::staff::authz::Act::Write,
+        )
+        .await
+        .expect("intake scope");
         platform::intake::step(&mut scope, venue, booking, platform::intake::Step::CheckIn)
             .await
             .expect("check in");

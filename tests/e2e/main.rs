@@ -30,6 +30,7 @@ mod resident_api;
 mod resident_desk;
 mod resident_login;
 mod resident_site;
+mod seat_rule;
 mod shipped_binary;
 mod staff_auth;
 mod stats;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use platform::booking::{self, BookRequest, Dose};
-use platform::channels::{self, SealingKey};
 use platform::demo::demo_resident;
+use platform::notifications::channels::{self, SealingKey};
 use plugins::testing::SmtpSink;
 use serde_json::json;
 use uuid::Uuid;
@@ -263,14 +263,14 @@ async fn a_gateway_down_for_good_ends_dead_with_the_reason_and_a_crashed_send_is
         .await;
     twilio(&app, &gateway).await;
     let booking = book(&app, 3, 0).await;
-    for _ in 0..platform::jobs::MAX_ATTEMPTS {
+    for _ in 0..platform::notifications::MAX_ATTEMPTS {
         app.worker.run_once().await.expect("work");
         make_due(&app).await;
     }
     let (status, attempts, error, _) = job(&app, booking).await;
     assert_eq!(
         (status.as_str(), attempts),
-        ("dead", platform::jobs::MAX_ATTEMPTS)
+        ("dead", platform::notifications::MAX_ATTEMPTS)
     );
     assert!(
         error.unwrap_or_default().contains("503"),
@@ -356,12 +356,12 @@ async fn two_workers_queue_each_due_reminder_once_and_none_for_a_cancelled_booki
     // two processes tick at the same moment
     let now = Utc::now();
     let (a, b) = tokio::join!(
-        platform::jobs::schedule_reminders(&app.pool, now),
-        platform::jobs::schedule_reminders(&app.pool, now)
+        platform::notifications::schedule_reminders(&app.pool, now),
+        platform::notifications::schedule_reminders(&app.pool, now)
     );
     assert_eq!(a.expect("tick a") + b.expect("tick b"), 1);
     assert_eq!(
-        platform::jobs::schedule_reminders(&app.pool, now)
+        platform::notifications::schedule_reminders(&app.pool, now)
             .await
             .expect("tick again"),
         0
@@ -510,13 +510,13 @@ async fn during_a_rush_the_worker_sends_login_codes_and_defers_the_rest() {
 
     // the server is busy: 40 requests in flight against a threshold of 32
     let mut worker = app.worker.clone();
-    worker.pacing = platform::jobs::Pacing {
+    worker.pacing = platform::notifications::Pacing {
         in_flight: Default::default(),
         busy_at: 32,
         max_defer: Duration::from_secs(2),
     };
     let guards: Vec<_> = (0..40)
-        .map(|_| platform::jobs::InFlightGuard::enter(&worker.pacing.in_flight))
+        .map(|_| platform::notifications::InFlightGuard::enter(&worker.pacing.in_flight))
         .collect();
     assert!(worker.pacing.busy());
     // the running worker sends the waiting resident's code at once and holds the confirmation back
@@ -559,7 +559,7 @@ async fn during_a_rush_the_worker_sends_login_codes_and_defers_the_rest() {
     // and a threshold of 0 never gives way
     worker.pacing.busy_at = 0;
     let _many: Vec<_> = (0..100)
-        .map(|_| platform::jobs::InFlightGuard::enter(&worker.pacing.in_flight))
+        .map(|_| platform::notifications::InFlightGuard::enter(&worker.pacing.in_flight))
         .collect();
     assert!(!worker.pacing.busy());
 }

@@ -13,9 +13,9 @@ use chromiumoxide::cdp::browser_protocol::dom::{
     GetDocumentParams, GetOuterHtmlParams, ScrollIntoViewIfNeededParams,
 };
 use chrono::Utc;
-use platform::authz::Role;
 use platform::booking::{self, BookRequest, Dose};
 use platform::demo::demo_resident;
+use platform::staff::authz::Role;
 use plugins::testing::SmtpSink;
 use serde_json::json;
 use uuid::Uuid;
@@ -1020,7 +1020,7 @@ fn alert(page: &str) -> String {
         .to_owned()
 }
 
-/// One SMS-budget setter (`platform::channels::set_sms_budget`) behind both forms: the same bad
+/// One SMS-budget setter (`platform::notifications::channels::set_sms_budget`) behind both forms: the same bad
 /// input gets the same answer from the notifications page and the billing page and changes
 /// nothing; the budget is SMS segments on both; each role gets the same answer from both.
 #[tokio::test]
@@ -1358,7 +1358,7 @@ async fn the_delivery_log_shows_a_dead_message_with_its_reason_filters_pages_and
     assert!(dead_row.contains("503"), "the reason: {dead_row}");
     assert!(dead_row.contains("090****0003"), "{dead_row}");
     assert!(
-        dead_row.contains(&format!(">{}<", platform::jobs::MAX_ATTEMPTS)),
+        dead_row.contains(&format!(">{}<", platform::notifications::MAX_ATTEMPTS)),
         "{dead_row}"
     );
     assert!(page.contains("j***@example.jp"));

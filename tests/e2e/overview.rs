@@ -3,7 +3,7 @@
 //! server-drawn SVG charts, and who may open the page.
 
 use chrono::{Duration, NaiveDate, Utc};
-use platform::authz::Role;
+use platform::staff::authz::Role;
 use sqlx::PgPool;
 use tenants::TenantId;
 use uuid::Uuid;

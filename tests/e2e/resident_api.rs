@@ -319,7 +319,8 @@ async fn remembered_availability_answers_follow_bookings_and_never_mix_up_reside
         .execute(&app.owner)
         .await
         .expect("elsewhere");
-    let expired = platform::availability::CACHE_TTL + std::time::Duration::from_millis(200);
+    let expired =
+        platform::booking::availability::CACHE_TTL + std::time::Duration::from_millis(200);
     tokio::time::sleep(expired).await;
     let later = app.graphql(read, json!({ "v": venue })).await;
     assert_eq!(free_of(&later), current - 2, "{later}");
@@ -330,7 +331,7 @@ async fn remembered_availability_answers_follow_bookings_and_never_mix_up_reside
     // Underneath: an expired entry re-read unchanged is the same entry (so answers derived from it
     // stay valid); a changed one is a new entry.
     let tenant = app.demo_tenant().await;
-    let cache = platform::availability::AvailabilityCache::new();
+    let cache = platform::booking::availability::AvailabilityCache::new();
     let first = cache
         .venue_slots(&app.pool, &tenant, venue)
         .await

@@ -312,7 +312,7 @@ async fn set_status(app: &TestApp, status: &str) {
         .expect("set the city's status");
     // Every process reads the city through a cache of one `CACHE_TTL` (the stated staleness
     // bound of a status change, docs/architecture.md); wait it out once, then everything holds.
-    tokio::time::sleep(platform::availability::CACHE_TTL + std::time::Duration::from_millis(50))
+    tokio::time::sleep(platform::tenant_cache::TENANT_TTL + std::time::Duration::from_millis(50))
         .await;
 }
 

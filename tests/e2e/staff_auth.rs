@@ -1,7 +1,7 @@
 //! Staff identity through the admin UI: argon2id hashes, invitations used once, login throttling,
 //! CSRF on every form, sessions, and the audit trail of configuration changes and personal-data views.
 
-use platform::authz::Role;
+use platform::staff::authz::Role;
 use sqlx::Executor;
 
 use crate::support::{PASSWORD, csrf_in, spawn_app};

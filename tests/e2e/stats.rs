@@ -7,7 +7,7 @@ use std::io::Cursor;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
-use platform::authz::Role;
+use platform::staff::authz::Role;
 use platform::stats::{self, Period};
 use serde_json::json;
 use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName, TimeZone};

@@ -182,12 +182,12 @@ pub struct TestApp {
     pub owner: PgPool,
     pub proxy: Option<DbProxy>,
     /// The app's authorization guard (same enforcer the server uses).
-    pub authz: platform::authz::Authz,
-    pub auth_policy: platform::identity::AuthPolicy,
+    pub authz: platform::staff::authz::Authz,
+    pub auth_policy: platform::staff::identity::AuthPolicy,
     /// What the development log channel "sent" (SMS codes, booking confirmations).
     pub messages: plugins::LogChannel,
     /// The notification worker (also running in the background), to work jobs on demand.
-    pub worker: platform::jobs::Worker,
+    pub worker: platform::notifications::Worker,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -321,9 +321,13 @@ impl TestApp {
     pub async fn staff(
         &self,
         email: &str,
-        role: Option<(tenants::TenantId, platform::authz::Role, &[uuid::Uuid])>,
-    ) -> platform::identity::StaffAccount {
-        let account = platform::identity::create_with_password(
+        role: Option<(
+            tenants::TenantId,
+            platform::staff::authz::Role,
+            &[uuid::Uuid],
+        )>,
+    ) -> platform::staff::identity::StaffAccount {
+        let account = platform::staff::identity::create_with_password(
             &self.pool,
             &self.auth_policy,
             email,
@@ -331,7 +335,7 @@ impl TestApp {
         )
         .await
         .expect("create account");
-        let subject = platform::authz::staff_subject(account.id);
+        let subject = platform::staff::authz::staff_subject(account.id);
         match role {
             Some((tenant, role, venues)) => self
                 .authz
@@ -365,7 +369,11 @@ impl TestApp {
     pub async fn staff_client(
         &self,
         email: &str,
-        role: Option<(tenants::TenantId, platform::authz::Role, &[uuid::Uuid])>,
+        role: Option<(
+            tenants::TenantId,
+            platform::staff::authz::Role,
+            &[uuid::Uuid],
+        )>,
     ) -> AdminClient<'_> {
         self.staff(email, role).await;
         self.login(email, PASSWORD).await

@@ -8,7 +8,7 @@
 //! written here independently of the rules the migrations seed.
 
 use admin_ui::{Access, Method, RouteSpec};
-use platform::authz::{Act, Object, Role};
+use platform::staff::authz::{Act, Object, Role};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -402,14 +402,14 @@ pub async fn api_key(app: &TestApp, tenant: &tenants::Tenant, scopes: &[&str]) -
             Some((tenant.id, Role::CityAdmin, &[])),
         )
         .await;
-    let actor = platform::authz::Actor::staff(admin.id, &admin.email, None);
+    let actor = platform::staff::authz::Actor::staff(admin.id, &admin.email, None);
     let mut scope = app
         .authz
         .enter(&actor, tenant.id, Object::ApiKeys, Act::Write)
         .await
         .expect("scope");
     let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-    let (_, key) = platform::api_keys::create(&mut scope, &app.authz, "matrix", &scopes)
+    let (_, key) = platform::staff::api_keys::create(&mut scope, &app.authz, "matrix", &scopes)
         .await
         .expect("key");
     scope.commit().await.expect("commit");

@@ -3,7 +3,7 @@
 //! refused on every admin route under `/admin/t/{slug}/` (from `admin_ui::routes()`) and every
 //! staff GraphQL field that takes the city (from the schema, `surface::FIELDS`) — with the
 //! suspension message and none of the city's data — while the operator still manages it;
-//! reactivation restores access at once. The guard (`platform::authz`) decides; the front ends
+//! reactivation restores access at once. The guard (`platform::staff::authz`) decides; the front ends
 //! only render its answer.
 
 use admin_ui::Method;
@@ -112,7 +112,7 @@ async fn a_suspended_city_is_closed_to_its_staff_and_keys_and_open_to_the_operat
     assert_eq!(ja.status(), 403);
     let body = ja.text().await.expect("body");
     assert!(
-        body.contains(platform::authz::SUSPENDED_MESSAGE.0),
+        body.contains(platform::staff::authz::SUSPENDED_MESSAGE.0),
         "{body}"
     );
 

@@ -17,7 +17,7 @@ use tenants::{Tenant, TenantId};
 use uuid::Uuid;
 
 use crate::i18n::{Lang, pick};
-use crate::jobs::{self, Notification};
+use crate::notifications::outbox::{self, Notification};
 
 pub const CODE_TTL_MINUTES: i64 = 10;
 pub const MAX_TRIES: i32 = 5;
@@ -319,7 +319,7 @@ pub async fn request_code(
     .bind(CODE_TTL_MINUTES as i32)
     .execute(&mut *tx)
     .await?;
-    jobs::push(
+    outbox::push(
         &mut tx,
         tenant.id.0,
         &format!("login-code:{login_id}"),

@@ -13,7 +13,7 @@
 //! * **City status.** A city that does not exist is [`DeskError::NoSuchCity`] (a token naming one is
 //!   signed out). A **suspended** city is refused on every call with [`DeskError::Suspended`] — a
 //!   message saying so, no data; onboarding and active cities are served. The city is read through a
-//!   per-process cache ([`crate::availability::CACHE_TTL`], 1 s), so a suspension or a reactivation
+//!   per-process cache ([`crate::booking::availability::CACHE_TTL`], 1 s), so a suspension or a reactivation
 //!   takes effect within that time in every process; a session check reads the status in the same
 //!   statement as the session, exactly.
 //! * **Booking path.** [`ResidentDesk::book`] / [`ResidentDesk::book_as_bearer`] choose it: the
@@ -41,12 +41,13 @@ use sqlx::PgPool;
 use tenants::{Tenant, TenantId, TenantStatus};
 use uuid::Uuid;
 
-use crate::availability::{AvailabilityCache, DayAvailability, SlotAvailability, Venue};
+use crate::booking::availability::{AvailabilityCache, DayAvailability, SlotAvailability, Venue};
+use crate::booking::batch::{BatchStats, Batcher};
 use crate::booking::{self, BookRequest, Booking, BookingError, Caller, Dose, FastOutcome, Pass};
-use crate::booking_batch::{BatchStats, Batcher};
 use crate::i18n::{Lang, pick};
 use crate::intake::{self, Answers, IntakeError};
 use crate::residents::auth::{self, AuthError, CodeSecret, CodeSent, NewSession};
+use crate::tenant_cache::TenantCache;
 
 /// The resident desk of one process: the runtime pool, the hot availability and tenant cache, the
 /// booking batches and the login-code secret. Cheap to clone.
@@ -54,6 +55,7 @@ use crate::residents::auth::{self, AuthError, CodeSecret, CodeSent, NewSession};
 pub struct ResidentDesk {
     pool: PgPool,
     availability: AvailabilityCache,
+    tenants: TenantCache,
     booker: Batcher,
     secret: CodeSecret,
 }
@@ -327,11 +329,14 @@ fn open(tenant: Tenant) -> Result<Tenant, DeskError> {
 }
 
 impl ResidentDesk {
-    pub fn new(pool: PgPool, secret: CodeSecret) -> Self {
+    /// `tenants`: the guard's tenant cache ([`crate::staff::authz::Authz::tenant_cache`]), so a
+    /// suspension reaches residents and staff at the same moment.
+    pub fn new(pool: PgPool, secret: CodeSecret, tenants: TenantCache) -> Self {
         Self {
             booker: Batcher::new(pool.clone()),
             pool,
             availability: AvailabilityCache::new(),
+            tenants,
             secret,
         }
     }
@@ -347,29 +352,15 @@ impl ResidentDesk {
         self.booker.stats()
     }
 
-    /// A tenant by slug, remembered for [`crate::availability::CACHE_TTL`] so hot public reads do
-    /// not touch the database for it.
+    /// A tenant by slug, through the shared tenant cache (hot public reads do not touch the
+    /// database for it).
     async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>, sqlx::Error> {
-        if let Some(t) = self.availability.cached_tenant(slug) {
-            return Ok(Some(t));
-        }
-        let found = tenants::find_by_slug(&self.pool, slug).await?;
-        if let Some(t) = &found {
-            self.availability.remember_tenant(t.clone());
-        }
-        Ok(found)
+        self.tenants.by_slug(&self.pool, slug).await
     }
 
-    /// A tenant by id, remembered like [`Self::tenant_by_slug`].
+    /// A tenant by id, through the shared tenant cache.
     async fn tenant_by_id(&self, id: TenantId) -> Result<Option<Tenant>, sqlx::Error> {
-        if let Some(t) = self.availability.cached_tenant_by_id(id) {
-            return Ok(Some(t));
-        }
-        let found = tenants::find_by_id(&self.pool, id).await?;
-        if let Some(t) = &found {
-            self.availability.remember_tenant(t.clone());
-        }
-        Ok(found)
+        self.tenants.by_id(&self.pool, id).await
     }
 
     // -----------------------------------------------------------------------------------------
@@ -479,7 +470,7 @@ impl ResidentDesk {
 
     /// The city's venues.
     pub async fn venues(&self, at: &impl Entered) -> Result<Vec<Venue>, DeskError> {
-        Ok(crate::availability::venues(&self.pool, at.tenant()).await?)
+        Ok(crate::booking::availability::venues(&self.pool, at.tenant()).await?)
     }
 
     /// A venue's upcoming slots with their marks (from the cache).
@@ -644,7 +635,7 @@ impl ResidentDesk {
         let mut companions = Vec::with_capacity(order.companions.len());
         for c in &order.companions {
             let found = match c.birth_date {
-                Some(born) => booking::identify_companion(&mut tx, &c.ticket_no, born).await?,
+                Some(born) => crate::residents::find_by_ticket(&mut tx, &c.ticket_no, born).await?,
                 None => None,
             };
             companions.push(found.ok_or(DeskError::CompanionNotRecognised)?);

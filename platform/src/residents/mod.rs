@@ -1,9 +1,15 @@
 //! Residents as the booking site knows them: identified by ticket number + birth date, proven by an
 //! SMS code ([`auth`]), served by the resident desk ([`desk`]) — the one door the resident site and
-//! the resident GraphQL fields go through.
+//! the resident GraphQL fields go through; the city's register of eligible residents is loaded by
+//! [`import`].
+//!
+//! Rules: a resident is found only by ticket number AND birth date (one answer for every wrong
+//! combination); the login code is never stored; a front end reaches residents only through the
+//! desk, which checks the tenant's status and the resident's session before anything else.
 
 pub mod auth;
 pub mod desk;
+pub mod import;
 
 use chrono::NaiveDate;
 use sqlx::PgConnection;

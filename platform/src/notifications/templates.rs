@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use tenants::TenantTx;
 
-use crate::audit;
-use crate::authz::Scope;
+use crate::staff::audit;
+use crate::staff::authz::Scope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Event {

@@ -16,8 +16,8 @@ use tenants::TenantId;
 use tenants::billing::{self, BillingError, Invoice, Line, MeteredKind, NewPlan, Totals, report};
 use uuid::Uuid;
 
-use crate::audit;
-use crate::authz::{Act, Actor, Authz, Denied, Object, PlatformScope, Scope};
+use crate::staff::audit;
+use crate::staff::authz::{Act, Actor, Authz, Denied, Object, PlatformScope, Scope};
 
 /// The operator's scope on a tenant's billing (contract, drafts, finalisation, credit notes, the
 /// 12-month view). Anyone else — a city admin included — gets `NotFound`: the console does not

@@ -10,7 +10,7 @@
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use crate::authz::Scope;
+use crate::staff::authz::Scope;
 
 /// One venue on one local day: seats offered and seats booked.
 #[derive(Debug, Clone, PartialEq, Eq)]

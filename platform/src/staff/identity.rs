@@ -1,7 +1,7 @@
 //! Staff identity: accounts (e-mail + argon2id password), server-side sessions, single-use links
 //! (invitation, password reset) and login throttling. These tables are deliberately cross-tenant
 //! (a person logs in before the tenant is known); what a person may do in a tenant is decided by
-//! [`crate::authz`].
+//! [`crate::staff::authz`].
 //!
 //! Secrets (passwords, session tokens, link tokens) never leave this module except as the one value
 //! handed to the caller to put in a cookie or link; the database only holds hashes.
@@ -344,13 +344,13 @@ async fn record_failure(pool: &PgPool, key: &str, policy: &AuthPolicy) -> Result
 pub async fn staff_login(
     pool: &PgPool,
     policy: &AuthPolicy,
-    authz: &crate::authz::Authz,
+    authz: &crate::staff::authz::Authz,
     email: &str,
     password: &str,
     ip: &str,
-) -> Result<(String, Session, crate::authz::Actor), IdentityError> {
+) -> Result<(String, Session, crate::staff::authz::Actor), IdentityError> {
     let (token, session) = login(pool, policy, email, password, ip).await?;
-    let actor = crate::authz::Actor::staff(
+    let actor = crate::staff::authz::Actor::staff(
         session.account.id,
         &session.account.email,
         Some(ip.to_owned()),
@@ -361,7 +361,7 @@ pub async fn staff_login(
         .into_iter()
         .filter_map(|(domain, _)| Uuid::parse_str(&domain).ok().map(tenants::TenantId))
         .collect();
-    crate::audit::record_login(pool, &actor, &tenants).await?;
+    crate::staff::audit::record_login(pool, &actor, &tenants).await?;
     Ok((token, session, actor))
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Why: when booking opens, thousands of residents book at once, and PostgreSQL spends most of a
 //! single booking's time starting up statements, not doing the work (docs/benchmarks.md). A batch
-//! pays that once for all of its requests. The invariants are those of [`crate::booking`]: seats
+//! pays that once for all of its requests. The invariants are those of [`crate::booking`] (its module doc): seats
 //! by one conditional `UPDATE … booked + n <= capacity` per slot, booking + job + key in the same
 //! statement, idempotency keys honoured. Whatever a batch cannot decide exactly (a slot without
 //! room for all of its requests, a resident twice in the batch or already booked, any database
@@ -24,9 +24,15 @@ use tenants::{Tenant, TenantId};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::booking::{
-    BookingError, Caller, FastOutcome, FastRequest, book_one_first_dose, fast_outcome, fast_request,
+use super::book::{BookRequest, book_general};
+use super::bookings::Booking;
+use super::dose::Dose;
+use super::error::BookingError;
+use super::fast::{
+    Caller, FastOutcome, FastRequest, book_first_dose, book_one_first_dose, fast_outcome,
+    fast_request,
 };
+use super::keys::is_unique_violation;
 
 /// Batches decided at the same time per tenant.
 pub const LANES: usize = 2;
@@ -92,7 +98,7 @@ impl Batcher {
         }
     }
 
-    /// [`crate::booking::book_first_dose`], decided in a batch with whatever else of the same
+    /// [`book_first_dose`], decided in a batch with whatever else of the same
     /// tenant is waiting.
     pub async fn book_first_dose(
         &self,
@@ -120,7 +126,7 @@ impl Batcher {
         // decided again alone, which its idempotency key makes safe; the next request of the
         // tenant starts new lanes.
         self.lanes.lock().map(|mut l| l.remove(&tenant.id)).ok();
-        crate::booking::book_first_dose(&self.pool, tenant, caller, slot, key).await
+        book_first_dose(&self.pool, tenant, caller, slot, key).await
     }
 
     fn sender(&self, tenant: TenantId) -> mpsc::UnboundedSender<Pending> {
@@ -206,7 +212,7 @@ async fn decide_together(pool: &PgPool, batch: Vec<Pending>, counts: &Counts) ->
             batch
         }
         Err(e) => {
-            if !crate::booking::is_unique_violation(&e) {
+            if !is_unique_violation(&e) {
                 tracing::warn!(error = %e, size = batch.len(), "a booking batch failed; deciding each alone");
             }
             batch
@@ -249,4 +255,26 @@ async fn run_batch(
     .bind(reqs().map(|r| r.payload.clone()).collect::<Vec<_>>())
     .fetch_all(pool)
     .await
+}
+
+/// Like [`super::book`], with the fast path decided in a batch: what the resident-facing front ends
+/// use (through the resident desk). The commonest booking (the resident alone, dose 1, one slot) goes
+/// through `batcher`; everything else, and whatever the fast path leaves open, by the general path,
+/// which says precisely why a booking is refused.
+pub async fn book_batched(
+    batcher: &Batcher,
+    pool: &PgPool,
+    tenant: &Tenant,
+    req: &BookRequest,
+) -> Result<Vec<Booking>, BookingError> {
+    if req.companions.is_empty() && req.second_dose_slot.is_none() && req.dose == Dose::First {
+        let caller = Caller::Resident(req.resident_id);
+        let fast = batcher
+            .book_first_dose(tenant, caller, req.slot_id, &req.idempotency_key)
+            .await?;
+        if let FastOutcome::Done(booked) = fast {
+            return Ok(booked);
+        }
+    }
+    book_general(pool, tenant, req, false).await
 }

@@ -9,9 +9,9 @@ use sqlx::{PgPool, Row};
 use tenants::{TenantId, TenantStatus};
 use uuid::Uuid;
 
-use crate::audit;
-use crate::authz::{Actor, Authz, AuthzError, Denied, Scope};
-use crate::identity::{random_token, token_hash};
+use crate::staff::audit;
+use crate::staff::authz::{Actor, Authz, AuthzError, Denied, Scope};
+use crate::staff::identity::{random_token, token_hash};
 
 /// The scopes a key can have, and the (object, action) rules each one stands for.
 pub const SCOPES: [(&str, &[(&str, &str)]); 7] = [

@@ -9,10 +9,12 @@
 //!   local date.
 //! * Sex is as stored (female, male, other, unknown); the venue is its name.
 
+pub mod overview;
+
 use chrono::NaiveDate;
 use tenants::TenantTx;
 
-use crate::export::{Cell, Column, ColumnKind, ExportError, XlsxExport};
+use crate::exports::spreadsheet::{Cell, Column, ColumnKind, ExportError, XlsxExport};
 
 /// The age bands, in order.
 pub const AGE_BANDS: [&str; 8] = [
@@ -284,7 +286,7 @@ pub async fn stats_xlsx(tx: &mut TenantTx) -> Result<Vec<u8>, StatsError> {
 
 /// The cross tab of `measure` in the scope's tenant ([`crosstab_of`]).
 pub async fn crosstab_for(
-    scope: &mut crate::authz::Scope,
+    scope: &mut crate::staff::authz::Scope,
     period: Period,
     measure: Measure,
 ) -> Result<Vec<StatRow>, sqlx::Error> {
@@ -292,7 +294,7 @@ pub async fn crosstab_for(
 }
 
 /// The statistics workbook of the scope's tenant ([`stats_xlsx`]).
-pub async fn workbook(scope: &mut crate::authz::Scope) -> Result<Vec<u8>, StatsError> {
+pub async fn workbook(scope: &mut crate::staff::authz::Scope) -> Result<Vec<u8>, StatsError> {
     stats_xlsx(&mut scope.tx).await
 }
 

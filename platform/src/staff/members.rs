@@ -5,9 +5,9 @@ use serde_json::json;
 use tenants::{NewTenant, Tenant, TenantId, TenantStatus};
 use uuid::Uuid;
 
-use crate::audit;
-use crate::authz::{Authz, AuthzError, PlatformScope, Role, Scope, staff_subject};
-use crate::identity::{self, AuthPolicy, IdentityError, LinkPurpose};
+use crate::staff::audit;
+use crate::staff::authz::{Authz, AuthzError, PlatformScope, Role, Scope, staff_subject};
+use crate::staff::identity::{self, AuthPolicy, IdentityError, LinkPurpose};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StaffError {
@@ -41,7 +41,7 @@ pub async fn onboard(scope: &PlatformScope, new: &NewTenant) -> Result<Tenant, S
 
 /// Onboarding / active / suspended. The guard's copy of the status in this process is dropped at
 /// once, so a suspension applies to the very next request here (other processes: within
-/// [`crate::authz::TENANT_STATUS_TTL`]).
+/// [`crate::tenant_cache::TENANT_TTL`]).
 pub async fn set_status(
     scope: &PlatformScope,
     authz: &Authz,

@@ -8,9 +8,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit;
-use crate::authz::Scope;
-use crate::jobs::{NOTIFY_QUEUE, Notification};
+use crate::notifications::{NOTIFY_QUEUE, Notification};
+use crate::staff::audit;
+use crate::staff::authz::Scope;
 
 pub const STATUSES: [&str; 7] = [
     "queued",

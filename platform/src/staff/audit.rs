@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::authz::{Actor, Scope};
+use crate::staff::authz::{Actor, Scope};
 
 /// Records an event in the scope's tenant, in the scope's transaction.
 pub(crate) async fn record(

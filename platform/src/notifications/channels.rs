@@ -16,8 +16,8 @@ use serde_json::{Map, Value, json};
 use sqlx::Row;
 use tenants::TenantTx;
 
-use crate::audit;
-use crate::authz::{Act, Actor, Authz, Denied, Object, Scope};
+use crate::staff::audit;
+use crate::staff::authz::{Act, Actor, Authz, Denied, Object, Scope};
 
 /// The key that seals channel secrets; 32 bytes.
 #[derive(Clone)]
@@ -679,7 +679,7 @@ pub async fn record_test_send(
         "notification_channel.test",
         &format!("notification_channel/{kind}"),
         json!({
-            "to": crate::jobs::mask(&message.to),
+            "to": crate::notifications::channels::mask(&message.to),
             "sent": result.is_ok(),
             "provider_message_id": result.ok().map(|r| r.provider_message_id.clone()),
         }),
@@ -738,5 +738,26 @@ mod tests {
         assert!(key.open(&tampered).is_err());
         assert!(SealingKey::new([8; 32]).open(&sealed).is_err());
         assert_eq!(format!("{key:?}"), "SealingKey([REDACTED])");
+    }
+}
+
+/// A recipient as logs and admin pages may show it: 090****5678, t***@example.jp.
+pub fn mask(recipient: &plugins::Recipient) -> String {
+    match recipient {
+        plugins::Recipient::Phone(p) => {
+            let digits: Vec<char> = p.chars().filter(char::is_ascii_digit).collect();
+            let n = digits.len();
+            digits
+                .iter()
+                .enumerate()
+                .map(|(i, c)| if i < 3 || i + 4 >= n { *c } else { '*' })
+                .collect()
+        }
+        plugins::Recipient::Email(e) => match e.split_once('@') {
+            Some((user, domain)) => {
+                format!("{}***@{domain}", user.chars().next().unwrap_or('*'))
+            }
+            None => "***".into(),
+        },
     }
 }

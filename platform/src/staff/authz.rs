@@ -5,7 +5,7 @@
 //! and every tenant-owned operation in `platform` takes a `&mut Scope`, so a handler cannot reach a
 //! tenant's data without having asked first (the lldap pattern).
 //!
-//! Rules live in `authz_rules` (casbin's ptype, v0…v5) and are read and written by [`PgAdapter`], our
+//! Rules live in `authz_rules` (casbin's ptype, v0…v5) and are read and written by [`PgAdapter`] (`policy_store.rs`), our
 //! own casbin adapter on sqlx 0.9 (STACK.md: why not `sqlx-adapter`).
 //! * role rules `p, <role>, *, <object>, <action>` (seeded by the migration);
 //! * role grants `g, <subject>, <role>, <tenant id>`; the platform operator's domain is `*`;
@@ -14,19 +14,20 @@
 //! The guard also decides on the tenant's status, once, here: a suspended city is closed to
 //! everyone but the platform operator (staff sessions and API keys alike get
 //! [`Denied::Suspended`]); a city being onboarded is open to its staff and keys (they set it up).
-//! The status is read through a small per-process cache ([`TENANT_STATUS_TTL`]); the operator's
+//! The status is read through the process's one tenant cache ([`TenantCache`]); the operator's
 //! status change ([`crate::staff::set_status`]) drops the entry at once.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use casbin::{Adapter, CoreApi, DefaultModel, Enforcer, Filter, MgmtApi, Model, RbacApi};
+use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, RbacApi};
 use sqlx::PgPool;
 use tenants::{TenantId, TenantStatus, TenantTx};
 use tokio::sync::RwLock;
 use uuid::Uuid;
+
+use crate::tenant_cache::TenantCache;
+
+pub use super::policy_store::PgAdapter;
 
 const MODEL: &str = r#"
 [request_definition]
@@ -47,7 +48,6 @@ m = (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub, "*")) && (p.dom == "*" || p.dom =
 
 /// How long a process trusts the tenant status it read. A change made through this process applies
 /// at once (the entry is dropped); a change made by another process applies here within this time.
-pub const TENANT_STATUS_TTL: Duration = Duration::from_secs(1);
 
 /// The casbin domain of platform-wide objects (the tenant list).
 pub const PLATFORM: &str = "platform";
@@ -243,42 +243,7 @@ pub struct PlatformScope {
 pub struct Authz {
     pool: PgPool,
     enforcer: Arc<RwLock<Enforcer>>,
-    statuses: StatusCache,
-}
-
-/// Tenant statuses this process read, each with the time it was read.
-#[derive(Clone, Default)]
-struct StatusCache(Arc<Mutex<HashMap<TenantId, StatusEntry>>>);
-
-/// A status as read (None: no such tenant) and when it was read.
-type StatusEntry = (Option<TenantStatus>, Instant);
-
-impl StatusCache {
-    fn get(&self, tenant: TenantId) -> Option<Option<TenantStatus>> {
-        let map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&tenant)
-            .filter(|(_, at)| at.elapsed() < TENANT_STATUS_TTL)
-            .map(|(status, _)| *status)
-    }
-    fn put(&self, tenant: TenantId, status: Option<TenantStatus>) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > 10_000 {
-            map.retain(|_, (_, at)| at.elapsed() < TENANT_STATUS_TTL);
-        }
-        map.insert(tenant, (status, Instant::now()));
-    }
-    fn forget(&self, tenant: TenantId) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&tenant);
-    }
+    tenants: TenantCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -291,12 +256,12 @@ impl Authz {
     /// Loads every rule from `authz_rules`.
     pub async fn load(pool: PgPool) -> Result<Self, AuthzError> {
         let model = DefaultModel::from_str(MODEL).await?;
-        let adapter = PgAdapter { pool: pool.clone() };
+        let adapter = PgAdapter::new(pool.clone());
         let enforcer = Enforcer::new(model, adapter).await?;
         Ok(Self {
             pool,
             enforcer: Arc::new(RwLock::new(enforcer)),
-            statuses: StatusCache::default(),
+            tenants: TenantCache::new(),
         })
     }
 
@@ -355,25 +320,28 @@ impl Authz {
             .is_empty()
     }
 
-    /// The tenant's status (None: no such tenant), from this process's cache when it is younger
-    /// than [`TENANT_STATUS_TTL`].
+    /// The tenant's status (None: no such tenant), through the process's one tenant cache
+    /// ([`TenantCache`], entries live [`crate::tenant_cache::TENANT_TTL`]).
     pub async fn tenant_status(
         &self,
         tenant: TenantId,
     ) -> Result<Option<TenantStatus>, sqlx::Error> {
-        if let Some(status) = self.statuses.get(tenant) {
-            return Ok(status);
-        }
-        let status = tenants::find_by_id(&self.pool, tenant)
+        Ok(self
+            .tenants
+            .by_id(&self.pool, tenant)
             .await?
-            .map(|t| t.status);
-        self.statuses.put(tenant, status);
-        Ok(status)
+            .map(|t| t.status))
     }
 
-    /// Drops this process's copy of the tenant's status (the status was just changed).
+    /// Drops this process's copy of the tenant (its status was just changed): the guard and the
+    /// resident desk, which share the cache ([`Self::tenant_cache`]), both read it afresh.
     pub fn forget_tenant_status(&self, tenant: TenantId) {
-        self.statuses.forget(tenant);
+        self.tenants.forget(tenant);
+    }
+
+    /// The tenant cache this guard reads through, for the resident desk to share.
+    pub fn tenant_cache(&self) -> TenantCache {
+        self.tenants.clone()
     }
 
     /// The tenant-status half of the guard, for every caller that reaches a tenant: a suspended
@@ -634,203 +602,5 @@ impl Authz {
             .remove_filtered_policy(0, vec![subject.to_owned()])
             .await?;
         Ok(())
-    }
-}
-
-/// casbin's `Adapter` over `authz_rules` on sqlx 0.9. Filters match whole values (never LIKE).
-pub struct PgAdapter {
-    pool: PgPool,
-}
-
-fn adapter_err(e: sqlx::Error) -> casbin::Error {
-    casbin::error::AdapterError(Box::new(e)).into()
-}
-
-/// A rule padded to the six value columns.
-fn padded(rule: &[String]) -> [String; 6] {
-    std::array::from_fn(|i| rule.get(i).cloned().unwrap_or_default())
-}
-
-impl PgAdapter {
-    async fn insert(&self, ptype: &str, rules: &[Vec<String>]) -> casbin::Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(adapter_err)?;
-        let mut added = true;
-        for rule in rules {
-            let v = padded(rule);
-            let done = sqlx::query(
-                "INSERT INTO authz_rules (ptype, v0, v1, v2, v3, v4, v5) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(ptype)
-            .bind(&v[0])
-            .bind(&v[1])
-            .bind(&v[2])
-            .bind(&v[3])
-            .bind(&v[4])
-            .bind(&v[5])
-            .execute(&mut *tx)
-            .await
-            .map_err(adapter_err)?;
-            added &= done.rows_affected() == 1;
-        }
-        tx.commit().await.map_err(adapter_err)?;
-        Ok(added)
-    }
-
-    async fn delete(&self, ptype: &str, rules: &[Vec<String>]) -> casbin::Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(adapter_err)?;
-        let mut removed = true;
-        for rule in rules {
-            let v = padded(rule);
-            let done = sqlx::query(
-                "DELETE FROM authz_rules WHERE ptype = $1 AND v0 = $2 AND v1 = $3 AND v2 = $4 \
-                 AND v3 = $5 AND v4 = $6 AND v5 = $7",
-            )
-            .bind(ptype)
-            .bind(&v[0])
-            .bind(&v[1])
-            .bind(&v[2])
-            .bind(&v[3])
-            .bind(&v[4])
-            .bind(&v[5])
-            .execute(&mut *tx)
-            .await
-            .map_err(adapter_err)?;
-            removed &= done.rows_affected() == 1;
-        }
-        tx.commit().await.map_err(adapter_err)?;
-        Ok(removed)
-    }
-}
-
-#[async_trait]
-impl Adapter for PgAdapter {
-    async fn load_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
-        let rows: Vec<(String, String, String, String, String, String, String)> =
-            sqlx::query_as("SELECT ptype, v0, v1, v2, v3, v4, v5 FROM authz_rules ORDER BY id")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(adapter_err)?;
-        for (ptype, v0, v1, v2, v3, v4, v5) in rows {
-            let mut rule = vec![v0, v1, v2, v3, v4, v5];
-            while rule.last().is_some_and(String::is_empty) {
-                rule.pop();
-            }
-            let sec = if ptype.starts_with('g') { "g" } else { "p" };
-            m.add_policy(sec, &ptype, rule);
-        }
-        Ok(())
-    }
-
-    async fn load_filtered_policy<'a>(
-        &mut self,
-        m: &mut dyn Model,
-        _f: Filter<'a>,
-    ) -> casbin::Result<()> {
-        // one enforcer decides for every tenant: it always holds the whole policy
-        self.load_policy(m).await
-    }
-
-    async fn save_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
-        let mut tx = self.pool.begin().await.map_err(adapter_err)?;
-        sqlx::query("DELETE FROM authz_rules")
-            .execute(&mut *tx)
-            .await
-            .map_err(adapter_err)?;
-        tx.commit().await.map_err(adapter_err)?;
-        for sec in ["p", "g"] {
-            let ptypes: Vec<String> = m
-                .get_model()
-                .get(sec)
-                .map(|a| a.keys().cloned().collect())
-                .unwrap_or_default();
-            for ptype in ptypes {
-                let rules = m.get_policy(sec, &ptype);
-                self.insert(&ptype, &rules).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn clear_policy(&mut self) -> casbin::Result<()> {
-        sqlx::query("DELETE FROM authz_rules")
-            .execute(&self.pool)
-            .await
-            .map_err(adapter_err)?;
-        Ok(())
-    }
-
-    fn is_filtered(&self) -> bool {
-        false
-    }
-
-    async fn add_policy(
-        &mut self,
-        _sec: &str,
-        ptype: &str,
-        rule: Vec<String>,
-    ) -> casbin::Result<bool> {
-        self.insert(ptype, &[rule]).await
-    }
-
-    async fn add_policies(
-        &mut self,
-        _sec: &str,
-        ptype: &str,
-        rules: Vec<Vec<String>>,
-    ) -> casbin::Result<bool> {
-        self.insert(ptype, &rules).await
-    }
-
-    async fn remove_policy(
-        &mut self,
-        _sec: &str,
-        ptype: &str,
-        rule: Vec<String>,
-    ) -> casbin::Result<bool> {
-        self.delete(ptype, &[rule]).await
-    }
-
-    async fn remove_policies(
-        &mut self,
-        _sec: &str,
-        ptype: &str,
-        rules: Vec<Vec<String>>,
-    ) -> casbin::Result<bool> {
-        self.delete(ptype, &rules).await
-    }
-
-    async fn remove_filtered_policy(
-        &mut self,
-        _sec: &str,
-        ptype: &str,
-        field_index: usize,
-        field_values: Vec<String>,
-    ) -> casbin::Result<bool> {
-        // exact matches on the given columns; an empty value means "any" (casbin's convention)
-        let mut wanted: [Option<String>; 6] = Default::default();
-        for (i, v) in field_values.into_iter().enumerate() {
-            if let Some(slot) = wanted.get_mut(field_index + i) {
-                *slot = (!v.is_empty()).then_some(v);
-            }
-        }
-        let [w0, w1, w2, w3, w4, w5] = wanted;
-        let done = sqlx::query(
-            "DELETE FROM authz_rules WHERE ptype = $1 \
-             AND ($2::text IS NULL OR v0 = $2) AND ($3::text IS NULL OR v1 = $3) \
-             AND ($4::text IS NULL OR v2 = $4) AND ($5::text IS NULL OR v3 = $5) \
-             AND ($6::text IS NULL OR v4 = $6) AND ($7::text IS NULL OR v5 = $7)",
-        )
-        .bind(ptype)
-        .bind(w0)
-        .bind(w1)
-        .bind(w2)
-        .bind(w3)
-        .bind(w4)
-        .bind(w5)
-        .execute(&self.pool)
-        .await
-        .map_err(adapter_err)?;
-        Ok(done.rows_affected() > 0)
     }
 }

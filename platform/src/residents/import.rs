@@ -8,8 +8,8 @@ use chrono::{Datelike, NaiveDate};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit;
-use crate::authz::Scope;
+use crate::staff::audit;
+use crate::staff::authz::Scope;
 
 /// The header every file starts with (column order is free; the last four columns are optional).
 pub const COLUMNS: [&str; 8] = [
@@ -202,7 +202,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ImportError> {
         }
         let email = optional(5);
         if let Some(e) = &email
-            && crate::identity::parse_email(e).is_err()
+            && crate::staff::identity::parse_email(e).is_err()
         {
             err("email", "is not an e-mail address");
         }

@@ -8,8 +8,8 @@ use serde_json::json;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::audit;
-use crate::authz::Scope;
+use crate::staff::audit;
+use crate::staff::authz::Scope;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {

@@ -136,34 +136,11 @@ type SlotRow = (Uuid, DateTime<Utc>, DateTime<Utc>, i32, i32, i32, i32, bool);
 #[derive(Clone, Default, Debug)]
 pub struct AvailabilityCache {
     entries: Arc<RwLock<Entries>>,
-    tenants: Arc<RwLock<HashMap<String, (Instant, Tenant)>>>,
-    tenants_by_id: Arc<RwLock<HashMap<TenantId, (Instant, Tenant)>>>,
 }
 
 impl AvailabilityCache {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    pub fn cached_tenant(&self, slug: &str) -> Option<Tenant> {
-        let t = self.tenants.read().ok()?;
-        let (at, tenant) = t.get(slug)?;
-        (at.elapsed() < CACHE_TTL).then(|| tenant.clone())
-    }
-
-    pub fn cached_tenant_by_id(&self, id: TenantId) -> Option<Tenant> {
-        let t = self.tenants_by_id.read().ok()?;
-        let (at, tenant) = t.get(&id)?;
-        (at.elapsed() < CACHE_TTL).then(|| tenant.clone())
-    }
-
-    pub fn remember_tenant(&self, tenant: Tenant) {
-        if let Ok(mut t) = self.tenants_by_id.write() {
-            t.insert(tenant.id, (Instant::now(), tenant.clone()));
-        }
-        if let Ok(mut t) = self.tenants.write() {
-            t.insert(tenant.slug.clone(), (Instant::now(), tenant));
-        }
     }
 
     /// Whether `slots` is still what this cache would answer for the venue: the same entry, not

@@ -1,0 +1,103 @@
+//! Idempotency keys (claimed first in the booking's transaction, answered by replay) and the
+//! savepoint every staff booking runs in.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::dose::Dose;
+use super::error::BookingError;
+
+/// Claims the idempotency key for this transaction. `Some(result)` when the key was used before
+/// (by a committed request): the caller returns that result and books nothing.
+pub(crate) async fn claim_key(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    key: &str,
+    resident: Uuid,
+) -> Result<Option<Vec<Uuid>>, BookingError> {
+    let key = key.trim();
+    if key.len() < 8 || key.len() > 200 {
+        return Err(BookingError::KeyReused);
+    }
+    let fresh = sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, key, resident_id) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING RETURNING key",
+    )
+    .bind(tenant)
+    .bind(key)
+    .bind(resident)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if fresh.is_some() {
+        return Ok(None);
+    }
+    let (owner, result): (Uuid, Option<serde_json::Value>) = sqlx::query_as(
+        "SELECT resident_id, result FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+    )
+    .bind(tenant)
+    .bind(key)
+    .fetch_one(conn)
+    .await?;
+    if owner != resident {
+        return Err(BookingError::KeyReused);
+    }
+    let ids = result
+        .and_then(|r| serde_json::from_value::<Vec<Uuid>>(r).ok())
+        .unwrap_or_default();
+    Ok(Some(ids))
+}
+
+pub(crate) async fn store_result(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    key: &str,
+    ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE idempotency_keys SET result = $3 WHERE tenant_id = $1 AND key = $2")
+        .bind(tenant)
+        .bind(key.trim())
+        .bind(serde_json::json!(ids))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn unique_violation_to_already(e: sqlx::Error, dose: Dose) -> BookingError {
+    let is_dup = e
+        .as_database_error()
+        .and_then(|d| d.constraint())
+        .is_some_and(|c| c == "bookings_one_live_per_dose");
+    if is_dup {
+        BookingError::AlreadyBooked { dose }
+    } else {
+        e.into()
+    }
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505")
+}
+
+/// Runs one booking operation (`*_in`) in a savepoint of a staff scope's transaction: on success the savepoint
+/// is released (the booking commits with the scope, together with its audit entry); on an error it
+/// is rolled back, so nothing half-done can be committed by the caller.
+macro_rules! in_savepoint {
+    ($scope:expr, |$conn:ident| $op:expr) => {{
+        let mut sp = sqlx::Connection::begin(&mut *$scope.tx).await?;
+        let $conn: &mut sqlx::PgConnection = &mut sp;
+        let result = $op.await;
+        match result {
+            Ok(v) => {
+                sp.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                sp.rollback().await?;
+                Err(e)
+            }
+        }
+    }};
+}
+pub(crate) use in_savepoint;

@@ -1,0 +1,102 @@
+//! The tenants this process read lately: the ONE cache of tenant records (status, slug, time zone,
+//! languages) that the guard ([`crate::staff::authz::Authz`]) and the resident desk
+//! ([`crate::ResidentDesk`]) read a city through, so both see a status change at the same moment.
+//!
+//! An entry lives [`TENANT_TTL`]; the operator's status change (`staff::set_status`) drops it at
+//! once in this process ([`TenantCache::forget`]); other processes see the change within the TTL.
+//! Hot public reads (availability, during a rush) therefore cost at most one `SELECT` per tenant per
+//! second per process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tenants::{Tenant, TenantId};
+
+/// How long a tenant record read from the database is believed.
+pub const TENANT_TTL: Duration = Duration::from_secs(1);
+
+/// Entries beyond which expired ones are swept (ids of tenants that do not exist are remembered
+/// too, so a flood of made-up ids costs one read each per TTL).
+const SWEEP_AT: usize = 10_000;
+
+#[derive(Default, Debug)]
+struct Entries {
+    by_id: HashMap<TenantId, (Instant, Option<Tenant>)>,
+    by_slug: HashMap<String, (Instant, TenantId)>,
+}
+
+/// Cheap to clone; clones share the entries.
+#[derive(Clone, Default, Debug)]
+pub struct TenantCache(Arc<Mutex<Entries>>);
+
+impl TenantCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fresh_by_id(&self, id: TenantId) -> Option<Option<Tenant>> {
+        let e = self.entries();
+        e.by_id
+            .get(&id)
+            .filter(|(at, _)| at.elapsed() < TENANT_TTL)
+            .map(|(_, t)| t.clone())
+    }
+
+    fn remember(&self, id: TenantId, tenant: Option<Tenant>) {
+        let mut e = self.entries();
+        if e.by_id.len() > SWEEP_AT {
+            e.by_id.retain(|_, (at, _)| at.elapsed() < TENANT_TTL);
+            e.by_slug.retain(|_, (at, _)| at.elapsed() < TENANT_TTL);
+        }
+        let now = Instant::now();
+        if let Some(t) = &tenant {
+            e.by_slug.insert(t.slug.clone(), (now, id));
+        }
+        e.by_id.insert(id, (now, tenant));
+    }
+
+    /// The tenant with this id (`None`: no such tenant).
+    pub async fn by_id(&self, pool: &PgPool, id: TenantId) -> Result<Option<Tenant>, sqlx::Error> {
+        if let Some(t) = self.fresh_by_id(id) {
+            return Ok(t);
+        }
+        let found = tenants::find_by_id(pool, id).await?;
+        self.remember(id, found.clone());
+        Ok(found)
+    }
+
+    /// The tenant with this slug (`None`: no such tenant; unknown slugs are not remembered).
+    pub async fn by_slug(&self, pool: &PgPool, slug: &str) -> Result<Option<Tenant>, sqlx::Error> {
+        let known = {
+            let e = self.entries();
+            e.by_slug
+                .get(slug)
+                .filter(|(at, _)| at.elapsed() < TENANT_TTL)
+                .map(|(_, id)| *id)
+        };
+        if let Some(id) = known
+            && let Some(Some(t)) = self.fresh_by_id(id)
+            && t.slug == slug
+        {
+            return Ok(Some(t));
+        }
+        let found = tenants::find_by_slug(pool, slug).await?;
+        if let Some(t) = &found {
+            self.remember(t.id, Some(t.clone()));
+        }
+        Ok(found)
+    }
+
+    /// Drops what this process knows of the tenant (its status or settings just changed).
+    pub fn forget(&self, id: TenantId) {
+        let mut e = self.entries();
+        e.by_id.remove(&id);
+        e.by_slug.retain(|_, (_, t)| *t != id);
+    }
+}
