@@ -17,15 +17,7 @@ use uuid::Uuid;
 
 use crate::billing::price_list;
 use crate::browser::{DESKTOP, click_and_wait, fill, href, launch, set_value, text_now};
-use crate::support::{TestApp, spawn_app};
-
-fn jst(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-    Tokyo
-        .with_ymd_and_hms(y, m, d, h, 0, 0)
-        .single()
-        .expect("valid JST time")
-        .with_timezone(&Utc)
-}
+use crate::support::{TestApp, body, jst, spawn_app};
 
 fn oct1() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 10, 1).expect("date")
@@ -43,7 +35,7 @@ async fn billed_city(app: &TestApp, slug: &str, code: &str) -> TenantId {
         "oct-sms",
         MeteredKind::SmsSegment,
         1_200,
-        jst(2026, 10, 15, 12),
+        jst(2026, 10, 15, 12, 0),
     )
     .await
     .expect("usage");
@@ -62,11 +54,6 @@ async fn invoice_row(app: &TestApp, t: TenantId, month: NaiveDate) -> (Uuid, Str
     .await
     .expect("invoice row");
     row
-}
-
-async fn body(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    (status, res.text().await.expect("body"))
 }
 
 #[tokio::test]
@@ -108,7 +95,7 @@ async fn a_final_invoice_cannot_be_changed_from_the_console_or_graphql_and_a_cre
         "late",
         MeteredKind::SmsSegment,
         500,
-        jst(2026, 10, 31, 20),
+        jst(2026, 10, 31, 20, 0),
     )
     .await
     .expect("late usage");
@@ -400,7 +387,7 @@ async fn the_monthly_tick_builds_drafts_in_grace_finalises_after_and_counts_resi
         .await
         .expect("residents");
 
-    let in_grace = jst(2026, 11, 2, 9);
+    let in_grace = jst(2026, 11, 2, 9, 0);
     let r = report::tick(&app.pool, in_grace).await.expect("tick");
     assert!(r.ran);
     assert_eq!(
@@ -425,7 +412,7 @@ async fn the_monthly_tick_builds_drafts_in_grace_finalises_after_and_counts_resi
         "late",
         MeteredKind::SmsSegment,
         10,
-        jst(2026, 10, 31, 23),
+        jst(2026, 10, 31, 23, 0),
     )
     .await
     .expect("late");
@@ -445,7 +432,7 @@ async fn the_monthly_tick_builds_drafts_in_grace_finalises_after_and_counts_resi
     other.rollback().await.expect("release");
 
     // after the grace period: finalised with a number, and never rebuilt afterwards
-    let after = jst(2026, 11, 10, 9);
+    let after = jst(2026, 11, 10, 9, 0);
     let r = report::tick(&app.pool, after).await.expect("tick");
     assert_eq!((r.drafts_built, r.finalized, r.failures), (0, 1, 0));
     let (same, state, _, _) = invoice_row(&app, t, oct1()).await;

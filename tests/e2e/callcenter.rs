@@ -5,7 +5,7 @@
 use platform::authz::Role;
 use uuid::Uuid;
 
-use crate::support::{AdminClient, Options, TestApp, spawn_app, spawn_app_with};
+use crate::support::{AdminClient, TestApp, body, demo_app, spawn_app};
 
 /// A resident stored in katakana with a name no demo resident has.
 async fn yoshida(app: &TestApp, tenant: &tenants::Tenant) -> Uuid {
@@ -22,11 +22,6 @@ async fn yoshida(app: &TestApp, tenant: &tenants::Tenant) -> Uuid {
     .expect("insert resident");
     tx.commit().await.expect("commit");
     id
-}
-
-async fn body(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    (status, res.text().await.expect("body"))
 }
 
 fn search_url(kana: &str, birth: &str, ticket: &str) -> String {
@@ -64,11 +59,7 @@ async fn audit_actions(app: &TestApp, action: &str) -> Vec<(String, String)> {
 #[tokio::test]
 async fn the_call_centre_finds_a_katakana_resident_by_hiragana_or_half_width_input_and_books_for_them()
  {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let resident = yoshida(&app, &demo).await;
     let mut cc = app
@@ -280,11 +271,7 @@ async fn cancel(
 
 #[tokio::test]
 async fn only_a_city_admin_may_cancel_past_the_cutoff_and_the_override_is_audited() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let (resident, booking) = booking_past_cutoff(&app, &demo, 5).await;
     let mut staff = app
@@ -387,11 +374,7 @@ async fn book_or_change(
 
 #[tokio::test]
 async fn only_a_city_admin_may_book_or_move_past_the_booking_deadline_and_it_is_audited() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let resident = app
         .resident_id(&platform::demo::demo_resident(7).ticket_no)
@@ -525,11 +508,7 @@ pub async fn role_clients<'a>(app: &'a TestApp, tenant: &tenants::Tenant) -> Vec
 
 #[tokio::test]
 async fn every_role_gets_exactly_the_call_centre_pages_and_actions_it_is_allowed() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let resident = yoshida(&app, &demo).await;
     let mut people = role_clients(&app, &demo).await;
@@ -603,11 +582,7 @@ async fn every_role_gets_exactly_the_call_centre_pages_and_actions_it_is_allowed
 #[tokio::test]
 async fn an_operator_finds_a_caller_and_books_for_them_in_a_real_browser() {
     use crate::browser::{DESKTOP, click_and_wait, fill, launch, set_value};
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let resident = yoshida(&app, &demo).await;
     app.staff(

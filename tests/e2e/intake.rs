@@ -10,7 +10,7 @@ use platform::demo::demo_resident;
 use uuid::Uuid;
 
 use crate::browser::{DESKTOP, click_and_wait, fill, launch, set_value, text_now};
-use crate::support::{AdminClient, Options, PASSWORD, TestApp, csrf_in, spawn_app_with};
+use crate::support::{AdminClient, PASSWORD, TestApp, csrf_in, demo_app};
 
 const MASS: &str = "市民ホール集団接種会場";
 const NORTH: &str = "北部コミュニティセンター";
@@ -83,11 +83,7 @@ async fn booking_in(app: &TestApp, slot: Uuid, n: u32, dose: i16) -> Uuid {
 }
 
 async fn fixture() -> Fixture {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await;
+    let app = demo_app().await;
     let tenant = app.demo_tenant().await;
     let mass = venue_id(&app, MASS).await;
     let north = venue_id(&app, NORTH).await;

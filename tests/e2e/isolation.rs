@@ -3,22 +3,14 @@
 
 use chrono::{Datelike, Utc};
 use sqlx::{Executor, PgPool, Row};
-use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName, TimeZone};
+use tenants::{TenantId, TimeZone};
 
-use crate::support::{Options, TestApp, spawn_app, spawn_app_with};
+use crate::support::{Options, TestApp, new_tenant, spawn_app, spawn_app_with};
 
 async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
-    let new = NewTenant {
-        slug: Slug::parse(slug).expect("slug"),
-        name: TenantName::parse(slug).expect("name"),
-        code: LocalGovernmentCode::parse(code).expect("code"),
-        time_zone: TimeZone::default(),
-        default_locale: Locale::default(),
-        locales: vec![Locale::default()],
-    };
     // Created and filled by the runtime role, through the scoped unit of work: the policies'
     // WITH CHECK must accept a tenant's own rows.
-    let tenant = tenants::create_tenant(pool, &new)
+    let tenant = tenants::create_tenant(pool, &new_tenant(slug, slug, code))
         .await
         .expect("create tenant");
     let mut tx = tenants::begin(pool, tenant.id).await.expect("scope");

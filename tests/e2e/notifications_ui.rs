@@ -23,29 +23,16 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::browser::{PHONE, launch};
-use crate::support::{AdminClient, Options, TestApp, spawn_app_with};
+use crate::support::{AdminClient, TestApp, body, book_request, demo_app};
 
 const GW_TOKEN: &str = "gw-token";
 /// base64("AC42:gw-token")
 const GW_BASIC: &str = "Basic QUM0Mjpndy10b2tlbg==";
 
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await
-}
-
 async fn city_admin<'a>(app: &'a TestApp, email: &str) -> AdminClient<'a> {
     let tenant = app.demo_tenant().await;
     app.staff_client(email, Some((tenant.id, Role::CityAdmin, &[])))
         .await
-}
-
-async fn body(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    (status, res.text().await.expect("body"))
 }
 
 /// Configures the e-mail channel through the admin page (SMTP sink, plain).
@@ -546,7 +533,7 @@ async fn channel_credentials_are_masked_on_every_admin_page_and_never_logged() {
     let tenant = app.demo_tenant().await;
     let resident = app.resident_id(&demo_resident(3).ticket_no).await;
     let slot = app.demo_slot(0).await;
-    booking::book(&app.pool, &tenant, &request(resident, slot))
+    booking::book(&app.pool, &tenant, &book_request(resident, slot))
         .await
         .expect("booked");
     app.worker.run_once().await.expect("work");
@@ -618,17 +605,6 @@ async fn channel_credentials_are_masked_on_every_admin_page_and_never_logged() {
 fn base64_of(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-fn request(resident: Uuid, slot: Uuid) -> BookRequest {
-    BookRequest {
-        resident_id: resident,
-        slot_id: slot,
-        dose: Dose::First,
-        companions: vec![],
-        second_dose_slot: None,
-        idempotency_key: Uuid::new_v4().to_string(),
-    }
 }
 
 #[tokio::test]
@@ -846,7 +822,7 @@ async fn templates_are_validated_previewed_used_by_the_worker_and_reset() {
     booking::book(
         &app.pool,
         &tenant,
-        &request(resident, app.demo_slot(0).await),
+        &book_request(resident, app.demo_slot(0).await),
     )
     .await
     .expect("booked");
@@ -985,11 +961,7 @@ async fn the_sms_budget_is_validated_and_its_banners_show_on_the_notifications_p
         .header(
             "cookie",
             admin
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; "),
+                .cookie_header(),
         )
         .header("accept-language", "ja")
         .send()
@@ -1057,11 +1029,7 @@ async fn both_budget_forms_give_the_same_answer_through_the_one_setter() {
     );
     // in Japanese too, the same on both pages
     let cookies = admin
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
+        .cookie_header();
     let mut ja = Vec::new();
     for form in forms {
         let page = app
@@ -1279,7 +1247,7 @@ async fn book_for(app: &TestApp, n: u32, nth: i64) -> Uuid {
     booking::book(
         &app.pool,
         &tenant,
-        &request(resident, app.demo_slot(nth).await),
+        &book_request(resident, app.demo_slot(nth).await),
     )
     .await
     .expect("booked")[0]
@@ -1306,7 +1274,7 @@ async fn the_delivery_log_shows_a_dead_message_with_its_reason_filters_pages_and
     booking::book(
         &app.pool,
         &tenant,
-        &request(resident, app.demo_slot(0).await),
+        &book_request(resident, app.demo_slot(0).await),
     )
     .await
     .expect("booked");
@@ -1337,7 +1305,7 @@ async fn the_delivery_log_shows_a_dead_message_with_its_reason_filters_pages_and
         .await
         .expect("email");
     let other = app.resident_id(&demo_resident(4).ticket_no).await;
-    booking::book(&app.pool, &tenant, &request(other, app.demo_slot(1).await))
+    booking::book(&app.pool, &tenant, &book_request(other, app.demo_slot(1).await))
         .await
         .expect("booked");
     app.worker.run_once().await.expect("work");

@@ -13,15 +13,7 @@ use chromiumoxide::cdp::browser_protocol::dom::{
 use chromiumoxide::cdp::browser_protocol::page::GetLayoutMetricsParams;
 
 use crate::browser::{PHONE, launch};
-use crate::support::{Options, TestApp, spawn_app_with};
-
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await
-}
+use crate::support::{TestApp, demo_app};
 
 struct Words {
     my_bookings: &'static str,

@@ -195,6 +195,26 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
+/// The app with the demo municipality seeded (`Options { demo: true, .. }`).
+pub async fn demo_app() -> TestApp {
+    spawn_app_with(Options {
+        demo: true,
+        ..Options::default()
+    })
+    .await
+}
+
+/// The demo app without a background notification worker: the test works jobs itself with
+/// `app.worker.run_once()` (`Options { demo: true, manual_worker: true, .. }`).
+pub async fn demo_app_manual_worker() -> TestApp {
+    spawn_app_with(Options {
+        demo: true,
+        manual_worker: true,
+        ..Options::default()
+    })
+    .await
+}
+
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let database = fresh_database().await;
     let mut settings = settings_for(&database);
@@ -294,15 +314,7 @@ impl TestApp {
 
     /// A tenant created through the registry and filled by `platform::demo::seed_city`.
     pub async fn seeded_tenant(&self, slug: &str, code: &str) -> tenants::Tenant {
-        let new = tenants::NewTenant {
-            slug: tenants::Slug::parse(slug).expect("slug"),
-            name: tenants::TenantName::parse(slug).expect("name"),
-            code: tenants::LocalGovernmentCode::parse(code).expect("code"),
-            time_zone: tenants::TimeZone::default(),
-            default_locale: tenants::Locale::default(),
-            locales: vec![tenants::Locale::default()],
-        };
-        let tenant = tenants::create_tenant(&self.pool, &new)
+        let tenant = tenants::create_tenant(&self.pool, &new_tenant(slug, slug, code))
             .await
             .expect("create tenant");
         let mut tx = tenants::begin(&self.pool, tenant.id).await.expect("scope");
@@ -404,7 +416,8 @@ impl AdminClient<'_> {
         format!("{}{path}", self.base)
     }
 
-    fn cookie_header(&self) -> String {
+    /// The session's cookies as one `Cookie` header value (for requests made without this client).
+    pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -661,17 +674,57 @@ pub async fn yoyaku_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     .expect("join")
 }
 
-/// A tenant with nothing in it (local-government code 141003), for tests that arrange their own data.
-pub async fn bare_tenant(pool: &PgPool, slug: &str, name: &str) -> tenants::TenantId {
-    let new = tenants::NewTenant {
+/// A new tenant's registry entry: Japanese, in the default time zone.
+pub fn new_tenant(slug: &str, name: &str, code: &str) -> tenants::NewTenant {
+    tenants::NewTenant {
         slug: tenants::Slug::parse(slug).expect("slug"),
         name: tenants::TenantName::parse(name).expect("name"),
-        code: tenants::LocalGovernmentCode::parse("141003").expect("code"),
+        code: tenants::LocalGovernmentCode::parse(code).expect("code"),
         time_zone: tenants::TimeZone::default(),
         default_locale: tenants::Locale::default(),
         locales: vec![tenants::Locale::default()],
-    };
-    tenants::create_tenant(pool, &new).await.expect("tenant").id
+    }
+}
+
+/// A tenant with nothing in it, for tests that arrange their own data.
+pub async fn empty_tenant(pool: &PgPool, slug: &str, name: &str, code: &str) -> tenants::TenantId {
+    tenants::create_tenant(pool, &new_tenant(slug, name, code))
+        .await
+        .expect("tenant")
+        .id
+}
+
+/// A tenant with nothing in it (local-government code 141003), for tests that arrange their own data.
+pub async fn bare_tenant(pool: &PgPool, slug: &str, name: &str) -> tenants::TenantId {
+    empty_tenant(pool, slug, name, "141003").await
+}
+
+/// A response's status and body text.
+pub async fn body(res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("body"))
+}
+
+/// A dose-1 booking of `slot` for `resident`, alone, with a fresh idempotency key.
+pub fn book_request(resident: uuid::Uuid, slot: uuid::Uuid) -> platform::booking::BookRequest {
+    platform::booking::BookRequest {
+        resident_id: resident,
+        slot_id: slot,
+        dose: platform::booking::Dose::First,
+        companions: vec![],
+        second_dose_slot: None,
+        idempotency_key: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// A wall-clock time in Japan (Asia/Tokyo) as UTC, for pinning test times to fixed points.
+pub fn jst(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone as _;
+    chrono_tz::Asia::Tokyo
+        .with_ymd_and_hms(y, m, d, h, min, 0)
+        .single()
+        .expect("valid JST time")
+        .with_timezone(&chrono::Utc)
 }
 
 /// An HTTP client for the test's own side that carries its TLS configuration with it, so the test
