@@ -16,8 +16,10 @@ use tenants::billing::{self, MeteredKind, report, usage};
 use uuid::Uuid;
 
 use crate::billing::price_list;
-use crate::browser::{DESKTOP, click_and_wait, fill, href, launch, set_value, text_now};
-use crate::support::{TestApp, body, jst, spawn_app};
+use crate::browser::{
+    DESKTOP, click_and_wait, fill, goto, href, launch, set_value, submit, text_now,
+};
+use crate::support::{PASSWORD, TestApp, body, jst, spawn_app};
 
 fn oct1() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 10, 1).expect("date")
@@ -441,27 +443,6 @@ async fn the_monthly_tick_builds_drafts_in_grace_finalises_after_and_counts_resi
     assert_eq!((r.drafts_built, r.finalized, r.failures), (0, 0, 0));
 }
 
-/// Clicks a submit button and waits until the page shows `expect`.
-async fn submit(page: &chromiumoxide::Page, selector: &str, expect: &str) {
-    click_and_wait(page, selector).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        if text_now(page).await.contains(expect) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "after {selector}: expected {expect:?} in {}",
-        text_now(page).await
-    );
-}
-
-async fn goto(page: &chromiumoxide::Page, url: String) {
-    page.goto(url).await.expect("goto");
-    page.wait_for_navigation().await.expect("load");
-}
-
 #[tokio::test]
 async fn the_operator_puts_a_new_city_on_a_plan_sees_its_usage_and_downloads_the_invoice_as_excel()
 {
@@ -469,10 +450,9 @@ async fn the_operator_puts_a_new_city_on_a_plan_sees_its_usage_and_downloads_the
     app.staff("operator@yoyaku.example", None).await;
     let base = app.url("");
     let browser = launch(DESKTOP).await;
-    let page = browser.open(&format!("{base}/admin/login")).await;
-    fill(&page, "input[name=email]", "operator@yoyaku.example").await;
-    fill(&page, "input[name=password]", crate::support::PASSWORD).await;
-    submit(&page, "#login", "Log out").await;
+    let page = browser
+        .staff_page(&base, "operator@yoyaku.example", PASSWORD)
+        .await;
 
     // a plan through the console
     goto(&page, format!("{base}/admin/plans")).await;

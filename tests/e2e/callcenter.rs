@@ -5,7 +5,7 @@
 use platform::authz::Role;
 use uuid::Uuid;
 
-use crate::support::{AdminClient, TestApp, body, demo_app, spawn_app};
+use crate::support::{AdminClient, PASSWORD, TestApp, body, demo_app, spawn_app};
 
 /// A resident stored in katakana with a name no demo resident has.
 async fn yoshida(app: &TestApp, tenant: &tenants::Tenant) -> Uuid {
@@ -581,7 +581,7 @@ async fn every_role_gets_exactly_the_call_centre_pages_and_actions_it_is_allowed
 
 #[tokio::test]
 async fn an_operator_finds_a_caller_and_books_for_them_in_a_real_browser() {
-    use crate::browser::{DESKTOP, click_and_wait, fill, launch, set_value};
+    use crate::browser::{DESKTOP, click_and_wait, goto, launch, set_value, wait_text};
     let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let resident = yoshida(&app, &demo).await;
@@ -600,30 +600,24 @@ async fn an_operator_finds_a_caller_and_books_for_them_in_a_real_browser() {
     .expect("slot");
     let base = app.url("");
     let browser = launch(DESKTOP).await;
-    let page = browser.open(&format!("{base}/admin/login")).await;
-    fill(&page, "input[name=email]", "phone@callcenter.example").await;
-    fill(&page, "input[name=password]", crate::support::PASSWORD).await;
-    click_and_wait(&page, "#login").await;
-    crate::overview::wait_logged_in(&page).await;
+    let page = browser
+        .staff_page(&base, "phone@callcenter.example", PASSWORD)
+        .await;
 
-    page.goto(format!("{base}/admin/t/demo/callcenter"))
-        .await
-        .expect("goto");
-    page.wait_for_navigation().await.expect("load");
+    goto(&page, format!("{base}/admin/t/demo/callcenter")).await;
     // what the IME commits for 「よしだ」, typed in hiragana
     set_value(&page, "#caller-search input[name=kana]", "よしだ").await;
     click_and_wait(&page, "#caller-search button").await;
-    shows(&page, "ヨシダ　サブロウ").await;
+    wait_text(&page, "ヨシダ　サブロウ").await;
     click_and_wait(&page, "#callers a").await;
-    shows(&page, "2000000001").await;
-    page.goto(format!(
-        "{base}/admin/t/demo/callcenter/{resident}?venue={venue}&day={day}"
-    ))
-    .await
-    .expect("goto");
-    page.wait_for_navigation().await.expect("load");
+    wait_text(&page, "2000000001").await;
+    goto(
+        &page,
+        format!("{base}/admin/t/demo/callcenter/{resident}?venue={venue}&day={day}"),
+    )
+    .await;
     click_and_wait(&page, "#book-form button[type=submit]").await;
-    shows(&page, "Booked.").await;
+    wait_text(&page, "Booked.").await;
     let booked: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM bookings WHERE resident_id = $1 AND status = 'booked'",
     )
@@ -637,17 +631,4 @@ async fn an_operator_finds_a_caller_and_books_for_them_in_a_real_browser() {
         "phone@callcenter.example"
     );
     browser.close().await;
-}
-
-/// Waits (up to 10 s) until the page shows `needle`.
-async fn shows(page: &chromiumoxide::Page, needle: &str) {
-    let mut seen = String::new();
-    for _ in 0..100 {
-        seen = crate::browser::text_now(page).await;
-        if seen.contains(needle) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("expected {needle:?} on the page: {seen}");
 }

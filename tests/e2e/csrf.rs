@@ -149,8 +149,7 @@ async fn every_admin_post_without_the_session_token_is_refused_and_changes_nothi
         reqwest::Method::DELETE,
         reqwest::Method::PATCH,
     ] {
-        let cookies = admin
-            .cookie_header();
+        let cookies = admin.cookie_header();
         let res = app
             .client
             .request(method.clone(), app.url("/admin/t/demo/venues"))
@@ -161,8 +160,7 @@ async fn every_admin_post_without_the_session_token_is_refused_and_changes_nothi
         assert_eq!(res.status(), 403, "{method}");
     }
     // the header works as well as the field (for scripts), and only with the right token
-    let cookies = admin
-        .cookie_header();
+    let cookies = admin.cookie_header();
     let res = app
         .client
         .post(app.url("/admin/t/demo/notifications/budget"))

@@ -96,11 +96,7 @@ async fn a_suspended_city_is_closed_to_its_staff_and_keys_and_open_to_the_operat
     let ja = app
         .client
         .get(app.url(&venues_page))
-        .header(
-            "cookie",
-            s.client(Who::CityAdmin)
-                .cookie_header(),
-        )
+        .header("cookie", s.client(Who::CityAdmin).cookie_header())
         .header("accept-language", "ja")
         .send()
         .await
