@@ -5,7 +5,7 @@ use chrono::{Datelike, Utc};
 use sqlx::{Executor, PgPool, Row};
 use tenants::{TenantId, TimeZone};
 
-use crate::support::{Options, TestApp, new_tenant, spawn_app, spawn_app_with};
+use crate::support::{Options, TestApp, arrange_sms_budget, new_tenant, spawn_app, spawn_app_with};
 
 async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     // Created and filled by the runtime role, through the scoped unit of work: the policies'
@@ -50,15 +50,7 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     )
     .await
     .expect("channel");
-    // arranged directly: the one setter (`channels::set_sms_budget`) is for staff and audits
-    sqlx::query(
-        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) \
-         SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid, $1",
-    )
-    .bind(10_000)
-    .execute(&mut *tx)
-    .await
-    .expect("budget");
+    arrange_sms_budget(&mut tx, 10_000).await;
     // exports: a finished job with its file chunk
     let export = uuid::Uuid::now_v7();
     sqlx::query(

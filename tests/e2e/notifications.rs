@@ -15,7 +15,7 @@ use uuid::Uuid;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{TestApp, book_request, demo_app_manual_worker};
+use crate::support::{TestApp, arrange_sms_budget, book_request, demo_app_manual_worker};
 
 /// The server's own sealing key (development default), so the worker can open what we store.
 fn key(app: &TestApp) -> SealingKey {
@@ -383,15 +383,7 @@ async fn the_sms_budget_stops_sms_at_the_cap() {
     let used = i64::from(job(&app, first).await.3.expect("units"));
     let tenant = app.demo_tenant().await;
     let mut tx = tenants::begin(&app.pool, tenant.id).await.expect("scope");
-    // arranged directly: the one setter (`channels::set_sms_budget`) is for staff and audits
-    sqlx::query(
-        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) \
-         SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid, $1",
-    )
-    .bind(used)
-    .execute(&mut *tx)
-    .await
-    .expect("budget");
+    arrange_sms_budget(&mut tx, used).await;
     tx.commit().await.expect("commit");
 
     let second = book(&app, 6, 1).await;

@@ -7,7 +7,7 @@ use platform::demo::demo_resident;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, demo_app};
+use crate::support::{TestApp, demo_app, field_in};
 
 const BOOK: &str = "mutation($input: BookInput!) { book(input: $input) { id slotId dose } }";
 
@@ -22,10 +22,7 @@ async fn confirm_form(app: &TestApp, cookie: &str, slot: Uuid) -> (String, Strin
         .expect("confirm page");
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
-    let field = |name: &str| {
-        let at = html.find(&format!("name=\"{name}\" value=\"")).expect(name) + name.len() + 15;
-        html[at..].split('"').next().expect("value").to_owned()
-    };
+    let field = |name: &str| field_in(&html, name).expect(name);
     (field("csrf"), field("key"))
 }
 

@@ -10,7 +10,7 @@ use chromiumoxide::cdp::browser_protocol::page::GetLayoutMetricsParams;
 use crate::browser::{
     PHONE, demo_login_path, go, html_now, launch, log_in_resident, switch_language,
 };
-use crate::support::{TestApp, demo_app};
+use crate::support::{TestApp, demo_app, field_in};
 
 struct Words {
     my_bookings: &'static str,
@@ -207,10 +207,7 @@ async fn the_confirm_page_offers_dose_two_together_with_dose_one() {
         html.contains(&format!("option value=\"{second}\"")),
         "{html}"
     );
-    let field = |name: &str| {
-        let at = html.find(&format!("name=\"{name}\" value=\"")).expect(name) + name.len() + 15;
-        html[at..].split('"').next().expect("value").to_owned()
-    };
+    let field = |name: &str| field_in(&html, name).expect(name);
     let (csrf, key) = (field("csrf"), field("key"));
     let res = app
         .client

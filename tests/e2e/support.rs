@@ -396,7 +396,13 @@ pub struct AdminClient<'a> {
 
 /// The value of the first `name="csrf"` hidden field in a page.
 pub fn csrf_in(html: &str) -> Option<String> {
-    let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    field_in(html, "csrf")
+}
+
+/// The value of the first form field `name="<name>"` in a page (hidden fields: `csrf`, `key`).
+pub fn field_in(html: &str, name: &str) -> Option<String> {
+    let prefix = format!("name=\"{name}\" value=\"");
+    let at = html.find(&prefix)? + prefix.len();
     Some(html[at..].split('"').next()?.to_owned())
 }
 
@@ -697,6 +703,19 @@ pub async fn empty_tenant(pool: &PgPool, slug: &str, name: &str, code: &str) -> 
 /// A tenant with nothing in it (local-government code 141003), for tests that arrange their own data.
 pub async fn bare_tenant(pool: &PgPool, slug: &str, name: &str) -> tenants::TenantId {
     empty_tenant(pool, slug, name, "141003").await
+}
+
+/// Sets the tenant's monthly SMS budget (in segments) inside its scoped transaction `tx`. Arranged
+/// directly: the one setter (`channels::set_sms_budget`) is for staff and audits.
+pub async fn arrange_sms_budget(tx: &mut PgConnection, segments: i64) {
+    sqlx::query(
+        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) \
+         SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid, $1",
+    )
+    .bind(segments)
+    .execute(&mut *tx)
+    .await
+    .expect("budget");
 }
 
 /// A response's status and body text.
