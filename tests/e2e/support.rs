@@ -362,9 +362,7 @@ impl TestApp {
     /// Logs in through the login form and returns a client that carries the session.
     pub async fn login(&self, email: &str, password: &str) -> AdminClient<'_> {
         let mut client = self.anonymous();
-        let res = client.attempt_login(email, password).await;
-        assert_eq!(res.status(), 303, "login of {email} failed");
-        client.refresh_csrf().await;
+        client.log_in(email, password).await;
         client
     }
 
@@ -496,6 +494,14 @@ impl AdminClient<'_> {
     pub async fn refresh_csrf(&mut self) {
         let html = self.get("/admin").await.text().await.expect("body");
         self.csrf = csrf_in(&html).expect("a csrf field on the start page");
+    }
+
+    /// Logs in through the login form (asserting the redirect of a successful login) and takes the
+    /// session's CSRF token from the start page.
+    pub async fn log_in(&mut self, email: &str, password: &str) {
+        let res = self.attempt_login(email, password).await;
+        assert_eq!(res.status(), 303, "login of {email} failed");
+        self.refresh_csrf().await;
     }
 
     /// Fetches the login form (for its CSRF cookie and token) and posts the credentials.
