@@ -1,11 +1,8 @@
 //! The admin UI in a real browser: from onboarding a city to its first imported residents, and a
 //! venue staff member who cannot open another venue's pages.
 
-use std::time::Duration;
-
 use crate::browser::{
-    DESKTOP, choose_file, click_and_wait, fill, goto, href, launch, log_in_staff, set_value,
-    submit, text, text_now,
+    DESKTOP, choose_file, fill, goto, href, launch, log_in_staff, set_value, submit, text,
 };
 use crate::support::{PASSWORD, spawn_app};
 

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone as _, Utc};
-use chrono_tz::Asia::Tokyo;
+use chrono::{Duration, NaiveDate};
 use serde_json::json;
 use tenants::TenantId;
 use tenants::billing::{self, BillingError, Line, MeteredKind, NewPlan, Price, usage};

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::time::Duration;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone as _, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use chrono_tz::Asia::Tokyo;
 use platform::authz::Role;
 use serde_json::json;
@@ -16,9 +15,7 @@ use tenants::billing::{self, MeteredKind, report, usage};
 use uuid::Uuid;
 
 use crate::billing::price_list;
-use crate::browser::{
-    DESKTOP, click_and_wait, fill, goto, href, launch, set_value, submit, text_now,
-};
+use crate::browser::{DESKTOP, fill, goto, href, launch, set_value, submit, text_now};
 use crate::support::{PASSWORD, TestApp, body, jst, spawn_app};
 
 fn oct1() -> NaiveDate {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use platform::booking::{self, BookRequest, BookingError, Dose};
+use platform::booking::{self, BookingError, Dose};
 use platform::booking_batch;
 use platform::demo::demo_resident;
 use platform::i18n::Lang;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use platform::booking::{self, BookRequest, Dose};
+use platform::booking;
 use platform::channels::{self, SealingKey};
 use platform::demo::demo_resident;
 use plugins::testing::SmtpSink;

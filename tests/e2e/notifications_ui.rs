@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use platform::authz::Role;
-use platform::booking::{self, BookRequest, Dose};
+use platform::booking;
 use platform::demo::demo_resident;
 use plugins::testing::SmtpSink;
 use serde_json::json;
