@@ -5,7 +5,9 @@
 use platform::authz::Role;
 use uuid::Uuid;
 
-use crate::support::{AdminClient, PASSWORD, TestApp, body, demo_app, spawn_app};
+use crate::support::{
+    AdminClient, PASSWORD, ROLES, TestApp, body, demo_app, role_clients, spawn_app,
+};
 
 /// A resident stored in katakana with a name no demo resident has.
 async fn yoshida(app: &TestApp, tenant: &tenants::Tenant) -> Uuid {
@@ -468,42 +470,6 @@ async fn only_a_city_admin_may_book_or_move_past_the_booking_deadline_and_it_is_
         audit_actions(&app, "callcenter.change_override").await,
         vec![("boss@demo.example".to_owned(), format!("booking/{booking}"))]
     );
-}
-
-const ROLES: [(&str, Option<Role>); 7] = [
-    ("operator", None),
-    ("city_admin", Some(Role::CityAdmin)),
-    ("city_staff", Some(Role::CityStaff)),
-    ("venue_staff", Some(Role::VenueStaff)),
-    ("hospital_staff", Some(Role::HospitalStaff)),
-    ("call_center", Some(Role::CallCenter)),
-    ("auditor", Some(Role::Auditor)),
-];
-
-/// One logged-in client per role in the demo city (venue staff assigned to the first venue).
-pub async fn role_clients<'a>(app: &'a TestApp, tenant: &tenants::Tenant) -> Vec<AdminClient<'a>> {
-    let venue: Uuid =
-        sqlx::query_scalar("SELECT id FROM venues WHERE tenant_id = $1 ORDER BY name LIMIT 1")
-            .bind(tenant.id.0)
-            .fetch_one(&app.owner)
-            .await
-            .expect("venue");
-    let mut out = Vec::new();
-    for (who, role) in ROLES {
-        let venues = if matches!(role, Some(Role::VenueStaff | Role::HospitalStaff)) {
-            vec![venue]
-        } else {
-            vec![]
-        };
-        out.push(
-            app.staff_client(
-                &format!("{who}@roles.example"),
-                role.map(|r| (tenant.id, r, venues.as_slice())),
-            )
-            .await,
-        );
-    }
-    out
 }
 
 #[tokio::test]

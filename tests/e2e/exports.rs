@@ -11,8 +11,7 @@ use platform::authz::{Act, Actor, Object, Role};
 use platform::exports::{self, BATCH_ROWS, ExportFormat, ExportKind};
 use uuid::Uuid;
 
-use crate::callcenter::role_clients;
-use crate::support::{AdminClient, TestApp, demo_app, spawn_app};
+use crate::support::{AdminClient, TestApp, demo_app, role_clients, spawn_app};
 
 /// Runs the export worker until the job is done (the server's own worker may get there first).
 async fn wait_done(app: &TestApp, job: Uuid) -> (String, i64, Option<i32>) {

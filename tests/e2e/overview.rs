@@ -8,8 +8,7 @@ use sqlx::PgPool;
 use tenants::TenantId;
 use uuid::Uuid;
 
-use crate::callcenter::role_clients;
-use crate::support::{PASSWORD, bare_tenant, spawn_app};
+use crate::support::{PASSWORD, bare_tenant, role_clients, spawn_app};
 
 async fn slot(
     owner: &PgPool,

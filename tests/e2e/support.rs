@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use platform::authz::Role;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool, postgres::PgPoolOptions};
@@ -333,7 +334,7 @@ impl TestApp {
     pub async fn staff(
         &self,
         email: &str,
-        role: Option<(tenants::TenantId, platform::authz::Role, &[uuid::Uuid])>,
+        role: Option<(tenants::TenantId, Role, &[uuid::Uuid])>,
     ) -> platform::identity::StaffAccount {
         let account = platform::identity::create_with_password(
             &self.pool,
@@ -375,11 +376,48 @@ impl TestApp {
     pub async fn staff_client(
         &self,
         email: &str,
-        role: Option<(tenants::TenantId, platform::authz::Role, &[uuid::Uuid])>,
+        role: Option<(tenants::TenantId, Role, &[uuid::Uuid])>,
     ) -> AdminClient<'_> {
         self.staff(email, role).await;
         self.login(email, PASSWORD).await
     }
+}
+
+/// The roles `role_clients` logs in, in its order (the operator first).
+pub const ROLES: [(&str, Option<Role>); 7] = [
+    ("operator", None),
+    ("city_admin", Some(Role::CityAdmin)),
+    ("city_staff", Some(Role::CityStaff)),
+    ("venue_staff", Some(Role::VenueStaff)),
+    ("hospital_staff", Some(Role::HospitalStaff)),
+    ("call_center", Some(Role::CallCenter)),
+    ("auditor", Some(Role::Auditor)),
+];
+
+/// One logged-in client per role in the demo city (venue staff assigned to the first venue).
+pub async fn role_clients<'a>(app: &'a TestApp, tenant: &tenants::Tenant) -> Vec<AdminClient<'a>> {
+    let venue: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM venues WHERE tenant_id = $1 ORDER BY name LIMIT 1")
+            .bind(tenant.id.0)
+            .fetch_one(&app.owner)
+            .await
+            .expect("venue");
+    let mut out = Vec::new();
+    for (who, role) in ROLES {
+        let venues = if matches!(role, Some(Role::VenueStaff | Role::HospitalStaff)) {
+            vec![venue]
+        } else {
+            vec![]
+        };
+        out.push(
+            app.staff_client(
+                &format!("{who}@roles.example"),
+                role.map(|r| (tenant.id, r, venues.as_slice())),
+            )
+            .await,
+        );
+    }
+    out
 }
 
 /// A browser-like HTTP client for the admin UI: keeps cookies, knows the session's CSRF token.
