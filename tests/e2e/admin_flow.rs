@@ -1,41 +1,13 @@
 //! The admin UI in a real browser: from onboarding a city to its first imported residents, and a
 //! venue staff member who cannot open another venue's pages.
 
-use std::time::Duration;
-
 use crate::browser::{
-    DESKTOP, choose_file, click_and_wait, fill, href, launch, set_value, text, text_now,
+    DESKTOP, choose_file, fill, goto, href, launch, log_in_staff, set_value, submit, text,
 };
 use crate::support::{PASSWORD, spawn_app};
 
 const ADMIN_PASSWORD: &str = "testcity admin password";
 const VENUE_PASSWORD: &str = "venue staff password 1";
-
-async fn log_in(page: &chromiumoxide::Page, base: &str, email: &str, password: &str) {
-    page.goto(format!("{base}/admin/login"))
-        .await
-        .expect("login page");
-    page.wait_for_navigation().await.expect("load");
-    fill(page, "input[name=email]", email).await;
-    fill(page, "input[name=password]", password).await;
-    submit(page, "#login", "Log out").await;
-}
-
-/// Clicks a submit button and waits until the next page shows `expect`.
-async fn submit(page: &chromiumoxide::Page, selector: &str, expect: &str) {
-    click_and_wait(page, selector).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        if text_now(page).await.contains(expect) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "after {selector}: expected {expect:?} in {}",
-        text_now(page).await
-    );
-}
 
 async fn log_out(page: &chromiumoxide::Page) {
     submit(page, "header form button", "Password").await;
@@ -49,11 +21,6 @@ fn on_test_server(base: &str, link: &str) -> String {
     )
 }
 
-async fn goto(page: &chromiumoxide::Page, url: String) {
-    page.goto(url).await.expect("goto");
-    page.wait_for_navigation().await.expect("load");
-}
-
 #[tokio::test]
 async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_see_only_their_venue()
 {
@@ -61,10 +28,11 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
     app.staff("operator@yoyaku.example", None).await;
     let base = app.url("");
     let browser = launch(DESKTOP).await;
-    let page = browser.open(&format!("{base}/admin/login")).await;
 
     // operator: onboard Testcity and invite its admin
-    log_in(&page, &base, "operator@yoyaku.example", PASSWORD).await;
+    let page = browser
+        .staff_page(&base, "operator@yoyaku.example", PASSWORD)
+        .await;
     goto(&page, format!("{base}/admin/tenants")).await;
     fill(&page, "#onboard input[name=name]", "Testcity").await;
     fill(&page, "#onboard input[name=slug]", "testcity").await;
@@ -84,7 +52,7 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
     goto(&page, on_test_server(&base, &invitation)).await;
     fill(&page, "input[name=password]", ADMIN_PASSWORD).await;
     submit(&page, "#set-password", "Log in").await;
-    log_in(&page, &base, "admin@testcity.example", ADMIN_PASSWORD).await;
+    log_in_staff(&page, &base, "admin@testcity.example", ADMIN_PASSWORD).await;
     assert!(
         text(&page).await.contains("Testcity"),
         "{}",
@@ -197,7 +165,7 @@ async fn an_operator_onboards_testcity_whose_admin_sets_it_up_and_venue_staff_se
     goto(&page, on_test_server(&base, &invitation)).await;
     fill(&page, "input[name=password]", VENUE_PASSWORD).await;
     submit(&page, "#set-password", "Log in").await;
-    log_in(&page, &base, "nurse@testcity.example", VENUE_PASSWORD).await;
+    log_in_staff(&page, &base, "nurse@testcity.example", VENUE_PASSWORD).await;
 
     goto(&page, format!("{base}/admin/t/testcity")).await;
     let home = text(&page).await;

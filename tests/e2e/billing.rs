@@ -4,21 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone as _, Utc};
-use chrono_tz::Asia::Tokyo;
+use chrono::{Duration, NaiveDate};
 use serde_json::json;
 use tenants::TenantId;
 use tenants::billing::{self, BillingError, Line, MeteredKind, NewPlan, Price, usage};
 
-use crate::support::spawn_app;
-
-fn jst(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    Tokyo
-        .with_ymd_and_hms(y, m, d, h, min, 0)
-        .single()
-        .expect("valid JST time")
-        .with_timezone(&Utc)
-}
+use crate::support::{jst, spawn_app};
 
 fn price(included: i64, unit: i64) -> Price {
     Price {

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::time::Duration;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone as _, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use chrono_tz::Asia::Tokyo;
 use platform::staff::authz::Role;
 use serde_json::json;
@@ -16,16 +15,8 @@ use tenants::billing::{self, MeteredKind, report, usage};
 use uuid::Uuid;
 
 use crate::billing::price_list;
-use crate::browser::{DESKTOP, click_and_wait, fill, href, launch, set_value, text_now};
-use crate::support::{TestApp, spawn_app};
-
-fn jst(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-    Tokyo
-        .with_ymd_and_hms(y, m, d, h, 0, 0)
-        .single()
-        .expect("valid JST time")
-        .with_timezone(&Utc)
-}
+use crate::browser::{DESKTOP, fill, goto, href, launch, set_value, submit, text_now};
+use crate::support::{PASSWORD, TestApp, body, jst, spawn_app};
 
 fn oct1() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 10, 1).expect("date")
@@ -43,7 +34,7 @@ async fn billed_city(app: &TestApp, slug: &str, code: &str) -> TenantId {
         "oct-sms",
         MeteredKind::SmsSegment,
         1_200,
-        jst(2026, 10, 15, 12),
+        jst(2026, 10, 15, 12, 0),
     )
     .await
     .expect("usage");
@@ -62,11 +53,6 @@ async fn invoice_row(app: &TestApp, t: TenantId, month: NaiveDate) -> (Uuid, Str
     .await
     .expect("invoice row");
     row
-}
-
-async fn body(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    (status, res.text().await.expect("body"))
 }
 
 #[tokio::test]
@@ -108,7 +94,7 @@ async fn a_final_invoice_cannot_be_changed_from_the_console_or_graphql_and_a_cre
         "late",
         MeteredKind::SmsSegment,
         500,
-        jst(2026, 10, 31, 20),
+        jst(2026, 10, 31, 20, 0),
     )
     .await
     .expect("late usage");
@@ -400,7 +386,7 @@ async fn the_monthly_tick_builds_drafts_in_grace_finalises_after_and_counts_resi
         .await
         .expect("residents");
 
-    let in_grace = jst(2026, 11, 2, 9);
+    let in_grace = jst(2026, 11, 2, 9, 0);
     let r = report::tick(&app.pool, in_grace).await.expect("tick");
     assert!(r.ran);
     assert_eq!(
@@ -425,7 +411,7 @@ async fn the_monthly_tick_builds_drafts_in_grace_finalises_after_and_counts_resi
         "late",
         MeteredKind::SmsSegment,
         10,
-        jst(2026, 10, 31, 23),
+        jst(2026, 10, 31, 23, 0),
     )
     .await
     .expect("late");
@@ -445,34 +431,13 @@ async fn the_monthly_tick_builds_drafts_in_grace_finalises_after_and_counts_resi
     other.rollback().await.expect("release");
 
     // after the grace period: finalised with a number, and never rebuilt afterwards
-    let after = jst(2026, 11, 10, 9);
+    let after = jst(2026, 11, 10, 9, 0);
     let r = report::tick(&app.pool, after).await.expect("tick");
     assert_eq!((r.drafts_built, r.finalized, r.failures), (0, 1, 0));
     let (same, state, _, _) = invoice_row(&app, t, oct1()).await;
     assert_eq!((same, state.as_str()), (id, "final"));
     let r = report::tick(&app.pool, after).await.expect("tick");
     assert_eq!((r.drafts_built, r.finalized, r.failures), (0, 0, 0));
-}
-
-/// Clicks a submit button and waits until the page shows `expect`.
-async fn submit(page: &chromiumoxide::Page, selector: &str, expect: &str) {
-    click_and_wait(page, selector).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        if text_now(page).await.contains(expect) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "after {selector}: expected {expect:?} in {}",
-        text_now(page).await
-    );
-}
-
-async fn goto(page: &chromiumoxide::Page, url: String) {
-    page.goto(url).await.expect("goto");
-    page.wait_for_navigation().await.expect("load");
 }
 
 #[tokio::test]
@@ -482,10 +447,9 @@ async fn the_operator_puts_a_new_city_on_a_plan_sees_its_usage_and_downloads_the
     app.staff("operator@yoyaku.example", None).await;
     let base = app.url("");
     let browser = launch(DESKTOP).await;
-    let page = browser.open(&format!("{base}/admin/login")).await;
-    fill(&page, "input[name=email]", "operator@yoyaku.example").await;
-    fill(&page, "input[name=password]", crate::support::PASSWORD).await;
-    submit(&page, "#login", "Log out").await;
+    let page = browser
+        .staff_page(&base, "operator@yoyaku.example", PASSWORD)
+        .await;
 
     // a plan through the console
     goto(&page, format!("{base}/admin/plans")).await;

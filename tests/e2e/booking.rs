@@ -3,32 +3,12 @@
 
 use std::sync::Arc;
 
-use platform::booking::{self, BookRequest, BookingError, Dose};
+use platform::booking::{self, BookingError, Dose};
 use platform::demo::demo_resident;
 use platform::i18n::Lang;
 use uuid::Uuid;
 
-use crate::support::{Options, TestApp, spawn_app_with};
-
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        manual_worker: true,
-        ..Options::default()
-    })
-    .await
-}
-
-fn request(resident: Uuid, slot: Uuid) -> BookRequest {
-    BookRequest {
-        resident_id: resident,
-        slot_id: slot,
-        dose: Dose::First,
-        companions: vec![],
-        second_dose_slot: None,
-        idempotency_key: Uuid::new_v4().to_string(),
-    }
-}
+use crate::support::{TestApp, book_request, demo_app_manual_worker};
 
 async fn seats(app: &TestApp, slot: Uuid) -> (i32, i64) {
     sqlx::query_as(
@@ -51,7 +31,7 @@ async fn jobs_for(app: &TestApp, booking: Uuid) -> i64 {
 
 #[tokio::test]
 async fn sixty_four_residents_racing_for_ten_seats_get_exactly_ten_bookings() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = Arc::new(app.demo_tenant().await);
     let slot = app.demo_slot(0).await;
     let mut residents = Vec::new();
@@ -62,7 +42,7 @@ async fn sixty_four_residents_racing_for_ten_seats_get_exactly_ten_bookings() {
         .into_iter()
         .map(|r| {
             let (pool, tenant) = (app.pool.clone(), tenant.clone());
-            tokio::spawn(async move { booking::book(&pool, &tenant, &request(r, slot)).await })
+            tokio::spawn(async move { booking::book(&pool, &tenant, &book_request(r, slot)).await })
         })
         .collect();
     let (mut ok, mut full) = (0, 0);
@@ -86,7 +66,7 @@ async fn sixty_four_residents_racing_for_ten_seats_get_exactly_ten_bookings() {
 
 #[tokio::test]
 async fn racing_groups_get_all_their_seats_or_none() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = Arc::new(app.demo_tenant().await);
     let slot = app.demo_slot(0).await;
     let mut tasks = Vec::new();
@@ -97,7 +77,7 @@ async fn racing_groups_get_all_their_seats_or_none() {
         }
         let (pool, tenant) = (app.pool.clone(), tenant.clone());
         tasks.push(tokio::spawn(async move {
-            let mut req = request(people[0], slot);
+            let mut req = book_request(people[0], slot);
             req.companions = people[1..].to_vec();
             booking::book(&pool, &tenant, &req).await
         }));
@@ -127,16 +107,16 @@ async fn racing_groups_get_all_their_seats_or_none() {
 
 #[tokio::test]
 async fn dose_two_before_its_interval_is_refused_in_the_residents_language() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let r = app.resident_id(&demo_resident(5).ticket_no).await;
     let first = app.demo_slot(0).await;
-    booking::book(&app.pool, &tenant, &request(r, first))
+    booking::book(&app.pool, &tenant, &book_request(r, first))
         .await
         .expect("dose 1");
     // Same venue (コミナティ, 21 days), a few days later: too early.
     let soon = app.demo_slot(40).await;
-    let mut req = request(r, soon);
+    let mut req = book_request(r, soon);
     req.dose = Dose::Second;
     let err = booking::book(&app.pool, &tenant, &req)
         .await
@@ -153,14 +133,14 @@ async fn dose_two_before_its_interval_is_refused_in_the_residents_language() {
 
 #[tokio::test]
 async fn a_second_live_booking_for_the_same_dose_is_refused() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let r = app.resident_id(&demo_resident(6).ticket_no).await;
-    booking::book(&app.pool, &tenant, &request(r, app.demo_slot(0).await))
+    booking::book(&app.pool, &tenant, &book_request(r, app.demo_slot(0).await))
         .await
         .expect("dose 1");
     let other = app.demo_slot(1).await;
-    let err = booking::book(&app.pool, &tenant, &request(r, other))
+    let err = booking::book(&app.pool, &tenant, &book_request(r, other))
         .await
         .expect_err("second dose-1 booking");
     assert!(
@@ -181,7 +161,7 @@ async fn a_second_live_booking_for_the_same_dose_is_refused() {
 
 #[tokio::test]
 async fn booking_after_the_deadline_is_refused() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let r = app.resident_id(&demo_resident(7).ticket_no).await;
     let slot = app.demo_slot(0).await;
@@ -191,7 +171,7 @@ async fn booking_after_the_deadline_is_refused() {
         .execute(&app.owner)
         .await
         .expect("move slot");
-    let err = booking::book(&app.pool, &tenant, &request(r, slot))
+    let err = booking::book(&app.pool, &tenant, &book_request(r, slot))
         .await
         .expect_err("past deadline");
     assert!(matches!(err, BookingError::DeadlinePassed), "{err:?}");
@@ -202,11 +182,11 @@ async fn booking_after_the_deadline_is_refused() {
 
 #[tokio::test]
 async fn cancelling_after_the_cut_off_is_refused_and_keeps_the_seat() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let r = app.resident_id(&demo_resident(8).ticket_no).await;
     let slot = app.demo_slot(0).await;
-    let booked = booking::book(&app.pool, &tenant, &request(r, slot))
+    let booked = booking::book(&app.pool, &tenant, &book_request(r, slot))
         .await
         .expect("book");
     // Cut-off is 2 days before; the slot now starts tomorrow.
@@ -235,11 +215,11 @@ async fn cancelling_after_the_cut_off_is_refused_and_keeps_the_seat() {
 
 #[tokio::test]
 async fn cancelling_releases_the_seat_at_once() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let r = app.resident_id(&demo_resident(9).ticket_no).await;
     let slot = app.demo_slot(0).await;
-    let booked = booking::book(&app.pool, &tenant, &request(r, slot))
+    let booked = booking::book(&app.pool, &tenant, &book_request(r, slot))
         .await
         .expect("book");
     assert_eq!(seats(&app, slot).await, (1, 1));
@@ -255,18 +235,18 @@ async fn cancelling_releases_the_seat_at_once() {
     assert_eq!(cancelled.status, "cancelled");
     assert_eq!(seats(&app, slot).await, (0, 0));
     // and the dose can be booked again
-    booking::book(&app.pool, &tenant, &request(r, slot))
+    booking::book(&app.pool, &tenant, &book_request(r, slot))
         .await
         .expect("book again");
 }
 
 #[tokio::test]
 async fn changing_to_a_full_slot_keeps_the_old_seat() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let r = app.resident_id(&demo_resident(10).ticket_no).await;
     let (old, full) = (app.demo_slot(0).await, app.demo_slot(1).await);
-    let booked = booking::book(&app.pool, &tenant, &request(r, old))
+    let booked = booking::book(&app.pool, &tenant, &book_request(r, old))
         .await
         .expect("book");
     sqlx::query("UPDATE slots SET booked = capacity WHERE id = $1")
@@ -305,11 +285,11 @@ async fn changing_to_a_full_slot_keeps_the_old_seat() {
 
 #[tokio::test]
 async fn a_replayed_idempotency_key_returns_the_same_booking_and_books_nothing_new() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = Arc::new(app.demo_tenant().await);
     let r = app.resident_id(&demo_resident(11).ticket_no).await;
     let slot = app.demo_slot(0).await;
-    let req = Arc::new(request(r, slot));
+    let req = Arc::new(book_request(r, slot));
     // A double click: ten identical requests at once.
     let tasks: Vec<_> = (0..10)
         .map(|_| {
@@ -333,13 +313,13 @@ async fn a_replayed_idempotency_key_returns_the_same_booking_and_books_nothing_n
 
 #[tokio::test]
 async fn a_committed_booking_has_exactly_one_job_and_a_rolled_back_one_none() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let (a, b) = (
         app.resident_id(&demo_resident(12).ticket_no).await,
         app.resident_id(&demo_resident(13).ticket_no).await,
     );
-    let committed = booking::book(&app.pool, &tenant, &request(b, app.demo_slot(0).await))
+    let committed = booking::book(&app.pool, &tenant, &book_request(b, app.demo_slot(0).await))
         .await
         .expect("book");
     assert_eq!(jobs_for(&app, committed[0].id).await, 1);
@@ -351,7 +331,7 @@ async fn a_committed_booking_has_exactly_one_job_and_a_rolled_back_one_none() {
         .await
         .expect("count");
     let slot = app.demo_slot(1).await;
-    let mut req = request(a, slot);
+    let mut req = book_request(a, slot);
     req.companions = vec![b];
     let err = booking::book(&app.pool, &tenant, &req)
         .await
@@ -386,7 +366,7 @@ async fn a_committed_booking_has_exactly_one_job_and_a_rolled_back_one_none() {
 
 #[tokio::test]
 async fn dose_two_can_be_booked_together_with_dose_one_when_the_city_allows_it() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let r = app.resident_id(&demo_resident(14).ticket_no).await;
     let first = app.demo_slot(0).await;
@@ -400,7 +380,7 @@ async fn dose_two_can_be_booked_together_with_dose_one_when_the_city_allows_it()
     .fetch_one(&app.owner)
     .await
     .expect("later slot");
-    let mut req = request(r, first);
+    let mut req = book_request(r, first);
     req.second_dose_slot = Some(second);
     let both = booking::book(&app.pool, &tenant, &req)
         .await
@@ -410,7 +390,7 @@ async fn dose_two_can_be_booked_together_with_dose_one_when_the_city_allows_it()
 
     // Both seats or neither: the later slot is now full, so a second pair takes nothing.
     let other = app.resident_id(&demo_resident(15).ticket_no).await;
-    let mut req = request(other, first);
+    let mut req = book_request(other, first);
     req.second_dose_slot = Some(second);
     let err = booking::book(&app.pool, &tenant, &req)
         .await
@@ -421,7 +401,7 @@ async fn dose_two_can_be_booked_together_with_dose_one_when_the_city_allows_it()
 
 #[tokio::test]
 async fn seats_held_for_dose_two_are_kept_from_first_doses_until_the_release_date() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let first = app.demo_slot(0).await;
     // A slot of 4 seats three weeks later, half of which the city holds for second doses.
@@ -452,17 +432,17 @@ async fn seats_held_for_dose_two_are_kept_from_first_doses_until_the_release_dat
     };
     // Two first doses fill the seats not held (fast path: one person, dose 1) …
     for r in &people[..2] {
-        booking::book(&app.pool, &tenant, &request(*r, later))
+        booking::book(&app.pool, &tenant, &book_request(*r, later))
             .await
             .expect("first dose in the unheld seats");
     }
     // … a third is refused although two seats are free …
-    let err = booking::book(&app.pool, &tenant, &request(people[2], later))
+    let err = booking::book(&app.pool, &tenant, &book_request(people[2], later))
         .await
         .expect_err("held seats are not for first doses");
     assert!(matches!(err, BookingError::Full), "{err:?}");
     // … and so is a group (general path) that would need one of them.
-    let mut group = request(people[2], later);
+    let mut group = book_request(people[2], later);
     group.companions = vec![people[3]];
     let err = booking::book(&app.pool, &tenant, &group)
         .await
@@ -482,7 +462,7 @@ async fn seats_held_for_dose_two_are_kept_from_first_doses_until_the_release_dat
     assert_ne!(s.mark_dose2, platform::booking::availability::Mark::Full);
 
     // Dose 2 may use a held seat: dose 1 in `first`, dose 2 in `later` (22 days after).
-    let mut pair = request(people[4], first);
+    let mut pair = book_request(people[4], first);
     pair.second_dose_slot = Some(later);
     booking::book(&app.pool, &tenant, &pair)
         .await
@@ -501,7 +481,7 @@ async fn seats_held_for_dose_two_are_kept_from_first_doses_until_the_release_dat
         .execute(&app.owner)
         .await
         .expect("release");
-    booking::book(&app.pool, &tenant, &request(people[2], later))
+    booking::book(&app.pool, &tenant, &book_request(people[2], later))
         .await
         .expect("released seat");
     assert_eq!(seats(&app, later).await, (4, 4));
@@ -509,11 +489,11 @@ async fn seats_held_for_dose_two_are_kept_from_first_doses_until_the_release_dat
 
 #[tokio::test]
 async fn the_one_statement_fast_path_keeps_the_invariants() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     let slot = app.demo_slot(0).await;
     let r = app.resident_id(&demo_resident(30).ticket_no).await;
-    let req = request(r, slot);
+    let req = book_request(r, slot);
     let first = booking::book(&app.pool, &tenant, &req).await.expect("book");
     // replay: same booking, nothing new
     let again = booking::book(&app.pool, &tenant, &req)
@@ -523,7 +503,7 @@ async fn the_one_statement_fast_path_keeps_the_invariants() {
     assert_eq!(seats(&app, slot).await, (1, 1));
     assert_eq!(jobs_for(&app, first[0].id).await, 1);
     // a second dose-1 booking with another key: the general path says why
-    let err = booking::book(&app.pool, &tenant, &request(r, app.demo_slot(1).await))
+    let err = booking::book(&app.pool, &tenant, &book_request(r, app.demo_slot(1).await))
         .await
         .expect_err("one live booking per dose");
     assert!(
@@ -532,7 +512,7 @@ async fn the_one_statement_fast_path_keeps_the_invariants() {
     );
     // the key of someone else is refused
     let other = app.resident_id(&demo_resident(31).ticket_no).await;
-    let mut stolen = request(other, slot);
+    let mut stolen = book_request(other, slot);
     stolen.idempotency_key = req.idempotency_key.clone();
     let err = booking::book(&app.pool, &tenant, &stolen)
         .await
@@ -565,7 +545,7 @@ async fn the_one_statement_fast_path_keeps_the_invariants() {
 
 #[tokio::test]
 async fn a_group_may_spill_into_the_adjacent_slot_all_or_nothing() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     // a free demo slot with a free next slot at the same venue within the hour (same day)
     let (chosen, next): (Uuid, Uuid) = sqlx::query_as(
@@ -589,7 +569,7 @@ async fn a_group_may_spill_into_the_adjacent_slot_all_or_nothing() {
     for n in 40..=46 {
         people.push(app.resident_id(&demo_resident(n).ticket_no).await);
     }
-    let mut group = request(people[0], chosen);
+    let mut group = book_request(people[0], chosen);
     group.companions = vec![people[1], people[2]];
     // Without the option: three do not fit in two seats.
     let err = booking::book(&app.pool, &tenant, &group)
@@ -627,7 +607,7 @@ async fn a_group_may_spill_into_the_adjacent_slot_all_or_nothing() {
         .execute(&app.owner)
         .await
         .expect("one seat left");
-    let mut late = request(people[3], chosen);
+    let mut late = book_request(people[3], chosen);
     late.companions = vec![people[4], people[5]];
     let err = booking::book_allowing_adjacent(&app.pool, &tenant, &late)
         .await
@@ -652,7 +632,7 @@ async fn book_together(
 ) -> Vec<Result<Vec<booking::Booking>, BookingError>> {
     let mut requests = Vec::new();
     for &(n, slot, key) in wave {
-        let mut req = request(app.resident_id(&demo_resident(n).ticket_no).await, slot);
+        let mut req = book_request(app.resident_id(&demo_resident(n).ticket_no).await, slot);
         req.idempotency_key = key.to_string();
         requests.push(req);
     }
@@ -677,7 +657,7 @@ async fn book_together(
 /// one by one — each request gets the answer it would have got alone, and the invariants hold.
 #[tokio::test]
 async fn bookings_decided_together_answer_each_request_as_if_alone() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = Arc::new(app.demo_tenant().await);
     let batcher = booking::Batcher::new(app.pool.clone());
     let (roomy, tight, closed) = (

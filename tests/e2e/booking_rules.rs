@@ -4,7 +4,7 @@
 
 use platform::staff::authz::Role;
 
-use crate::support::{Options, TestApp, spawn_app_with};
+use crate::support::{TestApp, demo_app};
 
 async fn rules(app: &TestApp, tenant: uuid::Uuid) -> Option<(i32, i32, bool, i32)> {
     sqlx::query_as(
@@ -19,11 +19,7 @@ async fn rules(app: &TestApp, tenant: uuid::Uuid) -> Option<(i32, i32, bool, i32
 
 #[tokio::test]
 async fn a_city_admin_sets_the_booking_rules_and_others_cannot() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await;
+    let app = demo_app().await;
     let t = app.demo_tenant().await;
     let path = "/admin/t/demo/booking-rules";
     let mut admin = app

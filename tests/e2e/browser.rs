@@ -6,6 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chromiumoxide::cdp::browser_protocol::dom::{
+    GetDocumentParams, GetOuterHtmlParams, ScrollIntoViewIfNeededParams,
+};
 use chromiumoxide::cdp::browser_protocol::emulation::SetScriptExecutionDisabledParams;
 use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::{Browser, BrowserConfig, Page};
@@ -82,6 +85,13 @@ impl TestBrowser {
             .expect("disable JavaScript");
         page.goto(url).await.expect("goto");
         page.wait_for_navigation().await.expect("load page");
+        page
+    }
+
+    /// A new page on the admin login form, logged in as `email` (see [`log_in_staff`]).
+    pub async fn staff_page(&self, base: &str, email: &str, password: &str) -> Page {
+        let page = self.open(&format!("{base}/admin/login")).await;
+        submit_staff_login(&page, email, password).await;
         page
     }
 
@@ -190,4 +200,178 @@ pub async fn text_now(page: &Page) -> String {
         Ok(v) => v.into_value::<String>().unwrap_or_default(),
         Err(_) => String::new(),
     }
+}
+
+/// Goes to `url` and waits for it to load.
+pub async fn goto(page: &Page, url: impl Into<String>) {
+    page.goto(url).await.expect("goto");
+    page.wait_for_navigation().await.expect("load");
+}
+
+/// Waits (up to 10 s) until the visible text contains `needle`; panics with what the page shows.
+pub async fn wait_text(page: &Page, needle: &str) {
+    if !shows_within_10s(page, needle).await {
+        panic!("expected {needle:?} in {}", text_now(page).await);
+    }
+}
+
+async fn shows_within_10s(page: &Page, needle: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if text_now(page).await.contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Clicks a submit button (or link) and waits until the next page shows `expect`.
+pub async fn submit(page: &Page, selector: &str, expect: &str) {
+    click_and_wait(page, selector).await;
+    if !shows_within_10s(page, expect).await {
+        panic!(
+            "after {selector}: expected {expect:?} in {}",
+            text_now(page).await
+        );
+    }
+}
+
+// ---- staff: the admin UI's login form ------------------------------------------------------------
+
+/// Logs staff in through the admin UI's login form on `page` (going to `/admin/login` first) and
+/// waits until the page after the redirect shows the session's "Log out" button.
+pub async fn log_in_staff(page: &Page, base: &str, email: &str, password: &str) {
+    goto(page, format!("{base}/admin/login")).await;
+    submit_staff_login(page, email, password).await;
+}
+
+/// Fills in and submits the login form the page shows (waiting until the redirect has landed: a
+/// navigation started before it ends is aborted by the browser).
+async fn submit_staff_login(page: &Page, email: &str, password: &str) {
+    fill(page, "input[name=email]", email).await;
+    fill(page, "input[name=password]", password).await;
+    submit(page, "#login", "Log out").await;
+}
+
+// ---- residents: the resident site, phone-first, also without JavaScript ---------------------------
+// These helpers use only the DevTools DOM and Input domains, which work with page scripts off.
+
+/// The path of the demo city's login page as the QR code on resident `n`'s ticket opens it.
+pub fn demo_login_path(n: u32) -> String {
+    format!(
+        "/t/demo/login?ticket={}",
+        platform::demo::demo_resident(n).ticket_no
+    )
+}
+
+/// The page's HTML through the DevTools DOM domain, which (unlike `evaluate`) works with page
+/// scripts switched off. None while a navigation replaces the document.
+pub async fn page_html(page: &Page) -> Option<String> {
+    let read = async {
+        let doc = page.execute(GetDocumentParams::default()).await.ok()?;
+        let html = page
+            .execute(
+                GetOuterHtmlParams::builder()
+                    .node_id(doc.result.root.node_id)
+                    .build(),
+            )
+            .await
+            .ok()?;
+        Some(html.result.outer_html)
+    };
+    tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The page's HTML, or "" while a navigation replaces the document.
+pub async fn html_now(page: &Page) -> String {
+    page_html(page).await.unwrap_or_default()
+}
+
+/// Waits until the resident page `name` (its `data-page`) has loaded to its footer.
+pub async fn wait_for_page(page: &Page, name: &str) {
+    let marker = format!("data-page=\"{name}\"");
+    for _ in 0..150 {
+        if page_html(page)
+            .await
+            .is_some_and(|h| h.contains(&marker) && h.contains("</footer>"))
+        {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "page {name} did not load; showing: {:?}",
+        page_html(page).await
+    );
+}
+
+/// Taps an element with real input events, through the DevTools DOM and Input domains only:
+/// chromiumoxide's `Element::click` scrolls with JavaScript, which never answers when scripts are off.
+pub async fn tap(page: &Page, selector: &str) {
+    let el = page
+        .find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"));
+    page.execute(
+        ScrollIntoViewIfNeededParams::builder()
+            .backend_node_id(el.backend_node_id)
+            .build(),
+    )
+    .await
+    .expect("scroll into view");
+    let point = el.clickable_point().await.expect("clickable point");
+    page.click(point).await.expect("click");
+}
+
+/// Types into an empty field (no JavaScript needed).
+pub async fn type_into(page: &Page, selector: &str, value: &str) {
+    tap(page, selector).await;
+    page.find_element(selector)
+        .await
+        .expect("field")
+        .type_str(value)
+        .await
+        .expect("type");
+}
+
+/// Taps `selector` and waits for the resident page `next`.
+pub async fn go(page: &Page, selector: &str, next: &str) {
+    tokio::time::timeout(Duration::from_secs(20), tap(page, selector))
+        .await
+        .unwrap_or_else(|_| panic!("clicking {selector} took over 20 s"));
+    wait_for_page(page, next).await;
+}
+
+/// Clicks a language link on the login page and waits for the page to speak it.
+pub async fn switch_language(page: &Page, tag: &str, phrase: &str) {
+    wait_for_page(page, "login").await;
+    tap(page, &format!("footer a[lang='{tag}']")).await;
+    for _ in 0..100 {
+        if page_html(page).await.is_some_and(|t| t.contains(phrase)) {
+            wait_for_page(page, "login").await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("language {tag} did not apply: {:?}", page_html(page).await);
+}
+
+/// Logs a resident in on the login page `page` shows (ticket number already filled in by the QR
+/// link): types `birth_date`, asks for the SMS code, types the code `code` comes back with once it
+/// has been asked for, and waits for "my bookings".
+pub async fn log_in_resident(
+    page: &Page,
+    birth_date: chrono::NaiveDate,
+    code: impl AsyncFnOnce() -> String,
+) {
+    type_into(page, "#birth_date", &birth_date.to_string()).await;
+    go(page, "#send-code", "code").await;
+    let code = code().await;
+    type_into(page, "#code", &code).await;
+    go(page, "#log-in", "bookings").await;
 }

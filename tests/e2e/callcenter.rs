@@ -5,7 +5,9 @@
 use platform::staff::authz::Role;
 use uuid::Uuid;
 
-use crate::support::{AdminClient, Options, TestApp, spawn_app, spawn_app_with};
+use crate::support::{
+    AdminClient, PASSWORD, ROLES, TestApp, body, demo_app, role_clients, spawn_app,
+};
 
 /// A resident stored in katakana with a name no demo resident has.
 async fn yoshida(app: &TestApp, tenant: &tenants::Tenant) -> Uuid {
@@ -22,11 +24,6 @@ async fn yoshida(app: &TestApp, tenant: &tenants::Tenant) -> Uuid {
     .expect("insert resident");
     tx.commit().await.expect("commit");
     id
-}
-
-async fn body(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    (status, res.text().await.expect("body"))
 }
 
 fn search_url(kana: &str, birth: &str, ticket: &str) -> String {
@@ -64,11 +61,7 @@ async fn audit_actions(app: &TestApp, action: &str) -> Vec<(String, String)> {
 #[tokio::test]
 async fn the_call_centre_finds_a_katakana_resident_by_hiragana_or_half_width_input_and_books_for_them()
  {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let resident = yoshida(&app, &demo).await;
     let mut cc = app
@@ -280,11 +273,7 @@ async fn cancel(
 
 #[tokio::test]
 async fn only_a_city_admin_may_cancel_past_the_cutoff_and_the_override_is_audited() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let (resident, booking) = booking_past_cutoff(&app, &demo, 5).await;
     let mut staff = app
@@ -387,11 +376,7 @@ async fn book_or_change(
 
 #[tokio::test]
 async fn only_a_city_admin_may_book_or_move_past_the_booking_deadline_and_it_is_audited() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let resident = app
         .resident_id(&platform::demo::demo_resident(7).ticket_no)
@@ -487,49 +472,9 @@ async fn only_a_city_admin_may_book_or_move_past_the_booking_deadline_and_it_is_
     );
 }
 
-const ROLES: [(&str, Option<Role>); 7] = [
-    ("operator", None),
-    ("city_admin", Some(Role::CityAdmin)),
-    ("city_staff", Some(Role::CityStaff)),
-    ("venue_staff", Some(Role::VenueStaff)),
-    ("hospital_staff", Some(Role::HospitalStaff)),
-    ("call_center", Some(Role::CallCenter)),
-    ("auditor", Some(Role::Auditor)),
-];
-
-/// One logged-in client per role in the demo city (venue staff assigned to the first venue).
-pub async fn role_clients<'a>(app: &'a TestApp, tenant: &tenants::Tenant) -> Vec<AdminClient<'a>> {
-    let venue: Uuid =
-        sqlx::query_scalar("SELECT id FROM venues WHERE tenant_id = $1 ORDER BY name LIMIT 1")
-            .bind(tenant.id.0)
-            .fetch_one(&app.owner)
-            .await
-            .expect("venue");
-    let mut out = Vec::new();
-    for (who, role) in ROLES {
-        let venues = if matches!(role, Some(Role::VenueStaff | Role::HospitalStaff)) {
-            vec![venue]
-        } else {
-            vec![]
-        };
-        out.push(
-            app.staff_client(
-                &format!("{who}@roles.example"),
-                role.map(|r| (tenant.id, r, venues.as_slice())),
-            )
-            .await,
-        );
-    }
-    out
-}
-
 #[tokio::test]
 async fn every_role_gets_exactly_the_call_centre_pages_and_actions_it_is_allowed() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let resident = yoshida(&app, &demo).await;
     let mut people = role_clients(&app, &demo).await;
@@ -602,12 +547,8 @@ async fn every_role_gets_exactly_the_call_centre_pages_and_actions_it_is_allowed
 
 #[tokio::test]
 async fn an_operator_finds_a_caller_and_books_for_them_in_a_real_browser() {
-    use crate::browser::{DESKTOP, click_and_wait, fill, launch, set_value};
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    use crate::browser::{DESKTOP, click_and_wait, goto, launch, set_value, wait_text};
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let resident = yoshida(&app, &demo).await;
     app.staff(
@@ -625,30 +566,24 @@ async fn an_operator_finds_a_caller_and_books_for_them_in_a_real_browser() {
     .expect("slot");
     let base = app.url("");
     let browser = launch(DESKTOP).await;
-    let page = browser.open(&format!("{base}/admin/login")).await;
-    fill(&page, "input[name=email]", "phone@callcenter.example").await;
-    fill(&page, "input[name=password]", crate::support::PASSWORD).await;
-    click_and_wait(&page, "#login").await;
-    crate::overview::wait_logged_in(&page).await;
+    let page = browser
+        .staff_page(&base, "phone@callcenter.example", PASSWORD)
+        .await;
 
-    page.goto(format!("{base}/admin/t/demo/callcenter"))
-        .await
-        .expect("goto");
-    page.wait_for_navigation().await.expect("load");
+    goto(&page, format!("{base}/admin/t/demo/callcenter")).await;
     // what the IME commits for 「よしだ」, typed in hiragana
     set_value(&page, "#caller-search input[name=kana]", "よしだ").await;
     click_and_wait(&page, "#caller-search button").await;
-    shows(&page, "ヨシダ　サブロウ").await;
+    wait_text(&page, "ヨシダ　サブロウ").await;
     click_and_wait(&page, "#callers a").await;
-    shows(&page, "2000000001").await;
-    page.goto(format!(
-        "{base}/admin/t/demo/callcenter/{resident}?venue={venue}&day={day}"
-    ))
-    .await
-    .expect("goto");
-    page.wait_for_navigation().await.expect("load");
+    wait_text(&page, "2000000001").await;
+    goto(
+        &page,
+        format!("{base}/admin/t/demo/callcenter/{resident}?venue={venue}&day={day}"),
+    )
+    .await;
     click_and_wait(&page, "#book-form button[type=submit]").await;
-    shows(&page, "Booked.").await;
+    wait_text(&page, "Booked.").await;
     let booked: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM bookings WHERE resident_id = $1 AND status = 'booked'",
     )
@@ -662,17 +597,4 @@ async fn an_operator_finds_a_caller_and_books_for_them_in_a_real_browser() {
         "phone@callcenter.example"
     );
     browser.close().await;
-}
-
-/// Waits (up to 10 s) until the page shows `needle`.
-async fn shows(page: &chromiumoxide::Page, needle: &str) {
-    let mut seen = String::new();
-    for _ in 0..100 {
-        seen = crate::browser::text_now(page).await;
-        if seen.contains(needle) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("expected {needle:?} on the page: {seen}");
 }

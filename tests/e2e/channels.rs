@@ -8,7 +8,7 @@ use tenants::TenantId;
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::spawn_app;
+use crate::support::{arrange_sms_budget, spawn_app};
 
 const TOKEN: &str = "tok-very-secret-4821";
 
@@ -116,15 +116,7 @@ async fn the_sms_budget_alerts_at_80_percent_and_stops_at_the_cap() {
             .expect("check"),
         Budget::Within
     );
-    // arranged directly: the one setter (`channels::set_sms_budget`) is for staff and audits
-    sqlx::query(
-        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) \
-         SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid, $1",
-    )
-    .bind(100)
-    .execute(&mut *tx)
-    .await
-    .expect("budget");
+    arrange_sms_budget(&mut tx, 100).await;
     let sms = tenants::billing::MeteredKind::SmsSegment;
     tenants::billing::usage::record(&mut tx, "m1", sms, 78, now)
         .await

@@ -7,15 +7,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use platform::staff::authz::Role;
 
-use crate::support::{AdminClient, Options, PASSWORD, TestApp, csrf_in, spawn_app_with};
-
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await
-}
+use crate::support::{AdminClient, PASSWORD, TestApp, csrf_in, demo_app};
 
 /// A fingerprint of every table's content, except the session and throttle rows that reading a
 /// page legitimately touches (idle expiry).
@@ -157,12 +149,7 @@ async fn every_admin_post_without_the_session_token_is_refused_and_changes_nothi
         reqwest::Method::DELETE,
         reqwest::Method::PATCH,
     ] {
-        let cookies = admin
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let cookies = admin.cookie_header();
         let res = app
             .client
             .request(method.clone(), app.url("/admin/t/demo/venues"))
@@ -173,12 +160,7 @@ async fn every_admin_post_without_the_session_token_is_refused_and_changes_nothi
         assert_eq!(res.status(), 403, "{method}");
     }
     // the header works as well as the field (for scripts), and only with the right token
-    let cookies = admin
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookies = admin.cookie_header();
     let res = app
         .client
         .post(app.url("/admin/t/demo/notifications/budget"))

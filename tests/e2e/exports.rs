@@ -11,8 +11,7 @@ use platform::exports::{self, BATCH_ROWS, ExportFormat, ExportKind};
 use platform::staff::authz::{Act, Actor, Object, Role};
 use uuid::Uuid;
 
-use crate::callcenter::role_clients;
-use crate::support::{AdminClient, Options, TestApp, spawn_app, spawn_app_with};
+use crate::support::{AdminClient, TestApp, demo_app, role_clients, spawn_app};
 
 /// Runs the export worker until the job is done (the server's own worker may get there first).
 async fn wait_done(app: &TestApp, job: Uuid) -> (String, i64, Option<i32>) {
@@ -107,11 +106,7 @@ async fn bookings_on_one_day(app: &TestApp, demo: &tenants::Tenant) -> (Uuid, Na
 
 #[tokio::test]
 async fn the_booked_list_in_excel_matches_the_database_row_for_row() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let (venue, day) = bookings_on_one_day(&app, &demo).await;
     let mut staff = app
@@ -293,11 +288,7 @@ async fn the_booked_list_in_excel_matches_the_database_row_for_row() {
 
 #[tokio::test]
 async fn vaccination_records_export_with_lot_amount_and_side_effects() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     bookings_on_one_day(&app, &demo).await;
     // two of the live bookings were given their dose (inserted as intake would record them);
@@ -473,11 +464,7 @@ async fn a_hundred_thousand_residents_export_in_bounded_memory() {
 
 #[tokio::test]
 async fn expired_files_are_deleted_by_the_worker_tick() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let mut admin = app
         .staff_client(
             "admin@exports.example",
@@ -549,11 +536,7 @@ async fn expired_files_are_deleted_by_the_worker_tick() {
 
 #[tokio::test]
 async fn the_call_centre_is_forbidden_every_export_and_each_role_gets_its_share() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let mut people = role_clients(&app, &demo).await;
     // a finished export to try to download
@@ -624,11 +607,7 @@ async fn the_call_centre_is_forbidden_every_export_and_each_role_gets_its_share(
 
 #[tokio::test]
 async fn another_citys_export_is_not_found() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Default::default()
-    })
-    .await;
+    let app = demo_app().await;
     let demo = app.demo_tenant().await;
     let other = app.seeded_tenant("othercity", "141305").await;
     let mut admin = app

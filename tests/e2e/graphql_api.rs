@@ -1,14 +1,10 @@
 use serde_json::json;
 
-use crate::support::{Options, spawn_app, spawn_app_with};
+use crate::support::{demo_app, spawn_app};
 
 #[tokio::test]
 async fn the_demo_municipality_is_created_on_an_empty_database_and_answers_graphql() {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await;
+    let app = demo_app().await;
     let answer = app
         .graphql(
             r#"{ tenant(slug: "demo") { name slug locales defaultLocale timeZone status } }"#,

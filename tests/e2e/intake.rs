@@ -9,8 +9,10 @@ use platform::demo::demo_resident;
 use platform::staff::authz::Role;
 use uuid::Uuid;
 
-use crate::browser::{DESKTOP, click_and_wait, fill, launch, set_value, text_now};
-use crate::support::{AdminClient, Options, PASSWORD, TestApp, csrf_in, spawn_app_with};
+use crate::browser::{
+    DESKTOP, click_and_wait, fill, goto, launch, set_value, submit, text_now, wait_text,
+};
+use crate::support::{AdminClient, PASSWORD, TestApp, csrf_in, demo_app};
 
 const MASS: &str = "市民ホール集団接種会場";
 const NORTH: &str = "北部コミュニティセンター";
@@ -83,11 +85,7 @@ async fn booking_in(app: &TestApp, slot: Uuid, n: u32, dose: i16) -> Uuid {
 }
 
 async fn fixture() -> Fixture {
-    let app = spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await;
+    let app = demo_app().await;
     let tenant = app.demo_tenant().await;
     let mass = venue_id(&app, MASS).await;
     let north = venue_id(&app, NORTH).await;
@@ -143,32 +141,6 @@ impl Fixture {
 
 // ---- the browser test ----------------------------------------------------------------------------
 
-async fn log_in(page: &Page, base: &str, email: &str) {
-    page.goto(format!("{base}/admin/login"))
-        .await
-        .expect("login page");
-    page.wait_for_navigation().await.expect("load");
-    fill(page, "input[name=email]", email).await;
-    fill(page, "input[name=password]", PASSWORD).await;
-    click_and_wait(page, "#login").await;
-    wait_text(page, email).await;
-}
-
-async fn goto(page: &Page, url: String) {
-    page.goto(url).await.expect("goto");
-    page.wait_for_navigation().await.expect("load");
-}
-
-async fn wait_text(page: &Page, needle: &str) {
-    for _ in 0..100 {
-        if text_now(page).await.contains(needle) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("expected {needle:?} in {}", text_now(page).await);
-}
-
 /// Evaluates a JavaScript expression to a string ("" while the page is between documents).
 async fn js(page: &Page, expr: &str) -> String {
     match page.evaluate(expr).await {
@@ -202,12 +174,6 @@ async fn wait_row_status(page: &Page, booking: Uuid, status: &str) {
     );
 }
 
-/// Clicks `selector` and waits until the page text contains `expect`.
-async fn submit(page: &Page, selector: &str, expect: &str) {
-    click_and_wait(page, selector).await;
-    wait_text(page, expect).await;
-}
-
 #[tokio::test]
 async fn intake_two_tablets_check_in_vaccinate_note_and_book_dose_2_and_the_other_sees_it_live() {
     let f = fixture().await;
@@ -229,10 +195,10 @@ async fn intake_two_tablets_check_in_vaccinate_note_and_book_dose_2_and_the_othe
     // tablet 1 and tablet 2: two browsers, two sessions
     let b1 = launch(DESKTOP).await;
     let b2 = launch(DESKTOP).await;
-    let t1 = b1.open(&format!("{base}/admin/login")).await;
-    let t2 = b2.open(&format!("{base}/admin/login")).await;
-    log_in(&t1, &base, "nurse@mass.example").await;
-    log_in(&t2, &base, "desk@mass.example").await;
+    let t1 = b1.staff_page(&base, "nurse@mass.example", PASSWORD).await;
+    wait_text(&t1, "nurse@mass.example").await;
+    let t2 = b2.staff_page(&base, "desk@mass.example", PASSWORD).await;
+    wait_text(&t2, "desk@mass.example").await;
     goto(&t2, format!("{base}{}", f.list(f.mass))).await;
     wait_text(&t2, &resident.kana_name).await;
     assert_eq!(row_status(&t2, booking).await, "booked");

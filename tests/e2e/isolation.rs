@@ -3,22 +3,14 @@
 
 use chrono::{Datelike, Utc};
 use sqlx::{Executor, PgPool, Row};
-use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName, TimeZone};
+use tenants::{TenantId, TimeZone};
 
-use crate::support::{Options, TestApp, spawn_app, spawn_app_with};
+use crate::support::{Options, TestApp, arrange_sms_budget, new_tenant, spawn_app, spawn_app_with};
 
 async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
-    let new = NewTenant {
-        slug: Slug::parse(slug).expect("slug"),
-        name: TenantName::parse(slug).expect("name"),
-        code: LocalGovernmentCode::parse(code).expect("code"),
-        time_zone: TimeZone::default(),
-        default_locale: Locale::default(),
-        locales: vec![Locale::default()],
-    };
     // Created and filled by the runtime role, through the scoped unit of work: the policies'
     // WITH CHECK must accept a tenant's own rows.
-    let tenant = tenants::create_tenant(pool, &new)
+    let tenant = tenants::create_tenant(pool, &new_tenant(slug, slug, code))
         .await
         .expect("create tenant");
     let mut tx = tenants::begin(pool, tenant.id).await.expect("scope");
@@ -58,15 +50,7 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     )
     .await
     .expect("channel");
-    // arranged directly: the one setter (`channels::set_sms_budget`) is for staff and audits
-    sqlx::query(
-        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) \
-         SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid, $1",
-    )
-    .bind(10_000)
-    .execute(&mut *tx)
-    .await
-    .expect("budget");
+    arrange_sms_budget(&mut tx, 10_000).await;
     // exports: a finished job with its file chunk
     let export = uuid::Uuid::now_v7();
     sqlx::query(

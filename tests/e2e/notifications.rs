@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use platform::booking::{self, BookRequest, Dose};
+use platform::booking;
 use platform::demo::demo_resident;
 use platform::notifications::channels::{self, SealingKey};
 use plugins::testing::SmtpSink;
@@ -15,27 +15,7 @@ use uuid::Uuid;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{Options, TestApp, spawn_app_with};
-
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        manual_worker: true,
-        ..Options::default()
-    })
-    .await
-}
-
-fn request(resident: Uuid, slot: Uuid) -> BookRequest {
-    BookRequest {
-        resident_id: resident,
-        slot_id: slot,
-        dose: Dose::First,
-        companions: vec![],
-        second_dose_slot: None,
-        idempotency_key: Uuid::new_v4().to_string(),
-    }
-}
+use crate::support::{TestApp, arrange_sms_budget, book_request, demo_app_manual_worker};
 
 /// The server's own sealing key (development default), so the worker can open what we store.
 fn key(app: &TestApp) -> SealingKey {
@@ -66,7 +46,7 @@ async fn book(app: &TestApp, n: u32, slot_nth: i64) -> Uuid {
     let tenant = app.demo_tenant().await;
     let resident = app.resident_id(&demo_resident(n).ticket_no).await;
     let slot = app.demo_slot(slot_nth).await;
-    booking::book(&app.pool, &tenant, &request(resident, slot))
+    booking::book(&app.pool, &tenant, &book_request(resident, slot))
         .await
         .expect("booked")[0]
         .id
@@ -101,7 +81,7 @@ async fn usage_total(app: &TestApp, kind: &str) -> i64 {
 
 #[tokio::test]
 async fn a_booking_mails_a_japanese_confirmation_over_smtp_and_texts_through_the_gateway() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let sink = SmtpSink::start();
     configure(
         &app,
@@ -188,7 +168,7 @@ async fn a_booking_mails_a_japanese_confirmation_over_smtp_and_texts_through_the
 
 #[tokio::test]
 async fn gateway_errors_are_retried_with_backoff_and_the_message_is_sent_once() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(500))
@@ -255,7 +235,7 @@ async fn gateway_errors_are_retried_with_backoff_and_the_message_is_sent_once() 
 
 #[tokio::test]
 async fn a_gateway_down_for_good_ends_dead_with_the_reason_and_a_crashed_send_is_not_repeated() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
@@ -306,7 +286,7 @@ async fn a_gateway_down_for_good_ends_dead_with_the_reason_and_a_crashed_send_is
 
 #[tokio::test]
 async fn two_workers_queue_each_due_reminder_once_and_none_for_a_cancelled_booking() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     // a slot exactly two days ahead (the default lead), 10:05 Tokyo time (beside the demo's slots)
     let venue: Uuid =
@@ -335,7 +315,7 @@ async fn two_workers_queue_each_due_reminder_once_and_none_for_a_cancelled_booki
     for n in [3, 6] {
         let resident = app.resident_id(&demo_resident(n).ticket_no).await;
         ids.push(
-            booking::book(&app.pool, &tenant, &request(resident, slot))
+            booking::book(&app.pool, &tenant, &book_request(resident, slot))
                 .await
                 .expect("book")[0]
                 .id,
@@ -391,7 +371,7 @@ async fn two_workers_queue_each_due_reminder_once_and_none_for_a_cancelled_booki
 
 #[tokio::test]
 async fn the_sms_budget_stops_sms_at_the_cap() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM" })))
@@ -403,15 +383,7 @@ async fn the_sms_budget_stops_sms_at_the_cap() {
     let used = i64::from(job(&app, first).await.3.expect("units"));
     let tenant = app.demo_tenant().await;
     let mut tx = tenants::begin(&app.pool, tenant.id).await.expect("scope");
-    // arranged directly: the one setter (`channels::set_sms_budget`) is for staff and audits
-    sqlx::query(
-        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) \
-         SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid, $1",
-    )
-    .bind(used)
-    .execute(&mut *tx)
-    .await
-    .expect("budget");
+    arrange_sms_budget(&mut tx, used).await;
     tx.commit().await.expect("commit");
 
     let second = book(&app, 6, 1).await;
@@ -428,7 +400,7 @@ async fn the_sms_budget_stops_sms_at_the_cap() {
 
 #[tokio::test]
 async fn a_signed_delivery_report_marks_the_sms_delivered_and_a_forged_one_is_refused() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM-77" })))
@@ -483,7 +455,7 @@ async fn a_signed_delivery_report_marks_the_sms_delivered_and_a_forged_one_is_re
 
 #[tokio::test]
 async fn during_a_rush_the_worker_sends_login_codes_and_defers_the_rest() {
-    let app = demo_app().await;
+    let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     // a booking confirmation, then a login code, both due
     let booking = book(&app, 3, 0).await;

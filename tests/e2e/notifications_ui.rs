@@ -8,12 +8,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::dom::{
-    GetDocumentParams, GetOuterHtmlParams, ScrollIntoViewIfNeededParams,
-};
 use chrono::Utc;
-use platform::booking::{self, BookRequest, Dose};
+use platform::booking;
 use platform::demo::demo_resident;
 use platform::staff::authz::Role;
 use plugins::testing::SmtpSink;
@@ -22,30 +18,19 @@ use uuid::Uuid;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::browser::{PHONE, launch};
-use crate::support::{AdminClient, Options, TestApp, spawn_app_with};
+use crate::browser::{
+    PHONE, demo_login_path, go, html_now, launch, log_in_resident, switch_language,
+};
+use crate::support::{AdminClient, TestApp, body, book_request, demo_app};
 
 const GW_TOKEN: &str = "gw-token";
 /// base64("AC42:gw-token")
 const GW_BASIC: &str = "Basic QUM0Mjpndy10b2tlbg==";
 
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await
-}
-
 async fn city_admin<'a>(app: &'a TestApp, email: &str) -> AdminClient<'a> {
     let tenant = app.demo_tenant().await;
     app.staff_client(email, Some((tenant.id, Role::CityAdmin, &[])))
         .await
-}
-
-async fn body(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    (status, res.text().await.expect("body"))
 }
 
 /// Configures the e-mail channel through the admin page (SMTP sink, plain).
@@ -157,116 +142,31 @@ async fn wait_for_sms(gateway: &MockServer, to: &str, needle: &str) -> Sms {
     );
 }
 
-// ---- the resident site in Chromium (helpers as in resident_site.rs) --------------------------------
-
-async fn page_html(page: &Page) -> Option<String> {
-    let read = async {
-        let doc = page.execute(GetDocumentParams::default()).await.ok()?;
-        let html = page
-            .execute(
-                GetOuterHtmlParams::builder()
-                    .node_id(doc.result.root.node_id)
-                    .build(),
-            )
-            .await
-            .ok()?;
-        Some(html.result.outer_html)
-    };
-    tokio::time::timeout(Duration::from_secs(2), read)
-        .await
-        .ok()
-        .flatten()
-}
-
-async fn wait_for_page(page: &Page, name: &str) {
-    let marker = format!("data-page=\"{name}\"");
-    for _ in 0..150 {
-        if page_html(page)
-            .await
-            .is_some_and(|h| h.contains(&marker) && h.contains("</footer>"))
-        {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "page {name} did not load; showing: {:?}",
-        page_html(page).await
-    );
-}
-
-async fn tap(page: &Page, selector: &str) {
-    let el = page
-        .find_element(selector)
-        .await
-        .unwrap_or_else(|e| panic!("{selector}: {e}"));
-    page.execute(
-        ScrollIntoViewIfNeededParams::builder()
-            .backend_node_id(el.backend_node_id)
-            .build(),
-    )
-    .await
-    .expect("scroll into view");
-    let point = el.clickable_point().await.expect("clickable point");
-    page.click(point).await.expect("click");
-}
-
-async fn type_into(page: &Page, selector: &str, value: &str) {
-    tap(page, selector).await;
-    page.find_element(selector)
-        .await
-        .expect("field")
-        .type_str(value)
-        .await
-        .expect("type");
-}
-
-async fn go(page: &Page, selector: &str, next: &str) {
-    tokio::time::timeout(Duration::from_secs(20), tap(page, selector))
-        .await
-        .unwrap_or_else(|_| panic!("clicking {selector} took over 20 s"));
-    wait_for_page(page, next).await;
-}
+// ---- the resident site in Chromium -------------------------------------------------------------
 
 /// Logs demo resident `n` in on the resident site (the code comes by SMS through the gateway) and
 /// books the first time of a day a week out; returns the booking's slot start in Tokyo time.
 async fn book_on_the_resident_site(app: &TestApp, gateway: &MockServer, n: u32) -> String {
     let r = demo_resident(n);
     let browser = launch(PHONE).await;
-    let page = browser
-        .open(&app.url(&format!("/t/demo/login?ticket={}", r.ticket_no)))
-        .await;
-    wait_for_page(&page, "login").await;
+    let page = browser.open(&app.url(&demo_login_path(n))).await;
     // Japanese, as a resident would pick it with the language links
-    tap(&page, "footer a[lang='ja']").await;
-    for _ in 0..100 {
-        if page_html(&page)
-            .await
-            .is_some_and(|h| h.contains("接種券に書いてある番号"))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    wait_for_page(&page, "login").await;
-    type_into(&page, "#birth_date", &r.birth_date.to_string()).await;
-    go(&page, "#send-code", "code").await;
-    let sms = wait_for_sms(gateway, &format!("+8190{n:08}"), "認証コード").await;
-    let code: String = sms
-        .field("Body")
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .expect("a 6-digit code in the SMS")
-        .to_owned();
-    type_into(&page, "#code", &code).await;
-    go(&page, "#log-in", "bookings").await;
+    switch_language(&page, "ja", "接種券に書いてある番号").await;
+    log_in_resident(&page, r.birth_date, async || {
+        let sms = wait_for_sms(gateway, &format!("+8190{n:08}"), "認証コード").await;
+        sms.field("Body")
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .expect("a 6-digit code in the SMS")
+            .to_owned()
+    })
+    .await;
     go(&page, "#book-new", "venues").await;
     go(&page, "a.choice", "days").await;
     go(&page, "ul.choices li:nth-child(6) a.choice", "times").await;
     go(&page, "a.choice.slot", "confirm").await;
     go(&page, "#confirm", "done").await;
-    let done = page_html(&page).await.unwrap_or_default();
+    let done = html_now(&page).await;
     assert!(done.contains("予約が完了しました"), "{done}");
     browser.close().await;
     let (starts,): (chrono::DateTime<Utc>,) = sqlx::query_as(
@@ -546,7 +446,7 @@ async fn channel_credentials_are_masked_on_every_admin_page_and_never_logged() {
     let tenant = app.demo_tenant().await;
     let resident = app.resident_id(&demo_resident(3).ticket_no).await;
     let slot = app.demo_slot(0).await;
-    booking::book(&app.pool, &tenant, &request(resident, slot))
+    booking::book(&app.pool, &tenant, &book_request(resident, slot))
         .await
         .expect("booked");
     app.worker.run_once().await.expect("work");
@@ -618,17 +518,6 @@ async fn channel_credentials_are_masked_on_every_admin_page_and_never_logged() {
 fn base64_of(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-fn request(resident: Uuid, slot: Uuid) -> BookRequest {
-    BookRequest {
-        resident_id: resident,
-        slot_id: slot,
-        dose: Dose::First,
-        companions: vec![],
-        second_dose_slot: None,
-        idempotency_key: Uuid::new_v4().to_string(),
-    }
 }
 
 #[tokio::test]
@@ -846,7 +735,7 @@ async fn templates_are_validated_previewed_used_by_the_worker_and_reset() {
     booking::book(
         &app.pool,
         &tenant,
-        &request(resident, app.demo_slot(0).await),
+        &book_request(resident, app.demo_slot(0).await),
     )
     .await
     .expect("booked");
@@ -982,15 +871,7 @@ async fn the_sms_budget_is_validated_and_its_banners_show_on_the_notifications_p
     let ja = app
         .client
         .get(app.url("/admin/t/demo"))
-        .header(
-            "cookie",
-            admin
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
+        .header("cookie", admin.cookie_header())
         .header("accept-language", "ja")
         .send()
         .await
@@ -1056,12 +937,7 @@ async fn both_budget_forms_give_the_same_answer_through_the_one_setter() {
         "{page}"
     );
     // in Japanese too, the same on both pages
-    let cookies = admin
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookies = admin.cookie_header();
     let mut ja = Vec::new();
     for form in forms {
         let page = app
@@ -1279,7 +1155,7 @@ async fn book_for(app: &TestApp, n: u32, nth: i64) -> Uuid {
     booking::book(
         &app.pool,
         &tenant,
-        &request(resident, app.demo_slot(nth).await),
+        &book_request(resident, app.demo_slot(nth).await),
     )
     .await
     .expect("booked")[0]
@@ -1306,7 +1182,7 @@ async fn the_delivery_log_shows_a_dead_message_with_its_reason_filters_pages_and
     booking::book(
         &app.pool,
         &tenant,
-        &request(resident, app.demo_slot(0).await),
+        &book_request(resident, app.demo_slot(0).await),
     )
     .await
     .expect("booked");
@@ -1337,9 +1213,13 @@ async fn the_delivery_log_shows_a_dead_message_with_its_reason_filters_pages_and
         .await
         .expect("email");
     let other = app.resident_id(&demo_resident(4).ticket_no).await;
-    booking::book(&app.pool, &tenant, &request(other, app.demo_slot(1).await))
-        .await
-        .expect("booked");
+    booking::book(
+        &app.pool,
+        &tenant,
+        &book_request(other, app.demo_slot(1).await),
+    )
+    .await
+    .expect("booked");
     app.worker.run_once().await.expect("work");
 
     let mut clerk = app

@@ -8,8 +8,7 @@ use sqlx::PgPool;
 use tenants::TenantId;
 use uuid::Uuid;
 
-use crate::callcenter::role_clients;
-use crate::support::{bare_tenant, spawn_app};
+use crate::support::{PASSWORD, bare_tenant, role_clients, spawn_app};
 
 async fn slot(
     owner: &PgPool,
@@ -213,7 +212,7 @@ async fn every_role_gets_the_overview_only_if_it_may_read_statistics() {
 
 #[tokio::test]
 async fn the_charts_draw_bars_in_proportion_in_a_real_browser() {
-    use crate::browser::{DESKTOP, click_and_wait, fill, launch};
+    use crate::browser::{DESKTOP, goto, launch};
     let app = spawn_app().await;
     let t = bare_tenant(&app.pool, "ovchart", "概況市").await;
     let today = (Utc::now() + Duration::hours(9)).date_naive();
@@ -222,17 +221,14 @@ async fn the_charts_draw_bars_in_proportion_in_a_real_browser() {
         .await;
     let base = app.url("");
     let browser = launch(DESKTOP).await;
-    let page = browser.open(&format!("{base}/admin/login")).await;
-    fill(&page, "input[name=email]", "viewer@ovchart.example").await;
-    fill(&page, "input[name=password]", crate::support::PASSWORD).await;
-    click_and_wait(&page, "#login").await;
-    crate::overview::wait_logged_in(&page).await;
-    page.goto(format!(
-        "{base}/admin/t/ovchart/overview?from={yesterday}&to={tomorrow}"
-    ))
-    .await
-    .expect("goto");
-    page.wait_for_navigation().await.expect("load");
+    let page = browser
+        .staff_page(&base, "viewer@ovchart.example", PASSWORD)
+        .await;
+    goto(
+        &page,
+        format!("{base}/admin/t/ovchart/overview?from={yesterday}&to={tomorrow}"),
+    )
+    .await;
     // rendered heights of the fill-rate bars (20 % and 100 %) and the chart's width on screen
     let heights: Vec<f64> = page
         .evaluate(
@@ -260,18 +256,4 @@ async fn the_charts_draw_bars_in_proportion_in_a_real_browser() {
         "the chart is drawn at a readable size: {width}"
     );
     browser.close().await;
-}
-
-/// Waits until the page after the login redirect is shown (a navigation started before it ends is
-/// aborted by the browser).
-pub async fn wait_logged_in(page: &chromiumoxide::Page) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        let t = crate::browser::text_now(page).await;
-        if t.contains("Log out") || t.contains("ログアウト") {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("not logged in: {}", crate::browser::text_now(page).await);
 }

@@ -6,15 +6,7 @@ use std::sync::Arc;
 use platform::demo::demo_resident;
 use serde_json::{Value, json};
 
-use crate::support::{Options, TestApp, spawn_app_with};
-
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await
-}
+use crate::support::demo_app;
 
 const BOOK: &str =
     "mutation($input: BookInput!) { book(input: $input) { id slotId status dose groupId } }";

@@ -7,15 +7,7 @@ use platform::demo::demo_resident;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{Options, TestApp, spawn_app_with};
-
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await
-}
+use crate::support::{TestApp, demo_app, field_in};
 
 const BOOK: &str = "mutation($input: BookInput!) { book(input: $input) { id slotId dose } }";
 
@@ -30,10 +22,7 @@ async fn confirm_form(app: &TestApp, cookie: &str, slot: Uuid) -> (String, Strin
         .expect("confirm page");
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
-    let field = |name: &str| {
-        let at = html.find(&format!("name=\"{name}\" value=\"")).expect(name) + name.len() + 15;
-        html[at..].split('"').next().expect("value").to_owned()
-    };
+    let field = |name: &str| field_in(&html, name).expect(name);
     (field("csrf"), field("key"))
 }
 
@@ -310,8 +299,8 @@ async fn set_status(app: &TestApp, status: &str) {
         .execute(&app.owner)
         .await
         .expect("set the city's status");
-    // Every process reads the city through a cache of one `CACHE_TTL` (the stated staleness
-    // bound of a status change, docs/architecture.md); wait it out once, then everything holds.
+    // Every process reads the city through the one tenant cache (`TENANT_TTL`, the stated
+    // staleness bound of a status change, docs/architecture.md); wait it out once.
     tokio::time::sleep(platform::tenant_cache::TENANT_TTL + std::time::Duration::from_millis(50))
         .await;
 }

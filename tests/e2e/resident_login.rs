@@ -5,15 +5,7 @@ use platform::demo::demo_resident;
 use platform::i18n::Lang;
 use platform::residents::auth::{self, AuthError, CodeSecret};
 
-use crate::support::{Options, TestApp, spawn_app_with};
-
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await
-}
+use crate::support::{Options, TestApp, demo_app, spawn_app_with};
 
 /// Demo residents whose number is a multiple of 3 have a phone on file: 090 + n in 8 digits.
 fn phone_of(n: u32) -> String {

@@ -2,26 +2,15 @@
 //! channel, book, see it in "my bookings", change, cancel — in Japanese with JavaScript, in English
 //! (switched with the language links) with JavaScript off.
 
-use std::time::Duration;
-
 use chromiumoxide::Page;
 use platform::demo::demo_resident;
 
-use chromiumoxide::cdp::browser_protocol::dom::{
-    GetDocumentParams, GetOuterHtmlParams, ScrollIntoViewIfNeededParams,
-};
 use chromiumoxide::cdp::browser_protocol::page::GetLayoutMetricsParams;
 
-use crate::browser::{PHONE, launch};
-use crate::support::{Options, TestApp, spawn_app_with};
-
-async fn demo_app() -> TestApp {
-    spawn_app_with(Options {
-        demo: true,
-        ..Options::default()
-    })
-    .await
-}
+use crate::browser::{
+    PHONE, demo_login_path, go, html_now, launch, log_in_resident, switch_language,
+};
+use crate::support::{TestApp, demo_app, field_in};
 
 struct Words {
     my_bookings: &'static str,
@@ -50,100 +39,6 @@ const EN: Words = Words {
     first_dose: "1st dose",
 };
 
-/// Clicks `selector` and waits until the page named `next` (`<main data-page>`) has loaded.
-async fn go(page: &Page, selector: &str, next: &str) {
-    tokio::time::timeout(Duration::from_secs(20), tap(page, selector))
-        .await
-        .unwrap_or_else(|_| panic!("clicking {selector} took over 20 s"));
-    wait_for_page(page, next).await;
-}
-
-/// The page's HTML through the DevTools DOM domain, which (unlike `evaluate`) works with page
-/// scripts switched off. None while a navigation replaces the document.
-async fn page_text(page: &Page) -> Option<String> {
-    let read = async {
-        let doc = page.execute(GetDocumentParams::default()).await.ok()?;
-        let html = page
-            .execute(
-                GetOuterHtmlParams::builder()
-                    .node_id(doc.result.root.node_id)
-                    .build(),
-            )
-            .await
-            .ok()?;
-        Some(html.result.outer_html)
-    };
-    tokio::time::timeout(Duration::from_secs(2), read)
-        .await
-        .ok()
-        .flatten()
-}
-
-async fn wait_for_page(page: &Page, name: &str) {
-    let marker = format!("data-page=\"{name}\"");
-    for _ in 0..150 {
-        if page_text(page)
-            .await
-            .is_some_and(|h| h.contains(&marker) && h.contains("</footer>"))
-        {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "page {name} did not load; showing: {:?}",
-        page_text(page).await
-    );
-}
-
-/// Taps an element with real input events, through the DevTools DOM and Input domains only:
-/// chromiumoxide's `Element::click` scrolls with JavaScript, which never answers when scripts are off.
-async fn tap(page: &Page, selector: &str) {
-    let el = page
-        .find_element(selector)
-        .await
-        .unwrap_or_else(|e| panic!("{selector}: {e}"));
-    page.execute(
-        ScrollIntoViewIfNeededParams::builder()
-            .backend_node_id(el.backend_node_id)
-            .build(),
-    )
-    .await
-    .expect("scroll into view");
-    let point = el.clickable_point().await.expect("clickable point");
-    page.click(point).await.expect("click");
-}
-
-/// Types into an empty field (no JavaScript needed).
-async fn type_into(page: &Page, selector: &str, value: &str) {
-    tap(page, selector).await;
-    page.find_element(selector)
-        .await
-        .expect("field")
-        .type_str(value)
-        .await
-        .expect("type");
-}
-
-async fn text(page: &Page) -> String {
-    page_text(page).await.unwrap_or_default()
-}
-
-/// Clicks a language link and waits for the page to speak it.
-async fn switch_language(page: &Page, tag: &str, phrase: &str) {
-    wait_for_page(page, "login").await;
-    tap(page, &format!("footer a[lang='{tag}']")).await;
-    for _ in 0..100 {
-        if page_text(page).await.is_some_and(|t| t.contains(phrase)) {
-            wait_for_page(page, "login").await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("language {tag} did not apply: {:?}", page_text(page).await);
-}
-
 async fn assert_fits_phone(page: &Page) {
     let metrics = page
         .execute(GetLayoutMetricsParams::default())
@@ -171,43 +66,44 @@ async fn live_booking(app: &TestApp, ticket: &str) -> Option<(uuid::Uuid, String
 async fn resident_flow(app: &TestApp, page: &Page, n: u32, w: &Words) {
     let r = demo_resident(n);
     assert!(
-        text(page)
+        html_now(page)
             .await
             .contains(&format!("value=\"{}\"", r.ticket_no)),
         "the QR link pre-fills the ticket number"
     );
     assert_fits_phone(page).await;
-    type_into(page, "#birth_date", &r.birth_date.to_string()).await;
-    go(page, "#send-code", "code").await;
-
-    let code = app
-        .login_code_sent_to(&format!("090{n:08}"))
-        .await
-        .expect("the SMS reached the log channel");
-    type_into(page, "#code", &code).await;
-    go(page, "#log-in", "bookings").await;
+    log_in_resident(page, r.birth_date, async || {
+        app.login_code_sent_to(&format!("090{n:08}"))
+            .await
+            .expect("the SMS reached the log channel")
+    })
+    .await;
     assert!(
-        text(page).await.contains(w.my_bookings),
+        html_now(page).await.contains(w.my_bookings),
         "{}",
-        text(page).await
+        html_now(page).await
     );
 
     // book: venue → day → time → confirm → done
     go(page, "#book-new", "venues").await;
     go(page, "a.choice", "days").await;
-    assert!(text(page).await.contains('○') || text(page).await.contains('△'));
+    assert!(html_now(page).await.contains('○') || html_now(page).await.contains('△'));
     // a week out: beyond the booking deadline and the change/cancel cut-off
     go(page, "ul.choices li:nth-child(6) a.choice", "times").await;
     assert_fits_phone(page).await;
     go(page, "a.choice.slot", "confirm").await;
     go(page, "#confirm", "done").await;
-    assert!(text(page).await.contains(w.done), "{}", text(page).await);
+    assert!(
+        html_now(page).await.contains(w.done),
+        "{}",
+        html_now(page).await
+    );
     let (first_slot, status) = live_booking(app, &r.ticket_no).await.expect("booked");
     assert_eq!(status, "booked");
 
     // my bookings shows it
     go(page, "#my-bookings", "bookings").await;
-    let body = text(page).await;
+    let body = html_now(page).await;
     assert!(
         body.contains(w.first_dose)
             && [
@@ -226,7 +122,11 @@ async fn resident_flow(app: &TestApp, page: &Page, n: u32, w: &Words) {
     go(page, "ul.choices li:nth-child(6) a.choice", "times").await;
     go(page, "ul.choices li:last-child a.choice.slot", "confirm").await;
     go(page, "#confirm", "done").await;
-    assert!(text(page).await.contains(w.changed), "{}", text(page).await);
+    assert!(
+        html_now(page).await.contains(w.changed),
+        "{}",
+        html_now(page).await
+    );
     let (moved_to, _) = live_booking(app, &r.ticket_no).await.expect("booking");
     assert_ne!(moved_to, first_slot, "the booking moved");
 
@@ -234,7 +134,7 @@ async fn resident_flow(app: &TestApp, page: &Page, n: u32, w: &Words) {
     go(page, "#my-bookings", "bookings").await;
     go(page, "a.button.secondary[href*='/cancel/']", "cancel").await;
     go(page, "#cancel", "bookings").await;
-    let body = text(page).await;
+    let body = html_now(page).await;
     assert!(
         body.contains(w.cancelled) && body.contains(w.cancelled_badge),
         "{body}"
@@ -254,12 +154,7 @@ async fn resident_flow(app: &TestApp, page: &Page, n: u32, w: &Words) {
 async fn a_resident_books_changes_and_cancels_in_japanese_on_a_phone() {
     let app = demo_app().await;
     let browser = launch(PHONE).await;
-    let page = browser
-        .open(&app.url(&format!(
-            "/t/demo/login?ticket={}",
-            demo_resident(30).ticket_no
-        )))
-        .await;
+    let page = browser.open(&app.url(&demo_login_path(30))).await;
     switch_language(&page, "ja", "接種券に書いてある番号").await;
     resident_flow(&app, &page, 30, &JA).await;
     browser.close().await;
@@ -270,10 +165,7 @@ async fn a_resident_books_changes_and_cancels_in_english_without_javascript() {
     let app = demo_app().await;
     let browser = launch(PHONE).await;
     let page = browser
-        .open_without_js(&app.url(&format!(
-            "/t/demo/login?ticket={}",
-            demo_resident(33).ticket_no
-        )))
+        .open_without_js(&app.url(&demo_login_path(33)))
         .await;
     // The language switch is a plain link and is remembered in a cookie.
     switch_language(&page, "zh-Hans", "请输入接种券上的号码和您的出生日期").await;
@@ -315,10 +207,7 @@ async fn the_confirm_page_offers_dose_two_together_with_dose_one() {
         html.contains(&format!("option value=\"{second}\"")),
         "{html}"
     );
-    let field = |name: &str| {
-        let at = html.find(&format!("name=\"{name}\" value=\"")).expect(name) + name.len() + 15;
-        html[at..].split('"').next().expect("value").to_owned()
-    };
+    let field = |name: &str| field_in(&html, name).expect(name);
     let (csrf, key) = (field("csrf"), field("key"));
     let res = app
         .client

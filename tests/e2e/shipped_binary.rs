@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{AdminClient, fresh_database, http_client, pg_base};
+use crate::support::{AdminClient, body, fresh_database, http_client, pg_base};
 
 /// `yoyaku serve` on a fresh database (demo city seeded, development environment), killed on drop.
 struct Server {
@@ -66,11 +66,9 @@ impl Server {
     /// The demo city's admin, signed in through the login form.
     async fn demo_admin(&self) -> AdminClient<'static> {
         let mut admin = AdminClient::at(self.base.clone(), self.client.clone());
-        let res = admin
-            .attempt_login("admin@demo.example", platform::demo::DEMO_STAFF_PASSWORD)
+        admin
+            .log_in("admin@demo.example", platform::demo::DEMO_STAFF_PASSWORD)
             .await;
-        assert_eq!(res.status(), 303, "demo admin login");
-        admin.refresh_csrf().await;
         admin
     }
 
@@ -85,11 +83,6 @@ impl Server {
             .await
             .expect("GraphQL JSON")
     }
-}
-
-async fn body(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    (status, res.text().await.expect("body"))
 }
 
 /// Waits until the fake has received `n` requests (or 20 s pass), then a little longer, so a

@@ -10,10 +10,10 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 use platform::staff::authz::Role;
 use platform::stats::{self, Period};
 use serde_json::json;
-use tenants::{LocalGovernmentCode, Locale, NewTenant, Slug, TenantId, TenantName, TimeZone};
+use tenants::TenantId;
 use uuid::Uuid;
 
-use crate::support::spawn_app;
+use crate::support::{empty_tenant, spawn_app};
 
 struct Seed {
     birth: (i32, u32, u32),
@@ -148,18 +148,6 @@ fn as_map(rows: &[stats::StatRow]) -> BTreeMap<Key, i64> {
     map
 }
 
-async fn tenant(pool: &sqlx::PgPool, slug: &str, code: &str) -> TenantId {
-    let new = NewTenant {
-        slug: Slug::parse(slug).expect("slug"),
-        name: TenantName::parse(slug).expect("name"),
-        code: LocalGovernmentCode::parse(code).expect("code"),
-        time_zone: TimeZone::default(),
-        default_locale: Locale::default(),
-        locales: vec![Locale::default()],
-    };
-    tenants::create_tenant(pool, &new).await.expect("tenant").id
-}
-
 /// Inserts the seed list with the owner's pool (arranging, not the code under test).
 async fn seed(owner: &sqlx::PgPool, t: TenantId) {
     let t = t.0;
@@ -252,7 +240,7 @@ fn d(y: i32, m: u32, day: u32) -> NaiveDate {
 #[tokio::test]
 async fn stats_every_cell_matches_an_independent_count_and_weeks_follow_tokyo() {
     let app = spawn_app().await;
-    let t = tenant(&app.pool, "statcity", "141003").await;
+    let t = empty_tenant(&app.pool, "statcity", "statcity", "141003").await;
     seed(&app.owner, t).await;
 
     for period in Period::ALL {
@@ -335,7 +323,7 @@ async fn stats_every_cell_matches_an_independent_count_and_weeks_follow_tokyo() 
 #[tokio::test]
 async fn stats_xlsx_has_one_japanese_sheet_per_table_matching_the_numbers() {
     let app = spawn_app().await;
-    let t = tenant(&app.pool, "statxlsx", "141003").await;
+    let t = empty_tenant(&app.pool, "statxlsx", "statxlsx", "141003").await;
     seed(&app.owner, t).await;
     let mut tx = tenants::begin(&app.pool, t).await.expect("scope");
     let bytes = stats::stats_xlsx(&mut tx).await.expect("xlsx");
@@ -406,7 +394,7 @@ fn expected_doses(period: Period) -> BTreeMap<Key, i64> {
 #[tokio::test]
 async fn doses_given_count_vaccinations_on_the_local_day_they_were_given() {
     let app = spawn_app().await;
-    let t = tenant(&app.pool, "statdoses", "141003").await;
+    let t = empty_tenant(&app.pool, "statdoses", "statdoses", "141003").await;
     seed(&app.owner, t).await;
     record_doses(&app.owner, t).await;
     // 23:50 on 31 January plus 20 minutes is 1 February: a dose given in another month than its
@@ -489,8 +477,8 @@ const QUERY: &str = "query($slug: String!, $period: StatPeriod!) {
 #[tokio::test]
 async fn stats_graphql_matches_the_domain_numbers_and_is_guarded() {
     let app = spawn_app().await;
-    let t = tenant(&app.pool, "statgql", "141003").await;
-    let other = tenant(&app.pool, "statother", "141305").await;
+    let t = empty_tenant(&app.pool, "statgql", "statgql", "141003").await;
+    let other = empty_tenant(&app.pool, "statother", "statother", "141305").await;
     seed(&app.owner, t).await;
 
     let roles = [
@@ -573,7 +561,7 @@ async fn stats_graphql_matches_the_domain_numbers_and_is_guarded() {
 #[tokio::test]
 async fn stats_admin_page_and_workbook_download_per_role() {
     let app = spawn_app().await;
-    let t = tenant(&app.pool, "statpage", "141003").await;
+    let t = empty_tenant(&app.pool, "statpage", "statpage", "141003").await;
     seed(&app.owner, t).await;
     let mut staff = app
         .staff_client("staff@page.test", Some((t, Role::CityStaff, &[][..])))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use platform::staff::authz::Role;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool, postgres::PgPoolOptions};
@@ -195,6 +196,26 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
+/// The app with the demo municipality seeded (`Options { demo: true, .. }`).
+pub async fn demo_app() -> TestApp {
+    spawn_app_with(Options {
+        demo: true,
+        ..Options::default()
+    })
+    .await
+}
+
+/// The demo app without a background notification worker: the test works jobs itself with
+/// `app.worker.run_once()` (`Options { demo: true, manual_worker: true, .. }`).
+pub async fn demo_app_manual_worker() -> TestApp {
+    spawn_app_with(Options {
+        demo: true,
+        manual_worker: true,
+        ..Options::default()
+    })
+    .await
+}
+
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let database = fresh_database().await;
     let mut settings = settings_for(&database);
@@ -294,15 +315,7 @@ impl TestApp {
 
     /// A tenant created through the registry and filled by `platform::demo::seed_city`.
     pub async fn seeded_tenant(&self, slug: &str, code: &str) -> tenants::Tenant {
-        let new = tenants::NewTenant {
-            slug: tenants::Slug::parse(slug).expect("slug"),
-            name: tenants::TenantName::parse(slug).expect("name"),
-            code: tenants::LocalGovernmentCode::parse(code).expect("code"),
-            time_zone: tenants::TimeZone::default(),
-            default_locale: tenants::Locale::default(),
-            locales: vec![tenants::Locale::default()],
-        };
-        let tenant = tenants::create_tenant(&self.pool, &new)
+        let tenant = tenants::create_tenant(&self.pool, &new_tenant(slug, slug, code))
             .await
             .expect("create tenant");
         let mut tx = tenants::begin(&self.pool, tenant.id).await.expect("scope");
@@ -321,11 +334,7 @@ impl TestApp {
     pub async fn staff(
         &self,
         email: &str,
-        role: Option<(
-            tenants::TenantId,
-            platform::staff::authz::Role,
-            &[uuid::Uuid],
-        )>,
+        role: Option<(tenants::TenantId, Role, &[uuid::Uuid])>,
     ) -> platform::staff::identity::StaffAccount {
         let account = platform::staff::identity::create_with_password(
             &self.pool,
@@ -354,9 +363,7 @@ impl TestApp {
     /// Logs in through the login form and returns a client that carries the session.
     pub async fn login(&self, email: &str, password: &str) -> AdminClient<'_> {
         let mut client = self.anonymous();
-        let res = client.attempt_login(email, password).await;
-        assert_eq!(res.status(), 303, "login of {email} failed");
-        client.refresh_csrf().await;
+        client.log_in(email, password).await;
         client
     }
 
@@ -369,15 +376,48 @@ impl TestApp {
     pub async fn staff_client(
         &self,
         email: &str,
-        role: Option<(
-            tenants::TenantId,
-            platform::staff::authz::Role,
-            &[uuid::Uuid],
-        )>,
+        role: Option<(tenants::TenantId, Role, &[uuid::Uuid])>,
     ) -> AdminClient<'_> {
         self.staff(email, role).await;
         self.login(email, PASSWORD).await
     }
+}
+
+/// The roles `role_clients` logs in, in its order (the operator first).
+pub const ROLES: [(&str, Option<Role>); 7] = [
+    ("operator", None),
+    ("city_admin", Some(Role::CityAdmin)),
+    ("city_staff", Some(Role::CityStaff)),
+    ("venue_staff", Some(Role::VenueStaff)),
+    ("hospital_staff", Some(Role::HospitalStaff)),
+    ("call_center", Some(Role::CallCenter)),
+    ("auditor", Some(Role::Auditor)),
+];
+
+/// One logged-in client per role in the demo city (venue staff assigned to the first venue).
+pub async fn role_clients<'a>(app: &'a TestApp, tenant: &tenants::Tenant) -> Vec<AdminClient<'a>> {
+    let venue: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM venues WHERE tenant_id = $1 ORDER BY name LIMIT 1")
+            .bind(tenant.id.0)
+            .fetch_one(&app.owner)
+            .await
+            .expect("venue");
+    let mut out = Vec::new();
+    for (who, role) in ROLES {
+        let venues = if matches!(role, Some(Role::VenueStaff | Role::HospitalStaff)) {
+            vec![venue]
+        } else {
+            vec![]
+        };
+        out.push(
+            app.staff_client(
+                &format!("{who}@roles.example"),
+                role.map(|r| (tenant.id, r, venues.as_slice())),
+            )
+            .await,
+        );
+    }
+    out
 }
 
 /// A browser-like HTTP client for the admin UI: keeps cookies, knows the session's CSRF token.
@@ -392,7 +432,13 @@ pub struct AdminClient<'a> {
 
 /// The value of the first `name="csrf"` hidden field in a page.
 pub fn csrf_in(html: &str) -> Option<String> {
-    let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    field_in(html, "csrf")
+}
+
+/// The value of the first form field `name="<name>"` in a page (hidden fields: `csrf`, `key`).
+pub fn field_in(html: &str, name: &str) -> Option<String> {
+    let prefix = format!("name=\"{name}\" value=\"");
+    let at = html.find(&prefix)? + prefix.len();
     Some(html[at..].split('"').next()?.to_owned())
 }
 
@@ -412,7 +458,8 @@ impl AdminClient<'_> {
         format!("{}{path}", self.base)
     }
 
-    fn cookie_header(&self) -> String {
+    /// The session's cookies as one `Cookie` header value (for requests made without this client).
+    pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -485,6 +532,14 @@ impl AdminClient<'_> {
     pub async fn refresh_csrf(&mut self) {
         let html = self.get("/admin").await.text().await.expect("body");
         self.csrf = csrf_in(&html).expect("a csrf field on the start page");
+    }
+
+    /// Logs in through the login form (asserting the redirect of a successful login) and takes the
+    /// session's CSRF token from the start page.
+    pub async fn log_in(&mut self, email: &str, password: &str) {
+        let res = self.attempt_login(email, password).await;
+        assert_eq!(res.status(), 303, "login of {email} failed");
+        self.refresh_csrf().await;
     }
 
     /// Fetches the login form (for its CSRF cookie and token) and posts the credentials.
@@ -669,17 +724,70 @@ pub async fn yoyaku_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     .expect("join")
 }
 
-/// A tenant with nothing in it (local-government code 141003), for tests that arrange their own data.
-pub async fn bare_tenant(pool: &PgPool, slug: &str, name: &str) -> tenants::TenantId {
-    let new = tenants::NewTenant {
+/// A new tenant's registry entry: Japanese, in the default time zone.
+pub fn new_tenant(slug: &str, name: &str, code: &str) -> tenants::NewTenant {
+    tenants::NewTenant {
         slug: tenants::Slug::parse(slug).expect("slug"),
         name: tenants::TenantName::parse(name).expect("name"),
-        code: tenants::LocalGovernmentCode::parse("141003").expect("code"),
+        code: tenants::LocalGovernmentCode::parse(code).expect("code"),
         time_zone: tenants::TimeZone::default(),
         default_locale: tenants::Locale::default(),
         locales: vec![tenants::Locale::default()],
-    };
-    tenants::create_tenant(pool, &new).await.expect("tenant").id
+    }
+}
+
+/// A tenant with nothing in it, for tests that arrange their own data.
+pub async fn empty_tenant(pool: &PgPool, slug: &str, name: &str, code: &str) -> tenants::TenantId {
+    tenants::create_tenant(pool, &new_tenant(slug, name, code))
+        .await
+        .expect("tenant")
+        .id
+}
+
+/// A tenant with nothing in it (local-government code 141003), for tests that arrange their own data.
+pub async fn bare_tenant(pool: &PgPool, slug: &str, name: &str) -> tenants::TenantId {
+    empty_tenant(pool, slug, name, "141003").await
+}
+
+/// Sets the tenant's monthly SMS budget (in segments) inside its scoped transaction `tx`. Arranged
+/// directly: the one setter (`channels::set_sms_budget`) is for staff and audits.
+pub async fn arrange_sms_budget(tx: &mut PgConnection, segments: i64) {
+    sqlx::query(
+        "INSERT INTO notification_settings (tenant_id, sms_monthly_budget) \
+         SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid, $1",
+    )
+    .bind(segments)
+    .execute(&mut *tx)
+    .await
+    .expect("budget");
+}
+
+/// A response's status and body text.
+pub async fn body(res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("body"))
+}
+
+/// A dose-1 booking of `slot` for `resident`, alone, with a fresh idempotency key.
+pub fn book_request(resident: uuid::Uuid, slot: uuid::Uuid) -> platform::booking::BookRequest {
+    platform::booking::BookRequest {
+        resident_id: resident,
+        slot_id: slot,
+        dose: platform::booking::Dose::First,
+        companions: vec![],
+        second_dose_slot: None,
+        idempotency_key: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// A wall-clock time in Japan (Asia/Tokyo) as UTC, for pinning test times to fixed points.
+pub fn jst(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone as _;
+    chrono_tz::Asia::Tokyo
+        .with_ymd_and_hms(y, m, d, h, min, 0)
+        .single()
+        .expect("valid JST time")
+        .with_timezone(&chrono::Utc)
 }
 
 /// An HTTP client for the test's own side that carries its TLS configuration with it, so the test

@@ -96,15 +96,7 @@ async fn a_suspended_city_is_closed_to_its_staff_and_keys_and_open_to_the_operat
     let ja = app
         .client
         .get(app.url(&venues_page))
-        .header(
-            "cookie",
-            s.client(Who::CityAdmin)
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
+        .header("cookie", s.client(Who::CityAdmin).cookie_header())
         .header("accept-language", "ja")
         .send()
         .await
