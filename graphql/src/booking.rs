@@ -7,7 +7,7 @@
 //! The token goes in `Authorization: Bearer <token>`; it names its tenant, so the booking calls
 //! need no tenant argument. A token for another tenant's data simply finds nothing.
 
-use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::ResidentDesk;
 use platform::booking::availability::Mark;
@@ -33,25 +33,9 @@ fn info<'a>(ctx: &'a Context<'_>) -> &'a RequestInfo {
         .unwrap_or_else(|| NONE.get_or_init(RequestInfo::default))
 }
 
-/// The desk's refusal as GraphQL says it: the message in the request's language and
-/// `extensions.code` (a suspended city adds `extensions.reason = "TENANT_SUSPENDED"`; a throttled
-/// login request `extensions.retryAfter` seconds).
+/// The desk's refusal as GraphQL says it ([`ApiError::desk`]).
 fn desk_error(e: DeskError, lang: Lang) -> async_graphql::Error {
-    if let DeskError::Database(db) = e {
-        return ApiError::from(db).into();
-    }
-    let code = e.code();
-    let retry = e.retry_after_secs();
-    let suspended = matches!(e, DeskError::Suspended);
-    async_graphql::Error::new(e.message(lang)).extend_with(|_, ext| {
-        ext.set("code", code);
-        if let Some(r) = retry {
-            ext.set("retryAfter", r);
-        }
-        if suspended {
-            ext.set("reason", "TENANT_SUSPENDED");
-        }
-    })
+    ApiError::desk(e, lang).into()
 }
 
 /// The desk and the request's language.

@@ -24,12 +24,11 @@ use tenants::{Tenant, TenantId};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::book::{BookRequest, book_general};
+use super::book::{BookRequest, book_via};
 use super::bookings::Booking;
-use super::dose::Dose;
 use super::error::BookingError;
 use super::fast::{
-    Caller, FastOutcome, FastRequest, book_first_dose, book_one_first_dose, fast_outcome,
+    Caller, FastOutcome, FastPath, FastRequest, book_first_dose, book_one_first_dose, fast_outcome,
     fast_request,
 };
 use super::keys::is_unique_violation;
@@ -257,24 +256,25 @@ async fn run_batch(
     .await
 }
 
+impl FastPath for Batcher {
+    fn book_first_dose(
+        &self,
+        tenant: &Tenant,
+        caller: Caller<'_>,
+        slot: Uuid,
+        key: &str,
+    ) -> impl Future<Output = Result<FastOutcome, BookingError>> + Send {
+        Batcher::book_first_dose(self, tenant, caller, slot, key)
+    }
+}
+
 /// Like [`super::book`], with the fast path decided in a batch: what the resident-facing front ends
-/// use (through the resident desk). The commonest booking (the resident alone, dose 1, one slot) goes
-/// through `batcher`; everything else, and whatever the fast path leaves open, by the general path,
-/// which says precisely why a booking is refused.
+/// use (through the resident desk).
 pub async fn book_batched(
     batcher: &Batcher,
     pool: &PgPool,
     tenant: &Tenant,
     req: &BookRequest,
 ) -> Result<Vec<Booking>, BookingError> {
-    if req.companions.is_empty() && req.second_dose_slot.is_none() && req.dose == Dose::First {
-        let caller = Caller::Resident(req.resident_id);
-        let fast = batcher
-            .book_first_dose(tenant, caller, req.slot_id, &req.idempotency_key)
-            .await?;
-        if let FastOutcome::Done(booked) = fast {
-            return Ok(booked);
-        }
-    }
-    book_general(pool, tenant, req, false).await
+    book_via(batcher, pool, tenant, req).await
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::bookings::{Booking, load};
 use super::dose::Dose;
 use super::error::BookingError;
-use super::fast::{Caller, FastOutcome, book_first_dose};
+use super::fast::{Caller, FastOutcome, FastPath};
 use super::keys::{claim_key, store_result, unique_violation_to_already};
 use super::rules::{check_dose_rules, settings, slot_info};
 use super::seats::{Pass, adjacent_split, take_seats_with};
@@ -34,10 +34,22 @@ pub async fn book(
     tenant: &Tenant,
     req: &BookRequest,
 ) -> Result<Vec<Booking>, BookingError> {
+    book_via(pool, pool, tenant, req).await
+}
+
+/// [`book`] with the fast path decided by `fast` (the database, or a batch).
+pub(crate) async fn book_via(
+    fast: &impl FastPath,
+    pool: &PgPool,
+    tenant: &Tenant,
+    req: &BookRequest,
+) -> Result<Vec<Booking>, BookingError> {
     if req.companions.is_empty() && req.second_dose_slot.is_none() && req.dose == Dose::First {
         let caller = Caller::Resident(req.resident_id);
-        let fast = book_first_dose(pool, tenant, caller, req.slot_id, &req.idempotency_key).await?;
-        if let FastOutcome::Done(booked) = fast {
+        let outcome = fast
+            .book_first_dose(tenant, caller, req.slot_id, &req.idempotency_key)
+            .await?;
+        if let FastOutcome::Done(booked) = outcome {
             return Ok(booked);
         }
     }

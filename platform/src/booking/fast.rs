@@ -107,6 +107,31 @@ pub async fn book_first_dose(
     }
 }
 
+/// Who decides a fast-path booking: the database itself ([`PgPool`]: one statement per request)
+/// or a [`super::batch::Batcher`] (one statement per batch). [`super::book`] and
+/// [`super::book_batched`] differ only in this.
+pub trait FastPath {
+    fn book_first_dose(
+        &self,
+        tenant: &Tenant,
+        caller: Caller<'_>,
+        slot: Uuid,
+        key: &str,
+    ) -> impl Future<Output = Result<FastOutcome, BookingError>> + Send;
+}
+
+impl FastPath for PgPool {
+    fn book_first_dose(
+        &self,
+        tenant: &Tenant,
+        caller: Caller<'_>,
+        slot: Uuid,
+        key: &str,
+    ) -> impl Future<Output = Result<FastOutcome, BookingError>> + Send {
+        book_first_dose(self, tenant, caller, slot, key)
+    }
+}
+
 pub(crate) async fn book_one_first_dose(
     pool: &PgPool,
     tenant: &Tenant,
