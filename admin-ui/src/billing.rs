@@ -23,8 +23,13 @@ use tenants::Tenant;
 use tenants::billing::{BillingError, Invoice, Line, MeteredKind, NewPlan, Price, Totals, report};
 use uuid::Uuid;
 
+use crate::format::{thousands, yen};
+use crate::i18n::{K, Lang};
+use crate::page::{PageError, Staff, csrf_field, page};
 use crate::routes::{Access as A, Route, get, post};
-use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
+use crate::shell::enter;
+use crate::sms_budget;
+use crate::state::AdminState;
 
 pub fn routes() -> Vec<Route> {
     let (read, write) = (
@@ -63,24 +68,6 @@ fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
         Lang::Ja => ja,
         Lang::En => en,
     }
-}
-
-/// 1234567 → "1,234,567"
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 { format!("-{out}") } else { out }
-}
-
-/// Money as shown everywhere: "1,234,567円".
-pub fn yen(n: i64) -> String {
-    format!("{}円", thousands(n))
 }
 
 fn kind_label(lang: Lang, kind: MeteredKind) -> &'static str {
@@ -202,7 +189,7 @@ async fn member_enter(
     slug: &str,
     act: Act,
 ) -> Result<(Tenant, Scope), PageError> {
-    crate::city::enter(state, staff, slug, Object::Billing, act).await
+    enter(state, staff, slug, Object::Billing, act).await
 }
 
 /// Reading usage or projecting an invoice fails only on the database or on stored contract terms
@@ -344,7 +331,7 @@ async fn plans_body(
     let list = billing::plans(&state.pool).await?;
     let v = |k: &str| f.rest.get(k).cloned().unwrap_or_default();
     Ok(html! {
-        p { a href="/admin/tenants" { (lang.t("municipalities")) } }
+        p { a href="/admin/tenants" { (lang.t(K::Municipalities)) } }
         table #plans {
             tr { th { (tr(lang, "コード", "Code")) } th { (tr(lang, "名称", "Name")) } th { (tr(lang, "初期費用", "Set-up fee")) } th { (tr(lang, "システム利用料（月）", "System fee / month")) } th { (tr(lang, "クラウド利用料（月）", "Cloud fee / month")) } th { (tr(lang, "従量", "Metered")) } th { (tr(lang, "オプション", "Add-ons")) } }
             @for p in &list {
@@ -879,7 +866,7 @@ pub async fn set_budget(
     Form(form): Form<BudgetForm>,
 ) -> Result<Response, PageError> {
     let lang = staff.lang;
-    match crate::notifications::save_budget(&state, &staff, &slug, &form.budget).await? {
+    match sms_budget::save_budget(&state, &staff, &slug, &form.budget).await? {
         Ok(()) => Ok(Redirect::to(&format!("/admin/t/{slug}/billing")).into_response()),
         Err(m) => {
             let (title, body) =
@@ -1039,8 +1026,4 @@ pub(crate) fn plans_label(lang: Lang) -> &'static str {
 
 pub(crate) fn billing_label(lang: Lang) -> &'static str {
     tr(lang, "料金と請求", "Billing")
-}
-
-pub(crate) fn usage_label(lang: Lang) -> &'static str {
-    tr(lang, "利用状況と請求", "Usage and invoices")
 }

@@ -18,8 +18,12 @@ use serde::Deserialize;
 use tenants::Tenant;
 use uuid::Uuid;
 
+use crate::i18n::{K, Lang, field_label, venue_kind};
+use crate::page::{PageError, Staff, csrf_field};
 use crate::routes::{Access as A, Route, get, post};
-use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
+use crate::shell::{enter, render, unprocessable};
+use crate::sms_budget;
+use crate::state::AdminState;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -123,71 +127,11 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// The tenant and the guard's scope, or 404 (unknown tenant, not a member, another venue) / 403
-/// (role too small, or the city is suspended: the guard decides, this only renders).
-pub(crate) async fn enter(
-    state: &AdminState,
-    staff: &Staff,
-    slug: &str,
-    object: Object,
-    act: Act,
-) -> Result<(Tenant, Scope), PageError> {
-    let lang = staff.lang;
-    let tenant = tenants::find_by_slug(&state.pool, slug)
-        .await?
-        .ok_or(PageError::not_found(lang))?;
-    let scope = state
-        .authz
-        .enter(&staff.actor, tenant.id, object, act)
-        .await
-        .map_err(|d| PageError::denied(d, lang))?;
-    Ok((tenant, scope))
-}
-
-fn nav(lang: Lang, slug: &str) -> Markup {
-    html! {
-        nav {
-            a href={"/admin/t/" (slug) "/staff"} { (lang.t("staff")) }
-            a href={"/admin/t/" (slug) "/vaccines"} { (lang.t("vaccines")) }
-            a href={"/admin/t/" (slug) "/venues"} { (lang.t("venues")) }
-            a href={"/admin/t/" (slug) "/booking-rules"} { (crate::rules::title(lang)) }
-            a href={"/admin/t/" (slug) "/import"} { (lang.t("import")) }
-            a href={"/admin/t/" (slug) "/residents"} { (lang.t("residents")) }
-            a href={"/admin/t/" (slug) "/audit"} { (lang.t("audit")) }
-            a href={"/admin/t/" (slug) "/statistics"} { @match lang { Lang::Ja => "統計", Lang::En => "Statistics" } }
-            a href={"/admin/t/" (slug) "/api-keys"} { (lang.t("api_keys")) }
-            a href={"/admin/t/" (slug) "/billing"} { (crate::billing::usage_label(lang)) }
-            a href={"/admin/t/" (slug) "/callcenter"} { (crate::callcenter::menu_label(lang)) }
-            a href={"/admin/t/" (slug) "/exports"} { (crate::exports::menu_label(lang)) }
-            a href={"/admin/t/" (slug) "/overview"} { (crate::overview::menu_label(lang)) }
-            a href={"/admin/t/" (slug) "/intake"} { @match lang { Lang::Ja => "受付", Lang::En => "Intake" } }
-            a href={"/admin/t/" (slug) "/notifications"} { @match lang { Lang::Ja => "お知らせ", Lang::En => "Notifications" } }
-        }
-    }
-}
-
-pub(crate) fn render(staff: &Staff, t: &Tenant, title: &str, body: Markup) -> Response {
-    let framed = html! { (nav(staff.lang, &t.slug)) (body) };
-    page(
-        staff.lang,
-        &format!("{} – {title}", t.name),
-        Some(staff),
-        framed,
-    )
-    .into_response()
-}
-
-fn unprocessable(staff: &Staff, t: &Tenant, title: &str, body: Markup) -> Response {
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        render(staff, t, title, body),
-    )
-        .into_response()
-}
-
 fn setup_message(e: SetupError, lang: Lang) -> Result<String, PageError> {
     match e {
-        SetupError::Invalid { field, reason } => Ok(format!("{}: {reason}", lang.t(field))),
+        SetupError::Invalid { field, reason } => {
+            Ok(format!("{}: {reason}", field_label(lang, field)))
+        }
         SetupError::Conflict(m) => Ok(m),
         SetupError::NotFound => Err(PageError::not_found(lang)),
         SetupError::Database(e) => Err(e.into()),
@@ -219,15 +163,15 @@ pub async fn home(
             assigned.push(v);
         }
     }
-    let banner = crate::notifications::budget_banner(&state, &staff, &tenant).await?;
+    let banner = sms_budget::budget_banner(&state, &staff, &tenant).await?;
     let body = html! {
         @if let Some(b) = banner { (b) }
         @if !assigned.is_empty() {
-            h2 { (lang.t("venues")) }
+            h2 { (lang.t(K::Venues)) }
             ul { @for v in &assigned { li { a href={"/admin/t/" (slug) "/venues/" (v.id)} { (v.name) } } } }
         }
     };
-    Ok(render(&staff, &tenant, lang.t("dashboard"), body))
+    Ok(render(&staff, &tenant, lang.t(K::Dashboard), body))
 }
 
 // ---- staff -------------------------------------------------------------------------------------
@@ -252,7 +196,7 @@ async fn staff_body(
         @if let Some(n) = notice { (n) }
         @if let Some(m) = message { p.error role="alert" { (m) } }
         table {
-            tr { th { (lang.t("email")) } th { (lang.t("role")) } th { (lang.t("venues")) } th {} }
+            tr { th { (lang.t(K::Email)) } th { (lang.t(K::Role)) } th { (lang.t(K::Venues)) } th {} }
             @for m in &members {
                 tr {
                     td { (m.email) }
@@ -260,35 +204,35 @@ async fn staff_body(
                     td { @for v in &m.venues { (venues.iter().find(|x| x.id == *v).map(|x| x.name.as_str()).unwrap_or("?")) " " } }
                     td {
                         form method="post" action={"/admin/t/" (t.slug) "/staff/" (m.account_id) "/remove"} {
-                            (csrf_field(staff)) button type="submit" { (lang.t("remove")) }
+                            (csrf_field(staff)) button type="submit" { (lang.t(K::Remove)) }
                         }
                         @if m.active {
                             form method="post" action={"/admin/t/" (t.slug) "/staff/" (m.account_id) "/reset"} {
-                                (csrf_field(staff)) button type="submit" { (lang.t("forgot")) }
+                                (csrf_field(staff)) button type="submit" { (lang.t(K::Forgot)) }
                             }
                         }
                     }
                 }
             }
         }
-        h2 { (lang.t("invite")) }
+        h2 { (lang.t(K::Invite)) }
         form method="post" action={"/admin/t/" (t.slug) "/staff"} id="invite-staff" {
             (csrf_field(staff))
-            label { (lang.t("email")) br; input type="email" name="email" required; }
-            label { (lang.t("role")) br;
+            label { (lang.t(K::Email)) br; input type="email" name="email" required; }
+            label { (lang.t(K::Role)) br;
                 select name="role" {
                     @for r in ROLES.iter().filter(|r| **r != Role::PlatformOperator) {
                         option value=(r.as_str()) { (r.as_str()) }
                     }
                 }
             }
-            label { (lang.t("venue")) br;
+            label { (lang.t(K::Venue)) br;
                 select name="venue" {
                     option value="" { "—" }
                     @for v in &venues { option value=(v.id) { (v.name) } }
                 }
             }
-            button type="submit" { (lang.t("invite")) }
+            button type="submit" { (lang.t(K::Invite)) }
         }
     })
 }
@@ -300,7 +244,7 @@ pub async fn staff_page(
 ) -> Result<Response, PageError> {
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Staff, Act::Read).await?;
     let body = staff_body(&state, &staff, &t, &mut scope, None, None).await?;
-    Ok(render(&staff, &t, staff.lang.t("staff"), body))
+    Ok(render(&staff, &t, staff.lang.t(K::Staff), body))
 }
 
 #[derive(Deserialize)]
@@ -339,18 +283,18 @@ pub async fn invite(
             let notice = match invitation {
                 Some(inv) => {
                     let link = format!("{}/admin/invitation/{}", state.public_url, inv.token);
-                    html! { p.ok { (lang.t("invitation_link")) ": " (inv.email) } p { a #invitation-link href=(link) { (link) } } }
+                    html! { p.ok { (lang.t(K::InvitationLink)) ": " (inv.email) } p { a #invitation-link href=(link) { (link) } } }
                 }
-                None => html! { p.ok { (lang.t("invited_existing")) } },
+                None => html! { p.ok { (lang.t(K::InvitedExisting)) } },
             };
             let body = staff_body(&state, &staff, &t, &mut scope, Some(notice), None).await?;
             scope.commit().await?;
-            Ok(render(&staff, &t, lang.t("staff"), body))
+            Ok(render(&staff, &t, lang.t(K::Staff), body))
         }
         Err(StaffError::Invalid(m))
         | Err(StaffError::Identity(identity::IdentityError::Invalid(m))) => {
             let body = staff_body(&state, &staff, &t, &mut scope, None, Some(&m)).await?;
-            Ok(unprocessable(&staff, &t, lang.t("staff"), body))
+            Ok(unprocessable(&staff, &t, lang.t(K::Staff), body))
         }
         Err(e) => {
             tracing::error!(error = %e, "invitation failed");
@@ -403,7 +347,7 @@ pub async fn reset_link(
         Err(StaffError::NotFound) => return Err(PageError::not_found(lang)),
         Err(StaffError::Invalid(m)) => {
             let body = staff_body(&state, &staff, &t, &mut scope, None, Some(&m)).await?;
-            return Ok(unprocessable(&staff, &t, lang.t("staff"), body));
+            return Ok(unprocessable(&staff, &t, lang.t(K::Staff), body));
         }
         Err(e) => {
             tracing::error!(error = %e, "issuing a reset link failed");
@@ -414,10 +358,10 @@ pub async fn reset_link(
         }
     };
     let link = format!("{}/admin/password-reset/{token}", state.public_url);
-    let notice = html! { p.ok { (lang.t("forgot")) } p { a #reset-link href=(link) { (link) } } };
+    let notice = html! { p.ok { (lang.t(K::Forgot)) } p { a #reset-link href=(link) { (link) } } };
     let body = staff_body(&state, &staff, &t, &mut scope, Some(notice), None).await?;
     scope.commit().await?;
-    Ok(render(&staff, &t, lang.t("staff"), body))
+    Ok(render(&staff, &t, lang.t(K::Staff), body))
 }
 
 // ---- vaccines ----------------------------------------------------------------------------------
@@ -442,26 +386,26 @@ async fn vaccines_body(
 ) -> Result<Markup, PageError> {
     let lang = staff.lang;
     let list = setup::list_vaccines(scope).await?;
-    let field = |name: &'static str, value: &str| {
+    let field = |label: K, name: &'static str, value: &str| {
         html! {
-            label { (lang.t(name)) br; input name=(name) value=(value) required inputmode=(if name == "name" || name == "maker" { "text" } else { "numeric" }); }
+            label { (lang.t(label)) br; input name=(name) value=(value) required inputmode=(if name == "name" || name == "maker" { "text" } else { "numeric" }); }
         }
     };
     Ok(html! {
         table {
-            tr { th { (lang.t("name")) } th { (lang.t("maker")) } th { (lang.t("doses")) } th { (lang.t("min_interval_days")) } th { (lang.t("booster_interval_months")) } th { (lang.t("days_until_effective")) } th { (lang.t("validity_days")) } }
+            tr { th { (lang.t(K::Name)) } th { (lang.t(K::Maker)) } th { (lang.t(K::Doses)) } th { (lang.t(K::MinIntervalDays)) } th { (lang.t(K::BoosterIntervalMonths)) } th { (lang.t(K::DaysUntilEffective)) } th { (lang.t(K::ValidityDays)) } }
             @for v in &list {
                 tr { td { (v.name) } td { (v.maker) } td { (v.doses) } td { (v.min_interval_days) } td { (v.booster_interval_months) } td { (v.days_until_effective) } td { (v.validity_days) } }
             }
         }
-        h2 { (lang.t("create")) }
+        h2 { (lang.t(K::Create)) }
         @if let Some(m) = message { p.error role="alert" { (m) } }
         form method="post" action={"/admin/t/" (t.slug) "/vaccines"} id="vaccine" {
             (csrf_field(staff))
-            (field("name", &f.name)) (field("maker", &f.maker)) (field("doses", &f.doses))
-            (field("min_interval_days", &f.min_interval_days)) (field("booster_interval_months", &f.booster_interval_months))
-            (field("days_until_effective", &f.days_until_effective)) (field("validity_days", &f.validity_days))
-            button type="submit" { (lang.t("create")) }
+            (field(K::Name, "name", &f.name)) (field(K::Maker, "maker", &f.maker)) (field(K::Doses, "doses", &f.doses))
+            (field(K::MinIntervalDays, "min_interval_days", &f.min_interval_days)) (field(K::BoosterIntervalMonths, "booster_interval_months", &f.booster_interval_months))
+            (field(K::DaysUntilEffective, "days_until_effective", &f.days_until_effective)) (field(K::ValidityDays, "validity_days", &f.validity_days))
+            button type="submit" { (lang.t(K::Create)) }
         }
     })
 }
@@ -473,10 +417,10 @@ pub async fn vaccines(
 ) -> Result<Response, PageError> {
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Vaccines, Act::Read).await?;
     let body = vaccines_body(&staff, &t, &mut scope, &VaccineForm::default(), None).await?;
-    Ok(render(&staff, &t, staff.lang.t("vaccines"), body))
+    Ok(render(&staff, &t, staff.lang.t(K::Vaccines), body))
 }
 
-fn int(field: &'static str, raw: &str, lang: Lang) -> Result<i32, String> {
+fn int(field: K, raw: &str, lang: Lang) -> Result<i32, String> {
     raw.trim().parse().map_err(|_| match lang {
         Lang::Ja => format!("{}: 数字で入力してください", lang.t(field)),
         Lang::En => format!("{}: enter a whole number", lang.t(field)),
@@ -495,15 +439,15 @@ pub async fn create_vaccine(
         Ok::<_, String>(NewVaccine {
             name: f.name.clone(),
             maker: f.maker.clone(),
-            doses: int("doses", &f.doses, lang)?,
-            min_interval_days: int("min_interval_days", &f.min_interval_days, lang)?,
+            doses: int(K::Doses, &f.doses, lang)?,
+            min_interval_days: int(K::MinIntervalDays, &f.min_interval_days, lang)?,
             booster_interval_months: int(
-                "booster_interval_months",
+                K::BoosterIntervalMonths,
                 &f.booster_interval_months,
                 lang,
             )?,
-            days_until_effective: int("days_until_effective", &f.days_until_effective, lang)?,
-            validity_days: int("validity_days", &f.validity_days, lang)?,
+            days_until_effective: int(K::DaysUntilEffective, &f.days_until_effective, lang)?,
+            validity_days: int(K::ValidityDays, &f.validity_days, lang)?,
         })
     })();
     let result = match parsed {
@@ -523,7 +467,7 @@ pub async fn create_vaccine(
             drop(scope);
             let (_, mut scope) = enter(&state, &staff, &slug, Object::Vaccines, Act::Write).await?;
             let body = vaccines_body(&staff, &t, &mut scope, &f, Some(&m)).await?;
-            Ok(unprocessable(&staff, &t, lang.t("vaccines"), body))
+            Ok(unprocessable(&staff, &t, lang.t(K::Vaccines), body))
         }
     }
 }
@@ -566,38 +510,38 @@ async fn venues_body(
     };
     Ok(html! {
         table {
-            tr { th { (lang.t("name")) } th { (lang.t("kind")) } th { (lang.t("vaccine")) } th { (lang.t("address")) } }
+            tr { th { (lang.t(K::Name)) } th { (lang.t(K::Kind)) } th { (lang.t(K::Vaccine)) } th { (lang.t(K::Address)) } }
             @for v in &list {
                 tr {
                     td { a href={"/admin/t/" (t.slug) "/venues/" (v.id)} { (v.name) } }
-                    td { (lang.t(&v.kind)) }
+                    td { (venue_kind(lang, &v.kind)) }
                     td { (vaccines.iter().find(|x| x.id == v.vaccine_id).map(|x| x.name.as_str()).unwrap_or("")) }
                     td { (v.address) }
                 }
             }
         }
         @if can_write {
-            h2 { (lang.t("create")) }
+            h2 { (lang.t(K::Create)) }
             @if let Some(m) = message { p.error role="alert" { (m) } }
             form method="post" action={"/admin/t/" (t.slug) "/venues"} id="venue" {
                 (csrf_field(staff))
-                label { (lang.t("name")) br; input name="name" value=(f.name) required; }
-                label { (lang.t("address")) br; input name="address" value=(f.address); }
-                label { (lang.t("kind")) br;
+                label { (lang.t(K::Name)) br; input name="name" value=(f.name) required; }
+                label { (lang.t(K::Address)) br; input name="address" value=(f.address); }
+                label { (lang.t(K::Kind)) br;
                     select name="kind" {
-                        option value="mass" selected[f.kind != "hospital"] { (lang.t("mass")) }
-                        option value="hospital" selected[f.kind == "hospital"] { (lang.t("hospital")) }
+                        option value="mass" selected[f.kind != "hospital"] { (lang.t(K::Mass)) }
+                        option value="hospital" selected[f.kind == "hospital"] { (lang.t(K::Hospital)) }
                     }
                 }
-                label { (lang.t("vaccine")) br;
+                label { (lang.t(K::Vaccine)) br;
                     select name="vaccine_id" required {
                         @for v in &vaccines { option value=(v.id) selected[f.vaccine_id == v.id.to_string()] { (v.name) } }
                     }
                 }
-                label { (lang.t("booking_opens_at")) br; input type="datetime-local" name="booking_opens_at" value=(f.booking_opens_at); }
-                label { (lang.t("booking_deadline_hours")) br; input name="booking_deadline_hours" value=(deadline) inputmode="numeric"; }
-                label { (lang.t("cancel_cutoff_days")) br; input name="cancel_cutoff_days" value=(cutoff) inputmode="numeric"; }
-                button type="submit" { (lang.t("create")) }
+                label { (lang.t(K::BookingOpensAt)) br; input type="datetime-local" name="booking_opens_at" value=(f.booking_opens_at); }
+                label { (lang.t(K::BookingDeadlineHours)) br; input name="booking_deadline_hours" value=(deadline) inputmode="numeric"; }
+                label { (lang.t(K::CancelCutoffDays)) br; input name="cancel_cutoff_days" value=(cutoff) inputmode="numeric"; }
+                button type="submit" { (lang.t(K::Create)) }
             }
         }
     })
@@ -623,7 +567,7 @@ pub async fn venues(
         can_write,
     )
     .await?;
-    Ok(render(&staff, &t, staff.lang.t("venues"), body))
+    Ok(render(&staff, &t, staff.lang.t(K::Venues), body))
 }
 
 pub async fn create_venue(
@@ -640,12 +584,12 @@ pub async fn create_venue(
         } else {
             let local =
                 chrono::NaiveDateTime::parse_from_str(f.booking_opens_at.trim(), "%Y-%m-%dT%H:%M")
-                    .map_err(|_| format!("{}: YYYY-MM-DDTHH:MM", lang.t("booking_opens_at")))?;
+                    .map_err(|_| format!("{}: YYYY-MM-DDTHH:MM", lang.t(K::BookingOpensAt)))?;
             Some(
                 local
                     .and_local_timezone(t.time_zone.0)
                     .earliest()
-                    .ok_or_else(|| format!("{}: ?", lang.t("booking_opens_at")))?
+                    .ok_or_else(|| format!("{}: ?", lang.t(K::BookingOpensAt)))?
                     .with_timezone(&Utc),
             )
         };
@@ -654,10 +598,10 @@ pub async fn create_venue(
             address: f.address.clone(),
             kind: f.kind.clone(),
             vaccine_id: Uuid::parse_str(&f.vaccine_id)
-                .map_err(|_| format!("{}: ?", lang.t("vaccine")))?,
+                .map_err(|_| format!("{}: ?", lang.t(K::Vaccine)))?,
             booking_opens_at,
-            booking_deadline_hours: int("booking_deadline_hours", &f.booking_deadline_hours, lang)?,
-            cancel_cutoff_days: int("cancel_cutoff_days", &f.cancel_cutoff_days, lang)?,
+            booking_deadline_hours: int(K::BookingDeadlineHours, &f.booking_deadline_hours, lang)?,
+            cancel_cutoff_days: int(K::CancelCutoffDays, &f.cancel_cutoff_days, lang)?,
         })
     })();
     let result = match parsed {
@@ -676,7 +620,7 @@ pub async fn create_venue(
             drop(scope);
             let (_, mut scope) = enter(&state, &staff, &slug, Object::Venues, Act::Write).await?;
             let body = venues_body(&staff, &t, &mut scope, &f, Some(&m), true).await?;
-            Ok(unprocessable(&staff, &t, lang.t("venues"), body))
+            Ok(unprocessable(&staff, &t, lang.t(K::Venues), body))
         }
     }
 }
@@ -743,9 +687,9 @@ async fn venue_body(
     let wd_checked = f.weekdays();
     let base = format!("/admin/t/{}/venues/{}", t.slug, v.id);
     let body = html! {
-        p { (lang.t(&v.kind)) " · " (v.address) " · " (lang.t("booking_deadline_hours")) ": " (v.booking_deadline_hours) " · " (lang.t("cancel_cutoff_days")) ": " (v.cancel_cutoff_days) }
+        p { (venue_kind(lang, &v.kind)) " · " (v.address) " · " (lang.t(K::BookingDeadlineHours)) ": " (v.booking_deadline_hours) " · " (lang.t(K::CancelCutoffDays)) ": " (v.cancel_cutoff_days) }
         @if let Some(n) = notice { (n) }
-        h2 { (lang.t("schedules")) }
+        h2 { (lang.t(K::Schedules)) }
         ul {
             @for s in &schedules {
                 li {
@@ -760,7 +704,7 @@ async fn venue_body(
         form method="post" action={(base) "/schedules"} id="schedule" {
             (csrf_field(staff))
             fieldset {
-                legend { (lang.t("weekdays")) }
+                legend { (lang.t(K::Weekdays)) }
                 @for (i, n) in names.iter().enumerate() {
                     label style="display:inline-block;margin-right:.8em" {
                         input type="checkbox" name={"wd" (i + 1)} value="1" checked[wd_checked.contains(&(i as i32 + 1))];
@@ -768,18 +712,18 @@ async fn venue_body(
                     }
                 }
             }
-            label { (lang.t("start_time")) br; input type="time" name="start_time" value=(f.start_time) required; }
-            label { (lang.t("end_time")) br; input type="time" name="end_time" value=(f.end_time) required; }
-            label { (lang.t("slot_minutes")) br; input name="slot_minutes" value=(f.slot_minutes) required inputmode="numeric"; }
-            label { (lang.t("capacity")) br; input name="capacity" value=(f.capacity) required inputmode="numeric"; }
-            label { (lang.t("valid_from")) br; input type="date" name="valid_from" value=(f.valid_from) required; }
-            label { (lang.t("valid_until")) br; input type="date" name="valid_until" value=(f.valid_until) required; }
-            label { (lang.t("closed_dates")) br; input name="closed_dates" value=(f.closed_dates); }
-            button type="submit" { (lang.t("create")) }
+            label { (lang.t(K::StartTime)) br; input type="time" name="start_time" value=(f.start_time) required; }
+            label { (lang.t(K::EndTime)) br; input type="time" name="end_time" value=(f.end_time) required; }
+            label { (lang.t(K::SlotMinutes)) br; input name="slot_minutes" value=(f.slot_minutes) required inputmode="numeric"; }
+            label { (lang.t(K::Capacity)) br; input name="capacity" value=(f.capacity) required inputmode="numeric"; }
+            label { (lang.t(K::ValidFrom)) br; input type="date" name="valid_from" value=(f.valid_from) required; }
+            label { (lang.t(K::ValidUntil)) br; input type="date" name="valid_until" value=(f.valid_until) required; }
+            label { (lang.t(K::ClosedDates)) br; input name="closed_dates" value=(f.closed_dates); }
+            button type="submit" { (lang.t(K::Create)) }
         }
-        h2 { (lang.t("slots")) " (" span #slot-count { (slots.len()) } ")" }
+        h2 { (lang.t(K::Slots)) " (" span #slot-count { (slots.len()) } ")" }
         table #slots {
-            tr { th { (lang.t("when")) } th { (lang.t("booked")) } th { (lang.t("capacity")) } }
+            tr { th { (lang.t(K::When)) } th { (lang.t(K::Booked)) } th { (lang.t(K::Capacity)) } }
             @for s in &slots {
                 tr {
                     td { (s.starts_at.with_timezone(&tz).format("%Y-%m-%d %H:%M")) "–" (s.ends_at.with_timezone(&tz).format("%H:%M")) }
@@ -787,8 +731,8 @@ async fn venue_body(
                     td {
                         form method="post" action={(base) "/slots/" (s.id)} style="display:flex;gap:.3em" {
                             (csrf_field(staff))
-                            input name="capacity" value=(s.capacity) size="4" inputmode="numeric" aria-label=(lang.t("capacity"));
-                            button type="submit" { (lang.t("save")) }
+                            input name="capacity" value=(s.capacity) size="4" inputmode="numeric" aria-label=(lang.t(K::Capacity));
+                            button type="submit" { (lang.t(K::Save)) }
                         }
                     }
                 }
@@ -818,28 +762,28 @@ pub async fn venue(
 }
 
 fn parse_schedule(f: &ScheduleForm, venue_id: Uuid, lang: Lang) -> Result<NewSchedule, String> {
-    let time = |field: &'static str, raw: &str| {
+    let time = |field: K, raw: &str| {
         NaiveTime::parse_from_str(raw.trim(), "%H:%M")
             .map_err(|_| format!("{}: HH:MM", lang.t(field)))
     };
-    let date = |field: &'static str, raw: &str| {
+    let date = |field: K, raw: &str| {
         NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
             .map_err(|_| format!("{}: YYYY-MM-DD", lang.t(field)))
     };
     Ok(NewSchedule {
         venue_id,
         weekdays: f.weekdays(),
-        start_time: time("start_time", &f.start_time)?,
-        end_time: time("end_time", &f.end_time)?,
-        slot_minutes: int("slot_minutes", &f.slot_minutes, lang)?,
-        capacity: int("capacity", &f.capacity, lang)?,
-        valid_from: date("valid_from", &f.valid_from)?,
-        valid_until: date("valid_until", &f.valid_until)?,
+        start_time: time(K::StartTime, &f.start_time)?,
+        end_time: time(K::EndTime, &f.end_time)?,
+        slot_minutes: int(K::SlotMinutes, &f.slot_minutes, lang)?,
+        capacity: int(K::Capacity, &f.capacity, lang)?,
+        valid_from: date(K::ValidFrom, &f.valid_from)?,
+        valid_until: date(K::ValidUntil, &f.valid_until)?,
         closed_dates: f
             .closed_dates
             .split([',', ' ', '、'])
             .filter(|d| !d.trim().is_empty())
-            .map(|d| date("closed_dates", d))
+            .map(|d| date(K::ClosedDates, d))
             .collect::<Result<_, _>>()?,
     })
 }
@@ -861,7 +805,7 @@ pub async fn create_schedule(
     };
     match result {
         Ok(created) => {
-            let notice = html! { p.ok #notice { (created) " " (lang.t("slots_created")) } };
+            let notice = html! { p.ok #notice { (created) " " (lang.t(K::SlotsCreated)) } };
             let (name, body) = venue_body(
                 &staff,
                 &t,
@@ -899,7 +843,7 @@ pub async fn set_capacity(
 ) -> Result<Response, PageError> {
     let lang = staff.lang;
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Venue(venue_id), Act::Write).await?;
-    let result = match int("capacity", &f.capacity, lang) {
+    let result = match int(K::Capacity, &f.capacity, lang) {
         Ok(c) => match setup::set_slot_capacity(&mut scope, venue_id, slot_id, c).await {
             Ok(()) => Ok(()),
             Err(e) => Err(setup_message(e, lang)?),
@@ -938,9 +882,9 @@ fn import_form(staff: &Staff, t: &Tenant) -> Markup {
         p { "ticket_no, birth_date, kana_name, sex, phone, email, postal_code, preferred_language" }
         form method="post" action={"/admin/t/" (t.slug) "/import"} enctype="multipart/form-data" id="import" {
             (csrf_field(staff))
-            label { (lang.t("file")) br; input type="file" name="file" accept=".csv,text/csv" required; }
-            label { input type="checkbox" name="import_valid_rows" value="1"; " " (lang.t("import_valid_rows")) }
-            button type="submit" { (lang.t("do_import")) }
+            label { (lang.t(K::File)) br; input type="file" name="file" accept=".csv,text/csv" required; }
+            label { input type="checkbox" name="import_valid_rows" value="1"; " " (lang.t(K::ImportValidRows)) }
+            button type="submit" { (lang.t(K::DoImport)) }
         }
     }
 }
@@ -955,7 +899,7 @@ pub async fn import_page(
     Ok(render(
         &staff,
         &t,
-        staff.lang.t("import"),
+        staff.lang.t(K::Import),
         import_form(&staff, &t),
     ))
 }
@@ -991,7 +935,7 @@ pub async fn import_upload(
         Ok(p) => p,
         Err(e) => {
             let body = html! { p.error role="alert" { (e.to_string()) } (import_form(&staff, &t)) };
-            return Ok(unprocessable(&staff, &t, lang.t("import"), body));
+            return Ok(unprocessable(&staff, &t, lang.t(K::Import), body));
         }
     };
     match import::import(&mut scope, &parsed, valid_only, &filename, |_, _| {}).await {
@@ -999,21 +943,21 @@ pub async fn import_upload(
             scope.commit().await?;
             let body = html! {
                 p.ok #import-result {
-                    (lang.t("imported")) ": " (outcome.inserted) " new, " (outcome.updated) " updated, "
+                    (lang.t(K::Imported)) ": " (outcome.inserted) " new, " (outcome.updated) " updated, "
                     (outcome.unchanged) " unchanged, " (outcome.skipped_invalid) " skipped"
                 }
                 @if !parsed.errors.is_empty() { (error_table(lang, &parsed.errors)) }
                 (import_form(&staff, &t))
             };
-            Ok(render(&staff, &t, lang.t("import"), body))
+            Ok(render(&staff, &t, lang.t(K::Import), body))
         }
         Err(ImportError::InvalidRows(errors)) => {
             let body = html! {
-                p.error role="alert" #import-result { (lang.t("nothing_imported")) " (" (errors.len()) ")" }
+                p.error role="alert" #import-result { (lang.t(K::NothingImported)) " (" (errors.len()) ")" }
                 (error_table(lang, &errors))
                 (import_form(&staff, &t))
             };
-            Ok(unprocessable(&staff, &t, lang.t("import"), body))
+            Ok(unprocessable(&staff, &t, lang.t(K::Import), body))
         }
         Err(ImportError::Database(e)) => Err(e.into()),
         Err(e) => Err(PageError::bad_request(e.to_string(), lang)),
@@ -1023,7 +967,7 @@ pub async fn import_upload(
 fn error_table(lang: Lang, errors: &[import::RowError]) -> Markup {
     html! {
         table #import-errors {
-            tr { th { (lang.t("line")) } th { (lang.t("column")) } th { (lang.t("reason")) } }
+            tr { th { (lang.t(K::Line)) } th { (lang.t(K::Column)) } th { (lang.t(K::Reason)) } }
             @for e in errors { tr { td { (e.line) } td { (e.column) } td { (e.reason) } } }
         }
     }
@@ -1051,26 +995,26 @@ pub async fn residents(
     scope.commit().await?;
     let body = html! {
         form method="get" action={"/admin/t/" (t.slug) "/residents"} {
-            label { (lang.t("ticket_no")) br; input name="ticket" value=(q.ticket) inputmode="numeric"; }
-            button type="submit" { (lang.t("search")) }
+            label { (lang.t(K::TicketNo)) br; input name="ticket" value=(q.ticket) inputmode="numeric"; }
+            button type="submit" { (lang.t(K::Search)) }
         }
         @match found {
             Some(Some(r)) => {
                 dl #resident {
-                    dt { (lang.t("ticket_no")) } dd { (r.ticket_no) }
+                    dt { (lang.t(K::TicketNo)) } dd { (r.ticket_no) }
                     dt { "カナ氏名 / name" } dd { (r.kana_name) }
                     dt { "生年月日 / birth date" } dd { (r.birth_date) }
                     dt { "性別 / sex" } dd { (r.sex) }
                     dt { "電話 / phone" } dd { (r.phone.unwrap_or_default()) }
-                    dt { (lang.t("email")) } dd { (r.email.unwrap_or_default()) }
+                    dt { (lang.t(K::Email)) } dd { (r.email.unwrap_or_default()) }
                     dt { "〒" } dd { (r.postal_code.unwrap_or_default()) }
                 }
             }
-            Some(None) => p { (lang.t("no_resident")) },
+            Some(None) => p { (lang.t(K::NoResident)) },
             None => {}
         }
     };
-    Ok(render(&staff, &t, lang.t("lookup"), body))
+    Ok(render(&staff, &t, lang.t(K::Lookup), body))
 }
 
 pub async fn audit(
@@ -1084,7 +1028,7 @@ pub async fn audit(
     let tz = t.time_zone.0;
     let body = html! {
         table #audit {
-            tr { th { (lang.t("when")) } th { (lang.t("who")) } th { (lang.t("what")) } th { (lang.t("object")) } th { (lang.t("from")) } }
+            tr { th { (lang.t(K::When)) } th { (lang.t(K::Who)) } th { (lang.t(K::What)) } th { (lang.t(K::Object)) } th { (lang.t(K::From)) } }
             @for e in &entries {
                 tr {
                     td { (e.at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S")) }
@@ -1093,7 +1037,7 @@ pub async fn audit(
             }
         }
     };
-    Ok(render(&staff, &t, lang.t("audit"), body))
+    Ok(render(&staff, &t, lang.t(K::Audit), body))
 }
 
 // ---- Statistics ----------------------------------------------------------------------------------
@@ -1123,10 +1067,7 @@ pub async fn statistics(
         _ => Measure::Bookings,
     };
     let rows = stats::pivot(&stats::crosstab_for(&mut scope, period, measure).await?);
-    let title = match staff.lang {
-        Lang::Ja => "統計",
-        Lang::En => "Statistics",
-    };
+    let title = staff.lang.t(K::Statistics);
     let measure_label = |m: Measure| match (m, staff.lang) {
         (Measure::Bookings, Lang::Ja) => "予約数（接種予定日別）",
         (Measure::Bookings, Lang::En) => "Bookings (by appointment date)",
@@ -1204,7 +1145,7 @@ async fn api_keys_body(
         @if let Some(n) = notice { (n) }
         @if let Some(m) = message { p.error role="alert" { (m) } }
         table #api-keys {
-            tr { th { (lang.t("name")) } th { "scopes" } th { (lang.t("who")) } th { "last used" } th {} }
+            tr { th { (lang.t(K::Name)) } th { "scopes" } th { (lang.t(K::Who)) } th { "last used" } th {} }
             @for k in &keys {
                 tr {
                     td { (k.name) } td { (k.scopes.join(", ")) } td { (k.created_by) }
@@ -1212,21 +1153,21 @@ async fn api_keys_body(
                     td {
                         @if let Some(r) = k.revoked_at { "revoked " (r.to_rfc3339()) } @else {
                             form method="post" action={"/admin/t/" (t.slug) "/api-keys/" (k.id) "/revoke"} {
-                                (csrf_field(staff)) button type="submit" { (lang.t("remove")) }
+                                (csrf_field(staff)) button type="submit" { (lang.t(K::Remove)) }
                             }
                         }
                     }
                 }
             }
         }
-        h2 { (lang.t("create")) }
+        h2 { (lang.t(K::Create)) }
         form method="post" action={"/admin/t/" (t.slug) "/api-keys"} id="api-key" {
             (csrf_field(staff))
-            label { (lang.t("name")) br; input name="name" required; }
+            label { (lang.t(K::Name)) br; input name="name" required; }
             @for (scope_name, _) in platform::api_keys::SCOPES {
                 label { input type="checkbox" name={"scope_" (scope_name)} value="1"; " " (scope_name) }
             }
-            button type="submit" { (lang.t("create")) }
+            button type="submit" { (lang.t(K::Create)) }
         }
     })
 }
@@ -1238,7 +1179,7 @@ pub async fn api_keys(
 ) -> Result<Response, PageError> {
     let (t, mut scope) = enter(&state, &staff, &slug, Object::ApiKeys, Act::Read).await?;
     let body = api_keys_body(&staff, &t, &mut scope, None, None).await?;
-    Ok(render(&staff, &t, staff.lang.t("api_keys"), body))
+    Ok(render(&staff, &t, staff.lang.t(K::ApiKeys), body))
 }
 
 pub async fn create_api_key(
@@ -1263,11 +1204,11 @@ pub async fn create_api_key(
             };
             let body = api_keys_body(&staff, &t, &mut scope, Some(notice), None).await?;
             scope.commit().await?;
-            Ok(render(&staff, &t, lang.t("api_keys"), body))
+            Ok(render(&staff, &t, lang.t(K::ApiKeys), body))
         }
         Err(platform::api_keys::ApiKeyError::Invalid(m)) => {
             let body = api_keys_body(&staff, &t, &mut scope, None, Some(&m)).await?;
-            Ok(unprocessable(&staff, &t, lang.t("api_keys"), body))
+            Ok(unprocessable(&staff, &t, lang.t(K::ApiKeys), body))
         }
         Err(e) => {
             tracing::error!(error = %e, "creating an API key failed");

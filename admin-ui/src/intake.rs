@@ -20,8 +20,10 @@ use serde::Deserialize;
 use tenants::Tenant;
 use uuid::Uuid;
 
+use crate::i18n::{K, Lang};
+use crate::page::{PageError, Staff, csrf_field, page};
 use crate::routes::{Access as A, Route, get, post};
-use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
+use crate::state::AdminState;
 
 const SCRIPT: &str = include_str!("../static/intake.js");
 
@@ -702,7 +704,7 @@ fn error_message(lang: Lang, e: &IntakeError) -> (StatusCode, String) {
             };
             (status, b.message(plang))
         }
-        IntakeError::NotFound => (StatusCode::NOT_FOUND, lang.t("not_found").into()),
+        IntakeError::NotFound => (StatusCode::NOT_FOUND, lang.t(K::NotFound).into()),
         IntakeError::Database(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong on our side; please try again.".into(),

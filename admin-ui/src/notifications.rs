@@ -13,18 +13,21 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use maud::{Markup, html};
-use platform::authz::{Act, Denied, Object, Scope};
-use platform::channels::{
-    self, BudgetLevel, BudgetStatus, ChannelError, SetBudgetError, TestSendError,
-};
+use platform::authz::{Act, Object, Scope};
+use platform::channels::{self, ChannelError, TestSendError};
 use platform::delivery_log::{self, LogFilter, RawFilter};
 use platform::templates::{self, Event, Template};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tenants::Tenant;
 
+use crate::format::thousands;
+use crate::i18n::{K, Lang};
+use crate::page::{PageError, Staff, csrf_field, page};
 use crate::routes::{Access as A, Route, get, post};
-use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
+use crate::shell::enter;
+use crate::sms_budget;
+use crate::state::AdminState;
 
 pub fn routes() -> Vec<Route> {
     let (read, write) = (
@@ -132,18 +135,7 @@ fn status_label(lang: Lang, status: &str) -> &'static str {
 }
 
 fn title(lang: Lang) -> &'static str {
-    tr(lang, "お知らせ", "Notifications")
-}
-
-/// The tenant and a scope for `object`, like the city pages.
-async fn enter(
-    state: &AdminState,
-    staff: &Staff,
-    slug: &str,
-    object: Object,
-    act: Act,
-) -> Result<(Tenant, Scope), PageError> {
-    crate::city::enter(state, staff, slug, object, act).await
+    lang.t(K::Notifications)
 }
 
 async fn can_write(state: &AdminState, staff: &Staff, t: &Tenant) -> bool {
@@ -178,66 +170,6 @@ fn with_status(status: StatusCode, response: Response) -> Response {
     (status, response).into_response()
 }
 
-use crate::billing::thousands;
-
-// ---- the SMS budget banner ------------------------------------------------------------------------
-
-/// The banner for a budget at 80 % or more; none below.
-pub(crate) fn budget_banner_markup(lang: Lang, status: &BudgetStatus) -> Option<Markup> {
-    let budget = status.budget?;
-    let detail = format!(
-        "{} / {} ({} %)",
-        thousands(status.used),
-        thousands(budget),
-        status.percent()
-    );
-    match status.level() {
-        BudgetLevel::Fine => None,
-        BudgetLevel::Alert => Some(html! {
-            p.banner.warning #sms-budget-banner role="status" {
-                (tr(lang, "今月のSMS予算の80%を使用しました", "80 % of this month's SMS budget used"))
-                " – " (detail)
-            }
-        }),
-        BudgetLevel::Reached => Some(html! {
-            p.banner.error #sms-budget-banner role="alert" {
-                (tr(lang, "SMS予算に達しました：お知らせは可能な場合メールで送られます",
-                        "SMS budget reached: messages go by e-mail where possible"))
-                " – " (detail)
-            }
-        }),
-    }
-}
-
-/// The budget banner for the city's dashboard, for those who may see the notification settings.
-pub(crate) async fn budget_banner(
-    state: &AdminState,
-    staff: &Staff,
-    t: &Tenant,
-) -> Result<Option<Markup>, PageError> {
-    let allowed = state
-        .authz
-        .check(&staff.actor, t.id, Object::Notifications, Act::Read)
-        .await
-        .map_err(|d| PageError::denied(d, staff.lang))?;
-    if !allowed {
-        return Ok(None);
-    }
-    let mut scope = match state
-        .authz
-        .enter(&staff.actor, t.id, Object::Notifications, Act::Read)
-        .await
-    {
-        Ok(scope) => scope,
-        Err(Denied::Database(e)) => return Err(e.into()),
-        Err(_) => return Ok(None),
-    };
-    let status =
-        channels::sms_budget_status(&mut scope, t.time_zone.name(), chrono::Utc::now()).await?;
-    scope.commit().await?;
-    Ok(budget_banner_markup(staff.lang, &status))
-}
-
 // ---- overview -------------------------------------------------------------------------------------
 
 async fn overview_body(
@@ -265,7 +197,7 @@ async fn overview_body(
     let own = templates::own_templates(scope).await?;
     let tz = t.time_zone.0;
     Ok(html! {
-        @if let Some(b) = budget_banner_markup(lang, &status) { (b) }
+        @if let Some(b) = sms_budget::budget_banner_markup(lang, &status) { (b) }
         @if let Some(m) = message { p.error role="alert" { (m) } }
 
         h2 { (tr(lang, "SMS予算", "SMS budget")) }
@@ -374,31 +306,6 @@ pub struct BudgetForm {
     budget: String,
 }
 
-/// The SMS budget form of either page (this one and the billing page): one entry, the platform's
-/// one setter (its permission, parser and audit entry), one message. `Ok(Ok(()))`: saved and
-/// committed; `Ok(Err(message))`: refused with the reason, nothing changed.
-pub(crate) async fn save_budget(
-    state: &AdminState,
-    staff: &Staff,
-    slug: &str,
-    input: &str,
-) -> Result<Result<(), String>, PageError> {
-    let lang = staff.lang;
-    let (_, mut scope) = enter(state, staff, slug, Object::Notifications, Act::Write).await?;
-    match channels::set_sms_budget(&state.authz, &mut scope, input).await {
-        Ok(_) => {
-            scope.commit().await?;
-            Ok(Ok(()))
-        }
-        Err(SetBudgetError::Invalid(e)) => Ok(Err(match lang {
-            Lang::Ja => format!("SMS予算を保存できません：{}", e.ja()),
-            Lang::En => format!("The SMS budget was not saved: {e}"),
-        })),
-        Err(SetBudgetError::Denied(d)) => Err(PageError::denied(d, lang)),
-        Err(SetBudgetError::Database(e)) => Err(e.into()),
-    }
-}
-
 pub async fn set_budget(
     State(state): State<AdminState>,
     staff: Staff,
@@ -406,7 +313,7 @@ pub async fn set_budget(
     Form(form): Form<BudgetForm>,
 ) -> Result<Response, PageError> {
     let lang = staff.lang;
-    match save_budget(&state, &staff, &slug, &form.budget).await? {
+    match sms_budget::save_budget(&state, &staff, &slug, &form.budget).await? {
         Ok(()) => Ok(Redirect::to(&format!("/admin/t/{slug}/notifications")).into_response()),
         Err(m) => {
             let (t, mut scope) =
