@@ -7,9 +7,9 @@ use axum::{
 };
 use maud::html;
 use platform::authz::{Act, Object};
-use platform::setup::{self, SetupError};
+use platform::setup;
 
-use crate::i18n::{K, Lang, field_label};
+use crate::i18n::K;
 use crate::page::{PageError, Staff};
 use crate::routes::{Access as A, Route, get, post};
 use crate::shell::{enter, render};
@@ -130,17 +130,6 @@ pub fn routes() -> Vec<Route> {
             revoke_api_key,
         ),
     ]
-}
-
-fn setup_message(e: SetupError, lang: Lang) -> Result<String, PageError> {
-    match e {
-        SetupError::Invalid { field, reason } => {
-            Ok(format!("{}: {reason}", field_label(lang, field)))
-        }
-        SetupError::Conflict(m) => Ok(m),
-        SetupError::NotFound => Err(PageError::not_found(lang)),
-        SetupError::Database(e) => Err(e.into()),
-    }
 }
 
 pub async fn home(

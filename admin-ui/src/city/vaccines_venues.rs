@@ -14,12 +14,21 @@ use serde::Deserialize;
 use tenants::Tenant;
 use uuid::Uuid;
 
-use crate::i18n::{K, Lang, venue_kind};
+use crate::i18n::{K, Lang, field_label, venue_kind};
 use crate::page::{PageError, Staff, csrf_field};
 use crate::shell::{enter, render, unprocessable};
 use crate::state::AdminState;
 
-use super::setup_message;
+fn setup_message(e: SetupError, lang: Lang) -> Result<String, PageError> {
+    match e {
+        SetupError::Invalid { field, reason } => {
+            Ok(format!("{}: {reason}", field_label(lang, field)))
+        }
+        SetupError::Conflict(m) => Ok(m),
+        SetupError::NotFound => Err(PageError::not_found(lang)),
+        SetupError::Database(e) => Err(e.into()),
+    }
+}
 
 #[derive(Deserialize, Default)]
 pub struct VaccineForm {
