@@ -12,19 +12,18 @@ use serde::Deserialize;
 use tenants::TenantId;
 use uuid::Uuid;
 
-use crate::{
-    AdminState, CSRF_COOKIE, ClientIp, Lang, PageError, SESSION_COOKIE, Staff, cookie, page,
-    set_cookie,
-};
+use crate::i18n::{K, Lang};
+use crate::page::{PageError, Staff, page};
+use crate::state::{AdminState, CSRF_COOKIE, ClientIp, SESSION_COOKIE, cookie, set_cookie};
 
 fn login_form(lang: Lang, csrf: &str, email: &str, message: Option<&str>) -> maud::Markup {
     html! {
         @if let Some(m) = message { p.error role="alert" { (m) } }
         form method="post" action="/admin/login" {
             input type="hidden" name="csrf" value=(csrf);
-            label { (lang.t("email")) br; input type="email" name="email" value=(email) required autocomplete="username"; }
-            label { (lang.t("password")) br; input type="password" name="password" required autocomplete="current-password"; }
-            button type="submit" id="login" { (lang.t("login")) }
+            label { (lang.t(K::Email)) br; input type="email" name="email" value=(email) required autocomplete="username"; }
+            label { (lang.t(K::Password)) br; input type="password" name="password" required autocomplete="current-password"; }
+            button type="submit" id="login" { (lang.t(K::Login)) }
         }
     }
 }
@@ -62,7 +61,7 @@ pub async fn login_page(State(state): State<AdminState>, headers: HeaderMap) -> 
     let (csrf, fresh) = anon_csrf(&headers);
     let body = page(
         lang,
-        lang.t("login"),
+        lang.t(K::Login),
         None,
         login_form(lang, &csrf, "", None),
     );
@@ -125,7 +124,7 @@ pub async fn login(
             };
             let body = page(
                 lang,
-                lang.t("login"),
+                lang.t(K::Login),
                 None,
                 login_form(lang, expected, &form.email, Some(&message)),
             );
@@ -172,17 +171,17 @@ pub async fn dashboard(
     }
     let body = html! {
         @if operator {
-            p { a href="/admin/tenants" id="municipalities" { (lang.t("municipalities")) } }
+            p { a href="/admin/tenants" id="municipalities" { (lang.t(K::Municipalities)) } }
         }
-        h2 { (lang.t("your_cities")) }
-        @if cities.is_empty() { p { (lang.t("none")) } }
+        h2 { (lang.t(K::YourCities)) }
+        @if cities.is_empty() { p { (lang.t(K::None)) } }
         ul {
             @for (t, role) in &cities {
                 li { a href={"/admin/t/" (t.slug)} { (t.name) } " (" (role) ")" }
             }
         }
     };
-    Ok(page(lang, lang.t("dashboard"), Some(&staff), body).into_response())
+    Ok(page(lang, lang.t(K::Dashboard), Some(&staff), body).into_response())
 }
 
 fn password_form(
@@ -197,8 +196,8 @@ fn password_form(
         p { (email) }
         form method="post" action=(action) {
             input type="hidden" name="csrf" value=(csrf);
-            label { (lang.t("new_password")) br; input type="password" name="password" required minlength="10" autocomplete="new-password"; }
-            button type="submit" id="set-password" { (lang.t("set_password")) }
+            label { (lang.t(K::NewPassword)) br; input type="password" name="password" required minlength="10" autocomplete="new-password"; }
+            button type="submit" id="set-password" { (lang.t(K::SetPassword)) }
         }
     }
 }
@@ -225,7 +224,7 @@ async fn link_page(
     let (csrf, fresh) = anon_csrf(headers);
     let body = page(
         lang,
-        lang.t("set_password"),
+        lang.t(K::SetPassword),
         None,
         password_form(lang, action, &csrf, &account.email, None),
     );
@@ -256,7 +255,7 @@ async fn redeem(
                 .unwrap_or_default();
             let body = page(
                 lang,
-                lang.t("set_password"),
+                lang.t(K::SetPassword),
                 None,
                 password_form(lang, action, expected, &account, Some(&why)),
             );

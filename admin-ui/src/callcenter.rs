@@ -17,9 +17,11 @@ use platform::staff::authz::{Act, Object};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::city::{enter, render};
+use crate::i18n::{K, Lang};
+use crate::page::{PageError, Staff, csrf_field};
 use crate::routes::{Access as A, Route, get, post};
-use crate::{AdminState, Lang, PageError, Staff, csrf_field};
+use crate::shell::{enter, render};
+use crate::state::AdminState;
 
 pub fn routes() -> Vec<Route> {
     let (read, write) = (
@@ -51,7 +53,7 @@ fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
 }
 
 pub fn menu_label(lang: Lang) -> &'static str {
-    tr(lang, "コールセンター", "Call centre")
+    lang.t(K::CallCenter)
 }
 
 fn platform_lang(lang: Lang) -> platform::i18n::Lang {

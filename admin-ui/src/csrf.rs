@@ -21,18 +21,16 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
-use platform::staff::identity::{self, Session};
+use platform::staff::identity::{self};
 
-use crate::{AdminState, CSRF_COOKIE, Lang, PageError, SESSION_COOKIE, cookie};
+use crate::i18n::Lang;
+use crate::page::{Checked, PageError};
+use crate::state::{AdminState, CSRF_COOKIE, SESSION_COOKIE, cookie};
 
 /// The header a script may use instead of the form field.
 pub const HEADER: &str = "x-csrf-token";
 /// The form field every admin form carries ([`crate::csrf_field`]).
 pub const FIELD: &str = "csrf";
-
-/// A session whose CSRF token this request has shown; only this layer creates one.
-#[derive(Clone)]
-pub(crate) struct Checked(pub(crate) Session);
 
 /// The forms shown before there is a session, which use the double-submit cookie.
 pub fn before_session(path: &str) -> bool {

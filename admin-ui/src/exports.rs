@@ -17,9 +17,11 @@ use platform::staff::authz::{Act, Object};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::city::{enter, render};
+use crate::i18n::{K, Lang};
+use crate::page::{PageError, Staff, csrf_field};
 use crate::routes::{Access as A, Route, get, post};
-use crate::{AdminState, Lang, PageError, Staff, csrf_field};
+use crate::shell::{enter, render};
+use crate::state::AdminState;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -49,7 +51,7 @@ fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
 }
 
 pub fn menu_label(lang: Lang) -> &'static str {
-    tr(lang, "エクスポート", "Exports")
+    lang.t(K::Exports)
 }
 
 fn kind_label(lang: Lang, kind: &str) -> &'static str {

@@ -15,7 +15,9 @@ use tenants::{
     LocalGovernmentCode, Locale, NewTenant, Slug, Tenant, TenantName, TenantStatus, TimeZone,
 };
 
-use crate::{AdminState, Lang, PageError, Staff, csrf_field, page};
+use crate::i18n::{K, Lang};
+use crate::page::{PageError, Staff, csrf_field, page};
+use crate::state::AdminState;
 
 async fn platform_scope(
     state: &AdminState,
@@ -41,16 +43,16 @@ pub struct OnboardForm {
 fn onboard_form(staff: &Staff, f: &OnboardForm, message: Option<&str>) -> Markup {
     let lang = staff.lang;
     html! {
-        h2 { (lang.t("onboard")) }
+        h2 { (lang.t(K::Onboard)) }
         @if let Some(m) = message { p.error role="alert" { (m) } }
         form method="post" action="/admin/tenants" id="onboard" {
             (csrf_field(staff))
-            label { (lang.t("name")) br; input name="name" value=(f.name) required; }
-            label { (lang.t("slug")) br; input name="slug" value=(f.slug) required pattern="[a-z][a-z0-9-]+"; }
-            label { (lang.t("code")) br; input name="code" value=(f.code) required inputmode="numeric"; }
-            label { (lang.t("time_zone")) br; input name="time_zone" value=(if f.time_zone.is_empty() { "Asia/Tokyo" } else { &f.time_zone }); }
-            label { (lang.t("locales")) br; input name="locales" value=(if f.locales.is_empty() { "ja,en" } else { &f.locales }); }
-            button type="submit" { (lang.t("onboard")) }
+            label { (lang.t(K::Name)) br; input name="name" value=(f.name) required; }
+            label { (lang.t(K::Slug)) br; input name="slug" value=(f.slug) required pattern="[a-z][a-z0-9-]+"; }
+            label { (lang.t(K::Code)) br; input name="code" value=(f.code) required inputmode="numeric"; }
+            label { (lang.t(K::TimeZone)) br; input name="time_zone" value=(if f.time_zone.is_empty() { "Asia/Tokyo" } else { &f.time_zone }); }
+            label { (lang.t(K::Locales)) br; input name="locales" value=(if f.locales.is_empty() { "ja,en" } else { &f.locales }); }
+            button type="submit" { (lang.t(K::Onboard)) }
         }
     }
 }
@@ -67,7 +69,7 @@ async fn tenants_page(
     Ok(html! {
         p { a href="/admin/plans" { (crate::billing::plans_label(lang)) } }
         table #tenants {
-            tr { th { (lang.t("name")) } th { (lang.t("slug")) } th { (lang.t("code")) } th { (lang.t("status")) } (crate::billing::summary_headers(lang)) }
+            tr { th { (lang.t(K::Name)) } th { (lang.t(K::Slug)) } th { (lang.t(K::Code)) } th { (lang.t(K::Status)) } (crate::billing::summary_headers(lang)) }
             @for (t, b) in all.iter().zip(&billing) {
                 tr {
                     td { a href={"/admin/tenants/" (t.slug)} { (t.name) } }
@@ -85,7 +87,7 @@ pub async fn tenants(State(state): State<AdminState>, staff: Staff) -> Result<Re
     let body = tenants_page(&state, &staff, &OnboardForm::default(), None).await?;
     Ok(page(
         staff.lang,
-        staff.lang.t("municipalities"),
+        staff.lang.t(K::Municipalities),
         Some(&staff),
         body,
     )
@@ -139,7 +141,7 @@ pub async fn onboard(
             let body = tenants_page(&state, &staff, &form, Some(&message)).await?;
             let html = page(
                 staff.lang,
-                staff.lang.t("municipalities"),
+                staff.lang.t(K::Municipalities),
                 Some(&staff),
                 body,
             );
@@ -158,24 +160,24 @@ fn tenant_page(staff: &Staff, t: &Tenant, notice: Option<Markup>, message: Optio
     let lang = staff.lang;
     html! {
         p { (t.local_government_code) " · " (t.slug) " · " (t.time_zone.name()) " · " (t.locales.join(", ")) }
-        p { (lang.t("status")) ": " strong #status { (t.status.as_str()) } }
+        p { (lang.t(K::Status)) ": " strong #status { (t.status.as_str()) } }
         p { a #billing-link href={"/admin/tenants/" (t.slug) "/billing"} { (crate::billing::billing_label(lang)) } }
         @if let Some(n) = notice { (n) }
         @if let Some(m) = message { p.error role="alert" { (m) } }
-        h2 { (lang.t("invite_admin")) }
+        h2 { (lang.t(K::InviteAdmin)) }
         form method="post" action={"/admin/tenants/" (t.slug) "/invite"} id="invite-admin" {
             (csrf_field(staff))
-            label { (lang.t("email")) br; input type="email" name="email" required; }
-            button type="submit" { (lang.t("invite")) }
+            label { (lang.t(K::Email)) br; input type="email" name="email" required; }
+            button type="submit" { (lang.t(K::Invite)) }
         }
         form method="post" action={"/admin/tenants/" (t.slug) "/status"} {
             (csrf_field(staff))
             @if t.status == TenantStatus::Suspended {
                 input type="hidden" name="status" value="active";
-                button type="submit" id="activate" { (lang.t("activate")) }
+                button type="submit" id="activate" { (lang.t(K::Activate)) }
             } @else {
                 input type="hidden" name="status" value="suspended";
-                button type="submit" id="suspend" { (lang.t("suspend")) }
+                button type="submit" id="suspend" { (lang.t(K::Suspend)) }
             }
         }
     }
@@ -216,11 +218,11 @@ pub async fn invite_admin(
                 Some(inv) => {
                     let link = format!("{}/admin/invitation/{}", state.public_url, inv.token);
                     html! {
-                        p.ok { (staff.lang.t("invitation_link")) ": " (inv.email) }
+                        p.ok { (staff.lang.t(K::InvitationLink)) ": " (inv.email) }
                         p { a #invitation-link href=(link) { (link) } }
                     }
                 }
-                None => html! { p.ok { (staff.lang.t("invited_existing")) } },
+                None => html! { p.ok { (staff.lang.t(K::InvitedExisting)) } },
             };
             Ok(page(
                 staff.lang,

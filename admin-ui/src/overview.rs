@@ -15,9 +15,11 @@ use platform::staff::authz::{Act, Object};
 use platform::stats::overview::{self, DayOutcome};
 use serde::Deserialize;
 
-use crate::city::{enter, render};
+use crate::i18n::{K, Lang};
+use crate::page::{PageError, Staff};
 use crate::routes::{Access as A, Route, get};
-use crate::{AdminState, Lang, PageError, Staff};
+use crate::shell::{enter, render};
+use crate::state::AdminState;
 
 pub fn routes() -> Vec<Route> {
     vec![get(
@@ -35,7 +37,7 @@ fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
 }
 
 pub fn menu_label(lang: Lang) -> &'static str {
-    tr(lang, "概況", "Overview")
+    lang.t(K::Overview)
 }
 
 #[derive(Deserialize, Default)]

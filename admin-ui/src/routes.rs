@@ -22,7 +22,9 @@ use axum::{
 use platform::staff::authz::{Act, Denied, Object};
 use uuid::Uuid;
 
-use crate::{AdminState, PageError, Staff};
+use crate::i18n::K;
+use crate::page::{PageError, Staff};
+use crate::state::AdminState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
@@ -67,6 +69,106 @@ pub struct RouteSpec {
     pub path: &'static str,
     pub access: Access,
 }
+
+/// One entry of a city's menu: the page's route (`{slug}` is the city), its label and the access
+/// that route declares in the table (a unit test checks that each entry is a GET row of the table
+/// with this access). The menu shows every entry; the guard decides when one is followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MenuEntry {
+    pub path: &'static str,
+    pub label: K,
+    pub access: Access,
+}
+
+const fn entry(path: &'static str, label: K, access: Access) -> MenuEntry {
+    MenuEntry {
+        path,
+        label,
+        access,
+    }
+}
+
+/// The menu of a city's pages, in the order shown (drawn by `crate::shell`).
+pub const CITY_MENU: [MenuEntry; 15] = [
+    entry(
+        "/admin/t/{slug}/staff",
+        K::Staff,
+        Access::City(Object::Staff, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/vaccines",
+        K::Vaccines,
+        Access::City(Object::Vaccines, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/venues",
+        K::Venues,
+        Access::City(Object::Venues, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/booking-rules",
+        K::BookingRules,
+        Access::City(Object::Venues, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/import",
+        K::Import,
+        Access::City(Object::Imports, Act::Write),
+    ),
+    entry(
+        "/admin/t/{slug}/residents",
+        K::Residents,
+        Access::City(Object::Residents, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/audit",
+        K::Audit,
+        Access::City(Object::Audit, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/statistics",
+        K::Statistics,
+        Access::City(Object::Statistics, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/api-keys",
+        K::ApiKeys,
+        Access::City(Object::ApiKeys, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/billing",
+        K::UsageAndInvoices,
+        Access::City(Object::Billing, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/callcenter",
+        K::CallCenter,
+        Access::City(Object::CallCenter, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/exports",
+        K::Exports,
+        Access::City(Object::Exports, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/overview",
+        K::Overview,
+        Access::City(Object::Statistics, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/intake",
+        K::Intake,
+        Access::City(Object::Intake, Act::Read),
+    ),
+    entry(
+        "/admin/t/{slug}/notifications",
+        K::Notifications,
+        Access::CityEither(
+            (Object::Notifications, Act::Read),
+            (Object::DeliveryLog, Act::Read),
+        ),
+    ),
+];
 
 /// A row and its handler.
 pub struct Route {
@@ -203,5 +305,22 @@ async fn decide(
         Access::Intake(act) => platform::intake::allow(authz, actor, city().await?, venue()?, act)
             .await
             .map_err(denied),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_menu_entry_is_a_get_route_with_the_same_access() {
+        let table = crate::routes();
+        for entry in CITY_MENU {
+            let row = table
+                .iter()
+                .find(|r| r.method == Method::Get && r.path == entry.path)
+                .unwrap_or_else(|| panic!("no GET route for the menu entry {}", entry.path));
+            assert_eq!(row.access, entry.access, "{}", entry.path);
+        }
     }
 }

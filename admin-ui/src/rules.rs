@@ -16,9 +16,11 @@ use platform::staff::authz::{Act, Object};
 use serde::Deserialize;
 use tenants::Tenant;
 
-use crate::city::{enter, render};
+use crate::i18n::{K, Lang};
+use crate::page::{PageError, Staff, csrf_field};
 use crate::routes::{Access as A, Route, get, post};
-use crate::{AdminState, Lang, PageError, Staff, csrf_field};
+use crate::shell::{enter, render};
+use crate::state::AdminState;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -36,10 +38,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 pub fn title(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ja => "予約ルール",
-        Lang::En => "Booking rules",
-    }
+    lang.t(K::BookingRules)
 }
 
 fn label(lang: Lang, field: &str) -> &'static str {

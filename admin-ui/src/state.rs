@@ -1,0 +1,69 @@
+//! What every admin handler is given and reads off the request: the shared state
+//! ([`AdminState`]), the cookies (names, reading, setting) and the client's address.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::{HeaderMap, header, request::Parts},
+};
+use platform::staff::authz::Authz;
+use platform::staff::identity::AuthPolicy;
+use sqlx::PgPool;
+
+/// What every admin handler needs.
+#[derive(Clone)]
+pub struct AdminState {
+    pub pool: PgPool,
+    pub authz: Authz,
+    pub policy: Arc<AuthPolicy>,
+    /// Set the cookies' Secure flag (the server is reached over https).
+    pub secure_cookies: bool,
+    /// Base of links handed to people (invitations, password resets).
+    pub public_url: String,
+    /// Seals and opens the cities' notification channel credentials (notifications page).
+    pub sealing_key: platform::notifications::channels::SealingKey,
+}
+
+pub const SESSION_COOKIE: &str = "yoyaku_staff";
+/// Double-submit CSRF cookie for the forms shown before login.
+pub const CSRF_COOKIE: &str = "yoyaku_csrf";
+
+/// The client's address, from the connection (the server does not trust forwarding headers).
+pub fn client_ip(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// The client's address as an extractor (None when the server was not started with connect info).
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_ip(parts)))
+    }
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Path=/ so that `/graphql` (GraphiQL) sees the staff session too; SameSite=Lax keeps it off
+/// cross-site posts.
+pub fn set_cookie(state: &AdminState, name: &str, value: &str, max_age_secs: i64) -> String {
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}",
+        if state.secure_cookies { "; Secure" } else { "" }
+    )
+}
