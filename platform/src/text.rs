@@ -60,9 +60,18 @@ mod tests {
 
     #[test]
     fn one_line_fields_refuse_every_control_character_and_are_trimmed() {
-        assert_eq!(clean_line("name", "  市民ホール \u{3000}").unwrap(), "市民ホール");
-        for bad in ["a\0b", "a\u{1}", "a\nb", "a\tb", "a\rb", "a\u{7f}", "a\u{85}b"] {
-            assert_eq!(clean_line("name", bad), Err(BadText { field: "name" }), "{bad:?}");
+        assert_eq!(
+            clean_line("name", "  市民ホール \u{3000}").unwrap(),
+            "市民ホール"
+        );
+        for bad in [
+            "a\0b", "a\u{1}", "a\nb", "a\tb", "a\rb", "a\u{7f}", "a\u{85}b",
+        ] {
+            assert_eq!(
+                clean_line("name", bad),
+                Err(BadText { field: "name" }),
+                "{bad:?}"
+            );
         }
         assert_eq!(clean_line("name", "\0").unwrap_err().field, "name");
     }

@@ -25,7 +25,10 @@ pub(crate) fn client_key(raw: &str) -> Result<String, BookingError> {
         return Err(BookingError::BadKey);
     }
     if chars > STORED_AS_TYPED {
-        return Ok(format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes()))));
+        return Ok(format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(key.as_bytes()))
+        ));
     }
     Ok(key)
 }
