@@ -723,24 +723,6 @@ pub async fn budget_alerts(
     .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sealing_round_trips_and_detects_tampering_and_wrong_keys() {
-        let key = SealingKey::new([7; 32]);
-        let sealed = key.seal(b"tok-secret").unwrap();
-        assert!(!sealed.windows(10).any(|w| w == b"tok-secret"));
-        assert_eq!(key.open(&sealed).unwrap(), b"tok-secret");
-        let mut tampered = sealed.clone();
-        tampered[20] ^= 1;
-        assert!(key.open(&tampered).is_err());
-        assert!(SealingKey::new([8; 32]).open(&sealed).is_err());
-        assert_eq!(format!("{key:?}"), "SealingKey([REDACTED])");
-    }
-}
-
 /// A recipient as logs and admin pages may show it: 090****5678, t***@example.jp.
 pub fn mask(recipient: &plugins::Recipient) -> String {
     match recipient {
@@ -759,5 +741,23 @@ pub fn mask(recipient: &plugins::Recipient) -> String {
             }
             None => "***".into(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealing_round_trips_and_detects_tampering_and_wrong_keys() {
+        let key = SealingKey::new([7; 32]);
+        let sealed = key.seal(b"tok-secret").unwrap();
+        assert!(!sealed.windows(10).any(|w| w == b"tok-secret"));
+        assert_eq!(key.open(&sealed).unwrap(), b"tok-secret");
+        let mut tampered = sealed.clone();
+        tampered[20] ^= 1;
+        assert!(key.open(&tampered).is_err());
+        assert!(SealingKey::new([8; 32]).open(&sealed).is_err());
+        assert_eq!(format!("{key:?}"), "SealingKey([REDACTED])");
     }
 }

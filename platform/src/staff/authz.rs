@@ -46,8 +46,8 @@ e = some(where (p.eft == allow))
 m = (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub, "*")) && (p.dom == "*" || p.dom == r.dom) && keyMatch(r.obj, p.obj) && (p.act == "*" || p.act == r.act)
 "#;
 
-/// How long a process trusts the tenant status it read. A change made through this process applies
-/// at once (the entry is dropped); a change made by another process applies here within this time.
+// How long a process trusts the tenant status it read: see `crate::tenant_cache` (a change made
+// through this process applies at once; one made by another process within its time to live).
 
 /// The casbin domain of platform-wide objects (the tenant list).
 pub const PLATFORM: &str = "platform";
