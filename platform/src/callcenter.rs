@@ -8,6 +8,8 @@
 //!   dose rules, deadlines, idempotency, outbox) run in a savepoint of the staff scope, so the
 //!   booking and the audit entry naming the staff member commit together or not at all.
 //! * Every search and every view of a caller's details is a view of personal data: audited.
+//! * Search input with a NUL or another control character is refused ([`QueryError::BadText`]);
+//!   a resident id the city does not have is "not found" (never an internal error).
 //! * The deadline override is a capability ([`DeadlineOverride`]) handed out only to actors the
 //!   guard allows `booking_override` (city admins); using it is audited as such.
 
@@ -60,6 +62,9 @@ pub enum QueryError {
     BirthDate,
     #[error("the ticket number has only digits (up to 10)")]
     Ticket,
+    /// A NUL or another control character ([`crate::text::clean_line`]).
+    #[error("the search contains a control character (such as NUL); remove it and try again")]
+    BadText,
 }
 
 impl QueryError {
@@ -68,6 +73,9 @@ impl QueryError {
             Self::Empty => "カナ氏名・生年月日・接種券番号のいずれかを入力してください。",
             Self::BirthDate => "生年月日は 1956-04-04 の形で入力してください。",
             Self::Ticket => "接種券番号は数字（10桁まで）で入力してください。",
+            Self::BadText => {
+                "使用できない文字（制御文字）が含まれています。取り除いてからもう一度検索してください。"
+            }
         }
     }
 }
@@ -75,6 +83,9 @@ impl QueryError {
 impl CallerQuery {
     /// Birth dates are accepted as `1956-04-04`, `1956/4/4` or `19560404`; full-width digits too.
     pub fn parse(kana: &str, birth_date: &str, ticket: &str) -> Result<Self, QueryError> {
+        for typed in [kana, birth_date, ticket] {
+            crate::text::clean_line("search", typed).map_err(|_| QueryError::BadText)?;
+        }
         let kana = kana_fold(kana);
         let birth: String = birth_date.nfkc().filter(|c| !c.is_whitespace()).collect();
         let birth_date = if birth.is_empty() {
@@ -318,6 +329,23 @@ macro_rules! with_override {
     }};
 }
 
+/// A resident id from the operator's form: one the city does not have (another city's, or none) is
+/// "not found" before anything is written — never a foreign-key violation (an internal error).
+async fn known_resident(scope: &mut Scope, resident: Uuid) -> Result<(), BookingError> {
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM residents WHERE tenant_id = $1 AND id = $2)",
+    )
+    .bind(scope.tenant_id().0)
+    .bind(resident)
+    .fetch_one(&mut *scope.tx)
+    .await?;
+    if known {
+        Ok(())
+    } else {
+        Err(BookingError::NotFound)
+    }
+}
+
 /// Books for a caller with the resident site's rules ([`booking::book_in`]: seats, dose rules,
 /// deadlines, idempotency, outbox) in the scope's transaction, and records who did it there: the
 /// booking and its audit entry commit together when the caller commits the scope. With a
@@ -332,6 +360,7 @@ pub async fn book_for(
     idempotency_key: &str,
     override_deadline: Option<DeadlineOverride>,
 ) -> Result<(Vec<Booking>, bool), BookingError> {
+    known_resident(scope, resident).await?;
     let req = booking::BookRequest {
         resident_id: resident,
         slot_id: slot,
@@ -373,6 +402,7 @@ pub async fn change_for(
     idempotency_key: &str,
     override_deadline: Option<DeadlineOverride>,
 ) -> Result<(Booking, bool), BookingError> {
+    known_resident(scope, resident).await?;
     let (moved, overridden) = with_override!(scope, override_deadline, |conn, pass| {
         booking::change_in(
             conn,
@@ -409,6 +439,7 @@ pub async fn cancel_for(
     idempotency_key: &str,
     override_cutoff: Option<DeadlineOverride>,
 ) -> Result<(Booking, bool), BookingError> {
+    known_resident(scope, resident).await?;
     let (cancelled, overridden) = with_override!(scope, override_cutoff, |conn, pass| {
         booking::cancel_in(conn, tenant, resident, booking_id, idempotency_key, pass)
     })?;

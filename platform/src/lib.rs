@@ -31,5 +31,6 @@ pub mod residents;
 pub mod staff;
 pub mod stats;
 pub mod tenant_cache;
+pub mod text;
 
 pub use residents::desk::ResidentDesk;

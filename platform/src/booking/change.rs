@@ -1,5 +1,6 @@
 //! Changing a booking to another slot and cancelling it: the resident's own live booking, locked,
 //! within the change/cancel cut-off; the old seat is released only when the new one was taken.
+//! A change locks its two slots in id order first, so opposite changes never deadlock.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -84,6 +85,7 @@ pub async fn change_in(
             });
         }
     }
+    lock_slots_in_order(tx, tid, current.slot_id, new_slot).await?;
     take_seats_with(tx, tid, new_slot, 1, current.dose, pass).await?;
     release_seat(tx, tid, current.slot_id, current.dose).await?;
     sqlx::query(
@@ -163,6 +165,27 @@ pub async fn cancel_in(
     store_result(tx, tid, idempotency_key, &[booking_id]).await?;
     let cancelled = load(tx, tid, &[booking_id]).await?;
     cancelled.into_iter().next().ok_or(BookingError::NotFound)
+}
+
+/// Locks the two slots of a change in one global order (by id) before either seat count moves.
+/// Without it, one resident moving A → B (takes B, then releases A) and another moving B → A
+/// (takes A, then releases B) lock the same two rows in opposite orders and PostgreSQL aborts one
+/// of them ("deadlock detected", issue 15). `FOR NO KEY UPDATE` is the lock the seat statements
+/// take anyway, so new bookings' foreign-key checks (`FOR KEY SHARE`) are not held up by it.
+async fn lock_slots_in_order(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    a: Uuid,
+    b: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT id FROM slots WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR NO KEY UPDATE",
+    )
+    .bind(tenant)
+    .bind([a, b].as_slice())
+    .fetch_all(conn)
+    .await?;
+    Ok(())
 }
 
 /// The resident's own live booking, locked for this transaction. Someone else's booking is "not

@@ -32,6 +32,9 @@ pub enum BookingError {
     PairingNotOffered,
     #[error("idempotency key reused by someone else")]
     KeyReused,
+    /// The idempotency key is not 8–200 characters of one line (issue 15, finding 11).
+    #[error("the idempotency key must be 8 to 200 characters without control characters")]
+    BadKey,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -142,6 +145,14 @@ impl BookingError {
                 "This request was already used for something else. Please start again.",
                 "该请求已被用于其他操作，请重新开始。",
                 "Este pedido já foi usado para outra coisa. Comece de novo.",
+            )
+            .into(),
+            BookingError::BadKey => pick(
+                lang,
+                "リクエストのキー（idempotencyKey）は制御文字を含まない8〜200文字にしてください。ページを再読み込みしてやり直してください。",
+                "The request key (idempotencyKey) must be 8 to 200 characters without control characters. Please reload the page and try again.",
+                "请求键（idempotencyKey）须为 8 至 200 个字符且不含控制字符。请刷新页面后重试。",
+                "A chave do pedido (idempotencyKey) deve ter de 8 a 200 caracteres, sem caracteres de controle. Recarregue a página e tente de novo.",
             )
             .into(),
             BookingError::Database(_) => pick(

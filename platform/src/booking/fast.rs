@@ -66,9 +66,11 @@ pub(crate) fn fast_request(
             )
         }
     };
-    let full_len = key.len() + prefix.map_or(0, |p| p.len() + 37);
-    if !(8..=200).contains(&full_len) {
-        return Ok(Err(FastOutcome::Fallback));
+    // the whole stored key (the statement adds `api:<resident>:` for a token) must fit the column
+    super::keys::check_stored_key(key)?;
+    let full_len = key.chars().count() + prefix.map_or(0, |p| p.len() + 37);
+    if full_len > 200 {
+        return Err(BookingError::BadKey);
     }
     let booking = Uuid::now_v7();
     let payload = serde_json::to_value(Notification::BookingConfirmed {

@@ -1,11 +1,47 @@
 //! Idempotency keys (claimed first in the booking's transaction, answered by replay) and the
 //! savepoint every staff booking runs in.
 
+use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::dose::Dose;
 use super::error::BookingError;
+
+/// The longest front-end key stored as typed; longer ones (up to 200) are stored as their SHA-256, so
+/// that with a front end's prefix (`web:<resident>:`, 41 characters) the stored key stays within the
+/// column's 8–200.
+const STORED_AS_TYPED: usize = 150;
+
+/// A front end's idempotency key, checked before anything is read or written: one line
+/// ([`crate::text::clean_line`]: trimmed, no NUL or other control characters) of 8–200 characters
+/// (docs/api.md), else [`BookingError::BadKey`] (`VALIDATION`). Returns the key part to store after
+/// the front end's prefix: the key itself, or `sha256:<hex>` for keys over 150 characters (the same
+/// key always gives the same part, so replays still match).
+pub(crate) fn client_key(raw: &str) -> Result<String, BookingError> {
+    let key = crate::text::clean_line("idempotency_key", raw).map_err(|_| BookingError::BadKey)?;
+    let chars = key.chars().count();
+    if !(8..=200).contains(&chars) {
+        return Err(BookingError::BadKey);
+    }
+    if chars > STORED_AS_TYPED {
+        return Ok(format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(key.as_bytes()))
+        ));
+    }
+    Ok(key)
+}
+
+/// A whole stored key (prefix included) as the column takes it: one line of 8–200 characters.
+pub(crate) fn check_stored_key(key: &str) -> Result<&str, BookingError> {
+    let key = key.trim();
+    let chars = key.chars().count();
+    if !(8..=200).contains(&chars) || key.chars().any(char::is_control) {
+        return Err(BookingError::BadKey);
+    }
+    Ok(key)
+}
 
 /// Claims the idempotency key for this transaction. `Some(result)` when the key was used before
 /// (by a committed request): the caller returns that result and books nothing.
@@ -15,10 +51,7 @@ pub(crate) async fn claim_key(
     key: &str,
     resident: Uuid,
 ) -> Result<Option<Vec<Uuid>>, BookingError> {
-    let key = key.trim();
-    if key.len() < 8 || key.len() > 200 {
-        return Err(BookingError::KeyReused);
-    }
+    let key = check_stored_key(key)?;
     let fresh = sqlx::query(
         "INSERT INTO idempotency_keys (tenant_id, key, resident_id) VALUES ($1, $2, $3) \
          ON CONFLICT DO NOTHING RETURNING key",

@@ -44,7 +44,7 @@ pub use change::{cancel, cancel_in, change, change_in};
 pub use dose::{BadDose, Dose};
 pub use error::BookingError;
 pub use fast::{Caller, FastOutcome, book_first_dose};
-pub(crate) use keys::in_savepoint;
+pub(crate) use keys::{client_key, in_savepoint};
 pub use rules::{
     BookingSettings, SettingsError, city_settings, save_settings, second_dose_options, settings,
 };

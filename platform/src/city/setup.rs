@@ -45,12 +45,17 @@ fn in_range(field: &'static str, v: i32, lo: i32, hi: i32) -> Result<(), SetupEr
     }
 }
 
+/// One line of text (see [`crate::text::clean_line`]: no NUL or other control characters).
+fn one_line(field: &'static str, v: &str) -> Result<String, SetupError> {
+    crate::text::clean_line(field, v).map_err(|e| invalid(e.field, crate::text::BadText::REASON))
+}
+
 fn non_empty(field: &'static str, v: &str) -> Result<String, SetupError> {
-    let t = v.trim();
+    let t = one_line(field, v)?;
     if t.is_empty() || t.chars().count() > 200 {
         Err(invalid(field, "must not be empty (at most 200 characters)"))
     } else {
-        Ok(t.to_owned())
+        Ok(t)
     }
 }
 
@@ -207,6 +212,7 @@ pub async fn venue(scope: &mut Scope, id: Uuid) -> Result<Venue, SetupError> {
 
 pub async fn create_venue(scope: &mut Scope, v: &NewVenue) -> Result<Uuid, SetupError> {
     let name = non_empty("name", &v.name)?;
+    let address = one_line("address", &v.address)?;
     if !matches!(v.kind.as_str(), "mass" | "hospital") {
         return Err(invalid("kind", "choose mass venue or hospital"));
     }
@@ -233,7 +239,7 @@ pub async fn create_venue(scope: &mut Scope, v: &NewVenue) -> Result<Uuid, Setup
     .bind(tenant)
     .bind(id)
     .bind(&name)
-    .bind(v.address.trim())
+    .bind(&address)
     .bind(&v.kind)
     .bind(v.vaccine_id)
     .bind(v.booking_opens_at)
@@ -499,12 +505,16 @@ pub struct Resident {
 }
 
 /// Looks a resident up by ticket number. Every lookup — found or not — is a view of personal data
-/// and goes to the audit log.
+/// and goes to the audit log. A ticket number holding a NUL or another control character
+/// ([`crate::text::clean_line`]) names no one: "not found" at once, nothing read or written.
 pub async fn resident_by_ticket(
     scope: &mut Scope,
     ticket_no: &str,
 ) -> Result<Option<Resident>, sqlx::Error> {
-    let ticket_no = ticket_no.trim();
+    let Ok(ticket_no) = crate::text::clean_line("ticket_no", ticket_no) else {
+        return Ok(None);
+    };
+    let ticket_no = ticket_no.as_str();
     let row = sqlx::query(
         "SELECT id, ticket_no, birth_date, kana_name, sex, phone, email, postal_code, preferred_locale \
          FROM residents WHERE ticket_no = $1",

@@ -260,7 +260,7 @@ impl<W: Write> CsvExport<W> {
                 line.push(',');
             }
             let text = match cell {
-                Cell::Text(s) => s.clone(),
+                Cell::Text(s) => neutralise_formula(s),
                 Cell::Int(n) => n.to_string(),
                 Cell::Date(d) => d.format("%Y-%m-%d").to_string(),
                 Cell::DateTime(d) => d.format("%Y-%m-%d %H:%M").to_string(),
@@ -299,6 +299,19 @@ impl<W: Write> CsvExport<W> {
     pub fn finish(mut self) -> Result<W, ExportError> {
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// The OWASP CSV-injection rule for text cells: a cell that starts with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return would be read as a formula by a spreadsheet opening the CSV file, so it gets
+/// a leading single quote (`=1+1` → `'=1+1`), which shows the text as typed. Numbers and dates are
+/// written by us and never pass through here; xlsx files need nothing (strings are stored as
+/// strings there).
+pub fn neutralise_formula(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
     }
 }
 
@@ -361,6 +374,31 @@ mod tests {
         assert_eq!(sheet_name("a/b:c"), "a_b_c");
         assert_eq!(sheet_name(&"長".repeat(40)).chars().count(), 31);
         assert_eq!(sheet_name("''"), "Sheet1");
+    }
+
+    #[test]
+    fn csv_text_cells_that_start_a_formula_are_neutralised_and_numbers_are_not() {
+        let cols = [
+            Column::new("氏名", ColumnKind::Text),
+            Column::new("件数", ColumnKind::Integer),
+            Column::new("日", ColumnKind::Date),
+        ];
+        let mut csv = CsvExport::new(Vec::new(), CsvEncoding::Utf8Bom, &cols).unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        for bad in ["=1+1", "+81 90", "-2+3", "@SUM(A1)", "\tx", "\r=1"] {
+            csv.push(&[bad.into(), (-5i64).into(), day.into()]).unwrap();
+        }
+        csv.push(&["ヤマダ=".into(), Cell::Empty, Cell::Empty])
+            .unwrap();
+        let text = String::from_utf8(csv.finish().unwrap()[3..].to_vec()).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines[1], "'=1+1,-5,2026-12-01");
+        assert_eq!(lines[2], "'+81 90,-5,2026-12-01");
+        assert_eq!(lines[3], "'-2+3,-5,2026-12-01");
+        assert_eq!(lines[4], "'@SUM(A1),-5,2026-12-01");
+        assert_eq!(lines[5], "'\tx,-5,2026-12-01");
+        assert_eq!(lines[6], "\"'\r=1\",-5,2026-12-01");
+        assert_eq!(lines[7], "ヤマダ=,,");
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub enum AuthError {
     Expired,
     #[error("too many wrong codes")]
     TooManyTries,
+    /// A field holds a NUL or another control character ([`crate::text::clean_line`]).
+    #[error(transparent)]
+    BadText(#[from] crate::text::BadText),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -102,6 +105,7 @@ impl AuthError {
 
     pub fn message(&self, lang: Lang) -> String {
         match self {
+            AuthError::BadText(bad) => bad.message(lang),
             AuthError::NotRecognised => pick(
                 lang,
                 "接種券番号または生年月日が正しくありません。接種券をご確認ください。",
@@ -269,10 +273,13 @@ pub async fn request_code(
     lang: Lang,
     secret: &CodeSecret,
 ) -> Result<CodeSent, AuthError> {
-    // Throttle first, in its own transaction, so refused and failed attempts count too.
+    // A ticket number with a NUL or another control character is refused before anything is read
+    // or written; then throttle, in its own transaction, so refused and failed attempts count too.
+    let ticket_no = crate::text::clean_line("ticket_no", ticket_no)?;
+    let ticket_no = ticket_no.as_str();
     let mut tx = tenants::begin(pool, tenant.id).await?;
     throttle(&mut tx, tenant.id, "ip", client_ip).await?;
-    throttle(&mut tx, tenant.id, "ticket", ticket_no.trim()).await?;
+    throttle(&mut tx, tenant.id, "ticket", ticket_no).await?;
     tx.commit().await?;
 
     let mut tx = tenants::begin(pool, tenant.id).await?;
@@ -357,6 +364,8 @@ pub async fn verify_code(
     ticket_no: &str,
     code: &str,
 ) -> Result<NewSession, AuthError> {
+    let ticket_no = crate::text::clean_line("ticket_no", ticket_no)?;
+    let ticket_no = ticket_no.as_str();
     let mut tx = tenants::begin(pool, tenant.id).await?;
     let latest: Option<(Uuid, Uuid, Vec<u8>, i32, bool)> = sqlx::query_as(
         "SELECT c.id, c.resident_id, c.code_hash, c.attempts, c.expires_at <= now() \

@@ -252,12 +252,18 @@ impl Resident {
     pub fn ticket_no(&self) -> &str {
         &self.session.ticket_no
     }
-    fn key(&self, key: &str) -> String {
+    /// The stored idempotency key: the front end's key, checked (8–200 characters, one line;
+    /// `booking::keys::client_key`), after the channel and the resident.
+    fn key(&self, key: &str) -> Result<String, BookingError> {
         let channel = match self.channel {
             Channel::Site => "web",
             Channel::Api => "api",
         };
-        format!("{channel}:{}:{}", self.id(), key.trim())
+        Ok(format!(
+            "{channel}:{}:{}",
+            self.id(),
+            crate::booking::client_key(key)?
+        ))
     }
 }
 
@@ -571,7 +577,7 @@ impl ResidentDesk {
     ) -> Result<Vec<Booking>, DeskError> {
         if order.is_plain() {
             let caller = Caller::Resident(resident.id());
-            let key = resident.key(&order.idempotency_key);
+            let key = resident.key(&order.idempotency_key)?;
             if let Some(done) = self
                 .fast(&resident.tenant, caller, order.slot, &key)
                 .await?
@@ -592,8 +598,8 @@ impl ResidentDesk {
         if order.is_plain() {
             let caller = Caller::Token(&bearer.token);
             // the statement prefixes `api:<resident>:` itself
-            let key = order.idempotency_key.trim();
-            if let Some(done) = self.fast(&bearer.tenant, caller, order.slot, key).await? {
+            let key = crate::booking::client_key(&order.idempotency_key)?;
+            if let Some(done) = self.fast(&bearer.tenant, caller, order.slot, &key).await? {
                 return Ok(done);
             }
         }
@@ -630,6 +636,7 @@ impl ResidentDesk {
         order: &BookOrder,
     ) -> Result<Vec<Booking>, DeskError> {
         order.questionnaire.validate()?;
+        let key = resident.key(&order.idempotency_key)?;
         let tenant = &resident.tenant;
         let mut tx = tenants::begin(&self.pool, tenant.id).await?;
         let mut companions = Vec::with_capacity(order.companions.len());
@@ -649,7 +656,7 @@ impl ResidentDesk {
             dose: order.dose,
             companions,
             second_dose_slot: order.second_dose_slot,
-            idempotency_key: resident.key(&order.idempotency_key),
+            idempotency_key: key,
         };
         // On any error below the transaction is dropped, i.e. rolled back: no seat, no booking,
         // no notification job, no questionnaire.
@@ -681,7 +688,7 @@ impl ResidentDesk {
             resident.id(),
             booking_id,
             new_slot,
-            &resident.key(idempotency_key),
+            &resident.key(idempotency_key)?,
         )
         .await?;
         self.availability.invalidate_tenant(resident.tenant.id);
@@ -700,7 +707,7 @@ impl ResidentDesk {
             &resident.tenant,
             resident.id(),
             booking_id,
-            &resident.key(idempotency_key),
+            &resident.key(idempotency_key)?,
         )
         .await?;
         self.availability.invalidate_tenant(resident.tenant.id);

@@ -165,6 +165,13 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ImportError> {
                 reason: reason.to_owned(),
             })
         };
+        // THE input normaliser first: a cell with a NUL or another control character is that
+        // cell's one error (the checks below would only add noise about it).
+        for (i, column) in COLUMNS.iter().enumerate() {
+            if crate::text::clean_line(column, &get(i)).is_err() {
+                err(column, crate::text::BadText::REASON);
+            }
+        }
         let ticket_no = get(0);
         if ticket_no.len() != 10 || !ticket_no.bytes().all(|b| b.is_ascii_digit()) {
             err("ticket_no", "must be exactly 10 digits");
@@ -222,6 +229,8 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ImportError> {
                 }
             },
         };
+        let mut reported = std::collections::HashSet::new();
+        errs.retain(|e| reported.insert(e.column.clone()));
         if errs.is_empty() {
             parsed.rows.push(ResidentRow {
                 line,
