@@ -8,7 +8,7 @@
 //! second per process.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
@@ -27,29 +27,44 @@ struct Entries {
     by_slug: HashMap<String, (Instant, TenantId)>,
 }
 
-/// Cheap to clone; clones share the entries.
+/// Cheap to clone; clones share the entries. Read-mostly: every hot read takes the read lock once.
 #[derive(Clone, Default, Debug)]
-pub struct TenantCache(Arc<Mutex<Entries>>);
+pub struct TenantCache(Arc<RwLock<Entries>>);
 
 impl TenantCache {
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> RwLockReadGuard<'_, Entries> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Entries> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn fresh_by_id(&self, id: TenantId) -> Option<Option<Tenant>> {
-        let e = self.entries();
+        let e = self.read();
         e.by_id
             .get(&id)
             .filter(|(at, _)| at.elapsed() < TENANT_TTL)
             .map(|(_, t)| t.clone())
     }
 
+    fn fresh_by_slug(&self, slug: &str) -> Option<Tenant> {
+        let e = self.read();
+        let (at, id) = e.by_slug.get(slug)?;
+        if at.elapsed() >= TENANT_TTL {
+            return None;
+        }
+        let (at, tenant) = e.by_id.get(id)?;
+        let tenant = tenant.as_ref()?;
+        (at.elapsed() < TENANT_TTL && tenant.slug == slug).then(|| tenant.clone())
+    }
+
     fn remember(&self, id: TenantId, tenant: Option<Tenant>) {
-        let mut e = self.entries();
+        let mut e = self.write();
         if e.by_id.len() > SWEEP_AT {
             e.by_id.retain(|_, (at, _)| at.elapsed() < TENANT_TTL);
             e.by_slug.retain(|_, (at, _)| at.elapsed() < TENANT_TTL);
@@ -73,17 +88,7 @@ impl TenantCache {
 
     /// The tenant with this slug (`None`: no such tenant; unknown slugs are not remembered).
     pub async fn by_slug(&self, pool: &PgPool, slug: &str) -> Result<Option<Tenant>, sqlx::Error> {
-        let known = {
-            let e = self.entries();
-            e.by_slug
-                .get(slug)
-                .filter(|(at, _)| at.elapsed() < TENANT_TTL)
-                .map(|(_, id)| *id)
-        };
-        if let Some(id) = known
-            && let Some(Some(t)) = self.fresh_by_id(id)
-            && t.slug == slug
-        {
+        if let Some(t) = self.fresh_by_slug(slug) {
             return Ok(Some(t));
         }
         let found = tenants::find_by_slug(pool, slug).await?;
@@ -95,7 +100,7 @@ impl TenantCache {
 
     /// Drops what this process knows of the tenant (its status or settings just changed).
     pub fn forget(&self, id: TenantId) {
-        let mut e = self.entries();
+        let mut e = self.write();
         e.by_id.remove(&id);
         e.by_slug.retain(|_, (_, t)| *t != id);
     }
