@@ -599,6 +599,32 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_come_as_a_list_or_as_an_environment_string() {
+        // what `Env` does with a variable's text: parse it as a figment value
+        for raw in [
+            "10.0.0.0/8,127.0.0.1",
+            "10.0.0.0/8, 127.0.0.1",
+            r#"["10.0.0.0/8", "127.0.0.1"]"#,
+        ] {
+            let value: figment::value::Value = raw.parse().expect("a value");
+            let s: Settings = Figment::from(Toml::string(DEFAULTS))
+                .merge(("http.trusted_proxies", value))
+                .extract()
+                .expect(raw);
+            assert_eq!(s.http.trusted_proxies, ["10.0.0.0/8", "127.0.0.1"], "{raw}");
+            s.validate().expect(raw);
+        }
+        let mut s = Settings::defaults().expect("defaults");
+        assert!(s.http.trusted_proxies.is_empty());
+        s.http.trusted_proxies = vec!["proxy.internal".into()];
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("http.trusted_proxies") && err.contains("proxy.internal"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn runtime_options_keep_host_and_database_but_not_the_owner_password() {
         let mut s = Settings::defaults().expect("defaults");
         s.database.url = SecretString::from("postgres://owner:hunter2@db.internal:6543/city");
