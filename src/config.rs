@@ -27,6 +27,8 @@ port = 8080
 public_url = ""
 request_timeout_secs = 30
 body_limit_bytes = 2097152
+trusted_proxies = []
+forwarded_header = "x-forwarded-for"
 
 [database]
 url = "postgres://postgres@127.0.0.1:5432/yoyaku"
@@ -119,6 +121,31 @@ pub struct HttpSettings {
     pub public_url: String,
     pub request_timeout_secs: u64,
     pub body_limit_bytes: usize,
+    /// Reverse proxies whose forwarding header is believed (addresses or CIDR ranges); empty = none,
+    /// the TCP peer is the client. A list, or in the environment a comma-separated string
+    /// (`YOYAKU_HTTP__TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1`). See `crate::forwarded`.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted_proxies: Vec<String>,
+    /// The header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    pub forwarded_header: crate::forwarded::ForwardedHeader,
+}
+
+/// A list of strings, or one string of comma-separated items (what an environment variable holds).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(d)? {
+        ListOrCommas::List(v) => v,
+        ListOrCommas::Commas(s) => s
+            .split(',')
+            .map(|i| i.trim().to_owned())
+            .filter(|i| !i.is_empty())
+            .collect(),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -350,6 +377,7 @@ impl Settings {
                 ));
             }
         }
+        self.forwarding()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             ConfigError(format!(
                 "log.level {:?} is not a tracing filter: {e}",
@@ -365,6 +393,18 @@ impl Settings {
         } else {
             self.http.public_url.trim_end_matches('/').to_owned()
         }
+    }
+
+    /// Whether cookies carry `Secure`: the public URL is https. Every cookie the server sets (staff,
+    /// resident, language, CSRF) gets it from one layer in `src/http.rs`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
+    /// The trusted proxies (`http.trusted_proxies`, `http.forwarded_header`).
+    pub fn forwarding(&self) -> Result<crate::forwarded::Forwarding, ConfigError> {
+        crate::forwarded::Forwarding::new(&self.http.trusted_proxies, self.http.forwarded_header)
+            .map_err(ConfigError)
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -555,6 +595,32 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("must differ")
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_come_as_a_list_or_as_an_environment_string() {
+        // what `Env` does with a variable's text: parse it as a figment value
+        for raw in [
+            "10.0.0.0/8,127.0.0.1",
+            "10.0.0.0/8, 127.0.0.1",
+            r#"["10.0.0.0/8", "127.0.0.1"]"#,
+        ] {
+            let value: figment::value::Value = raw.parse().expect("a value");
+            let s: Settings = Figment::from(Toml::string(DEFAULTS))
+                .merge(("http.trusted_proxies", value))
+                .extract()
+                .expect(raw);
+            assert_eq!(s.http.trusted_proxies, ["10.0.0.0/8", "127.0.0.1"], "{raw}");
+            s.validate().expect(raw);
+        }
+        let mut s = Settings::defaults().expect("defaults");
+        assert!(s.http.trusted_proxies.is_empty());
+        s.http.trusted_proxies = vec!["proxy.internal".into()];
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("http.trusted_proxies") && err.contains("proxy.internal"),
+            "{err}"
         );
     }
 

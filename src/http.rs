@@ -1,5 +1,6 @@
 //! The HTTP server: every router merged in one place, wrapped in the layers every request passes
-//! (request id → in-flight count → trace span → timeout → body limit → compression → panic catcher).
+//! (security headers → request id → in-flight count → trace span → timeout → body limit →
+//! compression → Secure cookies → panic catcher → malformed address check → client address).
 
 use std::time::Duration;
 
@@ -7,8 +8,8 @@ use axum::{
     Router,
     body::Body,
     extract::State,
-    http::{HeaderName, Request, StatusCode},
-    response::{Html, IntoResponse},
+    http::{HeaderName, HeaderValue, Request, StatusCode, header},
+    response::{Html, IntoResponse, Response},
     routing::get,
 };
 use sqlx::PgPool;
@@ -16,12 +17,14 @@ use tower_http::{
     compression::CompressionLayer,
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 use tracing::{Span, field::Empty};
 
 use crate::config::Settings;
+use crate::forwarded::Forwarding;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -55,7 +58,6 @@ pub fn router(
         pool: pool.clone(),
         authz,
         policy,
-        secure_cookies: settings.public_url().starts_with("https://"),
         public_url: settings.public_url(),
         sealing_key: sealing_key.clone(),
     });
@@ -71,8 +73,24 @@ pub fn router(
     if settings.environment != crate::config::Environment::Production {
         app = app.merge(crate::dev::router(messages));
     }
-    // innermost: a panic is answered inside the request's span, with its request id
-    app.layer(crate::panic::CatchPanicLayer)
+    // a bad http.trusted_proxies is refused by Settings::validate before we get here
+    let forwarding = std::sync::Arc::new(settings.forwarding().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "trusted proxies ignored");
+        Forwarding::none()
+    }));
+    // innermost: the client address every front end reads, then the address check
+    app = app
+        .layer(axum::middleware::from_fn_with_state(
+            forwarding,
+            resolve_client,
+        ))
+        .layer(axum::middleware::from_fn(refuse_malformed_addresses))
+        // a panic is answered inside the request's span, with its request id
+        .layer(crate::panic::CatchPanicLayer);
+    if settings.secure_cookies() {
+        app = app.layer(axum::middleware::map_response(secure_cookies));
+    }
+    let app = app
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -90,7 +108,132 @@ pub fn router(
             count_in_flight,
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    security_headers(app)
+}
+
+/// The Content-Security-Policy of every response. The pages load only their own scripts
+/// (`/admin/static/intake.js`, GraphiQL's vendored files under `/graphql/assets`), so scripts are
+/// `'self'` with no inline script and no eval. Styles allow `'unsafe-inline'`: the maud pages carry
+/// their CSS in a `<style>` element and a few `style=` attributes (charts, the heat map), and
+/// GraphiQL injects its styles at run time; inline styles cannot run code. Images and fonts also
+/// allow `data:` (GraphiQL's icons and fonts). Nothing may frame a page (`frame-ancestors`).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
+object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The security headers every response carries unless its handler set its own: the CSP above,
+/// `X-Frame-Options: DENY` (for browsers without frame-ancestors), `X-Content-Type-Options:
+/// nosniff`, `Referrer-Policy: same-origin` (ticket numbers in query strings never leave the site).
+fn security_headers(app: Router) -> Router {
+    let headers = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ];
+    headers.into_iter().fold(app, |app, (name, value)| {
+        app.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ))
+    })
+}
+
+/// Resolves the client's address once (`crate::forwarded`) and hands it to the front ends as the
+/// request extension [`platform::ClientIp`].
+async fn resolve_client(
+    State(forwarding): State<std::sync::Arc<Forwarding>>,
+    mut req: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let ip = forwarding.client_ip(peer, req.headers());
+        req.extensions_mut().insert(platform::ClientIp(ip));
+    }
+    next.run(req).await
+}
+
+/// A path or query string whose percent-decoding is not UTF-8 or holds a control character (NUL,
+/// CR, LF, …) is answered 400 before any handler sees it: no page, slug or redirect target may
+/// contain one.
+async fn refuse_malformed_addresses(req: Request<Body>, next: axum::middleware::Next) -> Response {
+    let uri = req.uri();
+    let path_ok = clean(percent_decode(uri.path().as_bytes(), false));
+    let query_ok = uri
+        .query()
+        .is_none_or(|q| clean(percent_decode(q.as_bytes(), true)));
+    if path_ok && query_ok {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Bad request: the address contains a control character or is not valid UTF-8. \
+         / アドレスに使用できない文字が含まれています。",
+    )
+        .into_response()
+}
+
+fn clean(decoded: Vec<u8>) -> bool {
+    String::from_utf8(decoded).is_ok_and(|s| !s.chars().any(char::is_control))
+}
+
+/// Percent-decoding; `plus` also turns `+` into a space (query strings). A `%` not followed by two
+/// hex digits stays as it is.
+fn percent_decode(raw: &[u8], plus: bool) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let decoded = match raw[i] {
+            b'%' if i + 2 < raw.len() => match (hex(raw[i + 1]), hex(raw[i + 2])) {
+                (Some(h), Some(l)) => Some(h * 16 + l),
+                _ => None,
+            },
+            _ => None,
+        };
+        match decoded {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(if plus && raw[i] == b'+' { b' ' } else { raw[i] });
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Marks every cookie Secure (installed when the public URL is https: `Settings::secure_cookies`):
+/// the staff session, the resident session and form cookies, the language and CSRF cookies — every
+/// `Set-Cookie` of every front end, so none can be forgotten.
+async fn secure_cookies(mut res: Response) -> Response {
+    if let axum::http::header::Entry::Occupied(mut cookies) =
+        res.headers_mut().entry(header::SET_COOKIE)
+    {
+        for value in cookies.iter_mut() {
+            let secure = value.to_str().is_ok_and(|v| {
+                v.split(';')
+                    .skip(1)
+                    .any(|attr| attr.trim().eq_ignore_ascii_case("secure"))
+            });
+            if !secure {
+                let mut bytes = value.as_bytes().to_vec();
+                bytes.extend_from_slice(b"; Secure");
+                if let Ok(marked) = HeaderValue::from_bytes(&bytes) {
+                    *value = marked;
+                }
+            }
+        }
+    }
+    res
 }
 
 /// Counts the request as in flight while it is handled (the notification worker gives way to

@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod config;
 pub mod db;
 pub mod dev;
+pub mod forwarded;
 pub mod http;
 pub mod panic;
 pub mod telemetry;

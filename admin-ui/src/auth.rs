@@ -36,18 +36,10 @@ fn anon_csrf(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
-fn with_anon_csrf(
-    state: &AdminState,
-    token: &str,
-    fresh: bool,
-    body: impl IntoResponse,
-) -> Response {
+fn with_anon_csrf(token: &str, fresh: bool, body: impl IntoResponse) -> Response {
     if fresh {
         (
-            [(
-                header::SET_COOKIE,
-                set_cookie(state, CSRF_COOKIE, token, 3600),
-            )],
+            [(header::SET_COOKIE, set_cookie(CSRF_COOKIE, token, 3600))],
             body,
         )
             .into_response()
@@ -56,7 +48,7 @@ fn with_anon_csrf(
     }
 }
 
-pub async fn login_page(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+pub async fn login_page(headers: HeaderMap) -> Response {
     let lang = Lang::from_headers(&headers);
     let (csrf, fresh) = anon_csrf(&headers);
     let body = page(
@@ -65,7 +57,7 @@ pub async fn login_page(State(state): State<AdminState>, headers: HeaderMap) -> 
         None,
         login_form(lang, &csrf, "", None),
     );
-    with_anon_csrf(&state, &csrf, fresh, body)
+    with_anon_csrf(&csrf, fresh, body)
 }
 
 #[derive(Deserialize)]
@@ -99,7 +91,7 @@ pub async fn login(
             Ok((
                 [(
                     header::SET_COOKIE,
-                    set_cookie(&state, SESSION_COOKIE, &token, max_age),
+                    set_cookie(SESSION_COOKIE, &token, max_age),
                 )],
                 Redirect::to("/admin"),
             )
@@ -144,10 +136,7 @@ pub async fn logout(
         identity::logout(&state.pool, token).await?;
     }
     Ok((
-        [(
-            header::SET_COOKIE,
-            set_cookie(&state, SESSION_COOKIE, "", 0),
-        )],
+        [(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0))],
         Redirect::to("/admin/login"),
     )
         .into_response())
@@ -228,7 +217,7 @@ async fn link_page(
         None,
         password_form(lang, action, &csrf, &account.email, None),
     );
-    Ok(with_anon_csrf(state, &csrf, fresh, body))
+    Ok(with_anon_csrf(&csrf, fresh, body))
 }
 
 #[derive(Deserialize)]

@@ -18,8 +18,6 @@ pub struct AdminState {
     pub pool: PgPool,
     pub authz: Authz,
     pub policy: Arc<AuthPolicy>,
-    /// Set the cookies' Secure flag (the server is reached over https).
-    pub secure_cookies: bool,
     /// Base of links handed to people (invitations, password resets).
     pub public_url: String,
     /// Seals and opens the cities' notification channel credentials (notifications page).
@@ -30,12 +28,21 @@ pub const SESSION_COOKIE: &str = "yoyaku_staff";
 /// Double-submit CSRF cookie for the forms shown before login.
 pub const CSRF_COOKIE: &str = "yoyaku_csrf";
 
-/// The client's address, from the connection (the server does not trust forwarding headers).
+/// The client's address as the server resolved it ([`platform::ClientIp`], set by `src/http.rs`:
+/// the TCP peer, or the forwarded address when the peer is a configured trusted proxy); the bare
+/// peer when the router runs without that layer. Forwarding headers are never read here.
 pub fn client_ip(parts: &Parts) -> Option<String> {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .get::<platform::ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
+        .map(|ip| ip.to_string())
 }
 
 /// The client's address as an extractor (None when the server was not started with connect info).
@@ -60,10 +67,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Path=/ so that `/graphql` (GraphiQL) sees the staff session too; SameSite=Lax keeps it off
-/// cross-site posts.
-pub fn set_cookie(state: &AdminState, name: &str, value: &str, max_age_secs: i64) -> String {
-    format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}",
-        if state.secure_cookies { "; Secure" } else { "" }
-    )
+/// cross-site posts. `Secure` is added by the server to every cookie when `http.public_url` is https
+/// (`src/http.rs`, `Settings::secure_cookies`), to the staff cookies as to the resident ones.
+pub fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> String {
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}")
 }

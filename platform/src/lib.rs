@@ -22,6 +22,7 @@
 pub mod booking;
 pub mod callcenter;
 pub mod city;
+pub mod client_ip;
 pub mod demo;
 pub mod exports;
 pub mod i18n;
@@ -33,4 +34,5 @@ pub mod stats;
 pub mod tenant_cache;
 pub mod text;
 
+pub use client_ip::ClientIp;
 pub use residents::desk::ResidentDesk;

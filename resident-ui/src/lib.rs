@@ -10,7 +10,8 @@
 //!
 //! * Language: the `yk_lang` cookie (set by the switch at the foot of every page), else
 //!   Accept-Language with q-values, else the city's default.
-//! * Session: cookie `yk_session` (HttpOnly, SameSite=Lax, path `/t/{tenant}`). Every form carries a
+//! * Session: cookie `yk_session` (HttpOnly, SameSite=Lax, path `/t/{tenant}`; `Secure`, like every
+//!   cookie, is added by the server when `http.public_url` is https). Every form carries a
 //!   CSRF token (bound to the session; before login, to a `yk_form` cookie) and an idempotency key.
 
 mod book;

@@ -126,8 +126,17 @@ fn login_markup(r: &Req, form: &LoginForm, token: &str, message: Option<&str>) -
     )
 }
 
-fn client_ip(info: Option<&ConnectInfo<SocketAddr>>) -> String {
-    info.map(|c| c.0.ip().to_string())
+/// The client's address as the server resolved it ([`platform::ClientIp`], set by `src/http.rs`:
+/// the TCP peer, or the forwarded address when the peer is a configured trusted proxy); the bare
+/// peer when the router runs without that layer. Forwarding headers are never read here.
+fn client_ip(
+    resolved: Option<&platform::ClientIp>,
+    info: Option<&ConnectInfo<SocketAddr>>,
+) -> String {
+    resolved
+        .map(|c| c.0)
+        .or_else(|| info.map(|c| c.0.ip()))
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -135,6 +144,7 @@ pub(crate) async fn login_submit(
     State(s): State<ResidentDesk>,
     Path(slug): Path<String>,
     headers: HeaderMap,
+    resolved: Option<axum::Extension<platform::ClientIp>>,
     info: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -169,7 +179,7 @@ pub(crate) async fn login_submit(
     let Some(birth) = parse_birth_date(&form.birth_date) else {
         return err(AuthError::NotRecognised.into());
     };
-    let ip = client_ip(info.as_ref().map(|e| &e.0));
+    let ip = client_ip(resolved.as_ref().map(|e| &e.0), info.as_ref().map(|e| &e.0));
     let phone = Some(form.phone.as_str()).filter(|p| !p.trim().is_empty());
     match s
         .request_code(&r.visit, &form.ticket, birth, phone, &ip, r.lang)
@@ -329,6 +339,19 @@ pub(crate) struct BackQuery {
     back: Option<String>,
 }
 
+/// `raw` with every byte that is not visible ASCII percent-encoded (a valid `Location` value).
+fn location_safe(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| {
+            if b.is_ascii_graphic() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 pub(crate) async fn switch_language(
     State(s): State<ResidentDesk>,
     Path((slug, tag)): Path<(String, String)>,
@@ -339,11 +362,13 @@ pub(crate) async fn switch_language(
         return resp;
     }
     let lang = Lang::from_tag(&tag).unwrap_or_default();
-    // Only paths inside this tenant's site: no open redirect.
+    // Only paths inside this tenant's site: no open redirect. Control characters never get here
+    // (the server answers 400 first); anything else a Location header cannot carry as it is
+    // (spaces, non-ASCII) is percent-encoded, so the redirect is always well-formed.
     let back = q
         .back
-        .filter(|b| !b.contains("//") && !b.contains('\\'))
-        .map(|b| format!("/t/{slug}/{}", b.trim_start_matches('/')))
+        .filter(|b| !b.contains("//") && !b.contains('\\') && !b.chars().any(char::is_control))
+        .map(|b| format!("/t/{slug}/{}", location_safe(b.trim_start_matches('/'))))
         .unwrap_or_else(|| format!("/t/{slug}/login"));
     let mut resp = Redirect::to(&back).into_response();
     let value = format!(

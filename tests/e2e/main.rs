@@ -16,6 +16,7 @@ mod channels;
 mod city_setup;
 mod cli;
 mod csrf;
+mod edge;
 mod exports;
 mod graphql_api;
 mod hardening;
