@@ -18,6 +18,7 @@ mod cli;
 mod csrf;
 mod exports;
 mod graphql_api;
+mod graphql_limits;
 mod hardening;
 mod health;
 mod import;
