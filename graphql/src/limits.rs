@@ -2,7 +2,8 @@
 //! (depth and complexity included) walks every fragment spread by expanding it, so a document whose
 //! fragments each spread the previous one twice costs 2^levels before "Query is too complex".
 //!
-//! [`QueryLimits`] refuses, in `parse_query`, a query text above [`MAX_QUERY_BYTES`], more than
+//! [`QueryLimits`] refuses, in `prepare_request` (before async-graphql's parse step, whose recursion
+//! depth check also expands spreads), a query text above [`MAX_QUERY_BYTES`], more than
 //! [`MAX_FRAGMENTS`] fragment definitions, more than [`MAX_ROOT_FIELDS`] top-level fields (aliases
 //! count: 200 aliases of `availability` are 200 fields) or more than [`MAX_FIELDS`] fields in all
 //! once fragments are expanded. The expanded count is computed with each fragment's count worked
@@ -17,9 +18,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Name, ServerError, ServerResult, Variables};
+use async_graphql::{Name, Request, ServerError, ServerResult};
 
 /// Longest query text (bytes) accepted; variables are separate (and under the body limit).
 pub const MAX_QUERY_BYTES: usize = 32 * 1024;
@@ -31,8 +34,8 @@ pub const MAX_ROOT_FIELDS: usize = 20;
 pub const MAX_FIELDS: usize = 500;
 /// Directives on one field.
 pub const MAX_DIRECTIVES: usize = 4;
-/// Nesting the parser follows (selection sets, lists and objects in arguments).
-pub const MAX_RECURSION: usize = 24;
+/// Nesting of selection sets (a fragment spread counts one) that async-graphql follows.
+pub const MAX_RECURSION: usize = 32;
 /// Largest answer (bytes of JSON) sent; a larger one is replaced by an error.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -56,22 +59,26 @@ pub fn too_complex(message: String) -> ServerError {
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for QueryLimits {
-    async fn parse_query(
+    /// Runs before parsing proper: async-graphql's own parse step also checks the recursion depth
+    /// and directives by walking every spread expanded, so the limits must come first. The
+    /// document parsed here is kept in the request (parsed once). A text that does not parse is
+    /// left to the parse step, which says why (`VALIDATION`, input.rs).
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if query.len() > MAX_QUERY_BYTES {
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        if request.query.len() > MAX_QUERY_BYTES {
             return Err(too_complex(format!(
                 "The query is too large ({} bytes; at most {MAX_QUERY_BYTES}).",
-                query.len()
+                request.query.len()
             )));
         }
-        let doc = next.run(ctx, query, variables).await?;
-        check(&doc)?;
-        Ok(doc)
+        if let Ok(doc) = request.parsed_query() {
+            check(doc)?;
+        }
+        next.run(ctx, request).await
     }
 }
 
