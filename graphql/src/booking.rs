@@ -321,10 +321,9 @@ impl BookingQuery {
             .into());
         }
         if date.is_some() && (from.is_some() || days.is_some()) {
-            return Err(ApiError::Validation(
-                "give either date or from/days, not both".into(),
-            )
-            .into());
+            return Err(
+                ApiError::Validation("give either date or from/days, not both".into()).into(),
+            );
         }
         let v = visit(ctx, &tenant).await?;
         let (d, lang) = desk(ctx)?;

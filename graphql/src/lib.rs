@@ -20,8 +20,8 @@ pub use error::ApiError;
 pub use mutation::Mutation;
 pub use query::{Query, TenantQuery};
 pub use web::{
-    AnswerCache, AnswerCacheStats, MAX_REMEMBERED, MAX_REMEMBERED_BYTES, MAX_REMEMBERED_KEY, router,
-    router_with_cache,
+    AnswerCache, AnswerCacheStats, MAX_REMEMBERED, MAX_REMEMBERED_BYTES, MAX_REMEMBERED_KEY,
+    router, router_with_cache,
 };
 
 /// The executable schema. The pool lives in its data; per-request data is added in the handler.

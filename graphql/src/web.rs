@@ -172,7 +172,11 @@ pub fn router<S>(schema: AppSchema, desk: ResidentDesk) -> Router<S> {
 }
 
 /// [`router`] with the remembered-answer cache given (tests read its [`AnswerCache::stats`]).
-pub fn router_with_cache<S>(schema: AppSchema, desk: ResidentDesk, cache: AnswerCache) -> Router<S> {
+pub fn router_with_cache<S>(
+    schema: AppSchema,
+    desk: ResidentDesk,
+    cache: AnswerCache,
+) -> Router<S> {
     let api = Api {
         schema,
         desk,
@@ -413,22 +417,41 @@ mod tests {
     fn the_answer_cache_is_bounded_by_entries_and_bytes() {
         let cache = AnswerCache::new();
         for i in 0..MAX_REMEMBERED + 100 {
-            cache.insert((Lang::default(), format!("q{i}")), Vec::new(), Bytes::from("{}"));
+            cache.insert(
+                (Lang::default(), format!("q{i}")),
+                Vec::new(),
+                Bytes::from("{}"),
+            );
         }
         assert_eq!(cache.stats().entries, MAX_REMEMBERED);
-        assert!(cache.get(&(Lang::default(), "q0".into())).is_none(), "oldest out first");
-        assert!(cache.get(&(Lang::default(), format!("q{}", MAX_REMEMBERED + 99))).is_some());
+        assert!(
+            cache.get(&(Lang::default(), "q0".into())).is_none(),
+            "oldest out first"
+        );
+        assert!(
+            cache
+                .get(&(Lang::default(), format!("q{}", MAX_REMEMBERED + 99)))
+                .is_some()
+        );
 
         let big = Bytes::from(vec![b' '; MAX_REMEMBERED_BYTES / 5]);
         for i in 0..20 {
-            cache.insert((Lang::default(), format!("big{i}")), Vec::new(), big.clone());
+            cache.insert(
+                (Lang::default(), format!("big{i}")),
+                Vec::new(),
+                big.clone(),
+            );
             assert!(cache.stats().bytes <= MAX_REMEMBERED_BYTES);
         }
         assert!(cache.get(&(Lang::default(), "big19".into())).is_some());
 
         // too long a key or too big an answer is not remembered
         let before = cache.stats();
-        cache.insert((Lang::default(), "x".repeat(MAX_REMEMBERED_KEY + 1)), Vec::new(), Bytes::from("{}"));
+        cache.insert(
+            (Lang::default(), "x".repeat(MAX_REMEMBERED_KEY + 1)),
+            Vec::new(),
+            Bytes::from("{}"),
+        );
         cache.insert(
             (Lang::default(), "huge".into()),
             Vec::new(),
