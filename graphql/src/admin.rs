@@ -191,6 +191,10 @@ impl City {
     }
 
     /// Slots of a venue from `from` (default: now), earliest first, at most `first` (≤ 500).
+    /// Counts its fields once per started ten of `first` in the complexity.
+    #[graphql(
+        complexity = "1 + child_complexity.max(1) * (first.clamp(1, 500) as usize).div_ceil(10)"
+    )]
     async fn slots(
         &self,
         ctx: &Context<'_>,
@@ -237,7 +241,11 @@ impl City {
         }))
     }
 
-    /// The newest audit entries (city admins and auditors).
+    /// The newest audit entries (city admins and auditors), at most `limit` (1–1000). Counts its
+    /// fields once per started ten of `limit` in the complexity.
+    #[graphql(
+        complexity = "1 + child_complexity.max(1) * (limit.clamp(1, 1000) as usize).div_ceil(10)"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

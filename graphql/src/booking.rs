@@ -260,6 +260,24 @@ impl From<BookInput> for desk::BookOrder {
     }
 }
 
+/// Days of availability answered when `days` is not given (the demo's three weeks fit).
+pub const AVAILABILITY_DAYS: i32 = 31;
+/// Most days of availability one field answers.
+pub const MAX_AVAILABILITY_DAYS: i32 = 62;
+
+/// Complexity of `availability`: its fields once per started week of the window (a day: once).
+fn availability_cost(child: usize, one_day: bool, days: Option<i32>) -> usize {
+    let weeks = if one_day {
+        1
+    } else {
+        let d = days
+            .unwrap_or(AVAILABILITY_DAYS)
+            .clamp(1, MAX_AVAILABILITY_DAYS);
+        d.unsigned_abs().div_ceil(7) as usize
+    };
+    1 + child.max(1) * weeks
+}
+
 #[derive(Default)]
 pub struct BookingQuery;
 
@@ -281,15 +299,32 @@ impl BookingQuery {
             .collect())
     }
 
-    /// A venue's upcoming slots (optionally one day, in the city's time zone) with availability
-    /// marks. Public; served from memory for up to a second.
+    /// A venue's upcoming slots with availability marks, a window of days at a time (in the city's
+    /// time zone): `days` days (1–62, default 31) from `from` (default today), or the one day
+    /// `date`. Public; served from memory for up to a second. Each started week of the window
+    /// counts its fields once more in the query's complexity.
+    #[graphql(complexity = "availability_cost(child_complexity, date.is_some(), days)")]
     async fn availability(
         &self,
         ctx: &Context<'_>,
         tenant: String,
         venue_id: Uuid,
         date: Option<NaiveDate>,
+        from: Option<NaiveDate>,
+        days: Option<i32>,
     ) -> Result<Vec<SlotView>> {
+        let window = days.unwrap_or(AVAILABILITY_DAYS);
+        if !(1..=MAX_AVAILABILITY_DAYS).contains(&window) {
+            return Err(ApiError::Validation(format!(
+                "days must be between 1 and {MAX_AVAILABILITY_DAYS}"
+            ))
+            .into());
+        }
+        if date.is_some() && (from.is_some() || days.is_some()) {
+            return Err(
+                ApiError::Validation("give either date or from/days, not both".into()).into(),
+            );
+        }
         let v = visit(ctx, &tenant).await?;
         let (d, lang) = desk(ctx)?;
         let slots = d
@@ -301,9 +336,22 @@ impl BookingQuery {
             deps.record(t.id, venue_id, slots.clone());
         }
         let tz = t.time_zone.0;
+        let (first, last) = match date {
+            Some(d) => (d, d),
+            None => {
+                let first = from.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
+                let last = first
+                    .checked_add_days(chrono::Days::new(u64::from(window.unsigned_abs() - 1)))
+                    .unwrap_or(NaiveDate::MAX);
+                (first, last)
+            }
+        };
         Ok(slots
             .iter()
-            .filter(|sl| date.is_none_or(|d| sl.starts_at.with_timezone(&tz).date_naive() == d))
+            .filter(|sl| {
+                let day = sl.starts_at.with_timezone(&tz).date_naive();
+                first <= day && day <= last
+            })
             .map(|sl| SlotView {
                 id: sl.slot_id,
                 starts_at: sl.starts_at,

@@ -8,6 +8,7 @@ mod billing;
 mod booking;
 mod error;
 mod input;
+pub mod limits;
 mod mutation;
 mod query;
 mod stats;
@@ -18,12 +19,16 @@ pub use booking::{BookingMutation, BookingQuery, RequestInfo};
 pub use error::ApiError;
 pub use mutation::Mutation;
 pub use query::{Query, TenantQuery};
-pub use web::router;
+pub use web::{
+    AnswerCache, AnswerCacheStats, MAX_REMEMBERED, MAX_REMEMBERED_BYTES, MAX_REMEMBERED_KEY,
+    router, router_with_cache,
+};
 
 /// The executable schema. The pool lives in its data; per-request data is added in the handler.
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Bounds that keep one request from costing the server more than a page view.
+/// Bounds that keep one request from costing the server more than a page view (see also
+/// [`limits`]: size, fragments, top-level and expanded fields, checked before these).
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
@@ -40,8 +45,12 @@ pub fn schema(
         .data(residents)
         .data(authz)
         .data(policy)
+        // outermost first: the limits run on the parsed document before validation expands it
         .extension(input::InputErrorsAreValidation)
+        .extension(limits::QueryLimits)
         .limit_depth(MAX_DEPTH)
+        .limit_recursive_depth(limits::MAX_RECURSION)
+        .limit_directives(limits::MAX_DIRECTIVES)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }

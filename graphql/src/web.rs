@@ -2,12 +2,20 @@
 //! vendored (graphql/assets, see LICENSES.md there) so it works without the internet.
 //!
 //! Hot public availability reads are answered from memory without running the query again: the
-//! rendered response of a request made only of `availability` fields is kept, keyed by the exact
-//! request body and the answer's language, for exactly as long as the venue slots it was rendered
-//! from stay current in the desk's `AvailabilityCache` (a booking through this process drops them at once;
-//! otherwise they live one [`platform::booking::availability::CACHE_TTL`]).
+//! rendered response of a request made only of `availability` fields is kept, keyed by the
+//! normalised query ([`crate::limits::normalise`]: padding does not make a new entry), the
+//! operation name, the variables and the answer's language, for exactly as long as the venue slots
+//! it was rendered from stay current in the desk's `AvailabilityCache` (a booking through this
+//! process drops them at once; otherwise they live one
+//! [`platform::booking::availability::CACHE_TTL`]). The [`AnswerCache`] is bounded by entries and
+//! by bytes (oldest out first); a key above [`MAX_REMEMBERED_KEY`] bytes is never remembered.
+//!
+//! A request that authenticates with the staff session cookie (no `Authorization` header) must be
+//! `Content-Type: application/json` and, when it has an `Origin`, come from this server's own
+//! origin (its `Host`): a form or `text/plain` post from another site cannot ride the cookie
+//! (403 FORBIDDEN, `extensions.reason = "CROSS_SITE"`). API keys and resident tokens are unaffected.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -29,8 +37,12 @@ use uuid::Uuid;
 use crate::AppSchema;
 
 const GRAPHQL_JSON: &str = "application/graphql-response+json";
-/// Bound on remembered responses (distinct request bodies × languages); cleared when exceeded.
-const MAX_RESPONSES: usize = 20_000;
+/// Most remembered answers (distinct normalised requests × languages); the oldest goes first.
+pub const MAX_REMEMBERED: usize = 2_000;
+/// Most bytes of remembered answers and their keys together; the oldest go first.
+pub const MAX_REMEMBERED_BYTES: usize = 32 * 1024 * 1024;
+/// A request whose key (normalised query, operation name, variables) is longer is not remembered.
+pub const MAX_REMEMBERED_KEY: usize = 4 * 1024;
 
 type Dep = (TenantId, Uuid, Arc<Vec<SlotAvailability>>);
 
@@ -51,31 +63,100 @@ struct Rendered {
     body: Bytes,
 }
 
+type Key = (Lang, String);
+
+#[derive(Default)]
+struct Answers {
+    map: HashMap<Key, Rendered>,
+    /// Keys in the order they were remembered (the front goes first).
+    order: VecDeque<Key>,
+    bytes: usize,
+}
+
+fn cost(key: &Key, r: &Rendered) -> usize {
+    key.1.len() + r.body.len() + r.deps.len() * std::mem::size_of::<Dep>() + 64
+}
+
+/// Remembered answers of public availability requests, bounded by [`MAX_REMEMBERED`] entries and
+/// [`MAX_REMEMBERED_BYTES`]. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct AnswerCache(Arc<RwLock<Answers>>);
+
+/// What an [`AnswerCache`] holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnswerCacheStats {
+    pub entries: usize,
+    /// Bytes of the remembered answers and their keys.
+    pub bytes: usize,
+}
+
+impl AnswerCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn stats(&self) -> AnswerCacheStats {
+        self.0
+            .read()
+            .map(|a| AnswerCacheStats {
+                entries: a.map.len(),
+                bytes: a.bytes,
+            })
+            .unwrap_or_default()
+    }
+
+    fn get(&self, key: &Key) -> Option<(Vec<Dep>, Bytes)> {
+        let a = self.0.read().ok()?;
+        let hit = a.map.get(key)?;
+        Some((hit.deps.clone(), hit.body.clone()))
+    }
+
+    fn insert(&self, key: Key, deps: Vec<Dep>, body: Bytes) {
+        let r = Rendered { deps, body };
+        let size = cost(&key, &r);
+        if key.1.len() > MAX_REMEMBERED_KEY || size > MAX_REMEMBERED_BYTES / 4 {
+            return;
+        }
+        let Ok(mut a) = self.0.write() else {
+            return;
+        };
+        if let Some(old) = a.map.remove(&key) {
+            a.bytes -= cost(&key, &old);
+            a.order.retain(|k| k != &key);
+        }
+        while a.map.len() >= MAX_REMEMBERED || a.bytes + size > MAX_REMEMBERED_BYTES {
+            let Some(oldest) = a.order.pop_front() else {
+                break;
+            };
+            if let Some(old) = a.map.remove(&oldest) {
+                a.bytes -= cost(&oldest, &old);
+            }
+        }
+        a.bytes += size;
+        a.order.push_back(key.clone());
+        a.map.insert(key, r);
+    }
+}
+
 #[derive(Clone)]
 struct Api {
     schema: AppSchema,
     desk: ResidentDesk,
-    responses: Arc<RwLock<HashMap<(Lang, Bytes), Rendered>>>,
+    responses: AnswerCache,
 }
 
 impl Api {
-    fn remembered(&self, key: &(Lang, Bytes)) -> Option<Bytes> {
-        let r = self.responses.read().ok()?;
-        let hit = r.get(key)?;
-        hit.deps
-            .iter()
+    fn remembered(&self, key: &Key) -> Option<Bytes> {
+        let (deps, body) = self.responses.get(key)?;
+        deps.iter()
             .all(|(t, v, slots)| self.desk.availability_cache().is_current(*t, *v, slots))
-            .then(|| hit.body.clone())
+            .then_some(body)
     }
 
     /// A remembered answer whose venue entries expired: re-read them (one query each), and when
     /// none changed serve the same bytes again — exact, and no GraphQL execution or rendering.
-    async fn revalidated(&self, key: &(Lang, Bytes)) -> Option<Bytes> {
-        let (deps, body) = {
-            let r = self.responses.read().ok()?;
-            let hit = r.get(key)?;
-            (hit.deps.clone(), hit.body.clone())
-        };
+    async fn revalidated(&self, key: &Key) -> Option<Bytes> {
+        let (deps, body) = self.responses.get(key)?;
         for (t, v, slots) in &deps {
             // the desk says whether the city is still open and the entry still the same
             if !self.desk.still_current(*t, *v, slots).await.ok()? {
@@ -84,22 +165,22 @@ impl Api {
         }
         Some(body)
     }
-
-    fn remember(&self, key: (Lang, Bytes), deps: Vec<Dep>, body: Bytes) {
-        if let Ok(mut r) = self.responses.write() {
-            if r.len() >= MAX_RESPONSES {
-                r.clear();
-            }
-            r.insert(key, Rendered { deps, body });
-        }
-    }
 }
 
 pub fn router<S>(schema: AppSchema, desk: ResidentDesk) -> Router<S> {
+    router_with_cache(schema, desk, AnswerCache::new())
+}
+
+/// [`router`] with the remembered-answer cache given (tests read its [`AnswerCache::stats`]).
+pub fn router_with_cache<S>(
+    schema: AppSchema,
+    desk: ResidentDesk,
+    cache: AnswerCache,
+) -> Router<S> {
     let api = Api {
         schema,
         desk,
-        responses: Arc::default(),
+        responses: cache,
     };
     Router::new()
         .route("/graphql", get(graphiql).post(execute))
@@ -135,6 +216,48 @@ fn json_response(body: Bytes) -> Response {
     resp
 }
 
+/// A GraphQL error answer (no data) with this status, code and reason.
+fn error_response(status: StatusCode, code: &str, reason: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{ "message": message, "extensions": { "code": code, "reason": reason } }],
+    });
+    let mut resp = json_response(Bytes::from(body.to_string()));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Why a cookie-authenticated request may not run: not JSON, or from another origin.
+fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Some(
+            "A request signed in with the staff session cookie must be sent as \
+             Content-Type: application/json.",
+        );
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, host)| host.trim_end_matches('/'));
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let same = matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
+        if !same {
+            return Some(
+                "A request signed in with the staff session cookie must come from this \
+                 server's own pages (Origin differs).",
+            );
+        }
+    }
+    None
+}
+
 async fn execute(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -146,24 +269,6 @@ async fn execute(
         .and_then(|v| v.to_str().ok())
         .and_then(Lang::negotiate)
         .unwrap_or_default();
-    let key = (lang, body);
-    if let Some(hit) = api.remembered(&key) {
-        return json_response(hit);
-    }
-    if let Some(hit) = api.revalidated(&key).await {
-        return json_response(hit);
-    }
-    let req: async_graphql::Request = match serde_json::from_slice(&key.1) {
-        Ok(r) => r,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("The body must be a GraphQL request as JSON ({{\"query\": \"…\"}}): {e}"),
-            )
-                .into_response();
-        }
-    };
-    let cacheable = only_public_availability(&req.query);
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -177,6 +282,43 @@ async fn execute(
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == crate::auth::SESSION_COOKIE)
         .map(|(_, v)| v.to_owned());
+    // The cookie counts only without a bearer (see auth.rs): only then can another site ride it.
+    if bearer.is_none()
+        && session.is_some()
+        && let Some(why) = cross_site(&headers)
+    {
+        return error_response(StatusCode::FORBIDDEN, "FORBIDDEN", "CROSS_SITE", why);
+    }
+    let req: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("The body must be a GraphQL request as JSON ({{\"query\": \"…\"}}): {e}"),
+            )
+                .into_response();
+        }
+    };
+    drop(body);
+    // A query above the limit is refused by the schema (limits.rs); no key, nothing remembered.
+    let key = (req.query.len() <= crate::limits::MAX_QUERY_BYTES).then(|| {
+        let vars = serde_json::to_string(&req.variables).unwrap_or_default();
+        let key = format!(
+            "{}\n{}\n{vars}",
+            crate::limits::normalise(&req.query),
+            req.operation_name.as_deref().unwrap_or("")
+        );
+        (lang, key)
+    });
+    if let Some(key) = &key {
+        if let Some(hit) = api.remembered(key) {
+            return json_response(hit);
+        }
+        if let Some(hit) = api.revalidated(key).await {
+            return json_response(hit);
+        }
+    }
+    let cacheable = key.is_some() && only_public_availability(&req.query);
     let ip = connect.map(|c| c.0.0.ip().to_string());
     // Staff and integrators (API key or session) and residents (resident token) share the bearer
     // header; each resolver reads the credentials of its audience.
@@ -198,10 +340,27 @@ async fn execute(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    if cacheable && resp.is_ok() {
+    if rendered.len() > crate::limits::MAX_RESPONSE_BYTES {
+        tracing::warn!(bytes = rendered.len(), "GraphQL answer over the size limit");
+        return error_response(
+            StatusCode::OK,
+            "VALIDATION",
+            "TOO_LARGE",
+            &format!(
+                "The answer is too large ({} bytes; at most {}): ask for fewer fields, fewer \
+                 aliases or a shorter window.",
+                rendered.len(),
+                crate::limits::MAX_RESPONSE_BYTES
+            ),
+        );
+    }
+    if let Some(key) = key
+        && cacheable
+        && resp.is_ok()
+    {
         let deps = deps.0.lock().map(|d| d.clone()).unwrap_or_default();
         if !deps.is_empty() {
-            api.remember(key, deps, rendered.clone());
+            api.responses.insert(key, deps, rendered.clone());
         }
     }
     let mut out = json_response(rendered);
@@ -248,4 +407,56 @@ async fn asset(Path(file): Path<String>) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_cache_is_bounded_by_entries_and_bytes() {
+        let cache = AnswerCache::new();
+        for i in 0..MAX_REMEMBERED + 100 {
+            cache.insert(
+                (Lang::default(), format!("q{i}")),
+                Vec::new(),
+                Bytes::from("{}"),
+            );
+        }
+        assert_eq!(cache.stats().entries, MAX_REMEMBERED);
+        assert!(
+            cache.get(&(Lang::default(), "q0".into())).is_none(),
+            "oldest out first"
+        );
+        assert!(
+            cache
+                .get(&(Lang::default(), format!("q{}", MAX_REMEMBERED + 99)))
+                .is_some()
+        );
+
+        let big = Bytes::from(vec![b' '; MAX_REMEMBERED_BYTES / 5]);
+        for i in 0..20 {
+            cache.insert(
+                (Lang::default(), format!("big{i}")),
+                Vec::new(),
+                big.clone(),
+            );
+            assert!(cache.stats().bytes <= MAX_REMEMBERED_BYTES);
+        }
+        assert!(cache.get(&(Lang::default(), "big19".into())).is_some());
+
+        // too long a key or too big an answer is not remembered
+        let before = cache.stats();
+        cache.insert(
+            (Lang::default(), "x".repeat(MAX_REMEMBERED_KEY + 1)),
+            Vec::new(),
+            Bytes::from("{}"),
+        );
+        cache.insert(
+            (Lang::default(), "huge".into()),
+            Vec::new(),
+            Bytes::from(vec![b' '; MAX_REMEMBERED_BYTES / 3]),
+        );
+        assert_eq!(cache.stats(), before);
+    }
 }

@@ -19,6 +19,7 @@ mod csrf;
 mod edge;
 mod exports;
 mod graphql_api;
+mod graphql_limits;
 mod hardening;
 mod health;
 mod import;
