@@ -261,6 +261,7 @@ fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
 async fn execute(
     State(api): State<Api>,
     headers: HeaderMap,
+    client: Option<Extension<platform::ClientIp>>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Bytes,
 ) -> Response {
@@ -319,7 +320,11 @@ async fn execute(
         }
     }
     let cacheable = key.is_some() && only_public_availability(&req.query);
-    let ip = connect.map(|c| c.0.0.ip().to_string());
+    // The client as the server's edge resolved it (a configured trusted proxy's forwarded address),
+    // else the TCP peer.
+    let ip = client
+        .map(|c| c.0.to_string())
+        .or_else(|| connect.map(|c| c.0.0.ip().to_string()));
     // Staff and integrators (API key or session) and residents (resident token) share the bearer
     // header; each resolver reads the credentials of its audience.
     let info = crate::RequestInfo {

@@ -73,6 +73,28 @@ impl Server {
             .as_u16()
     }
 
+    /// Asks for a login code through GraphQL (`requestLoginCode`) with `forwarded_for` as
+    /// `X-Forwarded-For`; the error code, if refused.
+    async fn ask_code_graphql(&self, ticket: &str, forwarded_for: &str) -> Option<String> {
+        let answer: serde_json::Value = self
+            .client
+            .post(self.url("/graphql"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&serde_json::json!({
+                "query": "mutation($t: String!) { requestLoginCode(tenant: \"demo\", ticketNo: $t, birthDate: \"1970-01-01\") { maskedPhone } }",
+                "variables": { "t": ticket },
+            }))
+            .send()
+            .await
+            .expect("POST graphql")
+            .json()
+            .await
+            .expect("json");
+        answer["errors"][0]["extensions"]["code"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
     async fn code_sent_to(&self, phone: &str) -> String {
         for _ in 0..50 {
             self.worker.run_once().await.expect("work jobs");
@@ -318,6 +340,19 @@ async fn behind_a_trusted_proxy_residents_are_throttled_by_their_forwarded_addre
         s.ask_code("7799999997", "1970-01-01", "198.51.100.7, 203.0.113.1")
             .await,
         429
+    );
+    // GraphQL reads the same resolved address: the used-up one is refused there too, another not
+    assert_eq!(
+        s.ask_code_graphql("7799999996", "203.0.113.1")
+            .await
+            .as_deref(),
+        Some("RATE_LIMITED"),
+    );
+    assert_ne!(
+        s.ask_code_graphql("7799999995", "203.0.113.3")
+            .await
+            .as_deref(),
+        Some("RATE_LIMITED"),
     );
 }
 
