@@ -74,17 +74,13 @@ pub fn router(
         app = app.merge(crate::dev::router(messages));
     }
     // a bad http.trusted_proxies is refused by Settings::validate before we get here
-    let forwarding = std::sync::Arc::new(settings.forwarding().unwrap_or_else(|e| {
+    let forwarding = settings.forwarding().unwrap_or_else(|e| {
         tracing::error!(error = %e, "trusted proxies ignored");
         Forwarding::none()
-    }));
-    // innermost: the client address every front end reads, then the address check
+    });
+    // innermost: the address check and the client address every front end reads (src/edge.rs)
     app = app
-        .layer(axum::middleware::from_fn_with_state(
-            forwarding,
-            resolve_client,
-        ))
-        .layer(axum::middleware::from_fn(refuse_malformed_addresses))
+        .layer(crate::edge::EdgeLayer::new(forwarding))
         // a panic is answered inside the request's span, with its request id
         .layer(crate::panic::CatchPanicLayer);
     if settings.secure_cookies() {
@@ -138,77 +134,6 @@ fn security_headers(app: Router) -> Router {
             HeaderValue::from_static(value),
         ))
     })
-}
-
-/// Resolves the client's address once (`crate::forwarded`) and hands it to the front ends as the
-/// request extension [`platform::ClientIp`].
-async fn resolve_client(
-    State(forwarding): State<std::sync::Arc<Forwarding>>,
-    mut req: Request<Body>,
-    next: axum::middleware::Next,
-) -> Response {
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    if let Some(peer) = peer {
-        let ip = forwarding.client_ip(peer, req.headers());
-        req.extensions_mut().insert(platform::ClientIp(ip));
-    }
-    next.run(req).await
-}
-
-/// A path or query string whose percent-decoding is not UTF-8 or holds a control character (NUL,
-/// CR, LF, …) is answered 400 before any handler sees it: no page, slug or redirect target may
-/// contain one.
-async fn refuse_malformed_addresses(req: Request<Body>, next: axum::middleware::Next) -> Response {
-    let uri = req.uri();
-    let path_ok = clean(percent_decode(uri.path().as_bytes(), false));
-    let query_ok = uri
-        .query()
-        .is_none_or(|q| clean(percent_decode(q.as_bytes(), true)));
-    if path_ok && query_ok {
-        return next.run(req).await;
-    }
-    (
-        StatusCode::BAD_REQUEST,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "Bad request: the address contains a control character or is not valid UTF-8. \
-         / アドレスに使用できない文字が含まれています。",
-    )
-        .into_response()
-}
-
-fn clean(decoded: Vec<u8>) -> bool {
-    String::from_utf8(decoded).is_ok_and(|s| !s.chars().any(char::is_control))
-}
-
-/// Percent-decoding; `plus` also turns `+` into a space (query strings). A `%` not followed by two
-/// hex digits stays as it is.
-fn percent_decode(raw: &[u8], plus: bool) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let decoded = match raw[i] {
-            b'%' if i + 2 < raw.len() => match (hex(raw[i + 1]), hex(raw[i + 2])) {
-                (Some(h), Some(l)) => Some(h * 16 + l),
-                _ => None,
-            },
-            _ => None,
-        };
-        match decoded {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(if plus && raw[i] == b'+' { b' ' } else { raw[i] });
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// Marks every cookie Secure (installed when the public URL is https: `Settings::secure_cookies`):

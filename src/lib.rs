@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod config;
 pub mod db;
 pub mod dev;
+pub mod edge;
 pub mod forwarded;
 pub mod http;
 pub mod panic;
