@@ -26,6 +26,7 @@ host = "127.0.0.1"
 port = 8080
 public_url = ""
 request_timeout_secs = 30
+graphql_deadline_ms = 10000
 body_limit_bytes = 2097152
 trusted_proxies = []
 forwarded_header = "x-forwarded-for"
@@ -120,6 +121,9 @@ pub struct HttpSettings {
     /// The address people reach the server at (for links in messages); empty = http://host:port.
     pub public_url: String,
     pub request_timeout_secs: u64,
+    /// How long one GraphQL execution may run before it is stopped (`TIMEOUT`); below the request
+    /// timeout.
+    pub graphql_deadline_ms: u64,
     pub body_limit_bytes: usize,
     /// Reverse proxies whose forwarding header is believed (addresses or CIDR ranges); empty = none,
     /// the TCP peer is the client. A list, or in the environment a comma-separated string
@@ -365,6 +369,16 @@ impl Settings {
                 "http.request_timeout_secs must be at least 1".into(),
             ));
         }
+        if self.http.graphql_deadline_ms < 100
+            || self.http.graphql_deadline_ms >= self.http.request_timeout_secs * 1000
+        {
+            return Err(ConfigError(format!(
+                "http.graphql_deadline_ms must be at least 100 and below http.request_timeout_secs \
+                 ({} ms); it is {}",
+                self.http.request_timeout_secs * 1000,
+                self.http.graphql_deadline_ms
+            )));
+        }
         if !self.http.public_url.is_empty() {
             let parsed = url::Url::parse(&self.http.public_url).map_err(|e| {
                 ConfigError(format!(
@@ -409,6 +423,10 @@ impl Settings {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.http.request_timeout_secs)
+    }
+
+    pub fn graphql_deadline(&self) -> Duration {
+        Duration::from_millis(self.http.graphql_deadline_ms)
     }
 }
 

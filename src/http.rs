@@ -53,6 +53,7 @@ pub fn router(
             policy.clone(),
         ),
         residents.clone(),
+        settings.graphql_deadline(),
     );
     let admin = admin_ui::router(admin_ui::AdminState {
         pool: pool.clone(),
@@ -105,7 +106,7 @@ pub fn router(
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
-    security_headers(app)
+    security_headers(app, settings.secure_cookies())
 }
 
 /// The Content-Security-Policy of every response. The pages load only their own scripts
@@ -121,13 +122,20 @@ object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 /// The security headers every response carries unless its handler set its own: the CSP above,
 /// `X-Frame-Options: DENY` (for browsers without frame-ancestors), `X-Content-Type-Options:
 /// nosniff`, `Referrer-Policy: same-origin` (ticket numbers in query strings never leave the site).
-fn security_headers(app: Router) -> Router {
-    let headers = [
+fn security_headers(app: Router, https: bool) -> Router {
+    let mut headers = vec![
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),
+        // pages and answers carry personal data: no browser or proxy keeps them (a shared
+        // computer at a venue's desk); static assets set their own max-age
+        (header::CACHE_CONTROL, "no-store"),
     ];
+    if https {
+        // the public URL is https: browsers never try plain http for this host again for a year
+        headers.push((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
+    }
     headers.into_iter().fold(app, |app, (name, value)| {
         app.layer(SetResponseHeaderLayer::if_not_present(
             name,

@@ -13,6 +13,11 @@
 //!                              pgbench scripts in bench/pgbench)
 //!
 //! PostgreSQL: `YOYAKU_BENCH_PG` (default postgres://postgres@127.0.0.1:5432, a superuser).
+//!
+//! `yoyaku-bench attack`: the attacks of issue 15 against the server in its own process
+//! (see `attack.rs`).
+
+mod attack;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,16 +40,9 @@ struct Args {
     keep: bool,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("rush") => {}
-        _ => {
-            bail!(
-                "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1]"
-            )
-        }
-    }
+const USAGE: &str = "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1]\n       yoyaku-bench attack [--repeat N] [--padded N] [--server PATH]";
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut a = Args {
         clients: 64,
         seconds: 15,
@@ -78,9 +76,18 @@ fn parse_args() -> anyhow::Result<Args> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let mut argv = std::env::args().skip(1);
+    let command = argv.next();
     // the binary's own start-up (TLS provider for the HTTP client below), before anything else
     yoyaku::init_process();
+    match command.as_deref() {
+        Some("rush") => rush(parse_args(argv)?).await,
+        Some("attack") => attack::run(attack::parse(argv)?).await,
+        _ => bail!(USAGE),
+    }
+}
+
+async fn rush(args: Args) -> anyhow::Result<()> {
     let base = std::env::var("YOYAKU_BENCH_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();

@@ -8,12 +8,19 @@
 //! it was rendered from stay current in the desk's `AvailabilityCache` (a booking through this
 //! process drops them at once; otherwise they live one
 //! [`platform::booking::availability::CACHE_TTL`]). The [`AnswerCache`] is bounded by entries and
-//! by bytes (oldest out first); a key above [`MAX_REMEMBERED_KEY`] bytes is never remembered.
+//! by bytes (oldest out first); a key above [`MAX_REMEMBERED_KEY`] bytes is never remembered. A
+//! body of at most [`MAX_REMEMBERED_KEY`] bytes is also remembered as sent, so the same small body
+//! again is answered before its JSON is even parsed (the common case of an opening rush).
 //!
 //! A request that authenticates with the staff session cookie (no `Authorization` header) must be
 //! `Content-Type: application/json` and, when it has an `Origin`, come from this server's own
 //! origin (its `Host`): a form or `text/plain` post from another site cannot ride the cookie
 //! (403 FORBIDDEN, `extensions.reason = "CROSS_SITE"`). API keys and resident tokens are unaffected.
+//!
+//! Every execution has a deadline (`http.graphql_deadline_ms`, shorter than the whole request's
+//! timeout): when it passes, the execution future is dropped — its database queries are cancelled
+//! and its connections go back to the pool — and the answer is `extensions.code = "TIMEOUT"`.
+//! Work that cannot be interrupted (parsing, validation) is kept linear by [`crate::limits`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -71,6 +78,10 @@ struct Answers {
     /// Keys in the order they were remembered (the front goes first).
     order: VecDeque<Key>,
     bytes: usize,
+    /// Small bodies as sent → the key of their answer in `map` (at most [`MAX_REMEMBERED`], each at
+    /// most [`MAX_REMEMBERED_KEY`] bytes; the oldest goes first).
+    aliases: HashMap<Key, Key>,
+    alias_order: VecDeque<Key>,
 }
 
 fn cost(key: &Key, r: &Rendered) -> usize {
@@ -88,6 +99,8 @@ pub struct AnswerCacheStats {
     pub entries: usize,
     /// Bytes of the remembered answers and their keys.
     pub bytes: usize,
+    /// Bodies as sent that lead to a remembered answer.
+    pub aliases: usize,
 }
 
 impl AnswerCache {
@@ -101,6 +114,7 @@ impl AnswerCache {
             .map(|a| AnswerCacheStats {
                 entries: a.map.len(),
                 bytes: a.bytes,
+                aliases: a.aliases.len(),
             })
             .unwrap_or_default()
     }
@@ -109,6 +123,32 @@ impl AnswerCache {
         let a = self.0.read().ok()?;
         let hit = a.map.get(key)?;
         Some((hit.deps.clone(), hit.body.clone()))
+    }
+
+    /// The answer remembered for a body as sent (see [`Self::alias`]).
+    fn get_alias(&self, raw: &Key) -> Option<(Vec<Dep>, Bytes)> {
+        let a = self.0.read().ok()?;
+        let hit = a.map.get(a.aliases.get(raw)?)?;
+        Some((hit.deps.clone(), hit.body.clone()))
+    }
+
+    /// Remembers that the body `raw` (as sent) is answered by the entry `key`.
+    fn alias(&self, raw: Key, key: Key) {
+        if raw.1.len() > MAX_REMEMBERED_KEY + 1 {
+            return;
+        }
+        let Ok(mut a) = self.0.write() else {
+            return;
+        };
+        if a.aliases.insert(raw.clone(), key).is_none() {
+            a.alias_order.push_back(raw);
+        }
+        while a.aliases.len() > MAX_REMEMBERED {
+            let Some(oldest) = a.alias_order.pop_front() else {
+                break;
+            };
+            a.aliases.remove(&oldest);
+        }
     }
 
     fn insert(&self, key: Key, deps: Vec<Dep>, body: Bytes) {
@@ -143,13 +183,21 @@ struct Api {
     schema: AppSchema,
     desk: ResidentDesk,
     responses: AnswerCache,
+    deadline: std::time::Duration,
 }
 
 impl Api {
     fn remembered(&self, key: &Key) -> Option<Bytes> {
-        let (deps, body) = self.responses.get(key)?;
+        Self::current(&self.desk, self.responses.get(key)?)
+    }
+
+    fn remembered_as_sent(&self, raw: &Key) -> Option<Bytes> {
+        Self::current(&self.desk, self.responses.get_alias(raw)?)
+    }
+
+    fn current(desk: &ResidentDesk, (deps, body): (Vec<Dep>, Bytes)) -> Option<Bytes> {
         deps.iter()
-            .all(|(t, v, slots)| self.desk.availability_cache().is_current(*t, *v, slots))
+            .all(|(t, v, slots)| desk.availability_cache().is_current(*t, *v, slots))
             .then_some(body)
     }
 
@@ -167,8 +215,13 @@ impl Api {
     }
 }
 
-pub fn router<S>(schema: AppSchema, desk: ResidentDesk) -> Router<S> {
-    router_with_cache(schema, desk, AnswerCache::new())
+/// `/graphql` with each execution stopped after `deadline`.
+pub fn router<S>(
+    schema: AppSchema,
+    desk: ResidentDesk,
+    deadline: std::time::Duration,
+) -> Router<S> {
+    router_with_cache(schema, desk, AnswerCache::new(), deadline)
 }
 
 /// [`router`] with the remembered-answer cache given (tests read its [`AnswerCache::stats`]).
@@ -176,11 +229,13 @@ pub fn router_with_cache<S>(
     schema: AppSchema,
     desk: ResidentDesk,
     cache: AnswerCache,
+    deadline: std::time::Duration,
 ) -> Router<S> {
     let api = Api {
         schema,
         desk,
         responses: cache,
+        deadline,
     };
     Router::new()
         .route("/graphql", get(graphiql).post(execute))
@@ -290,6 +345,18 @@ async fn execute(
     {
         return error_response(StatusCode::FORBIDDEN, "FORBIDDEN", "CROSS_SITE", why);
     }
+    // The hot path of an opening: the same small public body again. Its remembered answer is found
+    // by the body as sent, before any JSON is parsed (a second entry for the same answer, kept only
+    // for bodies up to MAX_REMEMBERED_KEY bytes, so padding cannot grow the cache).
+    let raw_key = (body.len() <= MAX_REMEMBERED_KEY)
+        .then(|| std::str::from_utf8(&body).ok())
+        .flatten()
+        .map(|b| (lang, format!("\0{b}")));
+    if let Some(raw) = &raw_key
+        && let Some(hit) = api.remembered_as_sent(raw)
+    {
+        return json_response(hit);
+    }
     let req: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -312,10 +379,15 @@ async fn execute(
         (lang, key)
     });
     if let Some(key) = &key {
-        if let Some(hit) = api.remembered(key) {
-            return json_response(hit);
-        }
-        if let Some(hit) = api.revalidated(key).await {
+        let hit = match api.remembered(key) {
+            Some(hit) => Some(hit),
+            None => api.revalidated(key).await,
+        };
+        if let Some(hit) = hit {
+            // a new spelling of a remembered request: next time it is found as sent
+            if let Some(raw) = raw_key {
+                api.responses.alias(raw, key.clone());
+            }
             return json_response(hit);
         }
     }
@@ -334,10 +406,25 @@ async fn execute(
     };
     let credentials = crate::auth::Credentials::new(bearer, session, ip);
     let deps = Arc::new(AvailabilityDeps::default());
-    let resp = api
+    let execution = api
         .schema
-        .execute(req.data(credentials).data(info).data(deps.clone()))
-        .await;
+        .execute(req.data(credentials).data(info).data(deps.clone()));
+    let Ok(resp) = tokio::time::timeout(api.deadline, execution).await else {
+        tracing::warn!(
+            deadline_ms = api.deadline.as_millis() as u64,
+            "GraphQL execution stopped at its deadline"
+        );
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TIMEOUT",
+            "DEADLINE",
+            &format!(
+                "The request took longer than {} ms and was stopped: ask for fewer fields or a \
+                 shorter window, or try again in a moment.",
+                api.deadline.as_millis()
+            ),
+        );
+    };
     let rendered = match serde_json::to_vec(&resp) {
         Ok(b) => Bytes::from(b),
         Err(e) => {
@@ -365,7 +452,10 @@ async fn execute(
     {
         let deps = deps.0.lock().map(|d| d.clone()).unwrap_or_default();
         if !deps.is_empty() {
-            api.responses.insert(key, deps, rendered.clone());
+            api.responses.insert(key.clone(), deps, rendered.clone());
+            if let Some(raw) = raw_key {
+                api.responses.alias(raw, key);
+            }
         }
     }
     let mut out = json_response(rendered);
@@ -463,5 +553,27 @@ mod tests {
             Bytes::from(vec![b' '; MAX_REMEMBERED_BYTES / 3]),
         );
         assert_eq!(cache.stats(), before);
+
+        // bodies as sent lead to remembered answers, bounded by entries and key length
+        let target = (Lang::default(), "big19".to_owned());
+        for i in 0..MAX_REMEMBERED + 10 {
+            cache.alias((Lang::default(), format!("\0body{i}")), target.clone());
+        }
+        assert_eq!(cache.stats().aliases, MAX_REMEMBERED);
+        assert!(
+            cache
+                .get_alias(&(Lang::default(), "\0body0".into()))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get_alias(&(Lang::default(), format!("\0body{}", MAX_REMEMBERED + 9)))
+                .is_some()
+        );
+        cache.alias(
+            (Lang::default(), "x".repeat(MAX_REMEMBERED_KEY + 2)),
+            target,
+        );
+        assert_eq!(cache.stats().aliases, MAX_REMEMBERED);
     }
 }

@@ -207,10 +207,20 @@ async fn every_cookie_is_secure_when_the_public_url_is_https_and_only_then() {
     for cookie in every_cookie(&https).await {
         assert!(is_secure(&cookie), "https public URL, no Secure: {cookie}");
     }
+    // and browsers are told to keep to https (HSTS), only then
+    let res = https.get("/t/demo/login").await;
+    assert_eq!(
+        res.headers()
+            .get("strict-transport-security")
+            .map(|v| v.as_bytes()),
+        Some(&b"max-age=31536000"[..])
+    );
     let http = serve(|s| s.http.public_url = "http://yoyaku.example.jp".into()).await;
     for cookie in every_cookie(&http).await {
         assert!(!is_secure(&cookie), "http public URL, Secure: {cookie}");
     }
+    let res = http.get("/t/demo/login").await;
+    assert!(res.headers().get("strict-transport-security").is_none());
 }
 
 #[tokio::test]
@@ -263,7 +273,23 @@ async fn pages_and_graphql_carry_the_security_headers() {
             Some(&b"same-origin"[..]),
             "{what}"
         );
+        // nothing with personal data is kept by a browser or a proxy
+        assert_eq!(
+            h.get("cache-control").map(|v| v.as_bytes()),
+            Some(&b"no-store"[..]),
+            "{what}"
+        );
     }
+    // static assets keep their own caching
+    let asset = s.get("/graphql/assets/graphiql.min.css").await;
+    assert!(
+        asset.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age"),
+        "{:?}",
+        asset.headers()
+    );
 }
 
 #[tokio::test]

@@ -55,7 +55,8 @@ pub fn code_for(secret: &CodeSecret, login_id: Uuid) -> String {
     format!("{n:06}")
 }
 
-fn code_hash(login_id: Uuid, code: &str) -> Vec<u8> {
+/// What is stored of a code (never the code itself).
+pub fn code_hash(login_id: Uuid, code: &str) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(login_id.as_bytes());
     h.update(code.as_bytes());
@@ -386,9 +387,7 @@ pub async fn verify_code(
     if attempts >= MAX_TRIES {
         return Err(AuthError::TooManyTries);
     }
-    let typed: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
-    let matches = constant_time_eq(&code_hash(login_id, &typed), &hash);
-    if !matches {
+    if !code_matches(login_id, &hash, code) {
         sqlx::query(
             "UPDATE login_codes SET attempts = attempts + 1 WHERE tenant_id = $1 AND id = $2",
         )
@@ -412,6 +411,13 @@ pub async fn verify_code(
     let session = create_session(&mut tx, tenant.id, resident).await?;
     tx.commit().await?;
     Ok(session)
+}
+
+/// Whether what the resident typed is the code whose hash is `stored`: its ASCII digits are
+/// compared (spaces and dashes a phone keyboard adds do not matter), in constant time.
+pub fn code_matches(login_id: Uuid, stored: &[u8], typed: &str) -> bool {
+    let digits: String = typed.chars().filter(|c| c.is_ascii_digit()).collect();
+    constant_time_eq(&code_hash(login_id, &digits), stored)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
