@@ -9,6 +9,8 @@
 //!
 //!     cargo run --release -p yoyaku-bench -- rush [--clients 64] [--seconds 15] [--residents 100000]
 //!         [--worker-busy 0]   (0: the notification worker never gives way to the rush)
+//!         [--hot 1]           (every booking on ONE slot of a capacity above the residents: the
+//!                              hot-slot mode, against pgbench's `run.sh hot`)
 //!         [--keep 1]          (keep the database, with numbered residents and slots for the
 //!                              pgbench scripts in bench/pgbench)
 //!
@@ -38,9 +40,19 @@ struct Args {
     worker_busy: Option<usize>,
     /// Keep the database afterwards, with `bench_people` / `bench_slots` for `bench/pgbench/*.sql`.
     keep: bool,
+    /// Every booking on one slot.
+    hot: bool,
 }
 
-const USAGE: &str = "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1]\n       yoyaku-bench attack [--repeat N] [--padded N] [--server PATH]";
+fn flag_value(flag: &str, value: &str) -> anyhow::Result<bool> {
+    match value {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        other => bail!("{flag} takes 1 or 0, not {other:?}"),
+    }
+}
+
+const USAGE: &str = "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1] [--hot 1]\n       yoyaku-bench attack [--repeat N] [--padded N] [--server PATH]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut a = Args {
@@ -50,6 +62,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         pool: 32,
         worker_busy: None,
         keep: false,
+        hot: false,
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -61,13 +74,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             "--residents" => a.residents = value.parse()?,
             "--pool" => a.pool = value.parse()?,
             "--worker-busy" => a.worker_busy = Some(value.parse()?),
-            "--keep" => {
-                a.keep = match value.as_str() {
-                    "1" | "true" => true,
-                    "0" | "false" => false,
-                    other => bail!("--keep takes 1 or 0, not {other:?}"),
-                }
-            }
+            "--keep" => a.keep = flag_value("--keep", &value)?,
+            "--hot" => a.hot = flag_value("--hot", &value)?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -134,6 +142,7 @@ async fn rush(args: Args) -> anyhow::Result<()> {
 
 struct Seeded {
     venues: Vec<Uuid>,
+    /// The slots bookings go to: every slot, or the hot one alone.
     slots: Vec<Uuid>,
     tokens: Vec<String>,
 }
@@ -433,7 +442,19 @@ async fn keep_for_pgbench(owner: &PgPool) -> anyhow::Result<()> {
 }
 
 async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()> {
-    let seeded = Arc::new(seed(owner, args.residents).await?);
+    let mut seeded = seed(owner, args.residents).await?;
+    if args.hot {
+        // one slot with room for every resident: each booking contends for the same row
+        let hot = seeded.slots[0];
+        sqlx::query("UPDATE slots SET capacity = $2 WHERE id = $1")
+            .bind(hot)
+            .bind(args.residents as i32 + 1)
+            .execute(owner)
+            .await?;
+        seeded.slots = vec![hot];
+        println!("hot-slot mode: every booking on slot {hot}");
+    }
+    let seeded = Arc::new(seeded);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -464,7 +485,7 @@ async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()
     .await;
     reads.print();
     let books = phase(
-        "booking",
+        if args.hot { "hot-booking" } else { "booking" },
         Op::Book,
         &url,
         seeded.clone(),
