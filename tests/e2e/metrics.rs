@@ -127,6 +127,25 @@ async fn metrics_count_a_booking_and_time_requests_on_the_admin_listener_only() 
         !text.contains("route=\"/t/demo/"),
         "raw paths leaked: {text}"
     );
+    // GraphQL by operation: its type and first root field, never the client's operation name
+    assert!(
+        sample(
+            &text,
+            "yoyaku_graphql_operations_total",
+            &[("operation", "mutation.book"), ("outcome", "ok")]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "yoyaku_graphql_operation_duration_seconds_count",
+            &[("operation", "query.availability")]
+        )
+        .is_some(),
+        "{text}"
+    );
     assert!(
         sample(
             &text,
