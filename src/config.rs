@@ -39,7 +39,7 @@ max_connections = 20
 connect_timeout_secs = 5
 
 [log]
-format = "text"
+format = "auto"
 level = "info,sqlx=warn"
 
 [demo]
@@ -63,6 +63,8 @@ login_throttle_minutes = 15
 invitation_valid_hours = 72
 password_reset_valid_minutes = 60
 policy_reload_secs = 10
+[metrics]
+listen = ""
 [exports]
 ttl_hours = 24
 poll_ms = 1000
@@ -88,6 +90,29 @@ pub struct Settings {
     pub notifications: NotificationSettings,
     pub auth: AuthSettings,
     pub exports: ExportSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// The admin listener (docs/operations.md, "Metrics").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `address:port` of the admin listener serving `/metrics` (e.g. `127.0.0.1:9090`); empty = none.
+    pub listen: String,
+}
+
+impl MetricsSettings {
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen.parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "metrics.listen {:?} is not address:port, e.g. 127.0.0.1:9090",
+                self.listen
+            ))
+        })
+    }
 }
 
 /// Export jobs (docs/exports.md).
@@ -168,6 +193,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// JSON in production, text elsewhere (the default).
+    Auto,
     Text,
     Json,
 }
@@ -274,7 +301,7 @@ impl AuthSettings {
 /// A configuration problem, worded for the person who has to fix it. Never contains a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub(crate) String);
 
 impl Settings {
     /// Defaults, then `file` (if given), then the environment; then validated.
@@ -364,6 +391,7 @@ impl Settings {
                 "exports.ttl_hours and exports.poll_ms must be at least 1".into(),
             ));
         }
+        self.metrics.listen_addr()?;
         if self.http.request_timeout_secs == 0 {
             return Err(ConfigError(
                 "http.request_timeout_secs must be at least 1".into(),

@@ -33,6 +33,12 @@ pub enum BootError {
     },
     #[error("could not apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "the database {target} has migrations this release does not know: {unknown}. A newer \
+         release has migrated it; run that release (or a newer one), never an older binary against \
+         a newer schema (docs/operations.md, \"Changing the schema without downtime\")"
+    )]
+    SchemaNewer { target: String, unknown: String },
     #[error("the runtime role {role} is unsafe: {why}")]
     UnsafeRuntimeRole { role: String, why: String },
     #[error("could not create the demo municipality: {0}")]
@@ -63,6 +69,7 @@ pub async fn prepare(settings: &Settings) -> Result<Databases, BootError> {
         .connect_with(owner_opts)
         .await
         .map_err(|e| unreachable_or_db(&target, e))?;
+    refuse_newer_schema(&owner, &target).await?;
     MIGRATOR.run(&owner).await?;
     ensure_runtime_role(&owner, settings, &target).await?;
 
@@ -73,6 +80,37 @@ pub async fn prepare(settings: &Settings) -> Result<Databases, BootError> {
         .await
         .map_err(|e| unreachable_or_db(&target, e))?;
     Ok(Databases { app, owner })
+}
+
+/// Refuses a database on which a migration this binary does not have was applied (a newer release
+/// migrated it): an older binary would serve a schema it does not understand.
+async fn refuse_newer_schema(owner: &PgPool, target: &str) -> Result<(), BootError> {
+    let db_err = |e: sqlx::Error| unreachable_or_db(target, e);
+    let ledger: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(owner)
+        .await
+        .map_err(db_err)?;
+    if !ledger {
+        return Ok(());
+    }
+    let applied: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, description FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(owner)
+            .await
+            .map_err(db_err)?;
+    let unknown: Vec<String> = applied
+        .into_iter()
+        .filter(|(v, _)| !MIGRATOR.iter().any(|m| m.version == *v))
+        .map(|(v, d)| format!("{v} ({d})"))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(BootError::SchemaNewer {
+            target: target.to_owned(),
+            unknown: unknown.join(", "),
+        })
+    }
 }
 
 /// Only migrations (the owner's part of `prepare`), for `yoyaku migrate`.

@@ -1,5 +1,5 @@
 //! The HTTP server: every router merged in one place, wrapped in the layers every request passes
-//! (security headers → request id → in-flight count → trace span → timeout → body limit →
+//! (security headers → request id → in-flight count → metrics → trace span → timeout → body limit →
 //! compression → Secure cookies → panic catcher → malformed address check → client address).
 
 use std::time::Duration;
@@ -100,6 +100,8 @@ pub fn router(
                 .on_request(())
                 .on_response(log_response),
         )
+        // every route's count and latency by its template (src/metrics.rs)
+        .layer(axum::middleware::from_fn(crate::metrics::record_request))
         .layer(axum::middleware::from_fn_with_state(
             in_flight,
             count_in_flight,
@@ -183,7 +185,8 @@ async fn count_in_flight(
 }
 
 /// One span per request; `tenant.id` is filled in by whoever resolves the tenant
-/// (`tenants::record_in_span`). Query strings are left out: they can carry ticket numbers.
+/// (`tenants::record_in_span`), `user` by whoever identifies the caller (`tenants::record_user_in_span`:
+/// the guard for staff and API keys, the resident desk for residents). Query strings are left out: they can carry ticket numbers.
 fn request_span(req: &Request<Body>) -> Span {
     let request_id = req
         .headers()
@@ -196,6 +199,7 @@ fn request_span(req: &Request<Body>) -> Span {
         method = %req.method(),
         path = req.uri().path(),
         tenant.id = Empty,
+        user = Empty,
     )
 }
 

@@ -8,6 +8,7 @@ pub mod dev;
 pub mod edge;
 pub mod forwarded;
 pub mod http;
+pub mod metrics;
 pub mod panic;
 pub mod telemetry;
 
@@ -17,10 +18,11 @@ use config::{Environment, Settings};
 
 /// What every entry point of the binary does first (`main` before any command; [`App::build`] for
 /// whoever builds the application — `serve`, `worker`, the end-to-end tests; the bench): the
-/// process-wide settings the binary depends on, installed once. Today that is the TLS crypto
-/// provider: reqwest is built with `rustls-no-provider`, so without a process default the first
-/// HTTP client (an SMS gateway, a webhook) panics. Nothing else may install process-wide state: a
-/// test that needs it gets it from here, through the same path as the binary.
+/// process-wide settings the binary depends on, installed once: the TLS crypto provider (reqwest is
+/// built with `rustls-no-provider`, so without a process default the first HTTP client — an SMS
+/// gateway, a webhook — panics) and the Prometheus metrics recorder ([`metrics::install`]). Nothing
+/// else may install process-wide state: a test that needs it gets it from here, through the same
+/// path as the binary.
 pub fn init_process() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -32,6 +34,7 @@ pub fn init_process() {
             // another provider was installed before us (an embedding program): keep theirs
             tracing::debug!("a TLS crypto provider was already installed");
         }
+        metrics::install();
     });
 }
 
@@ -51,6 +54,22 @@ pub struct App {
     pub worker: platform::notifications::Worker,
     /// The export worker (docs/exports.md), started by `serve` and `yoyaku worker`.
     pub exports: platform::exports::ExportWorker,
+    /// The admin listener (`metrics.listen`, bound by `build`): `/metrics`, never on the public port.
+    pub admin_addr: Option<std::net::SocketAddr>,
+    admin_listener: Option<tokio::net::TcpListener>,
+}
+
+/// The admin listener's server, running until [`Admin::stop`].
+pub struct Admin {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Admin {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
 }
 
 impl App {
@@ -114,7 +133,18 @@ impl App {
             pacing.in_flight,
         );
         let exports = settings.exports.worker(dbs.app.clone());
+        let admin_listener = match settings.metrics.listen_addr()? {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                config::ConfigError(format!(
+                    "metrics.listen: could not listen on {addr}: {e} (choose a free port)"
+                ))
+            })?),
+            None => None,
+        };
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
         Ok(Self {
+            admin_addr,
+            admin_listener,
             settings,
             exports,
             pool: dbs.app,
@@ -126,12 +156,32 @@ impl App {
         })
     }
 
+    /// Starts the admin listener (`/metrics`) if `metrics.listen` is set; `serve` does it itself,
+    /// `yoyaku worker` calls it.
+    pub fn spawn_admin(&mut self) -> Option<Admin> {
+        let listener = self.admin_listener.take()?;
+        let router = metrics::router(self.pool.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the admin listener stopped");
+            }
+        });
+        Some(Admin { stop, task })
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests.
     pub async fn serve(
-        self,
+        mut self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let admin = self.spawn_admin();
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         // 0 = this process serves only; notifications are worked by `yoyaku worker` elsewhere.
         let poll = self.settings.residents.worker_poll_ms;
@@ -158,6 +208,9 @@ impl App {
         let _ = stop_exports.send(());
         let _ = worker.await;
         let _ = exports.await;
+        if let Some(admin) = admin {
+            admin.stop().await;
+        }
         self.pool.close().await;
         Ok(())
     }

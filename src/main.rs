@@ -82,6 +82,32 @@ enum TenantCommand {
     Create(CreateTenant),
     /// List every municipality.
     List,
+    /// Write every row of one municipality to an archive file (format: docs/operations.md).
+    Export {
+        /// The municipality's slug.
+        #[arg(long)]
+        slug: String,
+        /// The archive to write (refused if it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Delete every row of one municipality (offboarding). Refused while it is active or has live
+    /// bookings on slots that have not started; export it first.
+    Delete {
+        /// The municipality's slug.
+        #[arg(long)]
+        slug: String,
+        /// The slug again, to confirm.
+        #[arg(long, value_name = "SLUG")]
+        confirm: String,
+    },
+    /// Import an archive written by `tenant export` into this database (which must not have that
+    /// municipality, and must be at the archive's schema version).
+    Import {
+        /// The archive to read.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -120,7 +146,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    yoyaku::telemetry::init(&settings.log);
+    yoyaku::telemetry::init(&settings.log, settings.environment);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -177,7 +203,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 async fn worker(settings: Settings) -> anyhow::Result<()> {
     let every = std::time::Duration::from_millis(settings.residents.worker_poll_ms.max(10));
-    let app = App::build(settings).await?;
+    let mut app = App::build(settings).await?;
+    let admin = app.spawn_admin();
     println!(
         "Yoyaku worker: delivering notifications and reminders, writing exports (Ctrl-C to stop)"
     );
@@ -189,6 +216,9 @@ async fn worker(settings: Settings) -> anyhow::Result<()> {
     app.worker.run(every, shutdown_signal()).await;
     let _ = stop_exports.send(());
     let _ = exports.await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     app.pool.close().await;
     tracing::info!("worker stopped");
     Ok(())
@@ -199,6 +229,9 @@ async fn print_banner(app: &App) {
     println!("Yoyaku is serving on {base}");
     println!("  GraphQL (GraphiQL in a browser): {base}/graphql");
     println!("  health: {base}/healthz   readiness: {base}/readyz");
+    if let Some(admin) = app.admin_addr {
+        println!("  metrics (admin listener): http://{admin}/metrics");
+    }
     if let Ok(Some(demo)) = tenants::find_by_slug(&app.pool, platform::demo::DEMO_SLUG).await {
         println!(
             "Demo municipality: {} (slug {}){}",
@@ -231,7 +264,69 @@ async fn print_banner(app: &App) {
 
 async fn tenant(settings: Settings, cmd: TenantCommand) -> anyhow::Result<()> {
     let dbs = db::prepare(&settings).await?;
+    let operator =
+        platform::operator::cli_actor(&std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
     match cmd {
+        TenantCommand::Export { slug, out } => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&out)
+                .map_err(|e| anyhow::anyhow!("could not create {}: {e}", out.display()))?;
+            let writer = std::io::BufWriter::new(file);
+            let result = platform::operator::archive::export(
+                &dbs.owner,
+                &slug,
+                writer,
+                &operator,
+                chrono::Utc::now(),
+            )
+            .await;
+            let moved = match result {
+                Ok(moved) => moved,
+                Err(e) => {
+                    // no half-written archive is left behind
+                    let _ = std::fs::remove_file(&out);
+                    return Err(e.into());
+                }
+            };
+            print_rows(&moved);
+            println!(
+                "exported {} ({} rows) to {}",
+                moved.slug,
+                moved.total(),
+                out.display()
+            );
+        }
+        TenantCommand::Delete { slug, confirm } => {
+            let moved = platform::operator::offboard::delete(
+                &dbs.owner,
+                &slug,
+                &confirm,
+                chrono::Utc::now(),
+                &operator,
+            )
+            .await?;
+            print_rows(&moved);
+            println!("deleted {} ({} rows)", moved.slug, moved.total());
+        }
+        TenantCommand::Import { input } => {
+            let file = std::fs::File::open(&input)
+                .map_err(|e| anyhow::anyhow!("could not read {}: {e}", input.display()))?;
+            let moved = platform::operator::archive::import(
+                &dbs.owner,
+                std::io::BufReader::new(file),
+                &operator,
+            )
+            .await?;
+            print_rows(&moved);
+            println!(
+                "imported {} ({} rows) from {}",
+                moved.slug,
+                moved.total(),
+                input.display()
+            );
+        }
         TenantCommand::Create(args) => {
             let new = parse_new_tenant(&args)?;
             let created = tenants::create_tenant(&dbs.app, &new).await?;
@@ -257,6 +352,12 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_rows(moved: &platform::operator::archive::Moved) {
+    for (table, n) in &moved.rows {
+        println!("  {table}\t{n}");
+    }
 }
 
 async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ mod booking;
 mod error;
 mod input;
 pub mod limits;
+mod metrics;
 mod mutation;
 mod query;
 mod stats;
@@ -48,6 +49,7 @@ pub fn schema(
         // outermost first: the limits run on the parsed document before validation expands it
         .extension(input::InputErrorsAreValidation)
         .extension(limits::QueryLimits)
+        .extension(metrics::OperationMetrics)
         .limit_depth(MAX_DEPTH)
         .limit_recursive_depth(limits::MAX_RECURSION)
         .limit_directives(limits::MAX_DIRECTIVES)

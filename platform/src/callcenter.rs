@@ -369,9 +369,17 @@ pub async fn book_for(
         second_dose_slot: None,
         idempotency_key: idempotency_key.to_owned(),
     };
-    let (booked, overridden) = with_override!(scope, override_deadline, |conn, pass| {
+    let decided = with_override!(scope, override_deadline, |conn, pass| {
         booking::book_in(conn, tenant, &req, false, pass)
-    })?;
+    });
+    booking::record_decision(
+        tenant.id,
+        booking::Door::CallCentre,
+        decided
+            .as_ref()
+            .map_or_else(BookingError::outcome, |_| "booked"),
+    );
+    let (booked, overridden) = decided?;
     audit::record(
         scope,
         if overridden {

@@ -15,6 +15,7 @@
 //! * [`exports`] — export jobs and the spreadsheet writers.
 //! * [`stats`] — cross tabulations and the city hall's overview.
 //! * [`city`] — what a city configures (vaccines, venues, schedules) and its contract and bills.
+//! * [`operator`] — the platform operator's work on whole cities: export, delete, import.
 //!
 //! Every tenant function takes a tenant-scoped transaction ([`tenants::TenantTx`]) or the guard's
 //! [`staff::authz::Scope`]; only this crate opens one.
@@ -28,6 +29,7 @@ pub mod exports;
 pub mod i18n;
 pub mod intake;
 pub mod notifications;
+pub mod operator;
 pub mod residents;
 pub mod staff;
 pub mod stats;

@@ -19,3 +19,9 @@ pub use scope::{TenantTx, begin};
 pub fn record_in_span(id: TenantId) {
     tracing::Span::current().record("tenant.id", tracing::field::display(id));
 }
+
+/// Fills the `user` field of the current request span once the caller is known: a subject such as
+/// `staff:<uuid>`, `apikey:<uuid>` or `resident:<uuid>` — an id, never a name, e-mail or ticket.
+pub fn record_user_in_span(subject: &str) {
+    tracing::Span::current().record("user", subject);
+}

@@ -86,3 +86,35 @@ async fn oversized_bodies_are_refused() {
         .expect("post");
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn the_server_refuses_to_start_on_a_schema_newer_than_it_knows() {
+    let database = crate::support::fresh_database().await;
+    let settings = crate::support::settings_for(&database);
+    let owner = sqlx::PgPool::connect(&format!("{}/{database}", crate::support::pg_base()))
+        .await
+        .expect("owner pool");
+    // what a newer release's migration leaves in the ledger
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (20991231000001, 'from the future', true, '\\x00', 1)",
+    )
+    .execute(&owner)
+    .await
+    .expect("a newer migration");
+    let refused = match yoyaku::App::build(settings.clone()).await {
+        Ok(_) => panic!("the server started on a newer schema"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        refused.contains("20991231000001 (from the future)") && refused.contains("newer release"),
+        "{refused}"
+    );
+    // and starts again once the ledger holds only what it knows
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 20991231000001")
+        .execute(&owner)
+        .await
+        .expect("forget it");
+    let app = yoyaku::App::build(settings).await.expect("starts");
+    app.pool.close().await;
+}

@@ -115,7 +115,7 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
 }
 
 /// Two tenants, A (yokohama) and B (kawasaki), both with rows in every tenant-owned table.
-async fn two_tenants() -> (TestApp, TenantId, TenantId) {
+pub(crate) async fn two_tenants() -> (TestApp, TenantId, TenantId) {
     // the notification worker is run by hand (below), so no row appears while a test counts rows
     let app = spawn_app_with(Options {
         manual_worker: true,

@@ -248,3 +248,137 @@ async fn a_panicking_handler_answers_500_with_the_request_id_and_the_server_keep
         .await;
     assert_eq!(answer["data"]["tenant"]["name"], "デモ市", "{answer}");
 }
+
+/// In production the binary logs JSON lines by default, each request's lines carrying its
+/// `request_id` and `tenant.id`; and its start-up installs the metrics recorder, whose `/metrics`
+/// is served on the admin listener only (issue 19).
+#[tokio::test]
+async fn in_production_the_binary_logs_json_with_the_request_id_and_serves_metrics_on_the_admin_port()
+ {
+    let db = fresh_database().await;
+    let free_port = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").port()
+    };
+    let (port, admin) = (free_port(), free_port());
+    let url = format!("{}/{db}", pg_base());
+    let created = Command::new(env!("CARGO_BIN_EXE_yoyaku"))
+        .args([
+            "tenant",
+            "create",
+            "--slug",
+            "yokohama",
+            "--name",
+            "横浜市",
+            "--code",
+            "141003",
+        ])
+        .env_remove("RUST_LOG")
+        .env("YOYAKU_DATABASE__URL", &url)
+        .output()
+        .expect("tenant create");
+    assert!(created.status.success(), "{created:?}");
+    let log = std::env::temp_dir().join(format!("yoyaku-log-{}.jsonl", uuid::Uuid::new_v4()));
+    let child = Command::new(env!("CARGO_BIN_EXE_yoyaku"))
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .env("YOYAKU_ENVIRONMENT", "production")
+        .env(
+            "YOYAKU_NOTIFICATIONS__ENCRYPTION_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .env("YOYAKU_LOG__LEVEL", "info,sqlx=warn")
+        .env("YOYAKU_DATABASE__URL", &url)
+        .env("YOYAKU_HTTP__PORT", port.to_string())
+        .env("YOYAKU_METRICS__LISTEN", format!("127.0.0.1:{admin}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn yoyaku serve");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        client: http_client(),
+    };
+    let mut ready = false;
+    for _ in 0..300 {
+        if let Ok(res) = server.client.get(server.url("/readyz")).send().await
+            && res.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "yoyaku serve did not become ready");
+    let res = server
+        .client
+        .post(server.url("/graphql"))
+        .json(&json!({ "query": "{ tenant(slug: \"yokohama\") { name } }" }))
+        .send()
+        .await
+        .expect("graphql");
+    let request_id = res.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let answer: Value = res.json().await.expect("json");
+    assert_eq!(answer["data"]["tenant"]["name"], "横浜市", "{answer}");
+
+    // the request's "served" line: JSON, with its request id and the tenant it resolved
+    let mut served = None;
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        served = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["message"] == "served" && l["span"]["request_id"] == request_id.as_str());
+        if served.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let served = served.unwrap_or_else(|| panic!("no JSON line for {request_id}: {text}"));
+    assert!(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every log line is JSON: {text}"
+    );
+    assert_eq!(served["status"], 200, "{served}");
+    assert_eq!(served["span"]["path"], "/graphql", "{served}");
+    assert!(
+        served["span"]["tenant.id"]
+            .as_str()
+            .is_some_and(|t| t.len() == 36),
+        "{served}"
+    );
+
+    // metrics: on the admin port, recorded by the binary's own start-up path; not on the public one
+    assert_eq!(
+        server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("public")
+            .status(),
+        404
+    );
+    let metrics = server
+        .client
+        .get(format!("http://127.0.0.1:{admin}/metrics"))
+        .send()
+        .await
+        .expect("admin port")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        metrics.contains("yoyaku_http_request_duration_seconds_bucket{")
+            && metrics.contains("route=\"/graphql\""),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_file(&log);
+}

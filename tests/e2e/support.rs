@@ -172,6 +172,8 @@ pub struct Options {
     /// The server runs no notification worker (`residents.worker_poll_ms = 0`); the test drives
     /// `worker.run_once()` itself, so the two never race for the same job.
     pub manual_worker: bool,
+    /// Open the admin listener (`metrics.listen = 127.0.0.1:0`); its address is `TestApp::admin`.
+    pub metrics: bool,
 }
 
 pub struct TestApp {
@@ -182,6 +184,8 @@ pub struct TestApp {
     /// A superuser pool on the same database, for arranging and inspecting.
     pub owner: PgPool,
     pub proxy: Option<DbProxy>,
+    /// The admin listener (`/metrics`), with `Options { metrics: true, .. }`.
+    pub admin: Option<SocketAddr>,
     /// The app's authorization guard (same enforcer the server uses).
     pub authz: platform::staff::authz::Authz,
     pub auth_policy: platform::staff::identity::AuthPolicy,
@@ -218,7 +222,12 @@ pub async fn demo_app_manual_worker() -> TestApp {
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let database = fresh_database().await;
-    let mut settings = settings_for(&database);
+    spawn_app_on(&database, options).await
+}
+
+/// The app on an existing database (a restored backup, say), started like `yoyaku serve`.
+pub async fn spawn_app_on(database: &str, options: Options) -> TestApp {
+    let mut settings = settings_for(database);
     settings.demo.seed = options.demo;
     if options.production {
         // production requires a real key for channel secrets
@@ -228,6 +237,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
     if options.manual_worker {
         settings.residents.worker_poll_ms = 0;
+    }
+    if options.metrics {
+        settings.metrics.listen = "127.0.0.1:0".into();
     }
     let proxy = if options.via_proxy {
         let proxy = DbProxy::start("127.0.0.1:5432").await;
@@ -243,6 +255,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let authz = app.authz.clone();
     let messages = app.messages.clone();
     let worker = app.worker.clone();
+    let admin = app.admin_addr;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = oneshot::channel();
@@ -260,6 +273,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         pool,
         owner,
         proxy,
+        admin,
         authz,
         auth_policy,
         messages,

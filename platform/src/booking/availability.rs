@@ -182,9 +182,14 @@ impl AvailabilityCache {
     ) -> Result<Arc<Vec<SlotAvailability>>, sqlx::Error> {
         let key = (tenant.id, venue);
         let stale = match self.entries.read().ok().and_then(|e| e.get(&key).cloned()) {
-            Some((at, slots)) if at.elapsed() < CACHE_TTL => return Ok(slots),
+            Some((at, slots)) if at.elapsed() < CACHE_TTL => {
+                metrics::counter!("yoyaku_availability_cache_total", "result" => "hit")
+                    .increment(1);
+                return Ok(slots);
+            }
             expired => expired.map(|(_, slots)| slots),
         };
+        metrics::counter!("yoyaku_availability_cache_total", "result" => "miss").increment(1);
         let read = read_venue_slots(pool, tenant, venue).await?;
         // Nothing changed since the expired read (same seats, same marks): keep the same entry,
         // so whatever was derived from it (the API's rendered answers) stays valid for another

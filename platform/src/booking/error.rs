@@ -40,6 +40,26 @@ pub enum BookingError {
 }
 
 impl BookingError {
+    /// The `outcome` label of the booking counter ([`super::record_decision`]).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            BookingError::NotFound => "not_found",
+            BookingError::Full => "full",
+            BookingError::DeadlinePassed => "deadline",
+            BookingError::NotOpenYet => "not_open",
+            BookingError::CutoffPassed => "cutoff",
+            BookingError::AlreadyBooked { .. } => "already_booked",
+            BookingError::TooEarly { .. } => "too_early",
+            BookingError::NeedsEarlierDose => "needs_earlier_dose",
+            BookingError::OtherVaccine => "other_vaccine",
+            BookingError::GroupTooLarge { .. } => "group_too_large",
+            BookingError::PairingNotOffered => "pairing_not_offered",
+            BookingError::KeyReused => "key_reused",
+            BookingError::BadKey => "bad_key",
+            BookingError::Database(_) => "error",
+        }
+    }
+
     /// `NOT_FOUND`, `CONFLICT` (the state of the world said no) or `VALIDATION` (the request did).
     pub fn code(&self) -> &'static str {
         match self {

@@ -49,3 +49,39 @@ pub use rules::{
     BookingSettings, SettingsError, city_settings, save_settings, second_dose_options, settings,
 };
 pub use seats::{Pass, take_seats, take_seats_with};
+
+/// Which door a booking decision came through (the `door` label of `yoyaku_bookings_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// The resident site and the resident GraphQL fields (`crate::ResidentDesk`).
+    Resident,
+    /// The call centre, on a caller's behalf.
+    CallCentre,
+    /// Intake staff booking the next dose at check-out.
+    Intake,
+}
+
+impl Door {
+    fn label(self) -> &'static str {
+        match self {
+            Door::Resident => "resident",
+            Door::CallCentre => "callcenter",
+            Door::Intake => "intake",
+        }
+    }
+}
+
+/// The booking counter, `yoyaku_bookings_total{outcome, door, tenant}`: one count per booking
+/// request as its door decided it — `booked` (a replayed key included) or why not
+/// ([`BookingError::outcome`]; `signed_out`, `invalid`… from the resident desk). Every door calls
+/// this once per request, after the decision; nothing else counts bookings. Labels are bounded:
+/// outcomes and doors are these enums, tenants are the cities of the deployment.
+pub fn record_decision(tenant: tenants::TenantId, door: Door, outcome: &'static str) {
+    metrics::counter!(
+        "yoyaku_bookings_total",
+        "outcome" => outcome,
+        "door" => door.label(),
+        "tenant" => tenant.to_string()
+    )
+    .increment(1);
+}

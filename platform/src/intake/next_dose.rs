@@ -120,6 +120,13 @@ pub async fn book_next_dose(
         false,
         booking::Pass::NONE
     ));
+    booking::record_decision(
+        tenant.id,
+        booking::Door::Intake,
+        booked
+            .as_ref()
+            .map_or_else(BookingError::outcome, |_| "booked"),
+    );
     let booked = booked
         .map_err(|e| match e {
             BookingError::Database(e) => IntakeError::Database(e),

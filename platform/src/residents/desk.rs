@@ -85,6 +85,20 @@ pub enum DeskError {
     Database(#[from] sqlx::Error),
 }
 
+/// Counts a resident booking decision (the booking counter, `booking::record_decision`).
+fn count(tenant: tenants::TenantId, decided: &Result<Vec<Booking>, DeskError>) {
+    let outcome = match decided {
+        Ok(_) => "booked",
+        Err(DeskError::Booking(e)) => e.outcome(),
+        Err(DeskError::SignedOut | DeskError::Login(_)) => "signed_out",
+        Err(DeskError::NoSuchCity) => "not_found",
+        Err(DeskError::Suspended) => "suspended",
+        Err(DeskError::CompanionNotRecognised | DeskError::Questionnaire { .. }) => "invalid",
+        Err(DeskError::Database(_)) => "error",
+    };
+    booking::record_decision(tenant, booking::Door::Resident, outcome);
+}
+
 impl From<BookingError> for DeskError {
     fn from(e: BookingError) -> Self {
         match e {
@@ -422,6 +436,7 @@ impl ResidentDesk {
             .await?
             .ok_or(DeskError::SignedOut)?;
         let tenant = open(Tenant { status, ..tenant })?;
+        tenants::record_user_in_span(&format!("resident:{}", session.resident_id));
         Ok(Resident {
             tenant,
             session,
@@ -569,8 +584,19 @@ impl ResidentDesk {
         Ok(booking::second_dose_options(&self.pool, &resident.tenant, first_slot, 30).await?)
     }
 
-    /// Books what `order` asks for, all or nothing (see the module doc for the path taken).
+    /// Books what `order` asks for, all or nothing (see the module doc for the path taken), and
+    /// counts the decision ([`booking::record_decision`]).
     pub async fn book(
+        &self,
+        resident: &Resident,
+        order: &BookOrder,
+    ) -> Result<Vec<Booking>, DeskError> {
+        let decided = self.book_uncounted(resident, order).await;
+        count(resident.tenant.id, &decided);
+        decided
+    }
+
+    async fn book_uncounted(
         &self,
         resident: &Resident,
         order: &BookOrder,
@@ -591,6 +617,16 @@ impl ResidentDesk {
     /// [`Self::book`] for the holder of a bearer token: the plain booking checks the token inside
     /// its one statement (one round trip in all); anything else checks the session first.
     pub async fn book_as_bearer(
+        &self,
+        bearer: &Bearer,
+        order: &BookOrder,
+    ) -> Result<Vec<Booking>, DeskError> {
+        let decided = self.book_as_bearer_uncounted(bearer, order).await;
+        count(bearer.tenant.id, &decided);
+        decided
+    }
+
+    async fn book_as_bearer_uncounted(
         &self,
         bearer: &Bearer,
         order: &BookOrder,

@@ -400,6 +400,7 @@ impl Authz {
     ) -> Result<Scope, Denied> {
         self.allow(actor, tenant, object, act).await?;
         tenants::record_in_span(tenant);
+        tenants::record_user_in_span(&actor.subject);
         let tx = tenants::begin(&self.pool, tenant).await?;
         Ok(Scope {
             tx,
