@@ -3,8 +3,15 @@
 //! docs/benchmarks.md runs 13–14 and 23–26): a path or query string that is not clean is answered
 //! 400 before any handler sees it, and every other request gets the client address every front end
 //! reads (`platform::ClientIp`, resolved once by [`Forwarding`]).
+//!
+//! Requests with a large body (over [`LARGE_BODY`] bytes, or of unknown length) go through a lane
+//! of [`LARGE_BODIES_AT_ONCE`]: reading, parsing and refusing megabytes is real work, and a flood of
+//! padded requests must not take both cores from everything else (`/healthz`, the residents' small
+//! requests). The ones waiting for the lane are not read at all, so TCP slows their senders down
+//! (docs/benchmarks.md, "Attack"). Small requests never wait for it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -15,15 +22,22 @@ use futures::future::Either;
 
 use crate::forwarded::Forwarding;
 
+/// A body over this many bytes (or of unknown length) is a large one.
+pub const LARGE_BODY: u64 = 64 * 1024;
+/// Large bodies handled at the same time; the others wait, unread.
+pub const LARGE_BODIES_AT_ONCE: usize = 2;
+
 #[derive(Clone)]
 pub struct EdgeLayer {
     forwarding: Arc<Forwarding>,
+    large: Arc<tokio::sync::Semaphore>,
 }
 
 impl EdgeLayer {
     pub fn new(forwarding: Forwarding) -> Self {
         Self {
             forwarding: Arc::new(forwarding),
+            large: Arc::new(tokio::sync::Semaphore::new(LARGE_BODIES_AT_ONCE)),
         }
     }
 }
@@ -34,6 +48,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
         Edge {
             inner,
             forwarding: self.forwarding.clone(),
+            large: self.large.clone(),
         }
     }
 }
@@ -42,18 +57,34 @@ impl<S> tower::Layer<S> for EdgeLayer {
 pub struct Edge<S> {
     inner: S,
     forwarding: Arc<Forwarding>,
+    large: Arc<tokio::sync::Semaphore>,
 }
 
 type Refused<E> = std::future::Ready<Result<Response, E>>;
+type Queued<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+/// Whether the request's body is large or of unknown length.
+fn large_body(req: &Request<Body>) -> bool {
+    let headers = req.headers();
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > LARGE_BODY)
+}
 
 impl<S> tower::Service<Request<Body>> for Edge<S>
 where
-    S: tower::Service<Request<Body>, Response = Response>,
-    S::Future: Future<Output = Result<Response, S::Error>>,
+    S: tower::Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Future<Output = Result<Response, S::Error>> + Send + 'static,
+    S::Error: Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Either<Refused<S::Error>, S::Future>;
+    type Future = Either<Refused<S::Error>, Either<S::Future, Queued<S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -71,7 +102,17 @@ where
             let ip = self.forwarding.client_ip(peer, req.headers());
             req.extensions_mut().insert(platform::ClientIp(ip));
         }
-        Either::Right(self.inner.call(req))
+        if large_body(&req) {
+            // the service made ready is taken along; a fresh clone stays for the next request
+            let ready = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, ready);
+            let lane = self.large.clone();
+            return Either::Right(Either::Right(Box::pin(async move {
+                let _turn = lane.acquire_owned().await;
+                inner.call(req).await
+            })));
+        }
+        Either::Right(Either::Left(self.inner.call(req)))
     }
 }
 
@@ -135,6 +176,64 @@ fn percent_decode(raw: &[u8], plus: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::{Layer, Service, ServiceExt};
+
+    #[tokio::test]
+    async fn large_bodies_take_turns_and_small_requests_never_wait_for_them() {
+        let inside = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let (i, g) = (inside.clone(), gate.clone());
+        let inner = tower::service_fn(move |req: Request<Body>| {
+            let (i, g) = (i.clone(), g.clone());
+            async move {
+                if req.uri().path() == "/upload" {
+                    i.fetch_add(1, Ordering::SeqCst);
+                    g.notified().await;
+                }
+                Ok::<_, std::convert::Infallible>(StatusCode::OK.into_response())
+            }
+        });
+        let svc = EdgeLayer::new(Forwarding::none()).layer(inner);
+        let upload = || {
+            Request::post("/upload")
+                .header(header::CONTENT_LENGTH, (LARGE_BODY + 1).to_string())
+                .body(Body::empty())
+                .expect("request")
+        };
+        let mut waiting = Vec::new();
+        for _ in 0..LARGE_BODIES_AT_ONCE + 2 {
+            let svc = svc.clone();
+            waiting.push(tokio::spawn(svc.oneshot(upload())));
+        }
+        // the lane lets exactly LARGE_BODIES_AT_ONCE in
+        for _ in 0..100 {
+            if inside.load(Ordering::SeqCst) == LARGE_BODIES_AT_ONCE {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(inside.load(Ordering::SeqCst), LARGE_BODIES_AT_ONCE);
+        // a small request goes straight through meanwhile
+        let mut small = svc.clone();
+        let res = small
+            .ready()
+            .await
+            .expect("ready")
+            .call(Request::get("/healthz").body(Body::empty()).expect("request"))
+            .await
+            .expect("answer");
+        assert_eq!(res.status(), StatusCode::OK);
+        // and the waiting uploads get their turn as the lane frees
+        let mut done = 0;
+        while done < waiting.len() {
+            gate.notify_waiters();
+            tokio::task::yield_now().await;
+            done = waiting.iter().filter(|w| w.is_finished()).count();
+        }
+        assert_eq!(inside.load(Ordering::SeqCst), LARGE_BODIES_AT_ONCE + 2);
+    }
 
     #[test]
     fn addresses_with_controls_or_bad_utf8_are_not_clean() {

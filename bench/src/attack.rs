@@ -14,7 +14,7 @@
 //! 3. **widest allowed** — 20 aliases of `availability` over 62 days (the most a document may ask):
 //!    answered or refused by size, its time reported;
 //! 4. **padded** — 1,000 requests of ~1.9 MB each (whitespace padding in the JSON around a small
-//!    query, and in half of them inside the query text), 16 at a time, each padding different.
+//!    query, and in half of them inside the query text), 16 at a time, cycling through 32 paddings.
 //!
 //! Targets (issue 15, acceptance 2): refusals under 50 ms, server memory under 150 MB throughout,
 //! `/healthz` within 50 ms throughout. Prints one line per attack and a verdict; exits non-zero
@@ -293,7 +293,13 @@ async fn sequential(
     Ok(a)
 }
 
-/// `n` padded requests, `concurrency` at a time, each with a different padding.
+/// Distinct padded bodies the attack cycles through (built once: the load generator shares the
+/// two cores with the server, and building 1.9 MB of JSON per request would be most of its work).
+const PADDED_VARIANTS: usize = 32;
+
+/// `n` padded requests, `concurrency` at a time, each padding different from the ones next to it:
+/// even variants pad the JSON around a small valid query (answered), odd ones pad inside the
+/// query text (refused: over the 32 KiB query limit).
 async fn padded(
     http: &reqwest::Client,
     url: &str,
@@ -301,10 +307,32 @@ async fn padded(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<Attack> {
+    let query = "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free } }";
+    let bodies: Arc<Vec<(Vec<u8>, bool)>> = Arc::new(
+        (0..PADDED_VARIANTS)
+            .map(|i| {
+                // ~1.9 MB, under the 2 MiB body limit, a different length each time
+                let pad = " ".repeat(1_900_000 - i * 13);
+                if i.is_multiple_of(2) {
+                    let body = format!(
+                        "{{{pad}\"query\":{}, \"variables\": {{\"v\": \"{venue}\"}}{pad}}}",
+                        serde_json::to_string(query).expect("json"),
+                        pad = &pad[..pad.len() / 2]
+                    );
+                    (body.into_bytes(), false)
+                } else {
+                    let padded_query = query.replacen("{ id", &format!("{pad}{{ id"), 1);
+                    let body = json!({ "query": padded_query, "variables": { "v": venue } });
+                    (body.to_string().into_bytes(), true)
+                }
+            })
+            .collect(),
+    );
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (http, url, next) = (http.clone(), url.to_owned(), next.clone());
+            let (http, url, next, bodies) =
+                (http.clone(), url.to_owned(), next.clone(), bodies.clone());
             tokio::spawn(async move {
                 let mut times = Times::default();
                 let mut expected = 0;
@@ -314,33 +342,12 @@ async fn padded(
                     if i >= n {
                         break;
                     }
-                    // ~1.9 MB under the 2 MiB body limit, a different length each time
-                    let pad = " ".repeat(1_900_000 - i * 13);
-                    let query = "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free } }";
-                    let (body, want_refusal) = if i.is_multiple_of(2) {
-                        // padding in the JSON around the query: a valid, small query
-                        (
-                            format!(
-                                "{{{pad}\"query\":{}, \"variables\": {{\"v\": \"{venue}\"}}{pad}}}",
-                                serde_json::to_string(query).expect("json"),
-                                pad = &pad[..pad.len() / 2]
-                            ),
-                            false,
-                        )
-                    } else {
-                        // padding inside the query text: over the 32 KiB query limit
-                        let padded_query = query.replacen("{ id", &format!("{pad}{{ id"), 1);
-                        (
-                            json!({ "query": padded_query, "variables": { "v": venue } })
-                                .to_string(),
-                            true,
-                        )
-                    };
+                    let (body, want_refusal) = &bodies[i % bodies.len()];
                     let t0 = Instant::now();
                     let res = http
                         .post(&url)
                         .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(body)
+                        .body(body.clone())
                         .send()
                         .await;
                     let answer: Value = match res {
@@ -350,7 +357,7 @@ async fn padded(
                     times.0.push(t0.elapsed().as_secs_f64() * 1000.0);
                     sent += 1;
                     let got = refusal(&answer);
-                    let ok = if want_refusal {
+                    let ok = if *want_refusal {
                         got.as_deref() == Some("TOO_COMPLEX")
                     } else {
                         got.is_none() && answer["data"]["availability"].is_array()

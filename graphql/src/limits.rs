@@ -216,8 +216,9 @@ pub fn normalise(query: &str) -> String {
     out
 }
 
-/// Length of the string or block string `s` starts with (to its end, or the line's end for an
-/// unterminated string; the parser refuses those).
+/// Length of the string or block string `s` starts with (to its end). An unterminated one (the
+/// parser refuses those) takes the rest of the text as it is, so normalising twice changes nothing
+/// (found by the `graphql_request` fuzz target).
 fn string_len(s: &str) -> usize {
     if let Some(body) = s.strip_prefix("\"\"\"") {
         let mut i = 0;
@@ -238,7 +239,7 @@ fn string_len(s: &str) -> usize {
             _ if escaped => escaped = false,
             '\\' => escaped = true,
             '"' => return i + 1,
-            '\n' | '\r' => return i,
+            '\n' | '\r' => return s.len(),
             _ => {}
         }
     }
@@ -248,6 +249,19 @@ fn string_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalising_twice_changes_nothing_even_with_an_unterminated_string() {
+        for q in [
+            "{ a(x: \"open\n  b  c) }",
+            "query { \"qn\" demo\") { ...V }\n\"m\n\0..V }  v) { id } }",
+            "{ a(x: \"\"\"never closed\n  b ) }",
+            "{ a(x: \"closed\")   { b } }",
+        ] {
+            let once = normalise(q);
+            assert_eq!(normalise(&once), once, "{q:?}");
+        }
+    }
 
     #[test]
     fn padding_does_not_change_the_normal_form() {
