@@ -25,6 +25,7 @@ mod health;
 mod import;
 mod intake;
 mod isolation;
+mod job_runtime;
 mod notifications;
 mod notifications_ui;
 mod overview;
