@@ -381,3 +381,158 @@ async fn an_idle_worker_over_a_thousand_cities_costs_a_few_transactions_a_second
         "an idle worker must not walk the cities: {per_second:.1} transactions/s"
     );
 }
+
+/// The Twilio-compatible channel of the demo city pointed at `uri`.
+async fn sms_gateway_at(app: &TestApp, uri: &str) {
+    let tenant = app.demo_tenant().await;
+    let mut tx = tenants::begin(&app.pool, tenant.id).await.expect("scope");
+    channels::save(
+        &mut tx,
+        &app.worker.sealing_key,
+        "sms",
+        "twilio",
+        json!({ "base_url": uri, "account_sid": "AC42", "auth_token": "gw-token", "from": "+815000000000" }),
+    )
+    .await
+    .expect("channel");
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn the_operator_sees_the_queues_and_retries_or_discards_a_failed_job_audited() {
+    let app = demo_app_manual_worker().await;
+    let tenant = app.demo_tenant().await;
+    // the gateway refuses the first two messages for good, then accepts
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({ "code": 21211, "message": "not a valid phone number" })),
+        )
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM-ok" })))
+        .mount(&server)
+        .await;
+    sms_gateway_at(&app, &server.uri()).await;
+    let mut keys = Vec::new();
+    for (n, slot_nth) in [(3, 0), (6, 1)] {
+        let resident = sms_only(&app, n).await;
+        let slot = app.demo_slot(slot_nth).await;
+        let booking = booking::book(&app.pool, &tenant, &book_request(resident, slot))
+            .await
+            .expect("booked")[0]
+            .id;
+        keys.push(format!("booking-confirmed:{booking}"));
+    }
+    app.worker.run_once().await.expect("work");
+    for k in &keys {
+        assert_eq!(
+            delivery(&app, k).await.map(|d| d.0).as_deref(),
+            Some("dead")
+        );
+    }
+    let task_of = async |key: &str| -> Option<(String, String)> {
+        sqlx::query_as("SELECT id, status FROM apalis.jobs WHERE idempotency_key = $1 || '/' || $2")
+            .bind(tenant.id.0.to_string())
+            .bind(key)
+            .fetch_optional(&app.owner)
+            .await
+            .expect("task")
+    };
+    let (retry_id, status) = task_of(&keys[0]).await.expect("task");
+    assert_eq!(status, "Killed");
+    let (discard_id, _) = task_of(&keys[1]).await.expect("task");
+
+    // the page: queues with counts, the failed tasks with their reason and buttons
+    let mut operator = app.staff_client("operator@jobs.example", None).await;
+    let res = operator.get("/admin/jobs").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.expect("page");
+    for queue in platform::jobs::QUEUES {
+        assert!(html.contains(&format!("data-queue=\"{queue}\"")), "{queue}");
+    }
+    assert!(html.contains(&format!("data-task=\"{retry_id}\"")));
+    assert!(
+        html.contains("not a valid phone number"),
+        "the reason is shown"
+    );
+    assert!(html.contains(&format!("/admin/jobs/{retry_id}/retry")));
+    assert!(html.contains(&format!("/admin/jobs/{discard_id}/discard")));
+    // a city admin does not even learn that it exists
+    let mut admin = app
+        .staff_client(
+            "admin@jobs.example",
+            Some((tenant.id, platform::staff::authz::Role::CityAdmin, &[])),
+        )
+        .await;
+    assert_eq!(admin.get("/admin/jobs").await.status(), 404);
+    assert_eq!(
+        admin
+            .post(&format!("/admin/jobs/{retry_id}/retry"), &[])
+            .await
+            .status(),
+        404
+    );
+
+    // retry: the task and its delivery-log row go back to queued; the next worker sends it
+    let res = operator
+        .post(&format!("/admin/jobs/{retry_id}/retry"), &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        task_of(&keys[0]).await.map(|t| t.1).as_deref(),
+        Some("Pending")
+    );
+    assert_eq!(
+        delivery(&app, &keys[0]).await,
+        Some(("queued".to_owned(), 0))
+    );
+    app.worker.run_once().await.expect("work");
+    assert_eq!(delivery(&app, &keys[0]).await, Some(("sent".to_owned(), 1)));
+    // discard: the task is gone, the delivery log keeps the message as dead
+    let res = operator
+        .post(&format!("/admin/jobs/{discard_id}/discard"), &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(task_of(&keys[1]).await.is_none());
+    assert_eq!(
+        delivery(&app, &keys[1]).await.map(|d| d.0).as_deref(),
+        Some("dead")
+    );
+    // a second discard finds nothing: a message a person can act on, nothing changed
+    let res = operator
+        .post(&format!("/admin/jobs/{discard_id}/discard"), &[])
+        .await;
+    assert_eq!(res.status(), 404);
+    let page = res.text().await.expect("page");
+    assert!(
+        page.contains("No failed job with this id")
+            || page.contains("この失敗したジョブは見つかりません"),
+        "{page}"
+    );
+
+    let audit: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT actor, action, object FROM platform_audit_log WHERE action LIKE 'job.%' ORDER BY at, id",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .expect("audit");
+    assert_eq!(
+        audit,
+        vec![
+            (
+                "operator@jobs.example".to_owned(),
+                "job.retry".to_owned(),
+                format!("job/{retry_id}")
+            ),
+            (
+                "operator@jobs.example".to_owned(),
+                "job.discard".to_owned(),
+                format!("job/{discard_id}")
+            ),
+        ]
+    );
+}
