@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use cron::Schedule as CronSchedule;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -41,12 +42,12 @@ pub struct Tick {
 #[derive(Debug, Clone)]
 pub struct CronJob {
     pub name: &'static str,
-    pub schedule: ::cron::Schedule,
+    pub schedule: CronSchedule,
 }
 
 impl CronJob {
     pub fn parse(name: &'static str, expression: &str) -> Result<Self, String> {
-        ::cron::Schedule::from_str(expression)
+        CronSchedule::from_str(expression)
             .map(|schedule| Self { name, schedule })
             .map_err(|e| {
                 format!("the schedule of {name} ({expression:?}) is not a cron expression: {e}")
