@@ -47,7 +47,6 @@ seed = true
 
 [residents]
 code_secret = ""
-worker_poll_ms = 250
 worker_busy_requests = 32
 worker_max_defer_ms = 30000
 [notifications]
@@ -67,8 +66,17 @@ policy_reload_secs = 10
 listen = ""
 [exports]
 ttl_hours = 24
-poll_ms = 1000
 scratch_dir = ""
+[jobs]
+in_serve = true
+poll_ms = 250
+idle_poll_ms = 1000
+heartbeat_secs = 15
+missed_heartbeats = 4
+urgent_concurrency = 4
+notify_concurrency = 4
+exports_concurrency = 1
+billing_cron = "0 */5 * * * *"
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -91,6 +99,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub exports: ExportSettings,
     pub metrics: MetricsSettings,
+    pub jobs: JobSettings,
 }
 
 /// The admin listener (docs/operations.md, "Metrics").
@@ -115,14 +124,50 @@ impl MetricsSettings {
     }
 }
 
+/// The job runtime (docs/architecture.md, Jobs): the workers of `yoyaku worker`, and of
+/// `yoyaku serve` unless `in_serve` is off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// `yoyaku serve` runs the workers too (off: this process serves only; run `yoyaku worker`).
+    pub in_serve: bool,
+    /// How often an idle login-code queue is looked at (a resident waits for each code).
+    pub poll_ms: u64,
+    /// How often the other idle queues (messages, exports, cron ticks) are looked at.
+    pub idle_poll_ms: u64,
+    /// How often a worker records in `apalis.workers` that it is alive.
+    pub heartbeat_secs: u64,
+    /// A worker silent for `heartbeat_secs × missed_heartbeats` is dead; its tasks are re-enqueued.
+    pub missed_heartbeats: u32,
+    /// Tasks worked at once per queue: login codes, other messages, exports.
+    pub urgent_concurrency: usize,
+    pub notify_concurrency: usize,
+    pub exports_concurrency: usize,
+    /// When the monthly billing tick runs (cron, seconds first, UTC); once across processes.
+    pub billing_cron: String,
+}
+
+impl JobSettings {
+    pub fn runtime(&self) -> platform::jobs::Settings {
+        platform::jobs::Settings {
+            poll: Duration::from_millis(self.poll_ms.max(1)),
+            idle_poll: Duration::from_millis(self.idle_poll_ms.max(1)),
+            heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
+            missed_heartbeats: self.missed_heartbeats.max(1),
+            urgent_concurrency: self.urgent_concurrency.max(1),
+            notify_concurrency: self.notify_concurrency.max(1),
+            exports_concurrency: self.exports_concurrency.max(1),
+            billing_cron: self.billing_cron.clone(),
+        }
+    }
+}
+
 /// Export jobs (docs/exports.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportSettings {
     /// A finished export can be downloaded for this many hours; then the worker deletes the file.
     pub ttl_hours: i64,
-    /// How often the export worker looks for queued jobs and expired files.
-    pub poll_ms: u64,
     /// Where files are written while being built (empty = the system's temporary directory).
     pub scratch_dir: String,
 }
@@ -220,8 +265,6 @@ pub struct ResidentSettings {
     /// Secret the SMS login codes are derived with; every process of a deployment needs the same
     /// one. Empty = a random secret per process (fine for one process and for development).
     pub code_secret: SecretString,
-    /// How often the notification worker looks for due jobs.
-    pub worker_poll_ms: u64,
     /// While at least this many requests are in flight in this process, the worker it runs sends
     /// only login codes and lets other notifications wait (0 = never give way).
     pub worker_busy_requests: usize,
@@ -386,12 +429,21 @@ impl Settings {
                 "auth.* lifetimes and limits must be at least 1".into(),
             ));
         }
-        if self.exports.ttl_hours < 1 || self.exports.poll_ms == 0 {
+        if self.exports.ttl_hours < 1 {
+            return Err(ConfigError("exports.ttl_hours must be at least 1".into()));
+        }
+        if self.jobs.poll_ms == 0 || self.jobs.idle_poll_ms == 0 || self.jobs.heartbeat_secs == 0 {
             return Err(ConfigError(
-                "exports.ttl_hours and exports.poll_ms must be at least 1".into(),
+                "jobs.poll_ms, jobs.idle_poll_ms and jobs.heartbeat_secs must be at least 1".into(),
             ));
         }
         self.metrics.listen_addr()?;
+        if let Err(e) = platform::jobs::cron::CronJob::parse(
+            platform::jobs::cron::BILLING,
+            &self.jobs.billing_cron,
+        ) {
+            return Err(ConfigError(format!("jobs.billing_cron: {e}")));
+        }
         if self.http.request_timeout_secs == 0 {
             return Err(ConfigError(
                 "http.request_timeout_secs must be at least 1".into(),

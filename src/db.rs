@@ -70,6 +70,8 @@ pub async fn prepare(settings: &Settings) -> Result<Databases, BootError> {
         .await
         .map_err(|e| unreachable_or_db(&target, e))?;
     refuse_newer_schema(&owner, &target).await?;
+    // apalis-postgres's schema first (its own ledger, apalis._sqlx_migrations): ours builds on it
+    platform::jobs::migrations().run(&owner).await?;
     MIGRATOR.run(&owner).await?;
     ensure_runtime_role(&owner, settings, &target).await?;
 
@@ -251,7 +253,7 @@ async fn try_ensure_runtime_role(
             Some(password),
         ));
     }
-    let grants: [&'static str; 7] = [
+    let grants: [&'static str; 11] = [
         "SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', current_database(), $1::text)",
         "SELECT format('GRANT USAGE ON SCHEMA public TO %I', $1::text)",
         "SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %I', $1::text)",
@@ -261,6 +263,12 @@ async fn try_ensure_runtime_role(
         // the audit trails are append-only for the server
         "SELECT format('REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, platform_audit_log FROM %I', $1::text)",
         "SELECT format('REVOKE CREATE ON SCHEMA public FROM PUBLIC, %I', $1::text)",
+        // the job runtime (apalis): rows and functions, nothing to own or create; its migration
+        // ledger is the owner's
+        "SELECT format('GRANT USAGE ON SCHEMA apalis TO %I', $1::text)",
+        "SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON apalis.jobs, apalis.workers TO %I', $1::text)",
+        "SELECT format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA apalis TO %I', $1::text)",
+        "SELECT format('REVOKE ALL ON apalis._sqlx_migrations FROM %I', $1::text)",
     ];
     statements.extend(grants.into_iter().map(|g| (g, None)));
     for (make, extra) in statements {

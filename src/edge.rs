@@ -221,7 +221,11 @@ mod tests {
             .ready()
             .await
             .expect("ready")
-            .call(Request::get("/healthz").body(Body::empty()).expect("request"))
+            .call(
+                Request::get("/healthz")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await
             .expect("answer");
         assert_eq!(res.status(), StatusCode::OK);

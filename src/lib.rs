@@ -50,9 +50,9 @@ pub struct App {
     /// The development SMS channel: what the notification worker "sent" (shown at /dev/messages
     /// outside production).
     pub messages: plugins::LogChannel,
-    /// The notification worker, started by `serve`.
+    /// The notification worker (queues `notify-urgent` and `notify`), run by [`App::run_workers`].
     pub worker: platform::notifications::Worker,
-    /// The export worker (docs/exports.md), started by `serve` and `yoyaku worker`.
+    /// The export worker (queue `exports`, docs/exports.md), run by [`App::run_workers`].
     pub exports: platform::exports::ExportWorker,
     /// The admin listener (`metrics.listen`, bound by `build`): `/metrics`, never on the public port.
     pub admin_addr: Option<std::net::SocketAddr>,
@@ -122,6 +122,8 @@ impl App {
             secret: secret.clone(),
             sealing_key: sealing_key.clone(),
             public_url: settings.public_url(),
+            jobs: settings.jobs.runtime(),
+            names: platform::notifications::Worker::names(),
         };
         let router = http::router(
             &settings,
@@ -132,7 +134,8 @@ impl App {
             sealing_key,
             pacing.in_flight,
         );
-        let exports = settings.exports.worker(dbs.app.clone());
+        let mut exports = settings.exports.worker(dbs.app.clone());
+        exports.jobs = settings.jobs.runtime();
         let admin_listener = match settings.metrics.listen_addr()? {
             Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 config::ConfigError(format!(
@@ -175,28 +178,65 @@ impl App {
         Some(Admin { stop, task })
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Runs every worker of the job runtime (docs/architecture.md, Jobs) until `shutdown`
+    /// completes, finishing the batches in progress: login codes, other messages, exports, cron
+    /// ticks, and the cron scheduler that queues the ticks (once across processes).
+    pub fn run_workers(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = move || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let jobs = self.settings.jobs.runtime();
+        let notify = self.worker.clone().run(wait());
+        let exports = self.exports.clone().run(wait());
+        let cron = platform::jobs::Runner::new(
+            self.pool.clone(),
+            platform::jobs::CRON,
+            1,
+            jobs.clone(),
+            platform::jobs::cron::CronHandler {
+                pool: self.pool.clone(),
+            },
+        )
+        .run(wait());
+        let schedules =
+            platform::jobs::cron::CronJob::parse(platform::jobs::cron::BILLING, &jobs.billing_cron)
+                .into_iter()
+                .chain(platform::jobs::cron::CronJob::parse(
+                    platform::jobs::cron::CLEANUP,
+                    platform::jobs::cron::CLEANUP_SCHEDULE,
+                ))
+                .collect();
+        let scheduler = platform::jobs::cron::schedule(self.pool.clone(), schedules, wait());
+        async move {
+            let signal = async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            };
+            tokio::join!(notify, exports, cron, scheduler, signal);
+        }
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests; runs the workers too
+    /// unless `jobs.in_serve` is off.
     pub async fn serve(
         mut self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let admin = self.spawn_admin();
-        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-        // 0 = this process serves only; notifications are worked by `yoyaku worker` elsewhere.
-        let poll = self.settings.residents.worker_poll_ms;
-        let every = std::time::Duration::from_millis(poll.max(10));
-        let worker = tokio::spawn(self.worker.run_unless(poll == 0, every, async {
-            let _ = worker_stopped.await;
-        }));
-        let (stop_exports, exports_stopped) = tokio::sync::oneshot::channel::<()>();
-        let exports = tokio::spawn(self.exports.run(
-            std::time::Duration::from_millis(self.settings.exports.poll_ms),
-            async {
-                let _ = exports_stopped.await;
-            },
-        ));
-        spawn_billing_job(self.pool.clone());
+        let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
+        let workers = self.settings.jobs.in_serve.then(|| {
+            tokio::spawn(self.run_workers(async {
+                let _ = workers_stopped.await;
+            }))
+        });
         // the peer address feeds login throttling per IP and the audit log's "from where"
         let service = self
             .router
@@ -204,43 +244,14 @@ impl App {
         axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
-        let _ = stop_worker.send(());
-        let _ = stop_exports.send(());
-        let _ = worker.await;
-        let _ = exports.await;
+        let _ = stop_workers.send(());
+        if let Some(workers) = workers {
+            let _ = workers.await;
+        }
         if let Some(admin) = admin {
             admin.stop().await;
         }
         self.pool.close().await;
         Ok(())
     }
-}
-
-/// How often the monthly billing job ticks (drafts in the grace period, finalising, resident counts).
-pub const BILLING_TICK: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// Runs [`tenants::billing::report::tick`] every [`BILLING_TICK`] (the first after one period), once
-/// across processes (advisory lock); stops when the pool is closed.
-fn spawn_billing_job(pool: sqlx::PgPool) {
-    tokio::spawn(async move {
-        let start = tokio::time::Instant::now() + BILLING_TICK;
-        let mut every = tokio::time::interval_at(start, BILLING_TICK);
-        loop {
-            every.tick().await;
-            if pool.is_closed() {
-                break;
-            }
-            match tenants::billing::report::tick(&pool, chrono::Utc::now()).await {
-                Ok(r) if r.ran => tracing::info!(
-                    drafts = r.drafts_built,
-                    finalized = r.finalized,
-                    resident_counts = r.resident_counts,
-                    failures = r.failures,
-                    "billing tick"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "billing tick failed; retrying next tick"),
-            }
-        }
-    });
 }

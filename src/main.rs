@@ -29,8 +29,9 @@ enum Command {
     Serve,
     /// Create the database if missing, apply migrations and ensure the runtime role; then exit.
     Migrate,
-    /// Work notification jobs and reminders without serving HTTP, until SIGINT/SIGTERM (a pass in
-    /// progress is finished). Several workers, and servers, can run side by side.
+    /// Run the job workers (notifications and reminders, exports, the billing tick) without serving
+    /// HTTP, until SIGINT/SIGTERM (batches in progress are finished). Several workers, and
+    /// servers, can run side by side.
     Worker,
     /// Manage municipalities (tenants).
     #[command(subcommand)]
@@ -202,20 +203,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn worker(settings: Settings) -> anyhow::Result<()> {
-    let every = std::time::Duration::from_millis(settings.residents.worker_poll_ms.max(10));
     let mut app = App::build(settings).await?;
     let admin = app.spawn_admin();
     println!(
-        "Yoyaku worker: delivering notifications and reminders, writing exports (Ctrl-C to stop)"
+        "Yoyaku worker: delivering notifications and reminders, writing exports, running the billing tick (Ctrl-C to stop)"
     );
-    let exports_every = std::time::Duration::from_millis(app.settings.exports.poll_ms);
-    let (stop_exports, exports_stopped) = tokio::sync::oneshot::channel::<()>();
-    let exports = tokio::spawn(app.exports.clone().run(exports_every, async {
-        let _ = exports_stopped.await;
-    }));
-    app.worker.run(every, shutdown_signal()).await;
-    let _ = stop_exports.send(());
-    let _ = exports.await;
+    app.run_workers(shutdown_signal()).await;
     if let Some(admin) = admin {
         admin.stop().await;
     }

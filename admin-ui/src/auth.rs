@@ -161,6 +161,7 @@ pub async fn dashboard(
     let body = html! {
         @if operator {
             p { a href="/admin/tenants" id="municipalities" { (lang.t(K::Municipalities)) } }
+            p { a href="/admin/jobs" id="jobs" { (match lang { Lang::Ja => "ジョブ", Lang::En => "Jobs" }) } }
         }
         h2 { (lang.t(K::YourCities)) }
         @if cities.is_empty() { p { (lang.t(K::None)) } }

@@ -11,6 +11,7 @@ mod exports;
 mod format;
 mod i18n;
 mod intake;
+mod jobs;
 mod notifications;
 mod operator;
 mod overview;
@@ -67,6 +68,7 @@ fn table() -> Vec<Route> {
     all.extend(overview::routes());
     all.extend(intake::routes());
     all.extend(notifications::routes());
+    all.extend(jobs::routes());
     all
 }
 

@@ -8,6 +8,9 @@
 \set slot random(1, 101500)
 SELECT p.tenant_id AS tenant, p.id AS resident, s.id AS slot_id, gen_random_uuid() AS booking
   FROM bench_people p, bench_slots s WHERE p.n = :person AND s.n = :slot \gset
+-- the confirmation's task as the server sends it (id: any unique text; the server uses ULIDs)
 SELECT out_outcome FROM book_first_dose(:tenant::uuid, NULL, :resident::uuid, :slot_id::uuid, NULL,
-       'pgbench-' || :person, :booking::uuid, :booking::uuid, gen_random_uuid(),
-       'booking-confirmed:' || :booking, jsonb_build_object('kind', 'booking_confirmed', 'booking_id', :booking::uuid));
+       'pgbench-' || :person, :booking::uuid, :booking::uuid, gen_random_uuid()::text,
+       :tenant || '/booking-confirmed:' || :booking,
+       convert_to(json_build_object('tenant', :tenant::uuid, 'key', 'booking-confirmed:' || :booking,
+                                    'kind', 'booking_confirmed', 'booking_id', :booking::uuid)::text, 'UTF8'));

@@ -504,8 +504,8 @@ async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()
         "SELECT (SELECT COALESCE(sum(booked), 0) FROM slots), \
                 (SELECT count(*) FROM bookings WHERE status = 'booked'), \
                 (SELECT count(*) FROM slots WHERE booked > capacity), \
-                (SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM notification_jobs j \
-                     WHERE j.tenant_id = b.tenant_id AND j.idempotency_key = 'booking-confirmed:' || b.id))",
+                (SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM apalis.jobs j \
+                     WHERE j.job_type = 'notify' AND j.idempotency_key = b.tenant_id || '/booking-confirmed:' || b.id))",
     )
     .fetch_one(owner)
     .await?;

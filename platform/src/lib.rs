@@ -9,6 +9,7 @@
 //!   resident GraphQL fields), the eligible-resident import.
 //! * [`staff`] — staff identity, the guard ([`staff::authz`]: roles, tenant status, the scope every
 //!   staff function takes), onboarding and members, integrator API keys, the audit trail.
+//! * [`jobs`] — the one job runtime (apalis-postgres): queues, workers, cron ticks.
 //! * [`notifications`] — the outbox, the worker, channels, templates and the delivery log.
 //! * [`intake`] — the venue's day: check-in, vaccination records, questionnaire, side effects.
 //! * [`callcenter`] — booking on a caller's behalf with the resident site's rules.
@@ -28,6 +29,7 @@ pub mod demo;
 pub mod exports;
 pub mod i18n;
 pub mod intake;
+pub mod jobs;
 pub mod notifications;
 pub mod operator;
 pub mod residents;

@@ -116,5 +116,12 @@ pub trait Channel: Send + Sync {
     /// Stable identifier, e.g. `log`, `smtp`, `twilio`, `webhook`.
     fn name(&self) -> &'static str;
     fn kind(&self) -> ChannelKind;
+    /// Whether the provider recognises a resend of the same message (same
+    /// `Message::idempotency_key`) and delivers it once: then a send interrupted by a crash may be
+    /// repeated safely. SMTP cannot; the Twilio-compatible gateway (`I-Twilio-Idempotency-Token`)
+    /// and the webhook (`Idempotency-Key`) can.
+    fn dedupes_resends(&self) -> bool {
+        false
+    }
     async fn send(&self, message: &Message) -> Result<DeliveryReceipt, SendError>;
 }

@@ -41,6 +41,11 @@ impl LogChannel {
 
 #[async_trait::async_trait]
 impl Channel for LogChannel {
+    /// Yes: records are keyed by the message key.
+    fn dedupes_resends(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "log"
     }

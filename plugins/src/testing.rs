@@ -92,34 +92,32 @@ fn decode_words(value: &str) -> String {
     out
 }
 
+/// Cloned for every connection: the message being received is the session's own (senders may
+/// deliver over several connections at once), the finished ones are shared.
 #[derive(Clone, Default)]
 struct Collector {
-    current: Arc<Mutex<ReceivedMail>>,
+    current: ReceivedMail,
     done: Arc<Mutex<Vec<ReceivedMail>>>,
 }
 
 impl Handler for Collector {
     fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
-        if let Ok(mut c) = self.current.lock() {
-            *c = ReceivedMail {
-                from: from.to_owned(),
-                to: to.to_vec(),
-                raw: String::new(),
-            };
-        }
+        self.current = ReceivedMail {
+            from: from.to_owned(),
+            to: to.to_vec(),
+            raw: String::new(),
+        };
         response::OK
     }
 
     fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if let Ok(mut c) = self.current.lock() {
-            c.raw.push_str(&String::from_utf8_lossy(buf));
-        }
+        self.current.raw.push_str(&String::from_utf8_lossy(buf));
         Ok(())
     }
 
     fn data_end(&mut self) -> Response {
-        if let (Ok(c), Ok(mut done)) = (self.current.lock(), self.done.lock()) {
-            done.push(c.clone());
+        if let Ok(mut done) = self.done.lock() {
+            done.push(self.current.clone());
         }
         response::OK
     }

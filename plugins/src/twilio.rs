@@ -217,6 +217,11 @@ struct ApiError {
 
 #[async_trait::async_trait]
 impl Channel for TwilioChannel {
+    /// Yes: the gateway dedupes by `I-Twilio-Idempotency-Token` (the message key).
+    fn dedupes_resends(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "twilio"
     }

@@ -99,6 +99,11 @@ struct Accepted {
 
 #[async_trait::async_trait]
 impl Channel for WebhookChannel {
+    /// Yes: the receiver is handed the message key as `Idempotency-Key`.
+    fn dedupes_resends(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "webhook"
     }

@@ -26,8 +26,8 @@ async fn invariants(pool: &PgPool) -> BTreeMap<&'static str, String> {
     assert_eq!(miscounted, 0, "slots whose booked count is not their rows");
     // every booking has its notification job (the outbox)
     let without_job: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM notification_jobs j \
-           WHERE j.tenant_id = b.tenant_id AND j.idempotency_key = 'booking-confirmed:' || b.id)",
+        "SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM apalis.jobs j \
+           WHERE j.job_type = 'notify' AND j.idempotency_key = b.tenant_id || '/booking-confirmed:' || b.id)",
     )
     .fetch_one(pool)
     .await
@@ -52,8 +52,11 @@ async fn invariants(pool: &PgPool) -> BTreeMap<&'static str, String> {
             "SELECT count(*)::text || ':' || COALESCE(sum(booked), 0)::text FROM slots",
         ),
         (
-            "notification_jobs",
-            "SELECT count(*)::text FROM notification_jobs",
+            // the outbox: one confirmation task per booking, written with it (the delivery log
+            // rows and reminder tasks are the workers' and may grow while either server runs)
+            "confirmation_tasks",
+            "SELECT count(*)::text FROM apalis.jobs WHERE job_type = 'notify' \
+               AND idempotency_key LIKE '%/booking-confirmed:%'",
         ),
         (
             "migrations",

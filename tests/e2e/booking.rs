@@ -21,12 +21,16 @@ async fn seats(app: &TestApp, slot: Uuid) -> (i32, i64) {
     .expect("seats")
 }
 
+/// The booking's confirmation tasks in the job runtime (apalis.jobs, key `<tenant>/booking-confirmed:<id>`).
 async fn jobs_for(app: &TestApp, booking: Uuid) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM notification_jobs WHERE payload->>'booking_id' = $1")
-        .bind(booking.to_string())
-        .fetch_one(&app.owner)
-        .await
-        .expect("count jobs")
+    sqlx::query_scalar(
+        "SELECT count(*) FROM apalis.jobs WHERE job_type = 'notify' \
+           AND idempotency_key LIKE '%/booking-confirmed:' || $1",
+    )
+    .bind(booking.to_string())
+    .fetch_one(&app.owner)
+    .await
+    .expect("count jobs")
 }
 
 #[tokio::test]
@@ -326,7 +330,7 @@ async fn a_committed_booking_has_exactly_one_job_and_a_rolled_back_one_none() {
 
     // A group whose second member already holds dose 1: the first member's booking row and job are
     // written, then the unique index refuses the second — the whole transaction rolls back.
-    let jobs_before: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_jobs")
+    let jobs_before: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs")
         .fetch_one(&app.owner)
         .await
         .expect("count");
@@ -337,7 +341,7 @@ async fn a_committed_booking_has_exactly_one_job_and_a_rolled_back_one_none() {
         .await
         .expect_err("b already booked");
     assert!(matches!(err, BookingError::AlreadyBooked { .. }), "{err:?}");
-    let jobs_after: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_jobs")
+    let jobs_after: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs")
         .fetch_one(&app.owner)
         .await
         .expect("count");
@@ -758,8 +762,9 @@ async fn bookings_decided_together_answer_each_request_as_if_alone() {
     assert_eq!(seats(&app, closed).await, (0, 0));
     let (bookings, jobless, keys_stored): (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), \
-                count(*) FILTER (WHERE (SELECT count(*) FROM notification_jobs j \
-                                         WHERE j.payload->>'booking_id' = b.id::text) <> 1), \
+                count(*) FILTER (WHERE (SELECT count(*) FROM apalis.jobs j \
+                                         WHERE j.job_type = 'notify' \
+                                           AND j.idempotency_key = b.tenant_id || '/booking-confirmed:' || b.id) <> 1), \
                 (SELECT count(*) FROM idempotency_keys WHERE key LIKE 'wave-%') \
            FROM bookings b WHERE b.slot_id = ANY($1)",
     )

@@ -327,13 +327,14 @@ async fn only_a_city_admin_may_cancel_past_the_cutoff_and_the_override_is_audite
         overrides,
         vec![("boss@demo.example".to_owned(), format!("booking/{booking}"))]
     );
-    // and the resident hears about it (outbox row in the same transaction)
-    let queued: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM notification_jobs WHERE idempotency_key = $1")
-            .bind(format!("booking-cancelled:{booking}"))
-            .fetch_one(&app.owner)
-            .await
-            .expect("outbox");
+    // and the resident hears about it (a task queued in the same transaction)
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM apalis.jobs WHERE idempotency_key LIKE '%/' || $1",
+    )
+    .bind(format!("booking-cancelled:{booking}"))
+    .fetch_one(&app.owner)
+    .await
+    .expect("outbox");
     assert_eq!(queued, 1);
 }
 

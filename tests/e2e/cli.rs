@@ -287,8 +287,12 @@ async fn a_worker_process_delivers_queued_notifications_and_stops_on_sigterm() {
     let owner = sqlx::PgPool::connect(&url).await.expect("owner pool");
     let mut pending = i64::MAX;
     for _ in 0..150 {
+        // every task due done (reminders wait for their day), every delivery-log row decided
         let (jobs, queued): (i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE status IN ('queued', 'sending')) FROM notification_jobs",
+            "SELECT (SELECT count(*) FROM notification_jobs), \
+                    (SELECT count(*) FROM apalis.jobs WHERE job_type = 'notify' AND status <> 'Done' \
+                        AND run_at <= now()) \
+                  + (SELECT count(*) FROM notification_jobs WHERE status IN ('queued', 'sending'))",
         )
         .fetch_one(&owner)
         .await

@@ -24,7 +24,7 @@ async fn serve(configure: impl FnOnce(&mut Settings)) -> Server {
     let mut settings = settings_for(&database);
     settings.demo.seed = true;
     // the test works notification jobs itself (login codes)
-    settings.residents.worker_poll_ms = 0;
+    settings.jobs.in_serve = false;
     configure(&mut settings);
     let app = App::build(settings).await.expect("build app");
     let app_messages = app.messages.clone();

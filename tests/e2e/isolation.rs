@@ -363,6 +363,17 @@ async fn the_runtime_role_cannot_switch_rls_off_or_write_across_tenants() {
         (false, false, 0),
         "runtime role: not superuser, no BYPASSRLS, owns nothing"
     );
+    // …and works the job runtime's tables with what it was granted
+    let usable: (bool, bool, bool) = sqlx::query_as(
+        "SELECT has_schema_privilege('apalis', 'USAGE'), \
+                has_table_privilege('apalis.jobs', 'INSERT') AND has_table_privilege('apalis.jobs', 'UPDATE') \
+                    AND has_table_privilege('apalis.jobs', 'DELETE') AND has_table_privilege('apalis.workers', 'UPDATE'), \
+                has_function_privilege('apalis.get_jobs(text, text, integer)', 'EXECUTE')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("grants");
+    assert_eq!(usable, (true, true, true));
 
     for attack in [
         "ALTER TABLE residents DISABLE ROW LEVEL SECURITY",
@@ -373,6 +384,13 @@ async fn the_runtime_role_cannot_switch_rls_off_or_write_across_tenants() {
         "CREATE FUNCTION peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM residents'",
         "CREATE TABLE stash AS SELECT * FROM residents",
         "GRANT yoyaku_app TO PUBLIC",
+        // the job runtime's schema: rows only, nothing to create, alter or own
+        "CREATE TABLE apalis.stash (x int)",
+        "CREATE FUNCTION apalis.peek() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "ALTER TABLE apalis.jobs ADD COLUMN x int",
+        "CREATE TRIGGER t AFTER INSERT ON apalis.jobs EXECUTE FUNCTION apalis.get_jobs()",
+        "DELETE FROM apalis._sqlx_migrations",
+        "SELECT count(*) FROM apalis._sqlx_migrations",
     ] {
         let result = app.pool.execute(attack).await;
         assert!(result.is_err(), "the runtime role could run: {attack}");

@@ -26,6 +26,7 @@ mod health;
 mod import;
 mod intake;
 mod isolation;
+mod job_runtime;
 mod key_shape;
 mod metrics;
 mod notifications;

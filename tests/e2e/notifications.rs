@@ -1,11 +1,11 @@
 //! Messages go out and are paid for: a booking reaches a real SMTP server (Japanese subject and body)
 //! and a fake SMS gateway (form fields, auth); gateway faults are retried with backoff and sent once;
-//! a worker killed mid-send never sends twice; reminders are queued once by two workers; usage is
-//! metered per sent message and the SMS budget stops SMS at the cap.
+//! a send cut short by a crash is repeated only through a channel that recognises the repeat;
+//! reminders are queued once and sent once by two workers; usage is metered per sent message and the
+//! SMS budget stops SMS at the cap. (A real worker process killed mid-send: tests/e2e/job_runtime.rs.)
 
 use std::time::Duration;
 
-use chrono::Utc;
 use platform::booking;
 use platform::demo::demo_resident;
 use platform::notifications::channels::{self, SealingKey};
@@ -52,9 +52,11 @@ async fn book(app: &TestApp, n: u32, slot_nth: i64) -> Uuid {
         .id
 }
 
+/// The booking's confirmation (or change, cancellation) in the delivery log.
 async fn job(app: &TestApp, booking: Uuid) -> (String, i32, Option<String>, Option<i32>) {
     sqlx::query_as(
-        "SELECT status, attempts, last_error, units FROM notification_jobs WHERE payload->>'booking_id' = $1",
+        "SELECT status, attempts, last_error, units FROM notification_jobs \
+          WHERE payload->>'booking_id' = $1 AND payload->>'kind' <> 'reminder' ORDER BY created_at LIMIT 1",
     )
     .bind(booking.to_string())
     .fetch_one(&app.owner)
@@ -62,11 +64,14 @@ async fn job(app: &TestApp, booking: Uuid) -> (String, i32, Option<String>, Opti
     .expect("job")
 }
 
+/// Makes the tasks waiting to be retried due now.
 async fn make_due(app: &TestApp) {
-    sqlx::query("UPDATE notification_jobs SET run_after = now() WHERE status = 'queued'")
-        .execute(&app.owner)
-        .await
-        .expect("due now");
+    sqlx::query(
+        "UPDATE apalis.jobs SET run_at = now() - interval '1 second' WHERE status = 'Failed'",
+    )
+    .execute(&app.owner)
+    .await
+    .expect("due now");
 }
 
 async fn usage_total(app: &TestApp, kind: &str) -> i64 {
@@ -234,7 +239,7 @@ async fn gateway_errors_are_retried_with_backoff_and_the_message_is_sent_once() 
 }
 
 #[tokio::test]
-async fn a_gateway_down_for_good_ends_dead_with_the_reason_and_a_crashed_send_is_not_repeated() {
+async fn a_gateway_down_for_good_ends_dead_with_the_reason() {
     let app = demo_app_manual_worker().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
@@ -261,31 +266,121 @@ async fn a_gateway_down_for_good_ends_dead_with_the_reason_and_a_crashed_send_is
         0,
         "nothing sent, nothing billed"
     );
+}
 
-    // A worker claimed a job and died before reporting: after its lease the job is given up, not
-    // sent again (the provider may already have it).
-    let before = gateway.received_requests().await.expect("requests").len();
-    let second = book(&app, 6, 1).await;
+/// A worker that took a job and vanished mid-send, as the job runtime finds it: the delivery-log row
+/// `sending`, the task held by a worker whose heartbeats stopped long ago.
+async fn crash_mid_send(app: &TestApp, booking: Uuid) {
+    let tenant = app.demo_tenant().await;
     sqlx::query(
-        "UPDATE notification_jobs SET status = 'sending', attempts = 1, claimed_at = now() - interval '10 minutes' \
-         WHERE payload->>'booking_id' = $1",
+        "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen) \
+         VALUES ('crashed@1', 'notify', 'PgStorage', '', now() - interval '1 hour') ON CONFLICT DO NOTHING",
     )
-    .bind(second.to_string())
     .execute(&app.owner)
     .await
-    .expect("simulate a crash mid-send");
-    app.worker.run_once().await.expect("restarted worker");
-    let (status, _, error, _) = job(&app, second).await;
-    assert_eq!(status, "dead");
-    assert!(error.unwrap_or_default().contains("not resent"));
-    assert_eq!(
-        gateway.received_requests().await.expect("requests").len(),
-        before
-    );
+    .expect("a dead worker");
+    let held = sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Running', lock_by = 'crashed@1', lock_at = now() - interval '1 hour' \
+          WHERE idempotency_key = $1 || '/booking-confirmed:' || $2",
+    )
+    .bind(tenant.id.0.to_string())
+    .bind(booking.to_string())
+    .execute(&app.owner)
+    .await
+    .expect("held by it");
+    assert_eq!(held.rows_affected(), 1);
+    sqlx::query(
+        "INSERT INTO notification_jobs (tenant_id, id, queue, idempotency_key, payload, status, attempts, claimed_at) \
+         VALUES ($1, gen_random_uuid(), 'notifications', 'booking-confirmed:' || $2, \
+                 jsonb_build_object('kind', 'booking_confirmed', 'booking_id', $2), 'sending', 1, now() - interval '1 hour')",
+    )
+    .bind(tenant.id.0)
+    .bind(booking)
+    .execute(&app.owner)
+    .await
+    .expect("claimed, then silence");
+}
+
+/// An SMS channel that cannot recognise a resend (as SMTP cannot), counting what it is given.
+#[derive(Default)]
+struct Forgetful(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl plugins::Channel for Forgetful {
+    fn name(&self) -> &'static str {
+        "forgetful"
+    }
+    fn kind(&self) -> plugins::ChannelKind {
+        plugins::ChannelKind::Sms
+    }
+    async fn send(
+        &self,
+        _: &plugins::Message,
+    ) -> Result<plugins::DeliveryReceipt, plugins::SendError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(plugins::SendError::Permanent {
+            reason: "never called".into(),
+        })
+    }
 }
 
 #[tokio::test]
-async fn two_workers_queue_each_due_reminder_once_and_none_for_a_cancelled_booking() {
+async fn a_send_cut_short_by_a_crash_is_repeated_once_through_the_gateway_and_never_through_a_forgetful_channel()
+ {
+    let app = demo_app_manual_worker().await;
+    // the Twilio-compatible gateway recognises a repeat by its idempotency token: the orphaned task
+    // is taken up again and sent, with the token of the first try
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM-again" })))
+        .mount(&gateway)
+        .await;
+    twilio(&app, &gateway).await;
+    let first = book(&app, 3, 0).await;
+    crash_mid_send(&app, first).await;
+    app.worker.run_once().await.expect("a new worker");
+    let (status, attempts, _, _) = job(&app, first).await;
+    assert_eq!((status.as_str(), attempts), ("sent", 2));
+    let requests = gateway.received_requests().await.expect("requests");
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0]
+            .headers
+            .get("i-twilio-idempotency-token")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("booking-confirmed:{first}").as_str())
+    );
+
+    // a channel that cannot recognise a repeat: given up, never sent again
+    let forgetful = std::sync::Arc::new(Forgetful::default());
+    let mut worker = app.worker.clone();
+    worker.fallback = Some(forgetful.clone());
+    let tenant = app.demo_tenant().await;
+    sqlx::query("DELETE FROM notification_channels WHERE tenant_id = $1")
+        .bind(tenant.id.0)
+        .execute(&app.owner)
+        .await
+        .expect("no channel of the city's own");
+    let second = book(&app, 6, 1).await;
+    crash_mid_send(&app, second).await;
+    worker.run_once().await.expect("a new worker");
+    let (status, _, error, _) = job(&app, second).await;
+    assert_eq!(status, "dead");
+    assert!(error.unwrap_or_default().contains("not resent"));
+    assert_eq!(forgetful.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let task: (String, Option<String>) = sqlx::query_as(
+        "SELECT status, last_result->>'Err' FROM apalis.jobs WHERE idempotency_key LIKE '%/booking-confirmed:' || $1",
+    )
+    .bind(second.to_string())
+    .fetch_one(&app.owner)
+    .await
+    .expect("task");
+    assert_eq!(task.0, "Killed");
+    assert!(task.1.unwrap_or_default().contains("not resent"));
+}
+
+#[tokio::test]
+async fn two_workers_send_each_due_reminder_once_and_none_for_a_cancelled_booking() {
     let app = demo_app_manual_worker().await;
     let tenant = app.demo_tenant().await;
     // a slot exactly two days ahead (the default lead), 10:05 Tokyo time (beside the demo's slots)
@@ -333,32 +428,25 @@ async fn two_workers_queue_each_due_reminder_once_and_none_for_a_cancelled_booki
     .expect("cancel")
     .id;
 
-    // two processes tick at the same moment
-    let now = Utc::now();
-    let (a, b) = tokio::join!(
-        platform::notifications::schedule_reminders(&app.pool, now),
-        platform::notifications::schedule_reminders(&app.pool, now)
-    );
-    assert_eq!(a.expect("tick a") + b.expect("tick b"), 1);
-    assert_eq!(
-        platform::notifications::schedule_reminders(&app.pool, now)
-            .await
-            .expect("tick again"),
-        0
-    );
+    // two workers at once: the confirmation queues the reminder (due now: the slot is two local
+    // days ahead), the cancelled booking none
+    let other = app.worker.clone();
+    let (x, y) = tokio::join!(app.worker.run_once(), other.run_once());
+    x.expect("worker 1");
+    y.expect("worker 2");
     let reminders: Vec<String> = sqlx::query_scalar(
-        "SELECT payload->>'booking_id' FROM notification_jobs WHERE payload->>'kind' = 'reminder'",
+        "SELECT convert_from(job, 'UTF8')::jsonb->>'booking_id' FROM apalis.jobs \
+          WHERE job_type = 'notify' AND idempotency_key LIKE '%/reminder:%:' || $1",
     )
+    .bind(slot.to_string())
     .fetch_all(&app.owner)
     .await
     .expect("reminders");
     assert_eq!(reminders, vec![kept.to_string()]);
     assert!(!reminders.contains(&cancelled.to_string()));
-
-    let other = app.worker.clone();
+    // working again queues nothing new and sends nothing twice
     let (x, y) = tokio::join!(app.worker.run_once(), other.run_once());
-    x.expect("worker 1");
-    y.expect("worker 2");
+    assert_eq!(x.expect("worker 1") + y.expect("worker 2"), 0);
     let sent: Vec<_> = app
         .messages
         .recent()
@@ -475,13 +563,25 @@ async fn during_a_rush_the_worker_sends_login_codes_and_defers_the_rest() {
     let status_of = async |kind: &str| -> String {
         sqlx::query_scalar("SELECT status FROM notification_jobs WHERE payload->>'kind' = $1")
             .bind(kind)
-            .fetch_one(&app.owner)
+            .fetch_optional(&app.owner)
             .await
             .expect("job")
+            .unwrap_or_default()
+    };
+    let task_of = async |booking: Uuid| -> String {
+        sqlx::query_scalar(
+            "SELECT status FROM apalis.jobs WHERE idempotency_key LIKE '%/booking-confirmed:' || $1",
+        )
+        .bind(booking.to_string())
+        .fetch_one(&app.owner)
+        .await
+        .expect("task")
     };
 
     // the server is busy: 40 requests in flight against a threshold of 32
     let mut worker = app.worker.clone();
+    worker.jobs.poll = Duration::from_millis(20);
+    worker.jobs.idle_poll = Duration::from_millis(20);
     worker.pacing = platform::notifications::Pacing {
         in_flight: Default::default(),
         busy_at: 32,
@@ -493,7 +593,7 @@ async fn during_a_rush_the_worker_sends_login_codes_and_defers_the_rest() {
     assert!(worker.pacing.busy());
     // the running worker sends the waiting resident's code at once and holds the confirmation back
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.clone().run(Duration::from_millis(20), async {
+    let running = tokio::spawn(worker.clone().run(async {
         let _ = stopped.await;
     }));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -505,13 +605,24 @@ async fn during_a_rush_the_worker_sends_login_codes_and_defers_the_rest() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        job(&app, booking).await.0,
-        "queued",
+        task_of(booking).await,
+        "Pending",
         "deferred during the rush"
     );
     // …but not for longer than max_defer, even if the rush goes on
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while job(&app, booking).await.0 != "sent" {
+    let confirmation_of = async |booking: Uuid| -> String {
+        sqlx::query_scalar(
+            "SELECT status FROM notification_jobs WHERE payload->>'booking_id' = $1 \
+               AND payload->>'kind' = 'booking_confirmed'",
+        )
+        .bind(booking.to_string())
+        .fetch_optional(&app.owner)
+        .await
+        .expect("job")
+        .unwrap_or_default()
+    };
+    while confirmation_of(booking).await != "sent" {
         assert!(tokio::time::Instant::now() < deadline, "deferred for ever");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

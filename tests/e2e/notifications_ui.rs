@@ -1112,7 +1112,8 @@ async fn budget_alerts_are_mailed_to_the_city_admins_once_a_month() {
         "{text}"
     );
     let (status, reason): (String, Option<String>) = sqlx::query_as(
-        "SELECT status, last_error FROM notification_jobs WHERE payload->>'booking_id' = $1",
+        "SELECT status, last_error FROM notification_jobs WHERE payload->>'booking_id' = $1 \
+           AND payload->>'kind' = 'booking_confirmed'",
     )
     .bind(stopped.to_string())
     .fetch_one(&app.owner)
@@ -1200,10 +1201,12 @@ async fn the_delivery_log_shows_a_dead_message_with_its_reason_filters_pages_and
             break;
         }
         app.worker.run_once().await.expect("work");
-        sqlx::query("UPDATE notification_jobs SET run_after = now() WHERE status = 'queued'")
-            .execute(&app.owner)
-            .await
-            .expect("due");
+        sqlx::query(
+            "UPDATE apalis.jobs SET run_at = now() - interval '1 second' WHERE status = 'Failed'",
+        )
+        .execute(&app.owner)
+        .await
+        .expect("due");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // another resident's message, sent by the development log channel (no e-mail channel)

@@ -45,8 +45,8 @@ async fn footprint(app: &TestApp, resident: Uuid, slot: Uuid) -> (i64, i32, i64,
     sqlx::query_as(
         "SELECT (SELECT count(*) FROM bookings WHERE resident_id = $1 AND status = 'booked'), \
                 (SELECT booked FROM slots WHERE id = $2), \
-                (SELECT count(*) FROM notification_jobs j JOIN bookings b \
-                   ON j.idempotency_key = 'booking-confirmed:' || b.id WHERE b.resident_id = $1), \
+                (SELECT count(*) FROM apalis.jobs j JOIN bookings b \
+                   ON j.idempotency_key = b.tenant_id || '/booking-confirmed:' || b.id WHERE b.resident_id = $1), \
                 (SELECT count(*) FROM health_questionnaires WHERE resident_id = $1)",
     )
     .bind(resident)

@@ -169,7 +169,7 @@ pub struct Options {
     pub via_proxy: bool,
     /// Run with `environment = "production"` (no demo city, no development pages).
     pub production: bool,
-    /// The server runs no notification worker (`residents.worker_poll_ms = 0`); the test drives
+    /// The server runs no notification worker (`jobs.in_serve = false`); the test drives
     /// `worker.run_once()` itself, so the two never race for the same job.
     pub manual_worker: bool,
     /// Open the admin listener (`metrics.listen = 127.0.0.1:0`); its address is `TestApp::admin`.
@@ -236,7 +236,7 @@ pub async fn spawn_app_on(database: &str, options: Options) -> TestApp {
         settings.environment = yoyaku::config::Environment::Production;
     }
     if options.manual_worker {
-        settings.residents.worker_poll_ms = 0;
+        settings.jobs.in_serve = false;
     }
     if options.metrics {
         settings.metrics.listen = "127.0.0.1:0".into();

@@ -249,7 +249,7 @@ async fn run_batch(
     .bind(reqs().map(|r| r.prefix).collect::<Vec<_>>())
     .bind(reqs().map(|r| r.key.clone()).collect::<Vec<_>>())
     .bind(reqs().map(|r| r.booking).collect::<Vec<_>>())
-    .bind(reqs().map(|r| r.job).collect::<Vec<_>>())
+    .bind(reqs().map(|r| r.job.clone()).collect::<Vec<_>>())
     .bind(reqs().map(|r| r.job_key.clone()).collect::<Vec<_>>())
     .bind(reqs().map(|r| r.payload.clone()).collect::<Vec<_>>())
     .fetch_all(pool)

@@ -8,7 +8,7 @@ use super::bookings::{Booking, load};
 use super::dose::Dose;
 use super::error::BookingError;
 use super::keys::is_unique_violation;
-use crate::notifications::outbox::Notification;
+use crate::notifications::outbox::{Notification, NotifyTask};
 
 /// Who asks for a fast-path booking: a resident already identified (resident site), or the bearer
 /// of a resident token (API), checked inside the same statement.
@@ -40,9 +40,10 @@ pub(crate) struct FastRequest {
     pub prefix: Option<&'static str>,
     pub key: String,
     pub booking: Uuid,
-    pub job: Uuid,
+    /// The confirmation's task in the job runtime: id, `<tenant>/<key>`, arguments.
+    pub job: String,
     pub job_key: String,
-    pub payload: serde_json::Value,
+    pub payload: Vec<u8>,
 }
 
 /// Checks what can be checked without the database; `Err(outcome)` answers at once.
@@ -73,10 +74,15 @@ pub(crate) fn fast_request(
         return Err(BookingError::BadKey);
     }
     let booking = Uuid::now_v7();
-    let payload = serde_json::to_value(Notification::BookingConfirmed {
-        booking_id: booking,
-    })
-    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let job_key = format!("booking-confirmed:{booking}");
+    let payload = NotifyTask {
+        tenant: tenant.id.0,
+        key: job_key.clone(),
+        note: Notification::BookingConfirmed {
+            booking_id: booking,
+        },
+    }
+    .encode()?;
     Ok(Ok(FastRequest {
         token_hash,
         resident,
@@ -84,8 +90,8 @@ pub(crate) fn fast_request(
         prefix,
         key: key.to_owned(),
         booking,
-        job: Uuid::now_v7(),
-        job_key: format!("booking-confirmed:{booking}"),
+        job: crate::jobs::new_task_id(),
+        job_key: crate::jobs::tenant_key(tenant.id.0, &job_key),
         payload,
     }))
 }
@@ -149,7 +155,7 @@ pub(crate) async fn book_one_first_dose(
             .bind(&req.key)
             .bind(req.booking)
             .bind(req.booking)
-            .bind(req.job)
+            .bind(&req.job)
             .bind(&req.job_key)
             .bind(&req.payload)
             .fetch_one(pool)

@@ -113,6 +113,17 @@ pub async fn create(
     .bind(&scope.actor.label)
     .execute(&mut *scope.tx)
     .await?;
+    crate::jobs::push(
+        &mut scope.tx,
+        crate::jobs::EXPORTS,
+        &crate::jobs::tenant_key(tid, &format!("export:{id}")),
+        0,
+        &super::ExportTask::Write {
+            tenant: tid,
+            export: id,
+        },
+    )
+    .await?;
     audit::record(
         scope,
         "export.create",

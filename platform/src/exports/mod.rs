@@ -11,12 +11,14 @@
 //!   is consumed) and cut into batches of [`BATCH_ROWS`]; a bounded channel of one batch hands them
 //!   to a blocking thread that writes the file. At most three batches exist at once (being filled,
 //!   queued, being written); the job records the peak it saw (`max_buffered_rows`).
-//! * **Jobs**: `export_jobs` rows, claimed with `FOR UPDATE SKIP LOCKED` (any number of workers),
-//!   states queued → running → done | failed, then expired. A running job whose worker vanished is
-//!   re-queued when its lease ends (three attempts). `rows_done` is updated after every batch.
+//! * **Jobs**: an `export_jobs` row (the record staff see: states queued → running → done |
+//!   failed, then expired) and a task of the job runtime's exports queue ([`crate::jobs::EXPORTS`])
+//!   queued in the same transaction. A running export whose worker vanished is started again when
+//!   the runtime re-enqueues its task (three attempts). `rows_done` is updated after every batch.
 //! * **Files** live in the database (`export_chunks`, 1 MiB bytea chunks): every server process
 //!   can serve every download, row-level security covers the files like any tenant data, and
-//!   expiry is a DELETE. The worker tick expires done jobs past `expires_at` and deletes their chunks.
+//!   expiry is a DELETE: finishing an export queues its expiry task, due at `expires_at`, which
+//!   marks it expired and deletes its chunks (no sweep over every city).
 //! * **Audit**: creating and downloading are audited; downloads only through [`open_download`].
 
 //!
@@ -30,4 +32,4 @@ pub mod worker;
 
 pub use jobs::{Download, ExportJob, ExportJobError, chunks, create, get, list, open_download};
 pub use kinds::{ExportFormat, ExportKind, Plan};
-pub use worker::{BATCH_ROWS, CHUNK_BYTES, ExportWorker, LEASE_SECS, MAX_ATTEMPTS, TickReport};
+pub use worker::{BATCH_ROWS, CHUNK_BYTES, ExportTask, ExportWorker, MAX_ATTEMPTS};

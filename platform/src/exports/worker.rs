@@ -1,13 +1,17 @@
-//! The export worker: claims queued jobs (`FOR UPDATE SKIP LOCKED`), streams the rows from
-//! PostgreSQL in batches to a blocking thread that writes the file, stores it in chunks, and expires
-//! old files.
+//! The export worker: the [`Handler`] of the [`jobs::EXPORTS`] queue. A task names an export
+//! ([`ExportTask::Write`]): the worker claims its row (`running`), streams the rows from
+//! PostgreSQL in batches to a blocking thread that writes the file, stores it in chunks and marks
+//! it `done`, queuing its expiry ([`ExportTask::Expire`], due at `expires_at`) in the same
+//! transaction. A worker that vanished mid-export: the job runtime re-enqueues the task, which
+//! starts the export again (three attempts, then `failed`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::{NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use tenants::billing::{MeteredKind, usage};
@@ -17,6 +21,7 @@ use uuid::Uuid;
 use crate::exports::spreadsheet::{
     Cell, Column, ColumnKind, CsvEncoding, CsvExport, ExportError, XlsxExport,
 };
+use crate::jobs::{self, Handler, Outcome, Runner, Task};
 
 use super::kinds::{ExportFormat, ExportKind, Plan};
 
@@ -24,11 +29,19 @@ use super::kinds::{ExportFormat, ExportKind, Plan};
 pub const BATCH_ROWS: usize = 1_000;
 /// Size of one stored file chunk.
 pub const CHUNK_BYTES: usize = 1024 * 1024;
-/// How long a worker may hold a running job without reporting progress.
-pub const LEASE_SECS: i64 = 600;
 pub const MAX_ATTEMPTS: i32 = 3;
 
-/// The background half: claims queued jobs, writes them, expires old files.
+/// A task of the exports queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExportTask {
+    /// Write the export's file.
+    Write { tenant: Uuid, export: Uuid },
+    /// Delete the file of a finished export whose time is up.
+    Expire { tenant: Uuid, export: Uuid },
+}
+
+/// The background half: writes queued exports, expires old files.
 #[derive(Clone)]
 pub struct ExportWorker {
     pub pool: PgPool,
@@ -36,15 +49,10 @@ pub struct ExportWorker {
     pub ttl: chrono::Duration,
     /// Where files are written while being built (then stored in the database and deleted).
     pub scratch_dir: std::path::PathBuf,
-}
-
-/// What one worker pass did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct TickReport {
-    pub done: usize,
-    pub failed: usize,
-    pub expired: u64,
-    pub requeued: u64,
+    /// Polling, heartbeats and concurrency of the queue.
+    pub jobs: jobs::Settings,
+    /// This worker's id in `apalis.workers`, shared by its clones.
+    pub name: Arc<String>,
 }
 
 struct Claimed {
@@ -61,96 +69,88 @@ impl ExportWorker {
             pool,
             ttl,
             scratch_dir: std::env::temp_dir(),
+            jobs: jobs::Settings::default(),
+            name: Arc::new(jobs::runner::worker_name(jobs::EXPORTS)),
         }
     }
 
-    /// Ticks every `every` until `shutdown` resolves; a job in progress is finished first.
-    pub async fn run(self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            if let Err(e) = self.run_once().await {
-                tracing::warn!(error = %e, "export worker pass failed");
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-        }
+    /// The runner of the exports queue.
+    pub fn runner(&self) -> Runner<ExportWorker> {
+        let mut r = Runner::new(
+            self.pool.clone(),
+            jobs::EXPORTS,
+            self.jobs.exports_concurrency,
+            self.jobs.clone(),
+            self.clone(),
+        );
+        r.name = self.name.as_ref().clone();
+        r
     }
 
-    /// One pass over every tenant: expire old files, re-queue abandoned jobs, work queued ones.
-    pub async fn run_once(&self) -> Result<TickReport, sqlx::Error> {
-        let mut report = TickReport::default();
-        for tenant in tenants::list(&self.pool).await? {
-            let (expired, requeued) = self.housekeeping(tenant.id).await?;
-            report.expired += expired;
-            report.requeued += requeued;
-            if tenant.status == TenantStatus::Suspended {
-                continue;
-            }
-            while let Some(job) = self.claim(&tenant).await? {
-                match self.work(&tenant, &job).await {
-                    Ok(true) => report.done += 1,
-                    Ok(false) => {}
-                    Err(e) => {
-                        report.failed += 1;
-                        self.fail(&tenant, &job, &e.to_string()).await?;
-                    }
+    /// Works the queue until `shutdown` resolves; an export in progress is finished first.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        self.runner().run(shutdown).await;
+    }
+
+    /// Works every due task now (writes and expiries); returns how many.
+    pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
+        self.runner().run_once().await
+    }
+
+    /// Deletes the file of a done export whose `expires_at` has passed; `Later` while it has not.
+    async fn expire(&self, tenant: TenantId, export: Uuid) -> Result<Outcome, sqlx::Error> {
+        let mut tx = tenants::begin(&self.pool, tenant).await?;
+        let row: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT state, expires_at FROM export_jobs WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(tenant.0)
+        .bind(export)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some((state, Some(at))) if state == "done" => {
+                let left = at - Utc::now();
+                if left > chrono::Duration::zero() {
+                    return Ok(Outcome::Later {
+                        after: left.to_std().unwrap_or_default(),
+                    });
                 }
             }
+            _ => return Ok(Outcome::Done),
         }
-        Ok(report)
-    }
-
-    /// Expires done jobs past `expires_at` (their chunks are deleted) and re-queues (or fails)
-    /// running jobs whose lease ended. Returns (expired, re-queued).
-    pub async fn housekeeping(&self, tenant: TenantId) -> Result<(u64, u64), sqlx::Error> {
-        let mut tx = tenants::begin(&self.pool, tenant).await?;
-        let expired: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE export_jobs SET state = 'expired' \
-             WHERE tenant_id = $1 AND state = 'done' AND expires_at <= now() RETURNING id",
-        )
-        .bind(tenant.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        let abandoned: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE export_jobs SET \
-               state = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'queued' END, \
-               error = CASE WHEN attempts >= $2 THEN 'the worker stopped during the export; please create it again' END, \
-               rows_done = 0, lease_until = NULL \
-             WHERE tenant_id = $1 AND state = 'running' AND lease_until < now() RETURNING id",
-        )
-        .bind(tenant.0)
-        .bind(MAX_ATTEMPTS)
-        .fetch_all(&mut *tx)
-        .await?;
-        let gone: Vec<Uuid> = expired.iter().chain(&abandoned).copied().collect();
-        if !gone.is_empty() {
-            sqlx::query("DELETE FROM export_chunks WHERE tenant_id = $1 AND job_id = ANY($2)")
-                .bind(tenant.0)
-                .bind(&gone)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query("UPDATE export_jobs SET state = 'expired' WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(export)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM export_chunks WHERE tenant_id = $1 AND job_id = $2")
+            .bind(tenant.0)
+            .bind(export)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        if !expired.is_empty() {
-            tracing::info!(tenant.id = %tenant, expired = expired.len(), "export files expired");
-        }
-        Ok((expired.len() as u64, abandoned.len() as u64))
+        tracing::info!(tenant.id = %tenant, export = %export, "export file expired");
+        Ok(Outcome::Done)
     }
 
-    async fn claim(&self, tenant: &Tenant) -> Result<Option<Claimed>, sqlx::Error> {
+    /// Takes the export: `running`, one more attempt. `None` when it is not to be written (done,
+    /// failed, gone); an export left `running` by a vanished worker starts again, up to
+    /// [`MAX_ATTEMPTS`].
+    async fn claim(&self, tenant: &Tenant, export: Uuid) -> Result<Option<Claimed>, sqlx::Error> {
         let mut tx = tenants::begin(&self.pool, tenant.id).await?;
+        sqlx::query("DELETE FROM export_chunks WHERE tenant_id = $1 AND job_id = $2")
+            .bind(tenant.id.0)
+            .bind(export)
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(
             "UPDATE export_jobs j SET state = 'running', started_at = now(), attempts = j.attempts + 1, \
-                    lease_until = now() + make_interval(secs => $2), rows_done = 0, error = NULL \
-              WHERE j.tenant_id = $1 AND j.id = ( \
-                    SELECT id FROM export_jobs WHERE tenant_id = $1 AND state = 'queued' \
-                     ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                    rows_done = 0, error = NULL \
+              WHERE j.tenant_id = $1 AND j.id = $2 AND j.state IN ('queued', 'running') \
              RETURNING j.id, j.kind, j.params, j.format, j.attempts",
         )
         .bind(tenant.id.0)
-        .bind(LEASE_SECS as f64)
+        .bind(export)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -164,6 +164,28 @@ impl ExportWorker {
             })
         })
         .transpose()
+    }
+
+    async fn write(&self, tenant: &Tenant, export: Uuid) -> Result<Outcome, sqlx::Error> {
+        let Some(job) = self.claim(tenant, export).await? else {
+            return Ok(Outcome::Done);
+        };
+        if job.attempts > MAX_ATTEMPTS {
+            let reason = "the worker stopped during the export; please create it again";
+            self.fail(tenant, &job, reason).await?;
+            return Ok(Outcome::Dead {
+                reason: reason.into(),
+            });
+        }
+        match self.work(tenant, &job).await {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => {
+                self.fail(tenant, &job, &e.to_string()).await?;
+                Ok(Outcome::Dead {
+                    reason: e.to_string(),
+                })
+            }
+        }
     }
 
     async fn fail(&self, tenant: &Tenant, job: &Claimed, reason: &str) -> Result<(), sqlx::Error> {
@@ -190,19 +212,18 @@ impl ExportWorker {
     async fn progress(&self, tenant: TenantId, id: Uuid, rows: u64) -> Result<(), sqlx::Error> {
         let mut tx = tenants::begin(&self.pool, tenant).await?;
         sqlx::query(
-            "UPDATE export_jobs SET rows_done = $3, lease_until = now() + make_interval(secs => $4) \
+            "UPDATE export_jobs SET rows_done = $3 \
              WHERE tenant_id = $1 AND id = $2 AND state = 'running'",
         )
         .bind(tenant.0)
         .bind(id)
         .bind(rows as i64)
-        .bind(LEASE_SECS as f64)
         .execute(&mut *tx)
         .await?;
         tx.commit().await
     }
 
-    /// Writes one claimed job; `Ok(false)` when it was taken away meanwhile (lease ended).
+    /// Writes one claimed job; `Ok(false)` when it was taken away meanwhile.
     async fn work(&self, tenant: &Tenant, job: &Claimed) -> Result<bool, WorkError> {
         let kind = ExportKind::from_stored(&job.kind, &job.params)
             .ok_or_else(|| WorkError::Invalid(format!("unknown export kind {}", job.kind)))?;
@@ -368,7 +389,7 @@ impl ExportWorker {
         }
         let finished = sqlx::query(
             "UPDATE export_jobs SET state = 'done', rows_done = $4, rows_total = $4, max_buffered_rows = $5, \
-                    file_name = $6, byte_size = $7, finished_at = now(), lease_until = NULL, \
+                    file_name = $6, byte_size = $7, finished_at = now(), \
                     expires_at = now() + make_interval(secs => $8) \
               WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempts = $3",
         )
@@ -383,7 +404,7 @@ impl ExportWorker {
         .execute(&mut *tx)
         .await?;
         if finished.rows_affected() == 0 {
-            // the lease ended and someone else has it (or it was re-queued): keep nothing
+            // someone else has it now (its task was re-enqueued): keep nothing
             tx.rollback().await?;
             return Ok(false);
         }
@@ -395,9 +416,56 @@ impl ExportWorker {
             Utc::now(),
         )
         .await?;
+        let expires: DateTime<Utc> = sqlx::query_scalar(
+            "SELECT expires_at FROM export_jobs WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tid)
+        .bind(job.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        jobs::push_once(
+            &mut tx,
+            jobs::EXPORTS,
+            &jobs::tenant_key(tid, &format!("export-expire:{}", job.id)),
+            0,
+            expires,
+            &ExportTask::Expire {
+                tenant: tid,
+                export: job.id,
+            },
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(tenant.id = %tenant.id, job = %job.id, rows, bytes = size, peak_rows = peak, "export done");
         Ok(true)
+    }
+}
+
+impl Handler for ExportWorker {
+    async fn handle(&self, task: &Task) -> Result<Outcome, sqlx::Error> {
+        let export: ExportTask = match serde_json::from_slice(&task.args) {
+            Ok(t) => t,
+            Err(e) => {
+                return Ok(Outcome::Dead {
+                    reason: format!("unreadable task: {e}"),
+                });
+            }
+        };
+        let (ExportTask::Write { tenant, .. } | ExportTask::Expire { tenant, .. }) = &export;
+        let Some(tenant) = tenants::find_by_id(&self.pool, TenantId(*tenant)).await? else {
+            return Ok(Outcome::Dead {
+                reason: "the city no longer exists".into(),
+            });
+        };
+        match export {
+            ExportTask::Expire { export, .. } => self.expire(tenant.id, export).await,
+            ExportTask::Write { .. } if tenant.status == TenantStatus::Suspended => {
+                Ok(Outcome::Later {
+                    after: Duration::from_secs(60),
+                })
+            }
+            ExportTask::Write { export, .. } => self.write(&tenant, export).await,
+        }
     }
 }
 

@@ -1,21 +1,26 @@
-//! The notification outbox: a job row (`notification_jobs`) written in the same transaction as the
-//! booking or login code it announces, never sent from that transaction ([`super::worker`] sends).
+//! Queuing a notification: one task in the job runtime ([`crate::jobs`], apalis-postgres) written
+//! in the same transaction as the booking or login code it announces, never sent from that
+//! transaction ([`super::worker`] sends).
 //!
-//! Why our own outbox rather than apalis (docs/architecture.md, Jobs): the jobs must be pushed by the
-//! runtime role inside a tenant-scoped transaction and be visible to the isolation tests like any
-//! other tenant-owned row.
-//!
-//! * Push: [`push`] inserts one row with a unique idempotency key per tenant; a duplicate push fails
-//!   and aborts the surrounding transaction (one logical message is queued once). [`push_once`]
-//!   ignores a duplicate instead (reminders, which several processes may schedule).
-//! * Payloads carry ids, never secrets: a login code is derived again from the login row's id.
+//! * Push: [`push`] queues one task keyed `<tenant>/<key>`; a duplicate push fails and aborts the
+//!   surrounding transaction (one logical message is queued once). [`push_once`] ignores a
+//!   duplicate instead (reminders and budget alerts, which may be queued from several places).
+//! * Login codes go to their own queue ([`crate::jobs::NOTIFY_URGENT`]), worked first and never
+//!   held back during a rush; everything else goes to [`crate::jobs::NOTIFY`], confirmations,
+//!   changes and cancellations before reminders (priority).
+//! * Payloads carry ids, never secrets or personal data: a login code is derived again from the
+//!   login row's id, the rest is read in the tenant's scope when the message is sent.
+//! * The delivery log row (`notification_jobs`, under row-level security) is written by the worker
+//!   when it first takes the task; until then the task is the queued message.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
-use tenants::TenantStatus;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::jobs;
+
+/// The delivery log's queue name (column `notification_jobs.queue`).
 pub const NOTIFY_QUEUE: &str = "notifications";
 
 /// What a job announces. Ids only: the worker reads the rest when it sends.
@@ -62,98 +67,104 @@ impl Notification {
         "reminder",
         "sms_budget_alert",
     ];
+
+    /// The queue this message goes to.
+    pub fn queue(&self) -> &'static str {
+        match self {
+            Notification::LoginCode { .. } => jobs::NOTIFY_URGENT,
+            _ => jobs::NOTIFY,
+        }
+    }
+
+    /// Within its queue, higher first: what a resident just did before reminders and alerts.
+    pub fn priority(&self) -> i32 {
+        match self {
+            Notification::LoginCode { .. } => 10,
+            Notification::BookingConfirmed { .. }
+            | Notification::BookingChanged { .. }
+            | Notification::BookingCancelled { .. } => 5,
+            Notification::SmsBudgetAlert { .. } => 1,
+            Notification::Reminder { .. } => 0,
+        }
+    }
 }
 
-/// Queues a notification inside the caller's transaction (tenant-scoped).
+/// The task's arguments: the tenant, the message's key (also the provider's idempotency token),
+/// and what it announces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTask {
+    pub tenant: Uuid,
+    pub key: String,
+    #[serde(flatten)]
+    pub note: Notification,
+}
+
+impl NotifyTask {
+    /// The task's bytes as the booking SQL functions store them (apalis's JSON encoding).
+    pub fn encode(&self) -> Result<Vec<u8>, sqlx::Error> {
+        serde_json::to_vec(self).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+    }
+}
+
+/// Queues a notification inside the caller's transaction.
 pub async fn push(
     conn: &mut PgConnection,
     tenant: Uuid,
     idempotency_key: &str,
     notification: &Notification,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO notification_jobs (tenant_id, id, queue, idempotency_key, payload) \
-         VALUES ($1, $2, $3, $4, $5)",
+    let task = NotifyTask {
+        tenant,
+        key: idempotency_key.to_owned(),
+        note: notification.clone(),
+    };
+    jobs::push(
+        conn,
+        notification.queue(),
+        &jobs::tenant_key(tenant, idempotency_key),
+        usize::try_from(notification.priority()).unwrap_or(0),
+        &task,
     )
-    .bind(tenant)
-    .bind(Uuid::now_v7())
-    .bind(NOTIFY_QUEUE)
-    .bind(idempotency_key)
-    .bind(serde_json::to_value(notification).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .await
 }
 
-/// Like [`push`], but a job with the same key already queued is left alone; `true` when queued now.
+/// Like [`push`], to be sent at `run_at`, and a job with the same key already queued (or sent) is
+/// left alone; `true` when queued now.
 pub async fn push_once(
     conn: &mut PgConnection,
     tenant: Uuid,
     idempotency_key: &str,
     notification: &Notification,
+    run_at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO notification_jobs (tenant_id, id, queue, idempotency_key, payload) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+    let task = NotifyTask {
+        tenant,
+        key: idempotency_key.to_owned(),
+        note: notification.clone(),
+    };
+    jobs::push_once(
+        conn,
+        notification.queue(),
+        &jobs::tenant_key(tenant, idempotency_key),
+        notification.priority(),
+        run_at,
+        &task,
     )
-    .bind(tenant)
-    .bind(Uuid::now_v7())
-    .bind(NOTIFY_QUEUE)
-    .bind(idempotency_key)
-    .bind(serde_json::to_value(notification).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .await
 }
 
-/// Queues the reminders that are due: live bookings whose slot is `reminder_days_before` days ahead
-/// in the tenant's time zone. Safe to run from every process at once: one process works a tick (an
-/// advisory lock), and each reminder's key (`reminder:<booking>:<slot>`) queues it once.
-pub async fn schedule_reminders(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
-    let mut queued = 0;
-    for tenant in tenants::list(pool).await? {
-        if tenant.status != TenantStatus::Active {
-            continue;
-        }
-        let mut tx = tenants::begin(pool, tenant.id).await?;
-        let locked: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_xact_lock(hashtext('yoyaku.reminders'), hashtext($1))",
-        )
-        .bind(tenant.id.0.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-        if !locked {
-            continue;
-        }
-        let due: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
-            "SELECT b.id, b.slot_id, COALESCE(ns.reminder_days_before, 2) FROM bookings b \
-             JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
-             LEFT JOIN notification_settings ns ON ns.tenant_id = b.tenant_id \
-             WHERE b.status = 'booked' AND s.starts_at > $1 \
-               AND (s.starts_at AT TIME ZONE $2)::date = ($1 AT TIME ZONE $2)::date + COALESCE(ns.reminder_days_before, 2)",
-        )
-        .bind(now)
-        .bind(tenant.time_zone.name())
-        .fetch_all(&mut *tx)
-        .await?;
-        for (booking_id, slot_id, days) in due {
-            let note = Notification::Reminder {
-                booking_id,
-                slot_id,
-                days,
-            };
-            if push_once(
-                &mut tx,
-                tenant.id.0,
-                &format!("reminder:{booking_id}:{slot_id}"),
-                &note,
-            )
-            .await?
-            {
-                queued += 1;
-            }
-        }
-        tx.commit().await?;
-    }
-    Ok(queued)
+/// Messages of the tenant not yet taken by a worker (tests and tools; the delivery log shows a
+/// message from the moment a worker takes it).
+pub async fn queued_keys(pool: &sqlx::PgPool, tenant: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    let prefix = format!("{tenant}/");
+    sqlx::query_scalar(
+        "SELECT substr(idempotency_key, length($1) + 1) FROM apalis.jobs \
+          WHERE job_type IN ($2, $3) AND starts_with(idempotency_key, $1) \
+            AND status IN ('Pending', 'Queued', 'Running', 'Failed') ORDER BY id",
+    )
+    .bind(prefix)
+    .bind(jobs::NOTIFY_URGENT)
+    .bind(jobs::NOTIFY)
+    .fetch_all(pool)
+    .await
 }

@@ -1,46 +1,51 @@
-//! The notification worker: delivers the outbox's due jobs ([`super::outbox`]) through the city's
-//! configured channel ([`super::channels`]).
+//! The notification worker: the [`Handler`] of the queues [`jobs::NOTIFY_URGENT`] (login codes)
+//! and [`jobs::NOTIFY`] (everything else); delivers each task through the city's configured
+//! channel ([`super::channels`]) and keeps the delivery log (`notification_jobs`).
 //!
-//! * Claim, send, record: due rows are claimed (`sending`, with a lease) and committed *before* the
-//!   provider is called, then sent outside any transaction, then recorded (`sent` + provider id +
-//!   units + a usage event keyed by the job, so retries and duplicates bill once). A worker killed
-//!   mid-send leaves the job `sending`; when the lease ends it becomes `dead` ("not resent to avoid a
-//!   duplicate") rather than being sent twice.
-//! * Failures: transient ones are retried with exponential backoff and jitter (`run_after`, or the
-//!   provider's Retry-After), a permanent one or the 8th failure is `dead` with the reason.
-//! * Channel choice: e-mail when the resident has an address and the city has an e-mail channel,
-//!   otherwise SMS; an SMS that would pass the city's monthly budget goes by e-mail where possible
-//!   and is otherwise not sent (`dead`, "SMS budget reached"). Without a configured channel the
-//!   development log channel is used outside production.
-//! * Payloads carry ids, never secrets: a login code is derived again from the login row's id.
+//! * Claim, send, record: the task's delivery-log row is created (or taken up again) as `sending`
+//!   and committed *before* the provider is called, then the message is sent outside any
+//!   transaction, then the outcome is recorded (`sent` + provider id + units + a usage event keyed
+//!   by the row, so retries and duplicates bill once).
+//! * A worker killed mid-send: its task is re-enqueued when its heartbeats stop (the job
+//!   runtime's orphan rule) and finds its row still `sending`. It is sent again **only through a
+//!   channel that recognises a resend** (`Channel::dedupes_resends`: the Twilio-compatible gateway
+//!   by `I-Twilio-Idempotency-Token`, the webhook by `Idempotency-Key`, both the message's key), so
+//!   the resident receives it once; through SMTP, which cannot, it is `dead` ("not resent to avoid
+//!   a duplicate").
+//! * Failures: transient ones are retried with exponential backoff and jitter, or after the
+//!   provider's Retry-After (the task's `run_at`); a permanent one or the 8th failure is `dead`
+//!   with the reason, in the delivery log and on the task.
+//! * A suspended city's messages wait (the task is put back for a minute, no attempt used).
+//! * During a rush ([`Pacing`]) the [`jobs::NOTIFY`] queue is held back (at most `max_defer` at a
+//!   time); login codes are never held.
+//! * Reminders: when a confirmation or change is first taken, the reminder for the booking's slot
+//!   is queued to run at the start of the city's local day `reminder_days_before` days before the
+//!   slot (key `reminder:<booking>:<slot>`, so once however often this runs); at send time a
+//!   reminder whose booking was cancelled or moved is `skipped`.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Days, TimeZone, Utc};
 use plugins::{Channel, Message, Recipient, SendError};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tenants::billing::{MeteredKind, usage};
-use tenants::{Tenant, TenantStatus};
+use tenants::{Tenant, TenantId, TenantStatus};
 use uuid::Uuid;
 
 use super::channels::mask;
-use super::outbox::{NOTIFY_QUEUE, Notification, push_once, schedule_reminders};
-use crate::notifications::channels::{self, SealingKey};
-use crate::notifications::templates::{self, Event};
-use crate::residents::auth::{CODE_TTL_MINUTES, CodeSecret, code_for};
+use super::outbox::{NOTIFY_QUEUE, Notification, NotifyTask, push_once};
+use crate::jobs::{self, Handler, Outcome, Runner, Task};
+use crate::notifications::channels::SealingKey;
+use crate::residents::auth::CodeSecret;
 
 pub const MAX_ATTEMPTS: i32 = 8;
-const BATCH: i64 = 50;
-/// A job claimed longer ago than this by a worker that never reported back is given up.
-pub const LEASE_SECS: i64 = 300;
 
 /// How the worker shares a process with the web server during a rush. While at least `busy_at`
-/// requests are in flight, a pass sends only login codes (a resident is waiting on screen for
-/// each); confirmations, changes, cancellations and reminders wait — they are durable rows — until
-/// the rush eases, or at most `max_defer`, after which one full pass runs anyway.
+/// requests are in flight, only login codes are sent (a resident is waiting on screen for each);
+/// confirmations, changes, cancellations and reminders wait — they are durable tasks — until the
+/// rush eases, or at most `max_defer`, after which one batch is worked anyway.
 #[derive(Clone, Debug, Default)]
 pub struct Pacing {
     /// Requests being handled right now (counted by the HTTP layer).
@@ -53,6 +58,28 @@ pub struct Pacing {
 impl Pacing {
     pub fn busy(&self) -> bool {
         self.busy_at > 0 && self.in_flight.load(Ordering::Relaxed) >= self.busy_at
+    }
+
+    /// The hold of the [`jobs::NOTIFY`] runner: true while busy, for at most `max_defer` at a time.
+    fn hold(&self) -> jobs::runner::Hold {
+        let pacing = self.clone();
+        let since: Mutex<Option<Instant>> = Mutex::new(None);
+        Arc::new(move || {
+            let Ok(mut since) = since.lock() else {
+                return false;
+            };
+            if !pacing.busy() {
+                *since = None;
+                return false;
+            }
+            let start = *since.get_or_insert_with(Instant::now);
+            if start.elapsed() >= pacing.max_defer {
+                *since = None;
+                false
+            } else {
+                true
+            }
+        })
     }
 }
 
@@ -85,18 +112,22 @@ pub struct Worker {
     pub sealing_key: SealingKey,
     /// Base URL for links in messages.
     pub public_url: String,
+    /// Polling, heartbeats and concurrency of the two queues.
+    pub jobs: jobs::Settings,
+    /// Worker ids in `apalis.workers` (urgent, other), fixed for this worker and its clones.
+    pub names: Arc<(String, String)>,
 }
 
-/// A job as claimed.
-struct Claimed {
-    id: Uuid,
-    key: String,
-    payload: serde_json::Value,
-    attempts: i32,
+/// A job as taken.
+pub(super) struct Claimed {
+    pub id: Uuid,
+    pub attempts: i32,
+    /// Taken up again after a worker stopped while sending it.
+    pub resumed: bool,
 }
 
 /// What the worker decided to do with a job.
-enum Plan {
+pub(super) enum Plan {
     Send {
         channel: Arc<dyn Channel>,
         kind: &'static str,
@@ -110,129 +141,147 @@ enum Plan {
 }
 
 impl Worker {
-    /// Polls every `every` until `shutdown` resolves. A pass in progress is finished first.
-    /// [`Worker::run`], or only waits for `shutdown` when `off` (a process that serves only).
-    pub async fn run_unless(
-        self,
-        off: bool,
-        every: Duration,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
-        if off {
+    pub fn names() -> Arc<(String, String)> {
+        Arc::new((
+            jobs::runner::worker_name(jobs::NOTIFY_URGENT),
+            jobs::runner::worker_name(jobs::NOTIFY),
+        ))
+    }
+
+    /// The runners of the two queues (login codes; everything else, held back during a rush).
+    pub fn runners(&self) -> (Runner<Worker>, Runner<Worker>) {
+        let mut urgent = Runner::new(
+            self.pool.clone(),
+            jobs::NOTIFY_URGENT,
+            self.jobs.urgent_concurrency,
+            self.jobs.clone(),
+            self.clone(),
+        );
+        urgent.name = self.names.0.clone();
+        let mut other = Runner::new(
+            self.pool.clone(),
+            jobs::NOTIFY,
+            self.jobs.notify_concurrency,
+            self.jobs.clone(),
+            self.clone(),
+        );
+        other.name = self.names.1.clone();
+        other.hold = Some(self.pacing.hold());
+        (urgent, other)
+    }
+
+    /// Works both queues until `shutdown` resolves; batches in progress are finished first.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let (urgent, other) = self.runners();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let a = urgent.run(wait(stopped.clone()));
+        let b = other.run(wait(stopped));
+        let signal = async move {
             shutdown.await;
-        } else {
-            self.run(every, shutdown).await;
-        }
+            let _ = stop.send(true);
+        };
+        tokio::join!(a, b, signal);
     }
 
-    pub async fn run(self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut deferring_since: Option<Instant> = None;
-        loop {
-            let urgent_only = if self.pacing.busy() {
-                let since = *deferring_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= self.pacing.max_defer {
-                    deferring_since = None;
-                    false
-                } else {
-                    true
-                }
-            } else {
-                deferring_since = None;
-                false
-            };
-            if let Err(e) = self.pass(urgent_only).await {
-                tracing::warn!(error = %e, "notification worker pass failed");
-            }
-            if !urgent_only && let Err(e) = schedule_reminders(&self.pool, Utc::now()).await {
-                tracing::warn!(error = %e, "reminder tick failed");
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-        }
-    }
-
-    /// One pass over every tenant; returns how many jobs were handled.
+    /// Works every due message now (login codes first); returns how many were handled.
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
-        self.pass(false).await
+        let (urgent, other) = self.runners();
+        Ok(urgent.run_once().await? + other.run_once().await?)
     }
 
-    /// A pass; `urgent_only`: login codes only (see [`Pacing`]).
-    pub async fn pass(&self, urgent_only: bool) -> Result<usize, sqlx::Error> {
-        let mut handled = 0;
-        for tenant in tenants::list(&self.pool).await? {
-            if tenant.status == TenantStatus::Suspended {
-                continue;
-            }
-            handled += self.work_tenant(&tenant, urgent_only).await?;
-        }
-        Ok(handled)
-    }
-
-    async fn claim(&self, tenant: &Tenant, urgent_only: bool) -> Result<Vec<Claimed>, sqlx::Error> {
+    /// Takes the job: creates its delivery-log row, or takes up the existing one (a retry, or a
+    /// send a vanished worker left `sending`); `None` when it was already decided.
+    async fn claim(
+        &self,
+        tenant: &Tenant,
+        task: &NotifyTask,
+    ) -> Result<Option<Claimed>, sqlx::Error> {
         let mut tx = tenants::begin(&self.pool, tenant.id).await?;
-        // A worker that claimed a job and never reported back may have sent it: give it up rather
-        // than risk sending twice.
-        sqlx::query(
-            "UPDATE notification_jobs SET status = 'dead', \
-             last_error = 'the worker stopped while sending; not resent to avoid a duplicate' \
-             WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)",
-        )
-        .bind(LEASE_SECS as f64)
-        .execute(&mut *tx)
-        .await?;
-        let due: Vec<(Uuid, String, serde_json::Value, i32)> = sqlx::query_as(
-            "UPDATE notification_jobs SET status = 'sending', claimed_at = now(), attempts = attempts + 1 \
-             WHERE (tenant_id, id) IN ( \
-                 SELECT tenant_id, id FROM notification_jobs \
-                 WHERE tenant_id = $1 AND queue = $2 AND status = 'queued' AND run_after <= now() \
-                   AND (NOT $4 OR payload->>'kind' = 'login_code') \
-                 ORDER BY run_after LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, idempotency_key, payload, attempts",
+        let existing: Option<(Uuid, String, i32)> = sqlx::query_as(
+            "SELECT id, status, attempts FROM notification_jobs \
+              WHERE tenant_id = $1 AND idempotency_key = $2 FOR UPDATE",
         )
         .bind(tenant.id.0)
-        .bind(NOTIFY_QUEUE)
-        .bind(BATCH)
-        .bind(urgent_only)
-        .fetch_all(&mut *tx)
+        .bind(&task.key)
+        .fetch_optional(&mut *tx)
         .await?;
+        let claimed = match existing {
+            None => {
+                let id = Uuid::now_v7();
+                sqlx::query(
+                    "INSERT INTO notification_jobs (tenant_id, id, queue, idempotency_key, payload, status, attempts, claimed_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'sending', 1, now())",
+                )
+                .bind(tenant.id.0)
+                .bind(id)
+                .bind(NOTIFY_QUEUE)
+                .bind(&task.key)
+                .bind(serde_json::to_value(&task.note).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+                .execute(&mut *tx)
+                .await?;
+                if let Notification::BookingConfirmed { booking_id }
+                | Notification::BookingChanged { booking_id } = &task.note
+                {
+                    schedule_reminder(&mut tx, tenant, *booking_id, Utc::now()).await?;
+                }
+                Some(Claimed {
+                    id,
+                    attempts: 1,
+                    resumed: false,
+                })
+            }
+            Some((id, status, attempts)) if status == "queued" || status == "sending" => {
+                sqlx::query(
+                    "UPDATE notification_jobs SET status = 'sending', attempts = attempts + 1, claimed_at = now() \
+                      WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.id.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                Some(Claimed {
+                    id,
+                    attempts: attempts + 1,
+                    resumed: status == "sending",
+                })
+            }
+            Some(_) => None,
+        };
         tx.commit().await?;
-        Ok(due
-            .into_iter()
-            .map(|(id, key, payload, attempts)| Claimed {
-                id,
-                key,
-                payload,
-                attempts,
-            })
-            .collect())
+        Ok(claimed)
     }
 
-    async fn work_tenant(&self, tenant: &Tenant, urgent_only: bool) -> Result<usize, sqlx::Error> {
-        let claimed = self.claim(tenant, urgent_only).await?;
-        let n = claimed.len();
-        for job in claimed {
-            let plan = {
-                let mut tx = tenants::begin(&self.pool, tenant.id).await?;
-                let plan = match serde_json::from_value::<Notification>(job.payload.clone()) {
-                    Ok(notification) => self.plan(&mut tx, tenant, &job.key, &notification).await?,
-                    Err(e) => Plan::Fail(format!("unreadable payload: {e}")),
-                };
-                tx.commit().await?;
-                plan
-            };
-            // No transaction is open while the provider is called.
+    async fn deliver(&self, tenant: &Tenant, task: &NotifyTask) -> Result<Outcome, sqlx::Error> {
+        let Some(job) = self.claim(tenant, task).await? else {
+            return Ok(Outcome::Done);
+        };
+        let plan = {
             let mut tx = tenants::begin(&self.pool, tenant.id).await?;
-            match plan {
-                Plan::Send {
-                    channel,
-                    kind,
-                    message,
-                    units,
-                    billed,
-                } => match channel.send(&message).await {
+            let plan = self.plan(&mut tx, tenant, &task.key, &task.note).await?;
+            tx.commit().await?;
+            plan
+        };
+        let plan = match plan {
+            Plan::Send { channel, .. } if job.resumed && !channel.dedupes_resends() => Plan::Fail(
+                "the worker stopped while sending; not resent to avoid a duplicate".into(),
+            ),
+            other => other,
+        };
+        let outcome = match plan {
+            Plan::Send {
+                channel,
+                kind,
+                message,
+                units,
+                billed,
+            } => {
+                // No transaction is open while the provider is called.
+                let result = channel.send(&message).await;
+                let mut tx = tenants::begin(&self.pool, tenant.id).await?;
+                let outcome = match result {
                     Ok(receipt) => {
                         sqlx::query(
                             "UPDATE notification_jobs SET status = 'sent', sent_at = now(), provider_message_id = $2, \
@@ -261,42 +310,50 @@ impl Worker {
                             )
                             .await?;
                         }
+                        Outcome::Done
                     }
                     Err(e) => self.failed(&mut tx, &job, &e, kind, &message.to).await?,
-                },
-                Plan::Skip(reason) => {
-                    sqlx::query(
-                        "UPDATE notification_jobs SET status = 'skipped', last_error = $2 WHERE id = $1",
-                    )
-                    .bind(job.id)
-                    .bind(reason)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Plan::Fail(reason) => {
-                    tracing::warn!(job.id = %job.id, reason = %reason, "notification cannot be sent");
-                    sqlx::query(
-                        "UPDATE notification_jobs SET status = 'dead', last_error = $2 WHERE id = $1",
-                    )
-                    .bind(job.id)
-                    .bind(reason)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                };
+                tx.commit().await?;
+                outcome
             }
-            tx.commit().await?;
-        }
-        Ok(n)
+            Plan::Skip(reason) => {
+                let mut tx = tenants::begin(&self.pool, tenant.id).await?;
+                sqlx::query(
+                    "UPDATE notification_jobs SET status = 'skipped', last_error = $2 WHERE id = $1",
+                )
+                .bind(job.id)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Outcome::Done
+            }
+            Plan::Fail(reason) => {
+                tracing::warn!(job.id = %job.id, reason = %reason, "notification cannot be sent");
+                let mut tx = tenants::begin(&self.pool, tenant.id).await?;
+                sqlx::query(
+                    "UPDATE notification_jobs SET status = 'dead', last_error = $2 WHERE id = $1",
+                )
+                .bind(job.id)
+                .bind(&reason)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Outcome::Dead { reason }
+            }
+        };
+        Ok(outcome)
     }
 
     async fn failed(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut sqlx::PgConnection,
         job: &Claimed,
         e: &SendError,
         kind: &str,
         to: &Recipient,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<Outcome, sqlx::Error> {
         let dead = matches!(e, SendError::Permanent { .. }) || job.attempts >= MAX_ATTEMPTS;
         // exponential backoff with jitter (5 s, 10 s, 20 s … capped), or what the provider asked for
         let base = 5.0 * 2f64.powi((job.attempts - 1).clamp(0, 10));
@@ -322,322 +379,139 @@ impl Worker {
         .bind(wait)
         .execute(tx)
         .await?;
-        Ok(())
-    }
-
-    /// The tenant's channel of `kind`, or the development fallback.
-    async fn channel(
-        &self,
-        tx: &mut tenants::TenantTx,
-        kind: &str,
-    ) -> Result<Option<Arc<dyn Channel>>, sqlx::Error> {
-        match channels::load(tx, &self.sealing_key, kind).await {
-            Ok(Some(c)) => Ok(Some(c)),
-            Ok(None) => Ok(self.fallback.clone()),
-            Err(channels::ChannelError::Database(e)) => Err(e),
-            Err(e) => {
-                tracing::error!(error = %e, kind, "city channel configuration unusable");
-                Ok(None)
+        Ok(if dead {
+            Outcome::Dead {
+                reason: e.to_string(),
             }
-        }
-    }
-
-    async fn plan(
-        &self,
-        tx: &mut tenants::TenantTx,
-        tenant: &Tenant,
-        key: &str,
-        notification: &Notification,
-    ) -> Result<Plan, sqlx::Error> {
-        let mut values: BTreeMap<&str, String> = BTreeMap::new();
-        values.insert("city", tenant.name.clone());
-        let (event, phone, email, lang) = match notification {
-            Notification::SmsBudgetAlert {
-                account_id,
-                level,
-                used,
-                budget,
-                ..
-            } => {
-                return self
-                    .budget_alert_plan(tx, tenant, key, *account_id, *level, *used, *budget)
-                    .await;
+        } else {
+            Outcome::Retry {
+                after: Duration::from_secs_f64(wait),
+                reason: e.to_string(),
             }
-            Notification::LoginCode {
-                login_code_id,
-                lang,
-            } => {
-                let phone: Option<String> =
-                    sqlx::query_scalar("SELECT phone FROM login_codes WHERE id = $1")
-                        .bind(login_code_id)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                values.insert("code", code_for(&self.secret, *login_code_id));
-                values.insert("minutes", CODE_TTL_MINUTES.to_string());
-                // the code proves the phone: SMS only, never e-mail
-                (Event::LoginCode, phone, None, lang.clone())
-            }
-            Notification::BookingConfirmed { booking_id }
-            | Notification::BookingChanged { booking_id }
-            | Notification::BookingCancelled { booking_id }
-            | Notification::Reminder { booking_id, .. } => {
-                type Row = (
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    String,
-                    String,
-                    String,
-                    DateTime<Utc>,
-                    i16,
-                    String,
-                    Uuid,
-                );
-                let row: Option<Row> = sqlx::query_as(
-                    "SELECT r.phone, r.email, r.preferred_locale, r.kana_name, v.name, v.address, s.starts_at, \
-                            b.dose, b.status, b.slot_id FROM bookings b \
-                     JOIN residents r ON r.tenant_id = b.tenant_id AND r.id = b.resident_id \
-                     JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
-                     JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
-                     WHERE b.id = $1",
-                )
-                .bind(booking_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                let Some((phone, email, locale, name, venue, address, starts, dose, status, slot)) =
-                    row
-                else {
-                    return Ok(Plan::Skip("the booking no longer exists".into()));
-                };
-                if let Notification::Reminder { slot_id, days, .. } = notification {
-                    if status != "booked" || slot != *slot_id {
-                        return Ok(Plan::Skip("the booking was cancelled or moved".into()));
-                    }
-                    values.insert("days", days.to_string());
-                }
-                let local = starts.with_timezone(&tenant.time_zone.0);
-                values.insert("name", name);
-                values.insert("venue", venue);
-                values.insert("address", address);
-                values.insert("date", local.format("%Y-%m-%d").to_string());
-                values.insert("time", local.format("%H:%M").to_string());
-                values.insert("dose", dose.to_string());
-                values.insert(
-                    "url",
-                    format!("{}/t/{}/bookings", self.public_url, tenant.slug),
-                );
-                let event = match notification {
-                    Notification::BookingConfirmed { .. } => Event::BookingConfirmed,
-                    Notification::BookingChanged { .. } => Event::BookingChanged,
-                    Notification::BookingCancelled { .. } => Event::BookingCancelled,
-                    _ => Event::Reminder,
-                };
-                (
-                    event,
-                    phone,
-                    email,
-                    locale.unwrap_or_else(|| tenant.default_locale.clone()),
-                )
-            }
-        };
-        // the city's own wording where it wrote one, else the built-in default
-        let (template, _) = templates::effective(tx, event, &lang).await?;
-        let rendered = match templates::render(&template, &values) {
-            Ok(r) => r,
-            Err(e) => return Ok(Plan::Fail(format!("template: {e}"))),
-        };
-        let email_message = |to: String| Message {
-            to: Recipient::Email(to),
-            subject: Some(rendered.subject.clone()),
-            text: rendered.text.clone(),
-            html: Some(rendered.html.clone()),
-            idempotency_key: key.to_owned(),
-        };
-        // e-mail first when the resident has an address (it costs the city nothing)
-        if let Some(address) = email.clone().filter(|e| !e.is_empty())
-            && let Some(channel) = self.channel(tx, "email").await?
-        {
-            return Ok(Plan::Send {
-                channel,
-                kind: "email",
-                message: email_message(address),
-                units: 1,
-                billed: true,
-            });
-        }
-        let Some(phone) = phone.filter(|p| !p.is_empty()) else {
-            return Ok(Plan::Skip(
-                "no phone number or e-mail address on file".into(),
-            ));
-        };
-        let Some(channel) = self.channel(tx, "sms").await? else {
-            return Ok(Plan::Fail(
-                "no SMS channel is configured for this city".into(),
-            ));
-        };
-        let segments = i64::from(plugins::sms_segments(&rendered.text));
-        let now = Utc::now();
-        let status = channels::budget_status(tx, tenant.time_zone.name(), now).await?;
-        if let Some(budget) = status.budget {
-            let after = status.used + segments;
-            let over = after > budget;
-            // 80 % and 100 % are each e-mailed to the city admins once a month
-            if after * 5 >= budget * 4 {
-                self.budget_alert(tx, tenant, 80, after.min(budget), budget, now)
-                    .await?;
-            }
-            if after >= budget {
-                let used = if over { status.used } else { after };
-                self.budget_alert(tx, tenant, 100, used, budget, now)
-                    .await?;
-            }
-            if over {
-                tracing::warn!(tenant.id = %tenant.id, used = status.used, budget, "SMS budget reached");
-                return Ok(Plan::Fail(format!(
-                    "SMS budget reached ({} of {budget} segments this month) and no e-mail address to fall back to",
-                    status.used
-                )));
-            }
-        }
-        Ok(Plan::Send {
-            channel,
-            kind: "sms",
-            message: Message {
-                to: Recipient::Phone(phone),
-                subject: None,
-                text: rendered.text,
-                html: None,
-                idempotency_key: key.to_owned(),
-            },
-            units: segments,
-            billed: true,
-        })
-    }
-
-    /// Records that the month's SMS use reached `level` % and, the first time in the month, queues
-    /// an alert e-mail to each of the city's admins (in the caller's transaction).
-    async fn budget_alert(
-        &self,
-        tx: &mut tenants::TenantTx,
-        tenant: &Tenant,
-        level: i32,
-        used: i64,
-        budget: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
-        let local = now.with_timezone(&tenant.time_zone.0).date_naive();
-        let month = local.with_day(1).unwrap_or(local);
-        let admins: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT a.id FROM authz_rules r JOIN staff_accounts a ON r.v0 = 'staff:' || a.id::text \
-             WHERE r.ptype = 'g' AND r.v1 = 'city_admin' AND r.v2 = $1 AND NOT a.disabled ORDER BY a.id",
-        )
-        .bind(tenant.id.0.to_string())
-        .fetch_all(&mut **tx)
-        .await?;
-        let recipients = i32::try_from(admins.len()).unwrap_or(i32::MAX);
-        if !channels::record_budget_alert(tx, month, level, used, budget, recipients).await? {
-            return Ok(());
-        }
-        tracing::warn!(tenant.id = %tenant.id, level, used, budget, recipients, "SMS budget alert");
-        for account_id in admins {
-            push_once(
-                tx,
-                tenant.id.0,
-                &format!("sms-budget:{month}:{level}:{account_id}"),
-                &Notification::SmsBudgetAlert {
-                    account_id,
-                    level,
-                    month,
-                    used,
-                    budget,
-                },
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the alert's fields, read from its payload"
-    )]
-    async fn budget_alert_plan(
-        &self,
-        tx: &mut tenants::TenantTx,
-        tenant: &Tenant,
-        key: &str,
-        account_id: Uuid,
-        level: i32,
-        used: i64,
-        budget: i64,
-    ) -> Result<Plan, sqlx::Error> {
-        let email: Option<String> =
-            sqlx::query_scalar("SELECT email FROM staff_accounts WHERE id = $1 AND NOT disabled")
-                .bind(account_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-        let Some(email) = email else {
-            return Ok(Plan::Skip(
-                "the account no longer exists or is disabled".into(),
-            ));
-        };
-        let Some(channel) = self.channel(tx, "email").await? else {
-            return Ok(Plan::Fail(
-                "no e-mail channel is configured for this city".into(),
-            ));
-        };
-        let city = &tenant.name;
-        let url = format!("{}/admin/t/{}/notifications", self.public_url, tenant.slug);
-        let (subject, text) = budget_alert_text(city, level, used, budget, &url);
-        Ok(Plan::Send {
-            channel,
-            kind: "email",
-            message: Message {
-                to: Recipient::Email(email),
-                subject: Some(subject),
-                html: None,
-                text,
-                idempotency_key: key.to_owned(),
-            },
-            units: 1,
-            billed: false,
         })
     }
 }
 
-/// The alert e-mail to city admins, in Japanese then English (the staff's language is not known).
-pub fn budget_alert_text(
-    city: &str,
-    level: i32,
-    used: i64,
-    budget: i64,
-    url: &str,
-) -> (String, String) {
-    if level >= 100 {
-        (
-            format!("【{city}】今月のSMS予算に達しました / SMS budget reached"),
-            format!(
-                "{city} の今月のSMS送信数が予算に達しました（{used} / {budget}通）。\n\
-                 今月これ以降のお知らせは、可能な場合はメールで送られます（メールアドレスのない方には送られません）。\n\
-                 予算の変更：{url}\n\n\
-                 SMS budget reached: {used} of {budget} segments used this month in {city}. \
-                 Messages go by e-mail where possible for the rest of the month.\n\
-                 Change the budget: {url}\n"
-            ),
-        )
-    } else {
-        (
-            format!(
-                "【{city}】今月のSMS予算の80%を使用しました / 80 % of this month's SMS budget used"
-            ),
-            format!(
-                "{city} の今月のSMS送信数が予算の80%に達しました（{used} / {budget}通）。\n\
-                 予算に達すると、お知らせは可能な場合メールで送られます。\n\
-                 予算の確認・変更：{url}\n\n\
-                 80 % of this month's SMS budget used in {city} ({used} of {budget} segments). \
-                 When the budget is reached, messages go by e-mail where possible.\n\
-                 Review the budget: {url}\n"
-            ),
-        )
+impl Handler for Worker {
+    async fn handle(&self, task: &Task) -> Result<Outcome, sqlx::Error> {
+        let note: NotifyTask = match serde_json::from_slice(&task.args) {
+            Ok(n) => n,
+            Err(e) => {
+                return Ok(Outcome::Dead {
+                    reason: format!("unreadable task: {e}"),
+                });
+            }
+        };
+        let Some(tenant) = tenants::find_by_id(&self.pool, TenantId(note.tenant)).await? else {
+            return Ok(Outcome::Dead {
+                reason: "the city no longer exists".into(),
+            });
+        };
+        if tenant.status == TenantStatus::Suspended {
+            return Ok(Outcome::Later {
+                after: Duration::from_secs(60),
+            });
+        }
+        self.deliver(&tenant, &note).await
+    }
+}
+
+/// Queues the reminder of a live booking for the start of the city's local day
+/// `reminder_days_before` days before its slot (now, if that day is today); none when that day
+/// has passed or the slot has begun.
+pub(crate) async fn schedule_reminder(
+    tx: &mut tenants::TenantTx,
+    tenant: &Tenant,
+    booking_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<(Uuid, DateTime<Utc>, i32)> = sqlx::query_as(
+        "SELECT b.slot_id, s.starts_at, COALESCE(ns.reminder_days_before, 2) FROM bookings b \
+           JOIN slots s ON s.tenant_id = b.tenant_id AND s.id = b.slot_id \
+           LEFT JOIN notification_settings ns ON ns.tenant_id = b.tenant_id \
+          WHERE b.tenant_id = $1 AND b.id = $2 AND b.status = 'booked'",
+    )
+    .bind(tenant.id.0)
+    .bind(booking_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((slot_id, starts, days)) = row else {
+        return Ok(false);
+    };
+    let Some(due) = reminder_due(&tenant.time_zone.0, starts, days, now) else {
+        return Ok(false);
+    };
+    push_once(
+        tx,
+        tenant.id.0,
+        &format!("reminder:{booking_id}:{slot_id}"),
+        &Notification::Reminder {
+            booking_id,
+            slot_id,
+            days,
+        },
+        due,
+    )
+    .await
+}
+
+/// When the reminder of a slot starting at `starts` goes out: 00:00 city time, `days` local days
+/// before the slot's local date, or `now` if that is today; `None` if that day has passed or the
+/// slot has begun.
+pub fn reminder_due<Z: TimeZone>(
+    tz: &Z,
+    starts: DateTime<Utc>,
+    days: i32,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if starts <= now {
+        return None;
+    }
+    let day = starts
+        .with_timezone(tz)
+        .date_naive()
+        .checked_sub_days(Days::new(u64::try_from(days).ok()?))?;
+    let today = now.with_timezone(tz).date_naive();
+    if day < today {
+        return None;
+    }
+    let midnight = tz
+        .from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
+        .earliest()?
+        .with_timezone(&Utc);
+    Some(midnight.max(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reminder_is_due_at_the_start_of_the_local_day_or_now_or_never() {
+        let tz = chrono::FixedOffset::east_opt(9 * 3600).expect("Tokyo");
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let slot = at("2026-12-10T10:00:00+09:00");
+        // booked well ahead: 00:00 Tokyo on the 8th
+        assert_eq!(
+            reminder_due(&tz, slot, 2, at("2026-12-01T12:00:00+09:00")),
+            Some(at("2026-12-08T00:00:00+09:00"))
+        );
+        // booked on the reminder day itself: now
+        let now = at("2026-12-08T15:00:00+09:00");
+        assert_eq!(reminder_due(&tz, slot, 2, now), Some(now));
+        // booked the day before the slot: the reminder day has passed
+        assert_eq!(
+            reminder_due(&tz, slot, 2, at("2026-12-09T09:00:00+09:00")),
+            None
+        );
+        // the slot has begun
+        assert_eq!(
+            reminder_due(&tz, slot, 1, at("2026-12-10T10:30:00+09:00")),
+            None
+        );
     }
 }
