@@ -407,15 +407,7 @@ pub async fn run(args: AttackArgs) -> anyhow::Result<()> {
     let result = attack(&server, port, &db_url, &args).await;
     drop(server);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&format!("{base}/postgres"))
-        .await?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        )))
-        .await?;
+    crate::drop_database(&base, &database).await?;
     result
 }
 

@@ -128,6 +128,12 @@ async fn rush(args: Args) -> anyhow::Result<()> {
         return result;
     }
     owner.close().await;
+    drop_database(&base, &database).await?;
+    result
+}
+
+/// Drops a throw-away bench database (connected to `postgres` on the same server).
+async fn drop_database(base: &str, database: &str) -> anyhow::Result<()> {
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(&format!("{base}/postgres"))
@@ -137,7 +143,7 @@ async fn rush(args: Args) -> anyhow::Result<()> {
             "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
         )))
         .await?;
-    result
+    Ok(())
 }
 
 struct Seeded {

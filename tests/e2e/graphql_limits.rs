@@ -164,11 +164,12 @@ async fn graphql_availability_answers_a_window_of_days() {
     assert!(message(&too_long).contains("days"), "{too_long}");
 }
 
-#[tokio::test]
-async fn graphql_padded_variants_of_one_query_share_one_bounded_cache_entry() {
-    let app = demo_app().await;
-    let venue = demo_venue(&app).await;
-    // the API on its own, with a cache the test can look into
+/// `/graphql` on its own over the test app's database, with the answer cache and deadline given.
+fn api_alone(
+    app: &crate::support::TestApp,
+    cache: graphql::AnswerCache,
+    deadline: Duration,
+) -> axum::Router {
     let desk = platform::ResidentDesk::new(
         app.pool.clone(),
         platform::residents::auth::CodeSecret::random(),
@@ -180,9 +181,16 @@ async fn graphql_padded_variants_of_one_query_share_one_bounded_cache_entry() {
         app.authz.clone(),
         Arc::new(app.auth_policy.clone()),
     );
+    graphql::router_with_cache(schema, desk, cache, deadline)
+}
+
+#[tokio::test]
+async fn graphql_padded_variants_of_one_query_share_one_bounded_cache_entry() {
+    let app = demo_app().await;
+    let venue = demo_venue(&app).await;
+    // the API on its own, with a cache the test can look into
     let cache = graphql::AnswerCache::new();
-    let api: axum::Router =
-        graphql::router_with_cache(schema, desk, cache.clone(), Duration::from_secs(10));
+    let api = api_alone(&app, cache.clone(), Duration::from_secs(10));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -358,21 +366,9 @@ async fn graphql_the_staff_cookie_needs_json_from_the_same_origin() {
 async fn graphql_execution_past_its_deadline_is_stopped_and_answers_timeout() {
     let app = demo_app().await;
     let venue = demo_venue(&app).await;
-    let desk = platform::ResidentDesk::new(
-        app.pool.clone(),
-        platform::residents::auth::CodeSecret::random(),
-        app.authz.tenant_cache(),
-    );
-    let schema = graphql::schema(
-        app.pool.clone(),
-        desk.clone(),
-        app.authz.clone(),
-        Arc::new(app.auth_policy.clone()),
-    );
     // A deadline of zero: an execution that has to wait for the database is past it at its first
     // wait, whatever the machine's speed (tokio polls the work once before looking at the clock).
-    let api: axum::Router =
-        graphql::router_with_cache(schema, desk, graphql::AnswerCache::new(), Duration::ZERO);
+    let api = api_alone(&app, graphql::AnswerCache::new(), Duration::ZERO);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
