@@ -324,6 +324,7 @@ pub fn field_label(lang: Lang, field: &str) -> &str {
         "valid_from" => K::ValidFrom,
         "valid_until" => K::ValidUntil,
         "closed_dates" => K::ClosedDates,
+        "ticket_no" => K::TicketNo,
         other => return other,
     };
     lang.t(key)

@@ -226,7 +226,7 @@ impl City {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Residents, Act::Read).await?;
         let found = setup::resident_by_ticket(&mut scope, &ticket_no)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(setup_error)?;
         scope.commit().await.map_err(ApiError::from)?;
         Ok(found.map(|r| Resident {
             id: r.id,

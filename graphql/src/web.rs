@@ -271,6 +271,40 @@ fn json_response(body: Bytes) -> Response {
     resp
 }
 
+/// Values in an answer above which it is written out (and dropped) on the blocking pool rather
+/// than on a runtime worker: ~36,000 slot objects take tens of milliseconds to serialise, time in
+/// which the worker's other requests (a `/healthz` probe) would wait.
+const RENDER_INLINE_MAX_VALUES: usize = 4_096;
+
+/// The answer as JSON bytes; a large one is serialised off the runtime.
+async fn render(resp: async_graphql::Response) -> Result<Vec<u8>, String> {
+    if count_values(&resp.data, RENDER_INLINE_MAX_VALUES) < RENDER_INLINE_MAX_VALUES {
+        return serde_json::to_vec(&resp).map_err(|e| e.to_string());
+    }
+    match tokio::task::spawn_blocking(move || serde_json::to_vec(&resp)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("render task failed: {e}")),
+    }
+}
+
+/// The number of values in `v`, counting no further than `limit`.
+fn count_values(v: &async_graphql::Value, limit: usize) -> usize {
+    let mut n = 0;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        n += 1;
+        if n >= limit {
+            return n;
+        }
+        match v {
+            async_graphql::Value::List(items) => stack.extend(items.iter()),
+            async_graphql::Value::Object(fields) => stack.extend(fields.values()),
+            _ => {}
+        }
+    }
+    n
+}
+
 /// A GraphQL error answer (no data) with this status, code and reason.
 fn error_response(status: StatusCode, code: &str, reason: &str, message: &str) -> Response {
     let body = serde_json::json!({
@@ -409,7 +443,7 @@ async fn execute(
     let execution = api
         .schema
         .execute(req.data(credentials).data(info).data(deps.clone()));
-    let Ok(resp) = tokio::time::timeout(api.deadline, execution).await else {
+    let Ok(mut resp) = tokio::time::timeout(api.deadline, execution).await else {
         tracing::warn!(
             deadline_ms = api.deadline.as_millis() as u64,
             "GraphQL execution stopped at its deadline"
@@ -425,7 +459,10 @@ async fn execute(
             ),
         );
     };
-    let rendered = match serde_json::to_vec(&resp) {
+    let resp_ok = resp.is_ok();
+    let cache_control = resp.cache_control.value();
+    let http_headers = std::mem::take(&mut resp.http_headers);
+    let rendered = match render(resp).await {
         Ok(b) => Bytes::from(b),
         Err(e) => {
             tracing::error!(error = %e, "could not serialise a GraphQL response");
@@ -448,7 +485,7 @@ async fn execute(
     }
     if let Some(key) = key
         && cacheable
-        && resp.is_ok()
+        && resp_ok
     {
         let deps = deps.0.lock().map(|d| d.clone()).unwrap_or_default();
         if !deps.is_empty() {
@@ -459,13 +496,13 @@ async fn execute(
         }
     }
     let mut out = json_response(rendered);
-    if resp.is_ok()
-        && let Some(cc) = resp.cache_control.value()
+    if resp_ok
+        && let Some(cc) = cache_control
         && let Ok(v) = HeaderValue::from_str(&cc)
     {
         out.headers_mut().insert(header::CACHE_CONTROL, v);
     }
-    out.headers_mut().extend(resp.http_headers);
+    out.headers_mut().extend(http_headers);
     out
 }
 

@@ -298,6 +298,58 @@ async fn nul_and_control_characters_are_refused_with_a_message_and_nothing_writt
         );
     }
 
+    // ticket number in the staff lookup (admin page: refused at the edge; GraphQL: by the lookup
+    // itself): a message, not "not found", and no audit entry
+    let audited = count("SELECT count(*) FROM audit_log").await;
+    let res = admin
+        .get(&format!(
+            "/admin/t/demo/residents?ticket={}%01",
+            demo_resident(1).ticket_no
+        ))
+        .await;
+    let (status, body) = crate::support::body(res).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("control character"), "{body}");
+    assert_eq!(count("SELECT count(*) FROM audit_log").await, audited);
+    let page = admin
+        .post(
+            "/admin/t/demo/api-keys",
+            &[("name", "lookup"), ("scope_residents:read", "1")],
+        )
+        .await
+        .text()
+        .await
+        .expect("page");
+    let key = page
+        .split("id=\"new-api-key\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the key is shown once")
+        .to_owned();
+    let audited = count("SELECT count(*) FROM audit_log").await;
+    let answer = app
+        .graphql_with_key(
+            &key,
+            "query($t: String!) { city(slug: \"demo\") { resident(ticketNo: $t) { kanaName } } }",
+            json!({ "t": format!("{}\u{1}", demo_resident(1).ticket_no) }),
+        )
+        .await;
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{answer}"
+    );
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ticket_no") && m.contains("control character")),
+        "{answer}"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM audit_log").await,
+        audited,
+        "a refused lookup reads nothing and is not a view of anyone"
+    );
+
     // ticket number on resident login
     let r = demo_resident(152);
     let codes = count("SELECT count(*) FROM login_codes").await;

@@ -6,13 +6,13 @@ use axum::{
     response::Response,
 };
 use maud::{Markup, html};
-use platform::city::setup::{self};
+use platform::city::setup::{self, SetupError};
 use platform::residents::import::{self, ImportError};
 use platform::staff::authz::{Act, Object};
 use serde::Deserialize;
 use tenants::Tenant;
 
-use crate::i18n::{K, Lang};
+use crate::i18n::{K, Lang, field_label};
 use crate::page::{PageError, Staff, csrf_field};
 use crate::shell::{enter, render, unprocessable};
 use crate::state::AdminState;
@@ -131,16 +131,25 @@ pub async fn residents(
     let found = if q.ticket.trim().is_empty() {
         None
     } else {
-        Some(setup::resident_by_ticket(&mut scope, &q.ticket).await?)
+        match setup::resident_by_ticket(&mut scope, &q.ticket).await {
+            Ok(r) => Some(Ok(r)),
+            Err(SetupError::Invalid { field, reason }) => {
+                Some(Err(format!("{}: {reason}", field_label(lang, field))))
+            }
+            Err(SetupError::Database(e)) => return Err(e.into()),
+            Err(SetupError::NotFound | SetupError::Conflict(_)) => Some(Ok(None)),
+        }
     };
     scope.commit().await?;
+    let refused = matches!(found, Some(Err(_)));
     let body = html! {
         form method="get" action={"/admin/t/" (t.slug) "/residents"} {
             label { (lang.t(K::TicketNo)) br; input name="ticket" value=(q.ticket) inputmode="numeric"; }
             button type="submit" { (lang.t(K::Search)) }
         }
         @match found {
-            Some(Some(r)) => {
+            Some(Err(message)) => p.error role="alert" { (message) },
+            Some(Ok(Some(r))) => {
                 dl #resident {
                     dt { (lang.t(K::TicketNo)) } dd { (r.ticket_no) }
                     dt { "カナ氏名 / name" } dd { (r.kana_name) }
@@ -151,9 +160,12 @@ pub async fn residents(
                     dt { "〒" } dd { (r.postal_code.unwrap_or_default()) }
                 }
             }
-            Some(None) => p { (lang.t(K::NoResident)) },
+            Some(Ok(None)) => p { (lang.t(K::NoResident)) },
             None => {}
         }
     };
+    if refused {
+        return Ok(unprocessable(&staff, &t, lang.t(K::Lookup), body));
+    }
     Ok(render(&staff, &t, lang.t(K::Lookup), body))
 }

@@ -506,14 +506,13 @@ pub struct Resident {
 
 /// Looks a resident up by ticket number. Every lookup — found or not — is a view of personal data
 /// and goes to the audit log. A ticket number holding a NUL or another control character
-/// ([`crate::text::clean_line`]) names no one: "not found" at once, nothing read or written.
+/// ([`crate::text::clean_line`]) is refused as `Invalid { field: "ticket_no" }` at once (the person
+/// typing it is told why), nothing read or written.
 pub async fn resident_by_ticket(
     scope: &mut Scope,
     ticket_no: &str,
-) -> Result<Option<Resident>, sqlx::Error> {
-    let Ok(ticket_no) = crate::text::clean_line("ticket_no", ticket_no) else {
-        return Ok(None);
-    };
+) -> Result<Option<Resident>, SetupError> {
+    let ticket_no = one_line("ticket_no", ticket_no)?;
     let ticket_no = ticket_no.as_str();
     let row = sqlx::query(
         "SELECT id, ticket_no, birth_date, kana_name, sex, phone, email, postal_code, preferred_locale \
