@@ -41,6 +41,7 @@ connect_timeout_secs = 5
 [log]
 format = "auto"
 level = "info,sqlx=warn"
+served_lines_per_second = 200
 
 [demo]
 seed = true
@@ -250,6 +251,9 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A tracing filter such as `info` or `yoyaku=debug,sqlx=warn`; `RUST_LOG` overrides it.
     pub level: String,
+    /// Successful answers' "served" lines written per second at most (errors and answers slower
+    /// than a second always are; the next line says how many went unlogged). 0: every line.
+    pub served_lines_per_second: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

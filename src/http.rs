@@ -98,7 +98,9 @@ pub fn router(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_request(())
-                .on_response(log_response),
+                .on_response(crate::access_log::AccessLog::new(
+                    settings.log.served_lines_per_second,
+                )),
         )
         // every route's count and latency by its template (src/metrics.rs)
         .layer(axum::middleware::from_fn(crate::metrics::record_request))
@@ -201,14 +203,6 @@ fn request_span(req: &Request<Body>) -> Span {
         tenant.id = Empty,
         user = Empty,
     )
-}
-
-fn log_response(res: &axum::http::Response<Body>, latency: Duration, _span: &Span) {
-    tracing::info!(
-        status = res.status().as_u16(),
-        duration_ms = latency.as_millis() as u64,
-        "served"
-    );
 }
 
 /// Liveness: the process answers. Never touches the database, so a database outage does not get

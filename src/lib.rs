@@ -1,6 +1,7 @@
 //! The `yoyaku` binary's library half: configuration, database bootstrap and the HTTP server, wired
 //! together so that `main.rs` and the end-to-end tests start exactly the same application.
 
+pub mod access_log;
 pub mod callbacks;
 pub mod config;
 pub mod db;
