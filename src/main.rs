@@ -6,6 +6,14 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use yoyaku::{App, config::Settings, db};
 
+/// mimalloc instead of glibc's malloc: glibc gives threads that allocate under contention arenas
+/// of their own (up to eight per core) and keeps what each once held; the runtime's threads change
+/// (a wide GraphQL answer hands its worker's queue to a new thread, blocking-pool threads come and
+/// go), so the arenas multiplied and the server's memory peaked at 145–165 MB in the attack
+/// benchmark (107–117 MB with two glibc arenas; docs/benchmarks.md, "Attack").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "yoyaku",

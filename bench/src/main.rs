@@ -21,6 +21,10 @@
 
 mod attack;
 
+/// The allocator `yoyaku serve` runs with (src/main.rs): `rush` runs the server in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

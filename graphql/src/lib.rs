@@ -6,7 +6,6 @@ mod admin;
 pub mod auth;
 mod billing;
 mod booking;
-mod cooperative;
 mod error;
 mod input;
 pub mod limits;
@@ -63,8 +62,6 @@ fn hardened<Q, M, S>(
         .extension(input::InputErrorsAreValidation)
         .extension(limits::QueryLimits)
         .extension(metrics::OperationMetrics)
-        // innermost: every field and list item takes a unit of the task's budget (cooperative.rs)
-        .extension(cooperative::Cooperative)
         .limit_depth(MAX_DEPTH)
         .limit_recursive_depth(limits::MAX_RECURSION)
         .limit_directives(limits::MAX_DIRECTIVES)
@@ -94,56 +91,6 @@ mod tests {
             file == code,
             "graphql/schema.graphql differs from the schema in code; regenerate it with \
              `cargo run -- graphql-schema > graphql/schema.graphql` and review the change"
-        );
-    }
-
-    /// A wide answer already in memory gives way to other tasks while it resolves (the served
-    /// schema's extensions, on one thread: without the cooperative budget the other task could not
-    /// run until the execution ended).
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_wide_answer_takes_turns_with_other_tasks() {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-        #[derive(async_graphql::SimpleObject, Clone)]
-        struct Item {
-            a: i32,
-            b: String,
-        }
-        struct Wide;
-        #[async_graphql::Object]
-        impl Wide {
-            async fn items(&self) -> Vec<Item> {
-                (0..20_000).map(|a| Item { a, b: "x".into() }).collect()
-            }
-        }
-        let schema = super::hardened(async_graphql::Schema::build(
-            Wide,
-            async_graphql::EmptyMutation,
-            async_graphql::EmptySubscription,
-        ))
-        .finish();
-        let done = Arc::new(AtomicBool::new(false));
-        let turns = Arc::new(AtomicUsize::new(0));
-        let other = tokio::spawn({
-            let (done, turns) = (done.clone(), turns.clone());
-            async move {
-                while !done.load(Ordering::SeqCst) {
-                    turns.fetch_add(1, Ordering::SeqCst);
-                    tokio::task::yield_now().await;
-                }
-            }
-        });
-        let resp = schema.execute("{ items { a b } }").await;
-        let during = turns.load(Ordering::SeqCst);
-        done.store(true, Ordering::SeqCst);
-        other.await.expect("the other task ends");
-        assert!(resp.is_ok(), "{:?}", resp.errors);
-        let json = resp.data.into_json().expect("json");
-        assert_eq!(json["items"].as_array().map(Vec::len), Some(20_000));
-        assert!(
-            during > 10,
-            "the other task ran {during} times while 20,000 items resolved"
         );
     }
 }

@@ -177,6 +177,104 @@ pub fn check(doc: &ExecutableDocument) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Slots a venue's day is counted as when estimating an `availability` answer (a busy mass venue:
+/// 09:00–17:00 in 15-minute slots is ~30).
+const SLOTS_PER_DAY: usize = 30;
+/// Values an answer is estimated to hold at or above which it is executed off the runtime's
+/// workers (`web.rs`): ~20,000 values take the better part of 20 ms to resolve and serialise.
+pub const WIDE_VALUES: usize = 20_000;
+
+/// An estimate of the values (objects, list items, fields) the answer to `op` of `doc` holds, from
+/// the size arguments of its list fields: `availability` counts [`SLOTS_PER_DAY`] items per day of
+/// its window (`days`, default 31; one day with `date`), `first` and `limit` their value, every
+/// other field one. Fragments are counted once each and multiplied per spread (never expanded).
+/// Only ever compared with [`WIDE_VALUES`]: it decides where a document runs, not whether.
+pub fn estimated_values(doc: &ExecutableDocument, variables: &async_graphql::Variables) -> usize {
+    let mut e = Estimator {
+        doc,
+        variables,
+        done: HashMap::new(),
+        open: Vec::new(),
+    };
+    doc.operations
+        .iter()
+        .map(|(_, op)| e.set(&op.node.selection_set.node))
+        .max()
+        .unwrap_or(0)
+}
+
+struct Estimator<'a> {
+    doc: &'a ExecutableDocument,
+    variables: &'a async_graphql::Variables,
+    done: HashMap<&'a Name, usize>,
+    open: Vec<&'a Name>,
+}
+
+impl<'a> Estimator<'a> {
+    fn set(&mut self, set: &'a SelectionSet) -> usize {
+        let mut n: usize = 0;
+        for item in &set.items {
+            let one = match &item.node {
+                Selection::Field(f) => {
+                    let inner = self.set(&f.node.selection_set.node);
+                    self.size(&f.node).saturating_mul(inner.saturating_add(1))
+                }
+                Selection::InlineFragment(i) => self.set(&i.node.selection_set.node),
+                Selection::FragmentSpread(s) => self.fragment(&s.node.fragment_name.node),
+            };
+            n = n.saturating_add(one);
+        }
+        n
+    }
+
+    fn fragment(&mut self, name: &'a Name) -> usize {
+        if let Some(n) = self.done.get(name) {
+            return *n;
+        }
+        if self.open.contains(&name) {
+            return 0;
+        }
+        let Some(def) = self.doc.fragments.get(name) else {
+            return 0;
+        };
+        self.open.push(name);
+        let n = self.set(&def.node.selection_set.node);
+        self.open.pop();
+        self.done.insert(name, n);
+        n
+    }
+
+    /// The items a field's answer is estimated to hold (1 for a field that is not a sized list).
+    fn size(&self, f: &async_graphql::parser::types::Field) -> usize {
+        // an argument's value with variables put in (None: absent, or a variable not sent)
+        let arg = |name: &str| -> Option<async_graphql::Value> {
+            f.get_argument(name)?
+                .node
+                .clone()
+                .into_const_with(|var| self.variables.get(&var).cloned().ok_or(()))
+                .ok()
+        };
+        let number = |name: &str| -> Option<usize> {
+            match arg(name)? {
+                async_graphql::Value::Number(n) => {
+                    n.as_u64().map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                }
+                _ => None,
+            }
+        };
+        if f.name.node == "availability" {
+            if arg("date").is_some_and(|d| d != async_graphql::Value::Null) {
+                return SLOTS_PER_DAY;
+            }
+            let days = number("days").unwrap_or(31).clamp(1, 62);
+            return days.saturating_mul(SLOTS_PER_DAY);
+        }
+        number("first")
+            .or_else(|| number("limit"))
+            .map_or(1, |n| n.clamp(1, 1_000))
+    }
+}
+
 /// The query text with whitespace, commas and comments collapsed, so padded variants of one query
 /// read the same: one space between tokens, none next to a one-character punctuator. Strings and
 /// block strings are kept as written. Two texts with different tokens never give the same result.
@@ -299,5 +397,36 @@ mod tests {
         let doc = async_graphql::parser::parse_query(&q).expect("parses");
         let e = check(&doc).expect_err("refused");
         assert!(e.message.contains("too complex"), "{}", e.message);
+    }
+
+    #[test]
+    fn answers_are_estimated_from_the_sizes_lists_ask_for() {
+        use async_graphql::Variables;
+        let est = |q: &str, vars: serde_json::Value| {
+            let doc = async_graphql::parser::parse_query(q).expect("parses");
+            super::estimated_values(&doc, &Variables::from_json(vars))
+        };
+        let one = r#"{ availability(tenant: "demo", venueId: "x") { id free } }"#;
+        // default window: 31 days of 30 slots, each with two fields
+        assert_eq!(est(one, serde_json::json!({})), 31 * 30 * 3);
+        let day = r#"query($d: NaiveDate) { availability(tenant: "demo", venueId: "x", date: $d) { id } }"#;
+        assert_eq!(est(day, serde_json::json!({ "d": "2026-12-02" })), 30 * 2);
+        assert_eq!(est(day, serde_json::json!({ "d": null })), 31 * 30 * 2);
+        let widest = format!(
+            "query($n: Int) {{ {} }}",
+            (0..20)
+                .map(|i| format!(r#"a{i}: availability(tenant: "demo", venueId: "x", days: $n) {{ id startsAt free mark }}"#))
+                .collect::<String>()
+        );
+        let w = est(&widest, serde_json::json!({ "n": 62 }));
+        assert_eq!(w, 20 * 62 * 30 * 5);
+        assert!(w >= super::WIDE_VALUES);
+        assert!(
+            est(one, serde_json::json!({})) < super::WIDE_VALUES,
+            "a month of one venue is not wide"
+        );
+        // a fragment spread twice counts twice, without being expanded
+        let spread = r#"{ ...F ...F } fragment F on Query { city(slug: "demo") { slots(venueId: "x", first: 50) { id } } }"#;
+        assert_eq!(est(spread, serde_json::json!({})), 2 * (1 + 50 * 2));
     }
 }

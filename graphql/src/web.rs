@@ -271,19 +271,33 @@ fn json_response(body: Bytes) -> Response {
     resp
 }
 
-/// Values in an answer above which it is written out (and dropped) on the blocking pool rather
-/// than on a runtime worker: ~36,000 slot objects take tens of milliseconds to serialise, time in
-/// which the worker's other requests (a `/healthz` probe) would wait.
+/// Values in an answer above which it is written out on a thread of its own (see
+/// [`off_the_workers`]): ~36,000 slot objects take tens of milliseconds to serialise.
 const RENDER_INLINE_MAX_VALUES: usize = 4_096;
 
-/// The answer as JSON bytes; a large one is serialised off the runtime.
-async fn render(resp: async_graphql::Response) -> Result<Vec<u8>, String> {
-    if count_values(&resp.data, RENDER_INLINE_MAX_VALUES) < RENDER_INLINE_MAX_VALUES {
-        return serde_json::to_vec(&resp).map_err(|e| e.to_string());
+/// Runs `fut` to its end with this worker's queue handed to another thread (tokio's
+/// `block_in_place`): the worker's other tasks — among them the one its LIFO slot holds, which the
+/// other worker cannot steal — go on at once. On a current-thread runtime (tests) it just awaits.
+async fn off_the_workers<F: std::future::Future>(fut: F) -> F::Output {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let handle = Handle::current();
+    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(move || handle.block_on(fut))
+    } else {
+        fut.await
     }
-    match tokio::task::spawn_blocking(move || serde_json::to_vec(&resp)).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("render task failed: {e}")),
+}
+
+/// The answer as JSON bytes; a large one is serialised (and dropped) off the runtime's workers.
+fn render(resp: async_graphql::Response) -> Result<Vec<u8>, String> {
+    let small = count_values(&resp.data, RENDER_INLINE_MAX_VALUES) < RENDER_INLINE_MAX_VALUES;
+    let to_json = move || serde_json::to_vec(&resp).map_err(|e| e.to_string());
+    let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread;
+    if small || !multi_thread {
+        to_json()
+    } else {
+        tokio::task::block_in_place(to_json)
     }
 }
 
@@ -440,10 +454,29 @@ async fn execute(
     };
     let credentials = crate::auth::Credentials::new(bearer, session, ip);
     let deps = Arc::new(AvailabilityDeps::default());
-    let execution = api
-        .schema
-        .execute(req.data(credentials).data(info).data(deps.clone()));
-    let Ok(mut resp) = tokio::time::timeout(api.deadline, execution).await else {
+    // A document whose answer is estimated wide (limits::estimated_values) resolves off the
+    // runtime's workers, so that the requests queued behind it there (a `/healthz` probe) do not
+    // wait for it: ~36,000 slot objects take hundreds of milliseconds and never wait on anything.
+    let mut req = req;
+    let variables = std::mem::take(&mut req.variables);
+    // (a query over the size limit is refused unparsed by limits.rs)
+    let wide = req.query.len() <= crate::limits::MAX_QUERY_BYTES
+        && req.parsed_query().is_ok_and(|doc| {
+            crate::limits::estimated_values(doc, &variables) >= crate::limits::WIDE_VALUES
+        });
+    req.variables = variables;
+    let execution = tokio::time::timeout(
+        api.deadline,
+        api.schema
+            .execute(req.data(credentials).data(info).data(deps.clone())),
+    );
+    let executed = if wide {
+        metrics::counter!("yoyaku_graphql_wide_executions_total").increment(1);
+        off_the_workers(execution).await
+    } else {
+        execution.await
+    };
+    let Ok(mut resp) = executed else {
         tracing::warn!(
             deadline_ms = api.deadline.as_millis() as u64,
             "GraphQL execution stopped at its deadline"
@@ -462,7 +495,7 @@ async fn execute(
     let resp_ok = resp.is_ok();
     let cache_control = resp.cache_control.value();
     let http_headers = std::mem::take(&mut resp.http_headers);
-    let rendered = match render(resp).await {
+    let rendered = match render(resp) {
         Ok(b) => Bytes::from(b),
         Err(e) => {
             tracing::error!(error = %e, "could not serialise a GraphQL response");

@@ -156,3 +156,57 @@ async fn metrics_count_a_booking_and_time_requests_on_the_admin_listener_only() 
     );
     assert!(text.contains("yoyaku_db_pool_max_connections 20"), "{text}");
 }
+
+/// Issue 15 (`/healthz` within 50 ms during the attacks): a document whose answer is estimated
+/// wide (`graphql::limits::estimated_values`) resolves off the runtime's workers — on a
+/// multi-thread runtime, as the binary's — answers in full, and is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_graphql_answer_runs_off_the_workers_answers_in_full_and_is_counted() {
+    let app = spawn_app_with(Options {
+        demo: true,
+        metrics: true,
+        ..Options::default()
+    })
+    .await;
+    let admin = app.admin.expect("the admin listener is open");
+    let venue = app.venue_of(app.demo_slot(0).await).await;
+    let one = app
+        .graphql(
+            "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v, days: 62) { id } }",
+            json!({ "v": venue }),
+        )
+        .await;
+    let slots = one["data"]["availability"].as_array().map_or(0, Vec::len);
+    assert!(slots > 0, "{one}");
+    let wide = format!(
+        "query($v: UUID!) {{ {} }}",
+        (0..20)
+            .map(|i| format!(
+                "a{i}: availability(tenant: \"demo\", venueId: $v, days: 62) {{ id startsAt free mark }}"
+            ))
+            .collect::<String>()
+    );
+    let answer = app.graphql(&wide, json!({ "v": venue })).await;
+    assert!(answer["errors"].is_null(), "{answer}");
+    for i in 0..20 {
+        assert_eq!(
+            answer["data"][format!("a{i}")].as_array().map(Vec::len),
+            Some(slots),
+            "alias a{i}"
+        );
+    }
+    let text = app
+        .client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let wide_runs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("yoyaku_graphql_wide_executions_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(wide_runs.is_some_and(|n| n >= 1.0), "{text}");
+}
