@@ -258,7 +258,11 @@ pub async fn page(
         "" => None,
         raw => Some(Uuid::try_parse(raw).map_err(|_| {
             PageError::bad_request(
-                both(staff.lang, "登録先の指定が正しくありません。", "Not a subscription id."),
+                both(
+                    staff.lang,
+                    "登録先の指定が正しくありません。",
+                    "Not a subscription id.",
+                ),
                 staff.lang,
             )
         })?),

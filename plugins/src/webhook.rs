@@ -169,8 +169,8 @@ pub fn check_event_url(value: &str, allow_loopback_http: bool) -> Result<url::Ur
     if value.chars().count() > 2000 {
         return Err(ConfigError::new("url", "must be at most 2,000 characters"));
     }
-    let parsed = url::Url::parse(value)
-        .map_err(|e| ConfigError::new("url", format!("not a URL ({e})")))?;
+    let parsed =
+        url::Url::parse(value).map_err(|e| ConfigError::new("url", format!("not a URL ({e})")))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(ConfigError::new(
             "url",
@@ -432,7 +432,13 @@ mod tests {
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            verify("whsec_other", &header, body, 1_800_000_010, DEFAULT_TOLERANCE),
+            verify(
+                "whsec_other",
+                &header,
+                body,
+                1_800_000_010,
+                DEFAULT_TOLERANCE
+            ),
             Err(VerifyError::Mismatch)
         );
         // the timestamp is signed: moving it breaks the signature
@@ -442,7 +448,10 @@ mod tests {
             Err(VerifyError::Mismatch)
         );
         // one of several v1 values is enough (a receiver may be sent more during a rotation)
-        let v1 = header.split_once(",v1=").map(|(_, v)| v).unwrap_or_default();
+        let v1 = header
+            .split_once(",v1=")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
         let several = format!("t=1800000000,v1={},v1={v1}", "00".repeat(32));
         assert_eq!(
             verify(SECRET, &several, body, 1_800_000_000, DEFAULT_TOLERANCE),
@@ -468,7 +477,10 @@ mod tests {
         );
         assert!(matches!(
             verify(SECRET, &header, body, 1_799_999_000, DEFAULT_TOLERANCE),
-            Err(VerifyError::OutsideWindow { age_secs: -1000, .. })
+            Err(VerifyError::OutsideWindow {
+                age_secs: -1000,
+                ..
+            })
         ));
     }
 
@@ -488,7 +500,13 @@ mod tests {
             );
         }
         assert_eq!(
-            verify(SECRET, "t=1800000000,v1=zz", b"{}", 1_800_000_000, DEFAULT_TOLERANCE),
+            verify(
+                SECRET,
+                "t=1800000000,v1=zz",
+                b"{}",
+                1_800_000_000,
+                DEFAULT_TOLERANCE
+            ),
             Err(VerifyError::Mismatch)
         );
     }

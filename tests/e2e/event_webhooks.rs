@@ -116,7 +116,11 @@ async fn receive(
     }
     let event: Value = serde_json::from_slice(&body).expect("a JSON event");
     let event_id = event["id"].as_str().expect("an event id").to_owned();
-    assert_eq!(event_id, header("yoyaku-event-id"), "one id in body and header");
+    assert_eq!(
+        event_id,
+        header("yoyaku-event-id"),
+        "one id in body and header"
+    );
     let earlier = inbox
         .requests
         .iter()
@@ -149,7 +153,12 @@ async fn subscribe(admin: &mut AdminClient<'_>, slug: &str, url: &str, events: &
     let keys: Vec<String> = events.iter().map(|e| format!("event_{e}")).collect();
     let mut fields: Vec<(&str, &str)> = vec![("url", url), ("description", "基幹システム")];
     fields.extend(keys.iter().map(|k| (k.as_str(), "1")));
-    let (status, html) = body(admin.post(&format!("/admin/t/{slug}/webhooks"), &fields).await).await;
+    let (status, html) = body(
+        admin
+            .post(&format!("/admin/t/{slug}/webhooks"), &fields)
+            .await,
+    )
+    .await;
     assert_eq!(status, 200, "{html}");
     secret_in(&html).expect("the secret is shown once")
 }
@@ -180,7 +189,10 @@ async fn deliver_all(app: &TestApp, waits: &[u64]) -> usize {
         .await
         .expect("pending tasks");
         if wait == 0 {
-            assert!(pending.is_empty(), "round {i}: nothing left to retry: {pending:?}");
+            assert!(
+                pending.is_empty(),
+                "round {i}: nothing left to retry: {pending:?}"
+            );
             continue;
         }
         assert!(!pending.is_empty(), "round {i}: failures are retried");
@@ -204,6 +216,21 @@ async fn deliver_all(app: &TestApp, waits: &[u64]) -> usize {
     rounds
 }
 
+/// A free slot of the city's first mass venue, more than three days ahead (`demo_slot` for any
+/// city: the seeded cities share venue names).
+async fn free_slot(app: &TestApp, tenant: &tenants::Tenant, nth: i64) -> Uuid {
+    sqlx::query_scalar(
+        "SELECT s.id FROM slots s JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+          WHERE s.tenant_id = $1 AND v.name = '市民ホール集団接種会場' AND s.booked = 0 \
+            AND s.starts_at > now() + interval '3 days' ORDER BY s.starts_at, s.id OFFSET $2 LIMIT 1",
+    )
+    .bind(tenant.id.0)
+    .bind(nth)
+    .fetch_one(&app.owner)
+    .await
+    .expect("a free slot")
+}
+
 async fn city_admin<'a>(app: &'a TestApp, tenant: &tenants::Tenant, who: &str) -> AdminClient<'a> {
     app.staff_client(
         &format!("{who}@{}.example", tenant.slug),
@@ -225,7 +252,10 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
         &["booking.created", "booking.changed", "booking.cancelled"],
     )
     .await;
-    assert!(secret.starts_with("whsec_") && secret.len() > 40, "{secret}");
+    assert!(
+        secret.starts_with("whsec_") && secret.len() > 40,
+        "{secret}"
+    );
     receiver.with(|i| i.secret = Some(secret.clone()));
     // the secret is never shown again, nor stored in the clear
     let (_, page) = body(admin.get("/admin/t/demo/webhooks").await).await;
@@ -238,7 +268,7 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
 
     // bookings by every path: one statement, a batch, the general path (a group), then a change
     // and a cancel
-    let resident = |n: u32| app.resident_id(&demo_resident(n).ticket_no);
+    let resident = async |n: u32| app.resident_id(&demo_resident(n).ticket_no).await;
     let (r1, r2, r3) = (resident(1).await, resident(2).await, resident(3).await);
     let (slot_a, slot_b, roomy) = (
         app.demo_slot(0).await,
@@ -307,7 +337,11 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
     }
     for (id, tries) in &per_event {
         let statuses: Vec<u16> = tries.iter().map(|r| r.status).collect();
-        assert_eq!(statuses, [500, 500, 200], "{id}: twice refused, then accepted, never again");
+        assert_eq!(
+            statuses,
+            [500, 500, 200],
+            "{id}: twice refused, then accepted, never again"
+        );
         let attempts: Vec<&str> = tries.iter().map(|r| r.attempt.as_str()).collect();
         assert_eq!(attempts, ["1", "2", "3"]);
         assert!(tries.iter().all(|r| r.idempotency_key == *id));
@@ -331,7 +365,10 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
     let mut want: BTreeSet<String> = batched.iter().map(Uuid::to_string).collect();
     want.insert(one[0].id.to_string());
     want.extend(two.iter().map(|b| b.id.to_string()));
-    assert_eq!(created, want, "one booking.created per booking, on every path");
+    assert_eq!(
+        created, want,
+        "one booking.created per booking, on every path"
+    );
     let changed = of_type("booking.changed");
     assert_eq!(changed.len(), 1);
     let c = &changed[0]["data"];
@@ -352,7 +389,11 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
         first["data"]["booking"]["resident"]["ticket_no"],
         demo_resident(1).ticket_no
     );
-    assert!(first["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        first["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
     // the resident by ticket number only: no name, phone or e-mail in any payload
     let (kana, phone): (String, Option<String>) =
         sqlx::query_as("SELECT kana_name, phone FROM residents WHERE id = $1")
@@ -390,8 +431,13 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
     }
     let (status, page) = body(admin.get("/admin/t/demo/webhooks").await).await;
     assert_eq!(status, 200);
-    assert!(page.contains("data-outcome=\"delivered\"") && page.contains("data-outcome=\"failed\""));
-    assert!(page.contains("500 Internal Server Error"), "the reason is shown");
+    assert!(
+        page.contains("data-outcome=\"delivered\"") && page.contains("data-outcome=\"failed\"")
+    );
+    assert!(
+        page.contains("500 Internal Server Error"),
+        "the reason is shown"
+    );
 
     // a task handled again after its delivery (a worker that stopped before recording it) sends
     // nothing more
@@ -403,7 +449,11 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
     .await
     .expect("put the tasks back");
     app.webhooks.run_once().await.expect("again");
-    assert_eq!(receiver.requests().len(), requests.len(), "nothing sent twice");
+    assert_eq!(
+        receiver.requests().len(),
+        requests.len(),
+        "nothing sent twice"
+    );
 }
 
 #[tokio::test]
@@ -415,9 +465,13 @@ async fn a_captured_delivery_replayed_outside_the_window_is_refused_by_the_docum
     let secret = subscribe(&mut admin, "demo", &receiver.url, &["booking.created"]).await;
     receiver.with(|i| i.secret = Some(secret.clone()));
     let r1 = app.resident_id(&demo_resident(1).ticket_no).await;
-    booking::book(&app.pool, &tenant, &book_request(r1, app.demo_slot(0).await))
-        .await
-        .expect("booking");
+    booking::book(
+        &app.pool,
+        &tenant,
+        &book_request(r1, app.demo_slot(0).await),
+    )
+    .await
+    .expect("booking");
     deliver_all(&app, &[]).await;
     let captured = receiver.requests().pop().expect("one delivery");
     assert_eq!(captured.status, 200);
@@ -431,20 +485,41 @@ async fn a_captured_delivery_replayed_outside_the_window_is_refused_by_the_docum
         .and_then(|s| s.parse().ok())
         .expect("t=");
     assert_eq!(
-        verify(&secret, &captured.signature, &captured.body, t + 60, DEFAULT_TOLERANCE),
+        verify(
+            &secret,
+            &captured.signature,
+            &captured.body,
+            t + 60,
+            DEFAULT_TOLERANCE
+        ),
         Ok(())
     );
     assert!(matches!(
-        verify(&secret, &captured.signature, &captured.body, t + 301, DEFAULT_TOLERANCE),
-        Err(VerifyError::OutsideWindow { age_secs: 301, window_secs: 300 })
+        verify(
+            &secret,
+            &captured.signature,
+            &captured.body,
+            t + 301,
+            DEFAULT_TOLERANCE
+        ),
+        Err(VerifyError::OutsideWindow {
+            age_secs: 301,
+            window_secs: 300
+        })
     ));
     // the timestamp cannot be freshened: it is signed
-    let now = chrono::Utc::now().timestamp();
+    let later = t + 120;
     let refreshed = captured
         .signature
-        .replacen(&format!("t={t}"), &format!("t={now}"), 1);
+        .replacen(&format!("t={t}"), &format!("t={later}"), 1);
     assert_eq!(
-        verify(&secret, &refreshed, &captured.body, now, DEFAULT_TOLERANCE),
+        verify(
+            &secret,
+            &refreshed,
+            &captured.body,
+            later,
+            DEFAULT_TOLERANCE
+        ),
         Err(VerifyError::Mismatch)
     );
 
@@ -463,7 +538,13 @@ async fn a_captured_delivery_replayed_outside_the_window_is_refused_by_the_docum
     assert_eq!(replay.status(), 400);
     let refused = receiver.with(|i| i.refused.clone());
     assert!(
-        matches!(refused.as_slice(), [VerifyError::OutsideWindow { window_secs: 300, .. }]),
+        matches!(
+            refused.as_slice(),
+            [VerifyError::OutsideWindow {
+                window_secs: 300,
+                ..
+            }]
+        ),
         "{refused:?}"
     );
     assert_eq!(receiver.with(|i| i.processed.len()), 1);
@@ -479,12 +560,19 @@ async fn vaccinations_and_finished_exports_are_announced_with_what_they_record()
         &mut admin,
         "demo",
         &receiver.url,
-        &["vaccination.recorded", "vaccination.removed", "export.ready"],
+        &[
+            "vaccination.recorded",
+            "vaccination.removed",
+            "export.ready",
+        ],
     )
     .await;
     receiver.with(|i| i.secret = Some(secret));
     let account = app
-        .staff("nurse@demo.example", Some((tenant.id, Role::CityStaff, &[])))
+        .staff(
+            "nurse@demo.example",
+            Some((tenant.id, Role::CityStaff, &[])),
+        )
         .await;
     let actor = Actor::staff(account.id, &account.email, None);
     let r1 = app.resident_id(&demo_resident(1).ticket_no).await;
@@ -562,7 +650,11 @@ async fn vaccinations_and_finished_exports_are_announced_with_what_they_record()
     let types: Vec<&str> = events.keys().map(String::as_str).collect();
     assert_eq!(
         types,
-        ["export.ready", "vaccination.recorded", "vaccination.removed"]
+        [
+            "export.ready",
+            "vaccination.recorded",
+            "vaccination.removed"
+        ]
     );
     let v = &events["vaccination.recorded"]["data"]["vaccination"];
     assert_eq!(v["id"], record.to_string());
@@ -576,7 +668,10 @@ async fn vaccinations_and_finished_exports_are_announced_with_what_they_record()
     );
     let x = &events["export.ready"]["data"]["export"];
     assert_eq!(x["id"], export.to_string());
-    assert_eq!((x["kind"].as_str(), x["format"].as_str()), (Some("booking_ledger"), Some("csv_utf8")));
+    assert_eq!(
+        (x["kind"].as_str(), x["format"].as_str()),
+        (Some("booking_ledger"), Some("csv_utf8"))
+    );
     assert!(x["rows"].as_i64().is_some_and(|n| n >= 1));
 }
 
@@ -603,37 +698,48 @@ async fn another_citys_subscription_never_gets_this_citys_events_and_only_admins
     theirs.with(|i| i.secret = Some(their_secret));
 
     let r1 = app.resident_id(&demo_resident(1).ticket_no).await;
-    let booked = booking::book(&app.pool, &demo, &book_request(r1, app.demo_slot(0).await))
-        .await
-        .expect("booking");
+    let booked = booking::book(
+        &app.pool,
+        &demo,
+        &book_request(r1, free_slot(&app, &demo, 0).await),
+    )
+    .await
+    .expect("booking");
     booking::cancel(&app.pool, &demo, r1, booked[0].id, "cancel-key-0001")
         .await
         .expect("cancel");
     deliver_all(&app, &[]).await;
     assert_eq!(ours.requests().len(), 2);
     assert!(theirs.requests().is_empty(), "the other city hears nothing");
-    let keys: Vec<String> = sqlx::query_scalar(
-        "SELECT idempotency_key FROM apalis.jobs WHERE job_type = 'webhooks'",
-    )
-    .fetch_all(&app.owner)
-    .await
-    .expect("tasks");
-    assert!(keys.iter().all(|k| k.starts_with(&format!("{}/", demo.id.0))));
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT idempotency_key FROM apalis.jobs WHERE job_type = 'webhooks'")
+            .fetch_all(&app.owner)
+            .await
+            .expect("tasks");
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with(&format!("{}/", demo.id.0)))
+    );
     // the other city's admin sees its own (empty) log, never ours; our ids are not found there
     let (status, page) = body(their_admin.get("/admin/t/kawasaki/webhooks").await).await;
     assert_eq!(status, 200);
     assert!(!page.contains(&ours.url) && !page.contains("data-outcome"));
-    assert_eq!(their_admin.get("/admin/t/demo/webhooks").await.status(), 404);
-    let our_sub: Uuid = sqlx::query_scalar(
-        "SELECT id FROM webhook_subscriptions WHERE tenant_id = $1",
-    )
-    .bind(demo.id.0)
-    .fetch_one(&app.owner)
-    .await
-    .expect("our subscription");
+    assert_eq!(
+        their_admin.get("/admin/t/demo/webhooks").await.status(),
+        404
+    );
+    let our_sub: Uuid =
+        sqlx::query_scalar("SELECT id FROM webhook_subscriptions WHERE tenant_id = $1")
+            .bind(demo.id.0)
+            .fetch_one(&app.owner)
+            .await
+            .expect("our subscription");
     for action in ["pause", "delete", "rotate"] {
         let res = their_admin
-            .post(&format!("/admin/t/kawasaki/webhooks/{our_sub}/{action}"), &[])
+            .post(
+                &format!("/admin/t/kawasaki/webhooks/{our_sub}/{action}"),
+                &[],
+            )
             .await;
         assert_eq!(res.status(), 404, "{action} of another city's subscription");
         let res = their_admin
@@ -661,7 +767,11 @@ async fn another_citys_subscription_never_gets_this_citys_events_and_only_admins
         ("venue", Role::VenueStaff),
         ("auditor", Role::Auditor),
     ] {
-        let venues = if role == Role::VenueStaff { vec![venue] } else { vec![] };
+        let venues = if role == Role::VenueStaff {
+            vec![venue]
+        } else {
+            vec![]
+        };
         let mut client = app
             .staff_client(
                 &format!("{who}@demo.example"),
@@ -722,7 +832,10 @@ async fn another_citys_subscription_never_gets_this_citys_events_and_only_admins
         },
     )
     .await;
-    assert!(matches!(refused, Err(WebhookError::Denied(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(WebhookError::Denied(_))),
+        "{refused:?}"
+    );
     drop(scope);
 
     // a bad endpoint is refused with the reason and nothing is stored
@@ -744,25 +857,32 @@ async fn another_citys_subscription_never_gets_this_citys_events_and_only_admins
 
     // pausing stops the events: queued ones are skipped, new ones are not queued
     let r2 = app.resident_id(&demo_resident(2).ticket_no).await;
-    booking::book(&app.pool, &demo, &book_request(r2, app.demo_slot(1).await))
-        .await
-        .expect("booking");
+    booking::book(
+        &app.pool,
+        &demo,
+        &book_request(r2, free_slot(&app, &demo, 1).await),
+    )
+    .await
+    .expect("booking");
     let res = admin
         .post(&format!("/admin/t/demo/webhooks/{our_sub}/pause"), &[])
         .await;
     assert_eq!(res.status(), 303);
     let r3 = app.resident_id(&demo_resident(3).ticket_no).await;
-    booking::book(&app.pool, &demo, &book_request(r3, app.demo_slot(2).await))
-        .await
-        .expect("booking while paused");
+    booking::book(
+        &app.pool,
+        &demo,
+        &book_request(r3, free_slot(&app, &demo, 2).await),
+    )
+    .await
+    .expect("booking while paused");
     deliver_all(&app, &[]).await;
     assert_eq!(ours.requests().len(), 2, "nothing sent while paused");
-    let skipped: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_deliveries WHERE outcome = 'skipped'",
-    )
-    .fetch_one(&app.owner)
-    .await
-    .expect("skipped");
+    let skipped: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE outcome = 'skipped'")
+            .fetch_one(&app.owner)
+            .await
+            .expect("skipped");
     assert_eq!(skipped, 1, "the one queued before the pause");
 
     // every change is in the audit log, by whom
@@ -794,6 +914,24 @@ fn the_documented_verification_snippet_holds() {
     let secret = "whsec_example";
     let body = br#"{"id":"0193a5e0-0000-4000-8000-000000000001","type":"booking.created"}"#;
     let header = plugins::webhook::event_signature(secret, 1_800_000_000, body);
-    assert!(verify(secret, &header, body, 1_800_000_100, Duration::from_secs(300)).is_ok());
-    assert!(verify(secret, &header, body, 1_800_000_400, Duration::from_secs(300)).is_err());
+    assert!(
+        verify(
+            secret,
+            &header,
+            body,
+            1_800_000_100,
+            Duration::from_secs(300)
+        )
+        .is_ok()
+    );
+    assert!(
+        verify(
+            secret,
+            &header,
+            body,
+            1_800_000_400,
+            Duration::from_secs(300)
+        )
+        .is_err()
+    );
 }

@@ -216,7 +216,12 @@ impl WebhookWorker {
         })
     }
 
-    async fn deliver(&self, tenant: &Tenant, task: &WebhookTask, earlier: i32) -> Result<Outcome, sqlx::Error> {
+    async fn deliver(
+        &self,
+        tenant: &Tenant,
+        task: &WebhookTask,
+        earlier: i32,
+    ) -> Result<Outcome, sqlx::Error> {
         let Prepared::Send {
             url,
             secret,
@@ -245,11 +250,31 @@ impl WebhookWorker {
         let mut tx = tenants::begin(&self.pool, tenant.id).await?;
         let outcome = match &answer.error {
             None => {
-                log(&mut tx, tenant.id, task, attempt, "delivered", status, None, Some(latency)).await?;
+                log(
+                    &mut tx,
+                    tenant.id,
+                    task,
+                    attempt,
+                    "delivered",
+                    status,
+                    None,
+                    Some(latency),
+                )
+                .await?;
                 Outcome::Done
             }
             Some(reason) if earlier + 1 >= MAX_ATTEMPTS => {
-                log(&mut tx, tenant.id, task, attempt, "gave_up", status, Some(reason), Some(latency)).await?;
+                log(
+                    &mut tx,
+                    tenant.id,
+                    task,
+                    attempt,
+                    "gave_up",
+                    status,
+                    Some(reason),
+                    Some(latency),
+                )
+                .await?;
                 tracing::warn!(tenant.id = %tenant.id, event = %task.event, subscription = %task.subscription, reason = %reason, "webhook given up");
                 Outcome::Dead {
                     reason: format!("{reason} (attempt {attempt}, given up)"),
