@@ -242,8 +242,11 @@ BEGIN
     VALUES (p_job, 'notify', p_payload, 'Pending', 0, 25, now(), 5, p_job_key);
     INSERT INTO idempotency_keys (tenant_id, key, resident_id, result)
     VALUES (p_tenant, v_key, v_resident, jsonb_build_array(p_booking));
-    -- the integrators' event (nothing when no subscription wants it: one index probe)
-    PERFORM webhook_booking_event(p_tenant, 'booking.created', p_booking);
+    -- the integrators' event (nothing when no subscription wants it: one index probe, no call)
+    IF EXISTS (SELECT 1 FROM webhook_subscriptions ws
+                WHERE ws.tenant_id = p_tenant AND ws.active AND 'booking.created' = ANY (ws.events)) THEN
+        PERFORM webhook_booking_event(p_tenant, 'booking.created', p_booking);
+    END IF;
 
     RETURN QUERY
     SELECT 'booked'::text, v_resident, jsonb_build_array(p_booking), s.id, s.venue_id, v.name, x.name,

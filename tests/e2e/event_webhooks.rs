@@ -935,3 +935,104 @@ fn the_documented_verification_snippet_holds() {
         .is_err()
     );
 }
+
+/// Outbox by construction: an event is written in the transaction of what it announces. When the
+/// event cannot be written (a trigger refuses it here), the booking, change or cancellation fails
+/// as a whole — no booking row, no seat, no notification task — on the one-statement path and on
+/// the general path alike; once it can, both commit.
+#[tokio::test]
+async fn an_event_and_what_it_announces_commit_together_or_not_at_all() {
+    let app = demo_app_manual_worker().await;
+    let tenant = app.demo_tenant().await;
+    let receiver = Receiver::start(0).await;
+    let mut admin = city_admin(&app, &tenant, "admin").await;
+    subscribe(
+        &mut admin,
+        "demo",
+        &receiver.url,
+        &["booking.created", "booking.changed", "booking.cancelled"],
+    )
+    .await;
+    for sql in [
+        "CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no events today'; END $$",
+        "CREATE TRIGGER refuse_event BEFORE INSERT ON webhook_events \
+         FOR EACH ROW EXECUTE FUNCTION refuse_event()",
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&app.owner)
+            .await
+            .expect("arrange the refusal");
+    }
+    let counts = async || -> (i64, i64, i64, i64) {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM bookings WHERE status = 'booked'), \
+                    (SELECT coalesce(sum(booked), 0) FROM slots), \
+                    (SELECT count(*) FROM apalis.jobs WHERE job_type IN ('notify', 'webhooks')), \
+                    (SELECT count(*) FROM webhook_events)",
+        )
+        .fetch_one(&app.owner)
+        .await
+        .expect("counts")
+    };
+    let before = counts().await;
+    let r1 = app.resident_id(&demo_resident(1).ticket_no).await;
+    let r2 = app.resident_id(&demo_resident(2).ticket_no).await;
+    let (slot_a, slot_b) = (app.demo_slot(0).await, app.demo_slot(1).await);
+    let alone = booking::book(&app.pool, &tenant, &book_request(r1, slot_a)).await;
+    assert!(alone.is_err(), "one-statement path: {alone:?}");
+    let mut group = book_request(r1, slot_a);
+    group.companions = vec![r2];
+    let together = booking::book(&app.pool, &tenant, &group).await;
+    assert!(together.is_err(), "general path: {together:?}");
+    assert_eq!(
+        counts().await,
+        before,
+        "nothing of either booking was written"
+    );
+
+    sqlx::raw_sql("DROP TRIGGER refuse_event ON webhook_events")
+        .execute(&app.owner)
+        .await
+        .expect("allow events again");
+    let booked = booking::book(&app.pool, &tenant, &book_request(r1, slot_a))
+        .await
+        .expect("booked once events can be written");
+    sqlx::raw_sql(
+        "CREATE TRIGGER refuse_event BEFORE INSERT ON webhook_events \
+         FOR EACH ROW EXECUTE FUNCTION refuse_event()",
+    )
+    .execute(&app.owner)
+    .await
+    .expect("refuse again");
+    let middle = counts().await;
+    let moved = booking::change(
+        &app.pool,
+        &tenant,
+        r1,
+        booked[0].id,
+        slot_b,
+        "move-key-0001",
+    )
+    .await;
+    assert!(moved.is_err(), "change: {moved:?}");
+    let gone = booking::cancel(&app.pool, &tenant, r1, booked[0].id, "cancel-key-001").await;
+    assert!(gone.is_err(), "cancel: {gone:?}");
+    assert_eq!(
+        counts().await,
+        middle,
+        "neither the change nor the cancel happened"
+    );
+    let (slot, status): (Uuid, String) =
+        sqlx::query_as("SELECT slot_id, status FROM bookings WHERE id = $1")
+            .bind(booked[0].id)
+            .fetch_one(&app.owner)
+            .await
+            .expect("booking");
+    assert_eq!((slot, status.as_str()), (slot_a, "booked"));
+    assert_eq!(
+        middle.3,
+        before.3 + 1,
+        "the one booking that happened has its one event"
+    );
+}
