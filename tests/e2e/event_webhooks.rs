@@ -548,6 +548,64 @@ async fn a_captured_delivery_replayed_outside_the_window_is_refused_by_the_docum
         "{refused:?}"
     );
     assert_eq!(receiver.with(|i| i.processed.len()), 1);
+
+    // a new secret: shown once, used from the next attempt on; the old one no longer verifies
+    receiver.with(|i| {
+        i.clock_ahead = 0;
+        i.refused.clear();
+    });
+    let sub: Uuid = sqlx::query_scalar("SELECT id FROM webhook_subscriptions")
+        .fetch_one(&app.owner)
+        .await
+        .expect("subscription");
+    let (status, html) = body(
+        admin
+            .post(&format!("/admin/t/demo/webhooks/{sub}/rotate"), &[])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rotated = secret_in(&html).expect("the new secret is shown once");
+    assert_ne!(rotated, secret);
+    let r2 = app.resident_id(&demo_resident(2).ticket_no).await;
+    booking::book(
+        &app.pool,
+        &tenant,
+        &book_request(r2, app.demo_slot(1).await),
+    )
+    .await
+    .expect("booking");
+    app.webhooks
+        .run_once()
+        .await
+        .expect("attempt with the new secret");
+    let refused = receiver.with(|i| i.refused.clone());
+    assert_eq!(
+        refused,
+        [VerifyError::Mismatch],
+        "the receiver still has the old one"
+    );
+    receiver.with(|i| i.secret = Some(rotated));
+    deliver_all(&app, &[]).await;
+    assert_eq!(
+        receiver.with(|i| i.processed.len()),
+        1,
+        "retried later, not yet due"
+    );
+    sqlx::query(
+        "UPDATE apalis.jobs SET run_at = now() WHERE job_type = 'webhooks' AND status = 'Failed'",
+    )
+    .execute(&app.owner)
+    .await
+    .expect("time passes");
+    deliver_all(&app, &[]).await;
+    assert_eq!(receiver.with(|i| i.processed.len()), 2);
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'webhook.rotate_secret'")
+            .fetch_one(&app.owner)
+            .await
+            .expect("audit");
+    assert_eq!(audited, 1);
 }
 
 #[tokio::test]

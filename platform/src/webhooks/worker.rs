@@ -84,6 +84,8 @@ enum Prepared {
     /// Nothing to send (delivered already, the subscription or event is gone, or paused and
     /// logged as skipped).
     Nothing,
+    /// Cannot be sent, ever (the secret cannot be opened with this server's key).
+    Impossible(String),
     Send {
         url: String,
         secret: secrecy::SecretString,
@@ -193,8 +195,8 @@ impl WebhookWorker {
         let secret = match self.sealing_key.open(&sealed) {
             Ok(plain) => secrecy::SecretString::from(String::from_utf8_lossy(&plain).into_owned()),
             Err(_) => {
-                return Err(sqlx::Error::Protocol(
-                    "a webhook secret could not be decrypted (was notifications.encryption_key changed?)"
+                return Ok(Prepared::Impossible(
+                    "the subscription's secret could not be decrypted (was notifications.encryption_key changed?)"
                         .into(),
                 ));
             }
@@ -222,15 +224,19 @@ impl WebhookWorker {
         task: &WebhookTask,
         earlier: i32,
     ) -> Result<Outcome, sqlx::Error> {
-        let Prepared::Send {
-            url,
-            secret,
-            event_type,
-            body,
-            attempt,
-        } = self.prepare(tenant, task).await?
-        else {
-            return Ok(Outcome::Done);
+        let (url, secret, event_type, body, attempt) = match self.prepare(tenant, task).await? {
+            Prepared::Send {
+                url,
+                secret,
+                event_type,
+                body,
+                attempt,
+            } => (url, secret, event_type, body, attempt),
+            Prepared::Nothing => return Ok(Outcome::Done),
+            Prepared::Impossible(reason) => {
+                tracing::error!(tenant.id = %tenant.id, subscription = %task.subscription, reason = %reason, "webhook cannot be sent");
+                return Ok(Outcome::Dead { reason });
+            }
         };
         let event_id = task.event.to_string();
         // no transaction is open while the endpoint is called
