@@ -77,6 +77,7 @@ missed_heartbeats = 4
 urgent_concurrency = 4
 notify_concurrency = 4
 exports_concurrency = 1
+webhooks_concurrency = 4
 billing_cron = "0 */5 * * * *"
 "#;
 
@@ -140,10 +141,11 @@ pub struct JobSettings {
     pub heartbeat_secs: u64,
     /// A worker silent for `heartbeat_secs × missed_heartbeats` is dead; its tasks are re-enqueued.
     pub missed_heartbeats: u32,
-    /// Tasks worked at once per queue: login codes, other messages, exports.
+    /// Tasks worked at once per queue: login codes, other messages, exports, event webhooks.
     pub urgent_concurrency: usize,
     pub notify_concurrency: usize,
     pub exports_concurrency: usize,
+    pub webhooks_concurrency: usize,
     /// When the monthly billing tick runs (cron, seconds first, UTC); once across processes.
     pub billing_cron: String,
 }
@@ -158,6 +160,7 @@ impl JobSettings {
             urgent_concurrency: self.urgent_concurrency.max(1),
             notify_concurrency: self.notify_concurrency.max(1),
             exports_concurrency: self.exports_concurrency.max(1),
+            webhooks_concurrency: self.webhooks_concurrency.max(1),
             billing_cron: self.billing_cron.clone(),
         }
     }

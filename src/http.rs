@@ -61,6 +61,10 @@ pub fn router(
         policy,
         public_url: settings.public_url(),
         sealing_key: sealing_key.clone(),
+        // plain http to this machine for a test receiver, never in production
+        webhook_endpoints: platform::webhooks::EndpointPolicy {
+            allow_loopback_http: settings.environment != crate::config::Environment::Production,
+        },
     });
     let mut app = Router::new()
         .route("/", get(home))

@@ -55,6 +55,8 @@ pub struct App {
     pub worker: platform::notifications::Worker,
     /// The export worker (queue `exports`, docs/exports.md), run by [`App::run_workers`].
     pub exports: platform::exports::ExportWorker,
+    /// The event webhook worker (queue `webhooks`, docs/webhooks.md), run by [`App::run_workers`].
+    pub webhooks: platform::webhooks::WebhookWorker,
     /// The admin listener (`metrics.listen`, bound by `build`): `/metrics`, never on the public port.
     pub admin_addr: Option<std::net::SocketAddr>,
     admin_listener: Option<tokio::net::TcpListener>,
@@ -126,6 +128,13 @@ impl App {
             jobs: settings.jobs.runtime(),
             names: platform::notifications::Worker::names(),
         };
+        let mut webhooks = platform::webhooks::WebhookWorker::new(
+            dbs.app.clone(),
+            sealing_key.clone(),
+            settings.jobs.runtime(),
+        )
+        .map_err(|e| config::ConfigError(format!("webhooks: {e}")))?;
+        webhooks.pacing = pacing.clone();
         let router = http::router(
             &settings,
             dbs.app.clone(),
@@ -151,6 +160,7 @@ impl App {
             admin_listener,
             settings,
             exports,
+            webhooks,
             pool: dbs.app,
             router,
             authz,
@@ -180,8 +190,8 @@ impl App {
     }
 
     /// Runs every worker of the job runtime (docs/architecture.md, Jobs) until `shutdown`
-    /// completes, finishing the batches in progress: login codes, other messages, exports, cron
-    /// ticks, and the cron scheduler that queues the ticks (once across processes).
+    /// completes, finishing the batches in progress: login codes, other messages, exports, event
+    /// webhooks, cron ticks, and the cron scheduler that queues the ticks (once across processes).
     pub fn run_workers(
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -196,6 +206,7 @@ impl App {
         let jobs = self.settings.jobs.runtime();
         let notify = self.worker.clone().run(wait());
         let exports = self.exports.clone().run(wait());
+        let webhooks = self.webhooks.clone().run(wait());
         let cron = platform::jobs::Runner::new(
             self.pool.clone(),
             platform::jobs::CRON,
@@ -220,7 +231,7 @@ impl App {
                 shutdown.await;
                 let _ = stop.send(true);
             };
-            tokio::join!(notify, exports, cron, scheduler, signal);
+            tokio::join!(notify, exports, webhooks, cron, scheduler, signal);
         }
     }
 

@@ -161,6 +161,7 @@ pub enum K {
     Overview,
     Intake,
     Notifications,
+    Webhooks,
 }
 
 impl K {
@@ -296,6 +297,7 @@ impl K {
             K::Overview => ("概況", "Overview"),
             K::Intake => ("受付", "Intake"),
             K::Notifications => ("お知らせ", "Notifications"),
+            K::Webhooks => ("Webhook（外部連携）", "Webhooks"),
         }
     }
 }

@@ -21,6 +21,7 @@ mod rules;
 mod shell;
 mod sms_budget;
 mod state;
+mod webhooks;
 
 use axum::{Router, http::HeaderMap};
 
@@ -68,6 +69,7 @@ fn table() -> Vec<Route> {
     all.extend(overview::routes());
     all.extend(intake::routes());
     all.extend(notifications::routes());
+    all.extend(webhooks::routes());
     all.extend(jobs::routes());
     all
 }

@@ -89,7 +89,7 @@ const fn entry(path: &'static str, label: K, access: Access) -> MenuEntry {
 }
 
 /// The menu of a city's pages, in the order shown (drawn by `crate::shell`).
-pub const CITY_MENU: [MenuEntry; 15] = [
+pub const CITY_MENU: [MenuEntry; 16] = [
     entry(
         "/admin/t/{slug}/staff",
         K::Staff,
@@ -167,6 +167,11 @@ pub const CITY_MENU: [MenuEntry; 15] = [
             (Object::Notifications, Act::Read),
             (Object::DeliveryLog, Act::Read),
         ),
+    ),
+    entry(
+        "/admin/t/{slug}/webhooks",
+        K::Webhooks,
+        Access::City(Object::Webhooks, Act::Read),
     ),
 ];
 

@@ -22,6 +22,9 @@ pub struct AdminState {
     pub public_url: String,
     /// Seals and opens the cities' notification channel credentials (notifications page).
     pub sealing_key: platform::notifications::channels::SealingKey,
+    /// Which endpoints a city may subscribe to event webhooks (https; loopback http outside
+    /// production).
+    pub webhook_endpoints: platform::webhooks::EndpointPolicy,
 }
 
 pub const SESSION_COOKIE: &str = "yoyaku_staff";

@@ -17,6 +17,7 @@
 //! * [`stats`] — cross tabulations and the city hall's overview.
 //! * [`city`] — what a city configures (vaccines, venues, schedules) and its contract and bills.
 //! * [`operator`] — the platform operator's work on whole cities: export, delete, import.
+//! * [`webhooks`] — event webhooks for integrators: subscriptions, events, signed delivery.
 //!
 //! Every tenant function takes a tenant-scoped transaction ([`tenants::TenantTx`]) or the guard's
 //! [`staff::authz::Scope`]; only this crate opens one.
@@ -37,6 +38,7 @@ pub mod staff;
 pub mod stats;
 pub mod tenant_cache;
 pub mod text;
+pub mod webhooks;
 
 pub use client_ip::ClientIp;
 pub use residents::desk::ResidentDesk;

@@ -149,6 +149,40 @@ pub(crate) async fn two_tenants() -> (TestApp, TenantId, TenantId) {
         .expect("api key");
         scope.commit().await.expect("commit");
     }
+    // event webhooks (subscriptions; the vaccination below queues an event; its delivery to a
+    // closed port fails and is logged), made through the guard like the admin page does
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    for t in [a, b] {
+        let mut scope = app
+            .authz
+            .enter(
+                &actor,
+                t,
+                platform::staff::authz::Object::Webhooks,
+                platform::staff::authz::Act::Write,
+            )
+            .await
+            .expect("operator scope");
+        platform::webhooks::create(
+            &app.authz,
+            &mut scope,
+            &app.worker.sealing_key,
+            platform::webhooks::EndpointPolicy {
+                allow_loopback_http: true,
+            },
+            &platform::webhooks::NewSubscription {
+                url: format!("http://127.0.0.1:{closed}/hook"),
+                description: "isolation".into(),
+                events: vec!["vaccination.recorded".into()],
+            },
+        )
+        .await
+        .expect("webhook subscription");
+        scope.commit().await.expect("commit");
+    }
     // intake (visits, visit events, vaccination records, side-effect notes, questionnaires): the
     // demo booking of each city checked in, vaccinated and noted, through the intake guard
     for t in [a, b] {
@@ -199,8 +233,9 @@ pub(crate) async fn two_tenants() -> (TestApp, TenantId, TenantId) {
             .expect("questionnaire");
         scope.commit().await.expect("commit");
     }
-    // the notifications of both cities sent now (delivery log, usage events)
+    // the notifications of both cities sent now (delivery log, usage events), the webhooks tried
     while app.worker.run_once().await.expect("work jobs") > 0 {}
+    app.webhooks.run_once().await.expect("webhook attempts");
     (app, a, b)
 }
 

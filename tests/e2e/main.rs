@@ -18,6 +18,7 @@ mod city_setup;
 mod cli;
 mod csrf;
 mod edge;
+mod event_webhooks;
 mod exports;
 mod graphql_api;
 mod graphql_limits;

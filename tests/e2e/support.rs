@@ -193,6 +193,8 @@ pub struct TestApp {
     pub messages: plugins::LogChannel,
     /// The notification worker (also running in the background), to work jobs on demand.
     pub worker: platform::notifications::Worker,
+    /// The event webhook worker (also running in the background unless `manual_worker`).
+    pub webhooks: platform::webhooks::WebhookWorker,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -255,6 +257,7 @@ pub async fn spawn_app_on(database: &str, options: Options) -> TestApp {
     let authz = app.authz.clone();
     let messages = app.messages.clone();
     let worker = app.worker.clone();
+    let webhooks = app.webhooks.clone();
     let admin = app.admin_addr;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
@@ -278,6 +281,7 @@ pub async fn spawn_app_on(database: &str, options: Options) -> TestApp {
         auth_policy,
         messages,
         worker,
+        webhooks,
         _shutdown: tx,
     }
 }

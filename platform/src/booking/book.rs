@@ -13,6 +13,7 @@ use super::keys::{claim_key, store_result, unique_violation_to_already};
 use super::rules::{check_dose_rules, settings, slot_info};
 use super::seats::{Pass, adjacent_split, take_seats_with};
 use crate::notifications::outbox::{self, Notification};
+use crate::webhooks::{self, EventType};
 
 /// What to book: `resident` books `dose` in `slot`, for themself and `companions` (other residents,
 /// already identified by ticket number and birth date), optionally with dose 2 in `second_dose_slot`.
@@ -202,6 +203,14 @@ pub async fn book_in(
                 tid,
                 &format!("booking-confirmed:{id}"),
                 &Notification::BookingConfirmed { booking_id: id },
+            )
+            .await?;
+            webhooks::events::queue_booking(
+                tx,
+                tid,
+                EventType::BookingCreated,
+                id,
+                serde_json::json!({}),
             )
             .await?;
             ids.push(id);

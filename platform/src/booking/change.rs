@@ -14,6 +14,7 @@ use super::keys::{claim_key, store_result};
 use super::rules::{check_dose_rules, settings, slot_info};
 use super::seats::{Pass, release_seat, take_seats_with};
 use crate::notifications::outbox::{self, Notification};
+use crate::webhooks::{self, EventType};
 
 /// Moves a booking to another slot atomically: the old seat is released only if the new one was taken.
 pub async fn change(
@@ -104,6 +105,21 @@ pub async fn change_in(
         &Notification::BookingChanged { booking_id },
     )
     .await?;
+    webhooks::events::queue_booking(
+        tx,
+        tid,
+        EventType::BookingChanged,
+        booking_id,
+        serde_json::json!({ "previous": {
+            "slot": {
+                "id": current.slot_id,
+                "starts_at": current.starts_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "ends_at": current.ends_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            },
+            "venue": { "id": current.venue_id, "name": current.venue_name },
+        } }),
+    )
+    .await?;
     store_result(tx, tid, idempotency_key, &[booking_id]).await?;
     let moved = load(tx, tid, &[booking_id]).await?;
     moved.into_iter().next().ok_or(BookingError::NotFound)
@@ -160,6 +176,14 @@ pub async fn cancel_in(
         tid,
         &format!("booking-cancelled:{booking_id}"),
         &Notification::BookingCancelled { booking_id },
+    )
+    .await?;
+    webhooks::events::queue_booking(
+        tx,
+        tid,
+        EventType::BookingCancelled,
+        booking_id,
+        serde_json::json!({}),
     )
     .await?;
     store_result(tx, tid, idempotency_key, &[booking_id]).await?;

@@ -22,6 +22,7 @@ use crate::exports::spreadsheet::{
     Cell, Column, ColumnKind, CsvEncoding, CsvExport, ExportError, XlsxExport,
 };
 use crate::jobs::{self, Handler, Outcome, Runner, Task};
+use crate::webhooks::{EventType, events as webhook_events};
 
 use super::kinds::{ExportFormat, ExportKind, Plan};
 
@@ -435,6 +436,19 @@ impl ExportWorker {
             },
         )
         .await?;
+        // the integrators' event, committed with the file
+        if webhook_events::wanted(&mut tx, tid, EventType::ExportReady).await? {
+            let data = serde_json::json!({ "export": {
+                "id": job.id,
+                "kind": kind.as_str(),
+                "format": format.as_str(),
+                "file_name": kind.file_name(format),
+                "rows": rows,
+                "byte_size": size,
+                "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            } });
+            webhook_events::queue(&mut tx, tid, EventType::ExportReady, &data).await?;
+        }
         tx.commit().await?;
         tracing::info!(tenant.id = %tenant.id, job = %job.id, rows, bytes = size, peak_rows = peak, "export done");
         Ok(true)

@@ -13,6 +13,7 @@ use super::types::{
 };
 use crate::staff::audit;
 use crate::staff::authz::Scope;
+use crate::webhooks::{EventType, events as webhook_events};
 
 /// Makes sure the visit row exists and locks it for this transaction; returns its status. The
 /// booking must be live and at `venue`, else "not found".
@@ -182,6 +183,12 @@ pub async fn vaccinate(
         json!({ "record": id, "lot_number": lot, "dose_ml": v.dose_ml, "vaccinator": vaccinator }),
     )
     .await?;
+    // the integrators' event, in this transaction
+    if webhook_events::wanted(&mut scope.tx, tid, EventType::VaccinationRecorded).await?
+        && let Some(data) = webhook_events::vaccination_data(&mut scope.tx, tid, id).await?
+    {
+        webhook_events::queue(&mut scope.tx, tid, EventType::VaccinationRecorded, &data).await?;
+    }
     Ok(id)
 }
 
@@ -204,6 +211,23 @@ pub async fn undo(
     let tid = scope.tenant_id().0;
     let mut detail = json!({});
     if current == Status::Vaccinated {
+        // the record as the integrators' event carries it, read before it goes
+        let mut withdrawn = None;
+        if webhook_events::wanted(&mut scope.tx, tid, EventType::VaccinationRemoved).await? {
+            let record: Option<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM vaccination_records WHERE tenant_id = $1 AND booking_id = $2",
+            )
+            .bind(tid)
+            .bind(booking_id)
+            .fetch_optional(&mut *scope.tx)
+            .await?;
+            if let Some(record) = record {
+                withdrawn = webhook_events::vaccination_data(&mut scope.tx, tid, record).await?;
+            }
+        }
+        if let Some(data) = withdrawn {
+            webhook_events::queue(&mut scope.tx, tid, EventType::VaccinationRemoved, &data).await?;
+        }
         let removed = sqlx::query(
             "DELETE FROM vaccination_records WHERE tenant_id = $1 AND booking_id = $2 \
              RETURNING id, lot_number, dose_ml::text, vaccinator, vaccinated_at",

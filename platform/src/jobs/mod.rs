@@ -14,7 +14,7 @@
 //!   (reminders, cron ticks, which several processes may push).
 //! * **Ids only.** A task carries the tenant id and references; personal data stays in tenant
 //!   tables under row-level security, read by the worker in the tenant's scope.
-//! * **Named queues** ([`NOTIFY_URGENT`], [`NOTIFY`], [`EXPORTS`], [`CRON`]), priorities within a
+//! * **Named queues** ([`NOTIFY_URGENT`], [`NOTIFY`], [`EXPORTS`], [`CRON`], [`WEBHOOKS`]), priorities within a
 //!   queue (apalis's `priority` column, highest first), concurrency per queue from configuration
 //!   ([`Settings`]), worker heartbeats in `apalis.workers`; tasks of a worker that stopped
 //!   heartbeating are re-enqueued by apalis's `reenqueue_orphaned` (and handled again: handlers are
@@ -43,8 +43,10 @@ pub const NOTIFY: &str = "notify";
 pub const EXPORTS: &str = "exports";
 /// Cron ticks (the monthly billing tick).
 pub const CRON: &str = "cron";
+/// Event webhooks to the cities' integrators (`crate::webhooks`).
+pub const WEBHOOKS: &str = "webhooks";
 /// Every queue, as the operator page lists them.
-pub const QUEUES: [&str; 4] = [NOTIFY_URGENT, NOTIFY, EXPORTS, CRON];
+pub const QUEUES: [&str; 5] = [NOTIFY_URGENT, NOTIFY, EXPORTS, CRON, WEBHOOKS];
 
 /// apalis's attempt ceiling for our tasks; handlers give up earlier by their own rules (a message
 /// is dead after 8 failed sends) and say so in their own records.
@@ -65,6 +67,7 @@ pub struct Settings {
     pub urgent_concurrency: usize,
     pub notify_concurrency: usize,
     pub exports_concurrency: usize,
+    pub webhooks_concurrency: usize,
     /// The billing tick's schedule (cron, seconds first, UTC).
     pub billing_cron: String,
 }
@@ -79,6 +82,7 @@ impl Default for Settings {
             urgent_concurrency: 4,
             notify_concurrency: 4,
             exports_concurrency: 1,
+            webhooks_concurrency: 4,
             billing_cron: "0 */5 * * * *".into(),
         }
     }

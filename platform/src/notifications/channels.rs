@@ -32,7 +32,7 @@ impl SealingKey {
         ChaCha20Poly1305::new_from_slice(self.0.expose_secret()).map_err(|_| ChannelError::Sealing)
     }
 
-    fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, ChannelError> {
+    pub(crate) fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, ChannelError> {
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
         let sealed = self
@@ -42,7 +42,7 @@ impl SealingKey {
         Ok([nonce.as_slice(), &sealed].concat())
     }
 
-    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, ChannelError> {
+    pub(crate) fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, ChannelError> {
         if sealed.len() < 12 {
             return Err(ChannelError::Sealing);
         }

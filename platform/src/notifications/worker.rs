@@ -60,8 +60,8 @@ impl Pacing {
         self.busy_at > 0 && self.in_flight.load(Ordering::Relaxed) >= self.busy_at
     }
 
-    /// The hold of the [`jobs::NOTIFY`] runner: true while busy, for at most `max_defer` at a time.
-    fn hold(&self) -> jobs::runner::Hold {
+    /// The hold of the [`jobs::NOTIFY`] (and [`jobs::WEBHOOKS`]) runner: true while busy, for at most `max_defer` at a time.
+    pub(crate) fn hold(&self) -> jobs::runner::Hold {
         let pacing = self.clone();
         let since: Mutex<Option<Instant>> = Mutex::new(None);
         Arc::new(move || {

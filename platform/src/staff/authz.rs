@@ -122,6 +122,8 @@ pub enum Object {
     Notifications,
     /// Delivery log of notifications (masked recipients; city staff may read it).
     DeliveryLog,
+    /// Event webhook subscriptions and their delivery log (city admin; the auditor reads).
+    Webhooks,
 }
 
 impl Object {
@@ -144,6 +146,7 @@ impl Object {
             Self::Intake => "intake".into(),
             Self::Notifications => "notifications".into(),
             Self::DeliveryLog => "delivery_log".into(),
+            Self::Webhooks => "webhooks".into(),
         }
     }
 }
