@@ -20,6 +20,7 @@ mod csrf;
 mod edge;
 mod exports;
 mod graphql_api;
+mod graphql_http;
 mod graphql_limits;
 mod hardening;
 mod health;
