@@ -520,3 +520,37 @@ async fn graphql_http_the_graphql_http_audit_finds_no_must_or_should_failure() {
     );
     assert!(report.contains("buildClientSchema read"), "{report}");
 }
+
+#[tokio::test]
+async fn graphql_http_graphiql_reads_the_schema_in_a_browser() {
+    // GraphiQL introspects the schema as it opens (graphql-js's query, deprecated input values
+    // included); with the depth limit of old it showed "nested too deep" and no documentation
+    let app = spawn_app().await;
+    let browser = crate::browser::launch(crate::browser::DESKTOP).await;
+    let page = browser.open(&app.url("/graphql")).await;
+    let script = r#"(() => {
+        const show = [...document.querySelectorAll('button')]
+            .find(b => (b.getAttribute('aria-label') || '').startsWith('Show Documentation'));
+        if (show) show.click();
+        const docs = document.querySelector('.graphiql-doc-explorer');
+        return docs ? docs.innerText : '';
+    })()"#;
+    let mut docs = String::new();
+    for _ in 0..150 {
+        docs = page
+            .evaluate(script)
+            .await
+            .ok()
+            .and_then(|v| v.into_value::<String>().ok())
+            .unwrap_or_default();
+        if docs.contains("Query") && docs.contains("Mutation") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.close().await;
+    assert!(
+        docs.contains("Query") && docs.contains("Mutation"),
+        "GraphiQL's documentation explorer shows no schema: {docs:?}"
+    );
+}
