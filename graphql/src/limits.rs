@@ -488,9 +488,9 @@ mod tests {
                 " }".repeat(n)
             )
         };
-        let ok = async_graphql::parser::parse_query(&chain(12)).expect("parses");
+        let ok = async_graphql::parser::parse_query(chain(12)).expect("parses");
         check(&ok).expect("within the limits");
-        let deep = async_graphql::parser::parse_query(&chain(13)).expect("parses");
+        let deep = async_graphql::parser::parse_query(chain(13)).expect("parses");
         let e = check(&deep).expect_err("refused");
         assert!(e.message.contains("nested too deep"), "{}", e.message);
     }
@@ -498,9 +498,9 @@ mod tests {
     #[test]
     fn depth_outside_introspection_counts_fields_through_fragments() {
         let nest = |n: usize| format!("{{ {}x{} }}", "a { ".repeat(n - 1), " }".repeat(n - 1));
-        let doc = async_graphql::parser::parse_query(&nest(crate::MAX_DEPTH)).expect("parses");
+        let doc = async_graphql::parser::parse_query(nest(crate::MAX_DEPTH)).expect("parses");
         check(&doc).expect("at the limit");
-        let doc = async_graphql::parser::parse_query(&nest(crate::MAX_DEPTH + 1)).expect("parses");
+        let doc = async_graphql::parser::parse_query(nest(crate::MAX_DEPTH + 1)).expect("parses");
         let e = check(&doc).expect_err("refused");
         assert!(e.message.contains("nested too deep"), "{}", e.message);
         // the same depth split over fragments

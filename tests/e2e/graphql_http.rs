@@ -212,7 +212,8 @@ async fn graphql_http_the_answer_media_type_follows_accept() {
 async fn graphql_http_requests_that_cannot_run_answer_400_without_data() {
     let app = demo_app().await;
     // (what, body, code and reason, status with graphql-response+json, status with json)
-    let cases: Vec<(&str, String, (&str, &str), u16, u16)> = vec![
+    type Case = (&'static str, String, (&'static str, &'static str), u16, u16);
+    let cases: Vec<Case> = vec![
         (
             "a document that does not parse",
             json!({ "query": "{" }).to_string(),
