@@ -129,20 +129,25 @@ fn malformed() -> Response {
 
 /// A path or query string whose percent-decoding is not UTF-8 or holds a control character (NUL,
 /// CR, LF, …) is not clean: no page, slug or redirect target may contain one. Addresses without a
-/// `%` (nearly all) are checked without decoding.
+/// `%` (nearly all) are checked without decoding. The one exception is the query string of
+/// `/graphql`: a GraphQL document sent with GET (`?query=…`) is text whose lines are separated by
+/// line breaks and indented with tabs, so tab, LF and CR are clean there (no header or redirect is
+/// made from it); every other control character is still refused.
 pub fn clean_address(uri: &axum::http::Uri) -> bool {
-    let path_ok = clean(uri.path().as_bytes(), false);
-    let query_ok = uri.query().is_none_or(|q| clean(q.as_bytes(), true));
+    let path_ok = clean(uri.path().as_bytes(), false, false);
+    let lines = uri.path() == "/graphql";
+    let query_ok = uri.query().is_none_or(|q| clean(q.as_bytes(), true, lines));
     path_ok && query_ok
 }
 
-fn clean(raw: &[u8], plus: bool) -> bool {
+fn clean(raw: &[u8], plus: bool, lines: bool) -> bool {
+    let refused = |c: char| c.is_control() && !(lines && matches!(c, '\t' | '\n' | '\r'));
     if !raw.contains(&b'%') {
         // `+` decodes to a space, which is clean; the URI parser already refused raw controls,
         // but check anyway (a byte under 0x20 or 0x7f)
-        return std::str::from_utf8(raw).is_ok_and(|s| !s.chars().any(char::is_control));
+        return std::str::from_utf8(raw).is_ok_and(|s| !s.chars().any(refused));
     }
-    String::from_utf8(percent_decode(raw, plus)).is_ok_and(|s| !s.chars().any(char::is_control))
+    String::from_utf8(percent_decode(raw, plus)).is_ok_and(|s| !s.chars().any(refused))
 }
 
 /// Percent-decoding; `plus` also turns `+` into a space (query strings). A `%` not followed by two
@@ -247,5 +252,10 @@ mod tests {
         assert!(!ok("/t/%01/"));
         assert!(!ok("/t/demo/lang/ja?back=%0D%0Ahttp://evil"));
         assert!(!ok("/t/%FF/"));
+        // a GraphQL document over GET may have line breaks and tabs, nothing else
+        assert!(ok("/graphql?query=%7B%0A%09__typename%0D%0A%7D"));
+        assert!(!ok("/graphql?query=%7B__typename%7D%00"));
+        assert!(!ok("/graphql%0A?query=%7B%7D"));
+        assert!(!ok("/t/demo/login?query=%0A"));
     }
 }

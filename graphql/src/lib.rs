@@ -11,6 +11,7 @@ mod input;
 pub mod limits;
 mod metrics;
 mod mutation;
+pub mod protocol;
 mod query;
 mod stats;
 mod web;
@@ -29,7 +30,10 @@ pub use web::{
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Bounds that keep one request from costing the server more than a page view (see also
-/// [`limits`]: size, fragments, top-level and expanded fields, checked before these).
+/// [`limits`]: size, fragments, top-level and expanded fields, checked before these). The depth is
+/// checked by [`limits`] too, before validation, with introspection counted on its own terms
+/// (async-graphql's `limit_depth` would count the standard introspection query's `ofType` chain
+/// and refuse it).
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
@@ -62,7 +66,6 @@ fn hardened<Q, M, S>(
         .extension(input::InputErrorsAreValidation)
         .extension(limits::QueryLimits)
         .extension(metrics::OperationMetrics)
-        .limit_depth(MAX_DEPTH)
         .limit_recursive_depth(limits::MAX_RECURSION)
         .limit_directives(limits::MAX_DIRECTIVES)
         .limit_complexity(MAX_COMPLEXITY)

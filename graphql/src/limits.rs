@@ -5,11 +5,23 @@
 //! [`QueryLimits`] refuses, in `prepare_request` (before async-graphql's parse step, whose recursion
 //! depth check also expands spreads), a query text above [`MAX_QUERY_BYTES`], more than
 //! [`MAX_FRAGMENTS`] fragment definitions, more than [`MAX_ROOT_FIELDS`] top-level fields (aliases
-//! count: 200 aliases of `availability` are 200 fields) or more than [`MAX_FIELDS`] fields in all
-//! once fragments are expanded. The expanded count is computed with each fragment's count worked
-//! out once and multiplied per spread (memoised, saturating), never by expanding: linear in the
-//! document. Refusals answer `extensions.code = "VALIDATION"` with `extensions.reason =
-//! "TOO_COMPLEX"` before anything is validated or executed (docs/api.md).
+//! count: 200 aliases of `availability` are 200 fields), more than [`MAX_FIELDS`] fields in all
+//! once fragments are expanded, or fields nested deeper than [`crate::MAX_DEPTH`]. The counts are
+//! computed with each fragment's figures worked out once and reused per spread (memoised,
+//! saturating), never by expanding: linear in the document. Refusals answer `extensions.code =
+//! "VALIDATION"` with `extensions.reason = "TOO_COMPLEX"` before anything is validated or executed
+//! (docs/api.md).
+//!
+//! Introspection is counted on its own terms, so the standard introspection query (graphql-js
+//! `getIntrospectionQuery()`, whose `TypeRef` fragment nests `ofType` nine times: 15 levels) is
+//! always answered: below a `__schema` or `__type` field, nesting counts against
+//! [`MAX_INTROSPECTION_DEPTH`] instead of [`crate::MAX_DEPTH`], and the fields are weighed by
+//! what they can return — each list (`types`, `fields`, `args`, …) multiplies what is asked of
+//! its items by its typical length ([`introspection_list_len`]) — against
+//! [`MAX_INTROSPECTION_COST`], about twice what the standard query weighs. A singular `ofType`
+//! chain is cheap; lists of lists of lists are not (`types { fields { type { fields { … } } } }`
+//! with many aliases is refused). The size, fragment and field caps above hold for introspection
+//! too.
 //!
 //! List sizes count in the complexity (`MAX_COMPLEXITY`) through the `complexity` of list fields
 //! that take a size (`availability(days:)`, `slots(first:)`, `auditLog(limit:)`), and the answer
@@ -38,6 +50,25 @@ pub const MAX_DIRECTIVES: usize = 4;
 pub const MAX_RECURSION: usize = 32;
 /// Largest answer (bytes of JSON) sent; a larger one is replaced by an error.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// Nesting of fields from a `__schema` or `__type` field down (that field counts one): the
+/// standard introspection query needs 15 (`__schema types fields args type`, nine `ofType`, `name`).
+pub const MAX_INTROSPECTION_DEPTH: usize = 16;
+/// What an introspection selection may weigh: every field counts one, times the typical length
+/// of each list above it ([`introspection_list_len`]). The standard introspection query weighs
+/// about 520,000 (a unit test says exactly); two of them in one request are refused.
+pub const MAX_INTROSPECTION_COST: u64 = 1_000_000;
+
+/// The typical length of an introspection list field (what one item's fields are multiplied by);
+/// 1 for the other fields. Generous for this schema (a few dozen types of a dozen fields or so).
+pub fn introspection_list_len(field: &str) -> u64 {
+    match field {
+        "types" => 100,
+        "fields" | "inputFields" | "enumValues" => 20,
+        "directives" | "possibleTypes" => 10,
+        "args" | "interfaces" => 5,
+        _ => 1,
+    }
+}
 
 /// Refuses documents over the limits above, before validation.
 pub struct QueryLimits;
@@ -62,7 +93,8 @@ impl Extension for QueryLimits {
     /// Runs before parsing proper: async-graphql's own parse step also checks the recursion depth
     /// and directives by walking every spread expanded, so the limits must come first. The
     /// document parsed here is kept in the request (parsed once). A text that does not parse is
-    /// left to the parse step, which says why (`VALIDATION`, input.rs).
+    /// left to the parse step, which says why (`VALIDATION`, input.rs). Required variables that
+    /// are missing are refused here too ([`crate::input::required_variables`]).
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -75,55 +107,119 @@ impl Extension for QueryLimits {
                 request.query.len()
             )));
         }
-        if let Ok(doc) = request.parsed_query() {
-            check(doc)?;
-        }
+        // the variables aside while the parsed document is borrowed
+        let operation = request.operation_name.clone();
+        let variables = std::mem::take(&mut request.variables);
+        let checked = match request.parsed_query() {
+            Ok(doc) => check(doc).and_then(|()| {
+                crate::input::required_variables(doc, &variables, operation.as_deref())
+            }),
+            Err(_) => Ok(()),
+        };
+        request.variables = variables;
+        checked?;
         next.run(ctx, request).await
     }
 }
 
-/// Fields of a selection set: (top-level fields, all fields with spreads expanded).
+/// Figures of a selection set.
 #[derive(Clone, Copy, Default)]
 struct Count {
+    /// Fields at its own level (aliases included).
     top: usize,
+    /// All fields, with spreads expanded.
     all: usize,
+    /// Deepest nesting of fields outside introspection (a `__schema` / `__type` field counts one).
+    depth: usize,
+    /// Deepest nesting from a `__schema` / `__type` field down (that field included); within an
+    /// introspection selection, the nesting of the selection itself.
+    intro_depth: usize,
+    /// Weight of the introspection fields ([`MAX_INTROSPECTION_COST`]).
+    intro_cost: u64,
 }
 
 impl Count {
+    /// Siblings: sizes add up, depths take the deeper.
     fn add(self, o: Count) -> Count {
         Count {
             top: self.top.saturating_add(o.top),
             all: self.all.saturating_add(o.all),
+            depth: self.depth.max(o.depth),
+            intro_depth: self.intro_depth.max(o.intro_depth),
+            intro_cost: self.intro_cost.saturating_add(o.intro_cost),
         }
     }
 }
 
+/// Whether a selection set is counted as introspection (below `__schema` / `__type`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Mode {
+    Plain,
+    Introspection,
+}
+
+fn is_introspection_root(field: &str) -> bool {
+    field == "__schema" || field == "__type"
+}
+
 struct Counter<'a> {
     doc: &'a ExecutableDocument,
-    done: HashMap<&'a Name, Count>,
+    done: HashMap<(&'a Name, Mode), Count>,
     /// Fragments being counted (a cycle counts 0 here; validation refuses it afterwards).
     open: Vec<&'a Name>,
 }
 
 impl<'a> Counter<'a> {
-    fn set(&mut self, set: &'a SelectionSet) -> Count {
+    fn set(&mut self, set: &'a SelectionSet, mode: Mode) -> Count {
         let mut c = Count::default();
         for item in &set.items {
             let one = match &item.node {
-                Selection::Field(f) => Count {
-                    top: 1,
-                    all: self.set(&f.node.selection_set.node).all.saturating_add(1),
-                },
-                Selection::InlineFragment(i) => self.set(&i.node.selection_set.node),
-                Selection::FragmentSpread(s) => self.fragment(&s.node.fragment_name.node),
+                Selection::Field(f) => {
+                    let name = f.node.name.node.as_str();
+                    let inner = match mode {
+                        Mode::Plain if is_introspection_root(name) => Mode::Introspection,
+                        other => other,
+                    };
+                    let sub = self.set(&f.node.selection_set.node, inner);
+                    let all = sub.all.saturating_add(1);
+                    match (mode, inner) {
+                        (Mode::Plain, Mode::Plain) => Count {
+                            top: 1,
+                            all,
+                            depth: sub.depth.saturating_add(1),
+                            ..sub
+                        },
+                        // `__schema` / `__type`: one level of the operation, the rest counted
+                        // as introspection
+                        (Mode::Plain, Mode::Introspection) => Count {
+                            top: 1,
+                            all,
+                            depth: 1,
+                            intro_depth: sub.intro_depth.saturating_add(1),
+                            intro_cost: sub.intro_cost.saturating_add(1),
+                        },
+                        (Mode::Introspection, _) => Count {
+                            top: 1,
+                            all,
+                            depth: 0,
+                            intro_depth: sub.intro_depth.saturating_add(1),
+                            intro_cost: sub
+                                .intro_cost
+                                .saturating_mul(introspection_list_len(name))
+                                .saturating_add(1),
+                        },
+                    }
+                }
+                Selection::InlineFragment(i) => self.set(&i.node.selection_set.node, mode),
+                Selection::FragmentSpread(s) => self.fragment(&s.node.fragment_name.node, mode),
             };
             c = c.add(one);
         }
         c
     }
 
-    fn fragment(&mut self, name: &'a Name) -> Count {
-        if let Some(c) = self.done.get(name) {
+    fn fragment(&mut self, name: &'a Name, mode: Mode) -> Count {
+        if let Some(c) = self.done.get(&(name, mode)) {
             return *c;
         }
         if self.open.contains(&name) {
@@ -133,9 +229,9 @@ impl<'a> Counter<'a> {
             return Count::default(); // unknown fragment: validation says so
         };
         self.open.push(name);
-        let c = self.set(&def.node.selection_set.node);
+        let c = self.set(&def.node.selection_set.node, mode);
         self.open.pop();
-        self.done.insert(name, c);
+        self.done.insert((name, mode), c);
         c
     }
 }
@@ -154,7 +250,7 @@ pub fn check(doc: &ExecutableDocument) -> Result<(), ServerError> {
         open: Vec::new(),
     };
     for (_, op) in doc.operations.iter() {
-        let c = counter.set(&op.node.selection_set.node);
+        let c = counter.set(&op.node.selection_set.node, Mode::Plain);
         if c.top > MAX_ROOT_FIELDS {
             return Err(too_complex(format!(
                 "The query asks for too many top-level fields ({}; at most {MAX_ROOT_FIELDS}, \
@@ -170,6 +266,32 @@ pub fn check(doc: &ExecutableDocument) -> Result<(), ServerError> {
                     "more".to_owned()
                 } else {
                     c.all.to_string()
+                }
+            )));
+        }
+        if c.depth > crate::MAX_DEPTH {
+            return Err(too_complex(format!(
+                "The query is nested too deep ({} levels of fields; at most {}).",
+                c.depth,
+                crate::MAX_DEPTH
+            )));
+        }
+        if c.intro_depth > MAX_INTROSPECTION_DEPTH {
+            return Err(too_complex(format!(
+                "The introspection query is nested too deep ({} levels of fields below \
+                 __schema or __type; at most {MAX_INTROSPECTION_DEPTH}).",
+                c.intro_depth
+            )));
+        }
+        if c.intro_cost > MAX_INTROSPECTION_COST {
+            return Err(too_complex(format!(
+                "The introspection query asks for too much (it weighs {}, each list counting \
+                 its typical length; at most {MAX_INTROSPECTION_COST}): nest fewer lists or ask \
+                 for fewer fields.",
+                if c.intro_cost == u64::MAX {
+                    "more".to_owned()
+                } else {
+                    c.intro_cost.to_string()
                 }
             )));
         }
@@ -428,5 +550,93 @@ mod tests {
         // a fragment spread twice counts twice, without being expanded
         let spread = r#"{ ...F ...F } fragment F on Query { city(slug: "demo") { slots(venueId: "x", first: 50) { id } } }"#;
         assert_eq!(est(spread, serde_json::json!({})), 2 * (1 + 50 * 2));
+    }
+
+    /// The weight of the introspection selections of a document (for the tests below).
+    fn weight(query: &str) -> Count {
+        let doc = async_graphql::parser::parse_query(query).expect("parses");
+        let mut counter = Counter {
+            doc: &doc,
+            done: HashMap::new(),
+            open: Vec::new(),
+        };
+        let (_, op) = doc.operations.iter().next().expect("an operation");
+        counter.set(&op.node.selection_set.node, Mode::Plain)
+    }
+
+    #[test]
+    fn the_standard_introspection_query_is_within_every_limit() {
+        for (name, q) in [
+            (
+                "graphql-js 16.15 getIntrospectionQuery()",
+                include_str!("../fixtures/introspection.graphql"),
+            ),
+            (
+                "the same with every option on",
+                include_str!("../fixtures/introspection-all-options.graphql"),
+            ),
+        ] {
+            let doc = async_graphql::parser::parse_query(q).expect("parses");
+            check(&doc).unwrap_or_else(|e| panic!("{name}: {}", e.message));
+            let c = weight(q);
+            assert_eq!(c.depth, 1, "{name}");
+            assert_eq!(c.intro_depth, 15, "{name}");
+            assert!(c.all < MAX_FIELDS / 2, "{name}: {} fields", c.all);
+            assert!(
+                c.intro_cost > MAX_INTROSPECTION_COST / 3
+                    && c.intro_cost <= MAX_INTROSPECTION_COST / 2 + MAX_INTROSPECTION_COST / 20,
+                "{name}: weighs {}",
+                c.intro_cost
+            );
+        }
+        // twice in one request is too much
+        let twice = "{ a: __schema { ...S } b: __schema { ...S } }
+            fragment S on __Schema { types { ...FullType } directives { name args { ...InputValue } } }"
+            .to_owned()
+            + &include_str!("../fixtures/introspection.graphql")
+                [include_str!("../fixtures/introspection.graphql").find("fragment FullType").expect("fragment")..];
+        let doc = async_graphql::parser::parse_query(&twice).expect("parses");
+        let e = check(&doc).expect_err("refused");
+        assert!(e.message.contains("asks for too much"), "{}", e.message);
+    }
+
+    #[test]
+    fn lists_of_lists_in_introspection_are_refused_and_of_type_chains_are_not() {
+        let names: String = (0..60).map(|i| format!(" n{i}: name")).collect();
+        let bomb =
+            format!("{{ __schema {{ types {{ fields {{ type {{ fields {{{names} }} }} }} }} }} }}");
+        let doc = async_graphql::parser::parse_query(&bomb).expect("parses");
+        let e = check(&doc).expect_err("refused");
+        assert!(e.message.contains("asks for too much"), "{}", e.message);
+
+        // a long singular chain is cheap, up to the introspection depth
+        let chain = |n: usize| {
+            format!(
+                "{{ __type(name: \"Query\") {{ fields {{ type {{ {}name{} }} }} }} }}",
+                "ofType { ".repeat(n),
+                " }".repeat(n)
+            )
+        };
+        let ok = async_graphql::parser::parse_query(chain(12)).expect("parses");
+        check(&ok).expect("within the limits");
+        let deep = async_graphql::parser::parse_query(chain(13)).expect("parses");
+        let e = check(&deep).expect_err("refused");
+        assert!(e.message.contains("nested too deep"), "{}", e.message);
+    }
+
+    #[test]
+    fn depth_outside_introspection_counts_fields_through_fragments() {
+        let nest = |n: usize| format!("{{ {}x{} }}", "a { ".repeat(n - 1), " }".repeat(n - 1));
+        let doc = async_graphql::parser::parse_query(nest(crate::MAX_DEPTH)).expect("parses");
+        check(&doc).expect("at the limit");
+        let doc = async_graphql::parser::parse_query(nest(crate::MAX_DEPTH + 1)).expect("parses");
+        let e = check(&doc).expect_err("refused");
+        assert!(e.message.contains("nested too deep"), "{}", e.message);
+        // the same depth split over fragments
+        let split = "{ a { ...F } } fragment F on A { b { c { d { e { f { ...G } } } } } }
+            fragment G on F { g { h { i { j { k { l { m } } } } } } }";
+        let doc = async_graphql::parser::parse_query(split).expect("parses");
+        let e = check(&doc).expect_err("refused");
+        assert!(e.message.contains("13 levels"), "{}", e.message);
     }
 }

@@ -1,5 +1,8 @@
-//! HTTP endpoints of the API: POST for queries, GET for the GraphiQL console, whose scripts are
-//! vendored (graphql/assets, see LICENSES.md there) so it works without the internet.
+//! HTTP endpoints of the API: POST for queries and mutations, GET for queries (mutations over GET
+//! answer 405), and the GraphiQL console for a browser's GET without a query; its scripts are
+//! vendored (graphql/assets, see LICENSES.md there) so it works without the internet. How requests
+//! are read, which media type answers and with which status: [`crate::protocol`] (GraphQL over
+//! HTTP).
 //!
 //! Hot public availability reads are answered from memory without running the query again: the
 //! rendered response of a request made only of `availability` fields is kept, keyed by the
@@ -16,6 +19,8 @@
 //! `Content-Type: application/json` and, when it has an `Origin`, come from this server's own
 //! origin (its `Host`): a form or `text/plain` post from another site cannot ride the cookie
 //! (403 FORBIDDEN, `extensions.reason = "CROSS_SITE"`). API keys and resident tokens are unaffected.
+//! A GET never rides the cookie (a link on another site can make one): it is answered with the
+//! `Authorization` header's credentials only.
 //!
 //! Every execution has a deadline (`http.graphql_deadline_ms`, shorter than the whole request's
 //! timeout): when it passes, the execution future is dropped — its database queries are cancelled
@@ -30,7 +35,7 @@ use async_graphql::parser::types::{DocumentOperations, OperationType, Selection}
 use axum::{
     Extension, Router,
     body::Bytes,
-    extract::{ConnectInfo, Path, State},
+    extract::{ConnectInfo, Path, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
@@ -42,8 +47,7 @@ use tenants::TenantId;
 use uuid::Uuid;
 
 use crate::AppSchema;
-
-const GRAPHQL_JSON: &str = "application/graphql-response+json";
+use crate::protocol::{self, Media, Refusal};
 /// Most remembered answers (distinct normalised requests × languages); the oldest goes first.
 pub const MAX_REMEMBERED: usize = 2_000;
 /// Most bytes of remembered answers and their keys together; the oldest go first.
@@ -238,7 +242,7 @@ pub fn router_with_cache<S>(
         deadline,
     };
     Router::new()
-        .route("/graphql", get(graphiql).post(execute))
+        .route("/graphql", get(query_over_get).post(execute))
         .route("/graphql/assets/{file}", get(asset))
         .with_state(api)
 }
@@ -262,13 +266,6 @@ fn only_public_availability(query: &str) -> bool {
         && op.node.selection_set.node.items.iter().all(
             |item| matches!(&item.node, Selection::Field(f) if f.node.name.node == "availability"),
         )
-}
-
-fn json_response(body: Bytes) -> Response {
-    let mut resp = Response::new(body.into());
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(GRAPHQL_JSON));
-    resp
 }
 
 /// Values in an answer above which it is written out on a thread of its own (see
@@ -319,17 +316,6 @@ fn count_values(v: &async_graphql::Value, limit: usize) -> usize {
     n
 }
 
-/// A GraphQL error answer (no data) with this status, code and reason.
-fn error_response(status: StatusCode, code: &str, reason: &str, message: &str) -> Response {
-    let body = serde_json::json!({
-        "data": null,
-        "errors": [{ "message": message, "extensions": { "code": code, "reason": reason } }],
-    });
-    let mut resp = json_response(Bytes::from(body.to_string()));
-    *resp.status_mut() = status;
-    resp
-}
-
 /// Why a cookie-authenticated request may not run: not JSON, or from another origin.
 fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
     let json = headers
@@ -361,13 +347,8 @@ fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
     None
 }
 
-async fn execute(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    client: Option<Extension<platform::ClientIp>>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    body: Bytes,
-) -> Response {
+/// The request's language and `Authorization: Bearer` credentials.
+fn lang_and_bearer(headers: &HeaderMap) -> (Lang, Option<String>) {
     let lang = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
@@ -378,6 +359,73 @@ async fn execute(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|v| v.trim().to_owned());
+    (lang, bearer)
+}
+
+/// `GET /graphql`: a query from the query string (never a mutation: 405), or the GraphiQL console
+/// for a browser (`Accept: text/html`) that sends no query. The session cookie does not count.
+async fn query_over_get(
+    State(api): State<Api>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    client: Option<Extension<platform::ClientIp>>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    let raw = raw.unwrap_or_default();
+    let has_query = raw
+        .split('&')
+        .any(|p| p.starts_with("query=") && p.len() > "query=".len());
+    if !has_query && protocol::wants_html(&headers) {
+        return Html(include_str!("../assets/graphiql.html")).into_response();
+    }
+    let Some(media) = Media::negotiate(&headers) else {
+        return Refusal::not_acceptable().into_response(Media::Json);
+    };
+    let mut req = match protocol::from_query_string(&raw) {
+        Ok(req) => req,
+        Err(refusal) => return refusal.into_response(media),
+    };
+    if protocol::operation_type(&mut req)
+        .is_some_and(|ty| ty != async_graphql::parser::types::OperationType::Query)
+    {
+        return Refusal::mutation_over_get().into_response(media);
+    }
+    let (lang, bearer) = lang_and_bearer(&headers);
+    let call = Call {
+        lang,
+        bearer,
+        session: None,
+        raw_key: None,
+        client,
+        connect,
+        media,
+    };
+    respond(api, call, req).await
+}
+
+/// Who asks, how to answer, and the body as sent (for the remembered answers), for [`respond`].
+struct Call {
+    lang: Lang,
+    bearer: Option<String>,
+    session: Option<String>,
+    raw_key: Option<Key>,
+    client: Option<Extension<platform::ClientIp>>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    media: Media,
+}
+
+/// `POST /graphql`: a JSON body (`{"query", "operationName", "variables", "extensions"}`).
+async fn execute(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    client: Option<Extension<platform::ClientIp>>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Response {
+    let Some(media) = Media::negotiate(&headers) else {
+        return Refusal::not_acceptable().into_response(Media::Json);
+    };
+    let (lang, bearer) = lang_and_bearer(&headers);
     let session = headers
         .get_all(header::COOKIE)
         .iter()
@@ -391,7 +439,10 @@ async fn execute(
         && session.is_some()
         && let Some(why) = cross_site(&headers)
     {
-        return error_response(StatusCode::FORBIDDEN, "FORBIDDEN", "CROSS_SITE", why);
+        return media.error(StatusCode::FORBIDDEN, "FORBIDDEN", "CROSS_SITE", why);
+    }
+    if !protocol::is_json_body(&headers) {
+        return Refusal::unsupported_media_type().into_response(media);
     }
     // The hot path of an opening: the same small public body again. Its remembered answer is found
     // by the body as sent, before any JSON is parsed (a second entry for the same answer, kept only
@@ -403,19 +454,36 @@ async fn execute(
     if let Some(raw) = &raw_key
         && let Some(hit) = api.remembered_as_sent(raw)
     {
-        return json_response(hit);
+        return media.answer(hit);
     }
-    let req: async_graphql::Request = match serde_json::from_slice(&body) {
+    let req = match protocol::from_json_body(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("The body must be a GraphQL request as JSON ({{\"query\": \"…\"}}): {e}"),
-            )
-                .into_response();
-        }
+        Err(refusal) => return refusal.into_response(media),
     };
     drop(body);
+    let call = Call {
+        lang,
+        bearer,
+        session,
+        raw_key,
+        client,
+        connect,
+        media,
+    };
+    respond(api, call, req).await
+}
+
+/// Runs a GraphQL request (from POST or GET) and answers it in the negotiated media type.
+async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response {
+    let Call {
+        lang,
+        bearer,
+        session,
+        raw_key,
+        client,
+        connect,
+        media,
+    } = call;
     // A query above the limit is refused by the schema (limits.rs); no key, nothing remembered.
     let key = (req.query.len() <= crate::limits::MAX_QUERY_BYTES).then(|| {
         let vars = serde_json::to_string(&req.variables).unwrap_or_default();
@@ -436,7 +504,7 @@ async fn execute(
             if let Some(raw) = raw_key {
                 api.responses.alias(raw, key.clone());
             }
-            return json_response(hit);
+            return media.answer(hit);
         }
     }
     let cacheable = key.is_some() && only_public_availability(&req.query);
@@ -465,23 +533,28 @@ async fn execute(
             crate::limits::estimated_values(doc, &variables) >= crate::limits::WIDE_VALUES
         });
     req.variables = variables;
+    let executed = Arc::new(protocol::Executed::default());
     let execution = tokio::time::timeout(
         api.deadline,
-        api.schema
-            .execute(req.data(credentials).data(info).data(deps.clone())),
+        api.schema.execute(
+            req.data(credentials)
+                .data(info)
+                .data(deps.clone())
+                .data(executed.clone()),
+        ),
     );
-    let executed = if wide {
+    let outcome = if wide {
         metrics::counter!("yoyaku_graphql_wide_executions_total").increment(1);
         off_the_workers(execution).await
     } else {
         execution.await
     };
-    let Ok(mut resp) = executed else {
+    let Ok(mut resp) = outcome else {
         tracing::warn!(
             deadline_ms = api.deadline.as_millis() as u64,
             "GraphQL execution stopped at its deadline"
         );
-        return error_response(
+        return media.error(
             StatusCode::SERVICE_UNAVAILABLE,
             "TIMEOUT",
             "DEADLINE",
@@ -492,6 +565,10 @@ async fn execute(
             ),
         );
     };
+    // refused before execution (parse, validation, variables, limits): no `data`, 400 or 200
+    if !executed.happened() && resp.is_err() {
+        return protocol::request_errors(resp.errors, media);
+    }
     let resp_ok = resp.is_ok();
     let cache_control = resp.cache_control.value();
     let http_headers = std::mem::take(&mut resp.http_headers);
@@ -504,17 +581,20 @@ async fn execute(
     };
     if rendered.len() > crate::limits::MAX_RESPONSE_BYTES {
         tracing::warn!(bytes = rendered.len(), "GraphQL answer over the size limit");
-        return error_response(
-            StatusCode::OK,
-            "VALIDATION",
-            "TOO_LARGE",
-            &format!(
-                "The answer is too large ({} bytes; at most {}): ask for fewer fields, fewer \
-                 aliases or a shorter window.",
-                rendered.len(),
-                crate::limits::MAX_RESPONSE_BYTES
-            ),
-        );
+        // executed, but the answer is not sent: `data` is null (status 200 under both types)
+        let body = serde_json::json!({
+            "data": null,
+            "errors": [{
+                "message": format!(
+                    "The answer is too large ({} bytes; at most {}): ask for fewer fields, fewer \
+                     aliases or a shorter window.",
+                    rendered.len(),
+                    crate::limits::MAX_RESPONSE_BYTES
+                ),
+                "extensions": { "code": "VALIDATION", "reason": "TOO_LARGE" },
+            }],
+        });
+        return media.answer(Bytes::from(body.to_string()));
     }
     if let Some(key) = key
         && cacheable
@@ -528,7 +608,7 @@ async fn execute(
             }
         }
     }
-    let mut out = json_response(rendered);
+    let mut out = media.answer(rendered);
     if resp_ok
         && let Some(cc) = cache_control
         && let Ok(v) = HeaderValue::from_str(&cc)
@@ -537,10 +617,6 @@ async fn execute(
     }
     out.headers_mut().extend(http_headers);
     out
-}
-
-async fn graphiql() -> Html<&'static str> {
-    Html(include_str!("../assets/graphiql.html"))
 }
 
 async fn asset(Path(file): Path<String>) -> Response {

@@ -52,7 +52,17 @@ async fn an_unknown_slug_is_null_not_an_error() {
 #[tokio::test]
 async fn graphiql_is_served_with_local_assets_only() {
     let app = spawn_app().await;
-    let page = app.get("/graphql").await.text().await.expect("page");
+    // a browser asks for HTML (a GET with another Accept is a GraphQL request: graphql_http.rs)
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .expect("GET /graphql")
+        .text()
+        .await
+        .expect("page");
     assert!(page.contains("/graphql/assets/graphiql.min.js"));
     assert!(
         !page.contains("http://") && !page.contains("https://"),

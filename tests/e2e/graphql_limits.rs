@@ -326,7 +326,8 @@ async fn graphql_the_staff_cookie_needs_json_from_the_same_origin() {
     assert!(answer["errors"].is_null(), "{answer}");
     assert_eq!(vaccines().await, 2);
 
-    // an API key is no cookie: text/plain from anywhere is fine
+    // an API key is no cookie: JSON from any origin is fine (a text/plain body is refused with
+    // 415 whoever sends it: GraphQL over HTTP reads application/json; graphql_http.rs)
     let staff = app
         .staff("keys@yokohama.example", Some((a.id, Role::CityAdmin, &[])))
         .await;
@@ -351,6 +352,18 @@ async fn graphql_the_staff_cookie_needs_json_from_the_same_origin() {
         .post(app.url("/graphql"))
         .bearer_auth(&key)
         .header("content-type", "text/plain")
+        .header("origin", "https://integrator.example")
+        .body(mutation("CSRF key"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), 415);
+    assert_eq!(vaccines().await, 2);
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
         .header("origin", "https://integrator.example")
         .body(mutation("CSRF key"))
         .send()
