@@ -79,6 +79,9 @@ notify_concurrency = 4
 exports_concurrency = 1
 webhooks_concurrency = 4
 billing_cron = "0 */5 * * * *"
+[billing]
+issuer_name = ""
+issuer_registration_number = ""
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -102,6 +105,7 @@ pub struct Settings {
     pub exports: ExportSettings,
     pub metrics: MetricsSettings,
     pub jobs: JobSettings,
+    pub billing: BillingSettings,
 }
 
 /// The admin listener (docs/operations.md, "Metrics").
@@ -148,6 +152,25 @@ pub struct JobSettings {
     pub webhooks_concurrency: usize,
     /// When the monthly billing tick runs (cron, seconds first, UTC); once across processes.
     pub billing_cron: String,
+}
+
+/// The platform operator as the issuer of invoices (qualified-invoice rules, docs/billing.md):
+/// both empty (invoices say "未設定") or both set, the number `T` + 13 digits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSettings {
+    pub issuer_name: String,
+    pub issuer_registration_number: String,
+}
+
+impl BillingSettings {
+    /// The issuer to store at start-up, when configured.
+    pub fn issuer(&self) -> Option<tenants::billing::Issuer> {
+        (!self.issuer_name.trim().is_empty()).then(|| tenants::billing::Issuer {
+            name: self.issuer_name.trim().to_owned(),
+            registration_number: self.issuer_registration_number.trim().to_owned(),
+        })
+    }
 }
 
 impl JobSettings {
@@ -388,6 +411,19 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.database.owner_options()?;
         self.notifications.sealing_key(self.environment)?;
+        let b = &self.billing;
+        if (b.issuer_name.trim().is_empty() != b.issuer_registration_number.trim().is_empty())
+            || b.issuer().is_some_and(|i| {
+                !tenants::billing::valid_registration_number(&i.registration_number)
+                    || i.name.chars().count() > 200
+            })
+        {
+            return Err(ConfigError(format!(
+                "billing.issuer_name and billing.issuer_registration_number go together, the number \
+                 being T + 13 digits with a valid check digit (got {:?})",
+                b.issuer_registration_number
+            )));
+        }
         let role = &self.database.runtime_role;
         let role_ok = !role.is_empty()
             && role.len() <= 63

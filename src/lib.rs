@@ -88,6 +88,25 @@ impl App {
                 .await?
                 .is_some();
         }
+        if let Some(issuer) = settings.billing.issuer() {
+            let mut conn = dbs
+                .app
+                .acquire()
+                .await
+                .map_err(|e| db::BootError::Database {
+                    target: settings.database.display_target(),
+                    source: e,
+                })?;
+            tenants::billing::set_issuer(&mut conn, &issuer)
+                .await
+                .map_err(|e| db::BootError::Database {
+                    target: settings.database.display_target(),
+                    source: match e {
+                        tenants::billing::BillingError::Database(e) => e,
+                        other => sqlx::Error::Protocol(other.to_string()),
+                    },
+                })?;
+        }
         dbs.owner.close().await;
         let authz = platform::staff::authz::Authz::load(dbs.app.clone()).await?;
         if settings.demo.seed && settings.environment != Environment::Production {

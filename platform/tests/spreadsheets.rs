@@ -136,6 +136,9 @@ fn an_invoice_reads_back_line_by_line_with_its_totals() {
             total_yen: 115_286,
         },
         grace_until: chrono::Utc::now(),
+        issuer: None,
+        issued_on: None,
+        due_on: None,
         lines: vec![
             Line {
                 description: "システム利用料（basic）".into(),

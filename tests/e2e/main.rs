@@ -30,6 +30,7 @@ mod intake;
 mod isolation;
 mod job_runtime;
 mod key_shape;
+mod metering;
 mod metrics;
 mod notifications;
 mod notifications_ui;

@@ -74,6 +74,7 @@ fn kind_label(lang: Lang, kind: MeteredKind) -> &'static str {
         (Lang::En, MeteredKind::Booking) => "Bookings",
         (Lang::En, MeteredKind::Resident) => "Residents under management (peak)",
         (Lang::En, MeteredKind::Export) => "Exports",
+        (Lang::En, MeteredKind::ApiCall) => "API calls",
     }
 }
 

@@ -150,17 +150,24 @@ pub async fn printable(
         .number
         .clone()
         .unwrap_or_else(|| "下書き（未確定）".into());
+    let facts = platform::exports::spreadsheet::qualified_invoice_facts(&invoice, &t.name);
     let markup = maud::html! {
         (maud::DOCTYPE)
         html lang="ja" {
             head {
                 meta charset="utf-8";
                 title { (title) " " (number) }
-                style { (maud::PreEscaped("body{font-family:'Noto Sans CJK JP',sans-serif;margin:2rem;color:#111}table{border-collapse:collapse;width:100%}th,td{border:1px solid #444;padding:.3rem .5rem}td.n{text-align:right}@page{size:A4;margin:15mm}@media print{a{display:none}}")) }
+                style { (maud::PreEscaped("body{font-family:'Noto Sans CJK JP',sans-serif;margin:2rem;color:#111}table{border-collapse:collapse;width:100%}th,td{border:1px solid #444;padding:.3rem .5rem}td.n{text-align:right}dl.qualified{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dd{margin:0}@page{size:A4;margin:15mm}@media print{a{display:none}}")) }
             }
             body {
                 h1 { (title) }
-                p { "番号: " (number) br; "請求先: " (t.name) " 御中" br; "対象月: " (invoice.month.format("%Y年%m月")) }
+                // qualified-invoice facts (適格請求書): the same rows as the Excel version
+                dl.qualified {
+                    @for (label, value) in facts.rows() {
+                        dt { (label) } dd { (value) }
+                    }
+                    dt { "対象月" } dd { (invoice.month.format("%Y年%m月")) }
+                }
                 table {
                     tr { th { "項目" } th { "数量" } th { "単価" } th { "金額" } }
                     @for l in &invoice.lines {

@@ -342,26 +342,101 @@ pub fn invoice_xlsx(
         ])?;
     }
     let t = &invoice.totals;
-    let facts: [(&str, Cell); 6] = [
+    let q = qualified_invoice_facts(invoice, tenant_name);
+    let mut facts: Vec<(&str, Cell)> = vec![
         ("小計", t.subtotal_yen.into()),
         ("消費税（10%・切り捨て）", t.tax_yen.into()),
         ("合計", t.total_yen.into()),
-        ("請求先", tenant_name.into()),
-        ("請求月", Cell::Date(invoice.month)),
-        (
-            "番号",
-            invoice
-                .number
-                .clone()
-                .unwrap_or_else(|| "下書き（未確定）".into())
-                .into(),
-        ),
     ];
+    for (label, value) in q.rows() {
+        facts.push((label, value.into()));
+    }
+    facts.push(("請求月", Cell::Date(invoice.month)));
     for (label, value) in facts {
         sheet.push(&[label.into(), Cell::Empty, Cell::Empty, value])?;
     }
     sheet.finish()?;
     book.finish()
+}
+
+/// What Japan's qualified-invoice rules (適格請求書, インボイス制度) ask an invoice to state, as
+/// label / text pairs, for the Excel and the printable invoice alike: the issuer and its
+/// registration number, the issue date, the recipient, the taxable amount and tax per rate (every
+/// line of this service is standard-rated, 10 %; nothing is reduced-rated, 8 %), and the due date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualifiedInvoiceFacts {
+    pub number: String,
+    pub issuer: String,
+    pub registration_number: String,
+    pub issued_on: String,
+    pub recipient: String,
+    /// (rate label, taxable amount, tax) per rate present on the invoice
+    pub per_rate: Vec<(String, i64, i64)>,
+    pub due_on: String,
+}
+
+impl QualifiedInvoiceFacts {
+    /// The facts as (label, text) rows, in the order both renderings show them.
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = vec![
+            ("番号", self.number.clone()),
+            ("発行者", self.issuer.clone()),
+            ("登録番号", self.registration_number.clone()),
+            ("発行日", self.issued_on.clone()),
+            ("請求先", self.recipient.clone()),
+        ];
+        for (rate, base, tax) in &self.per_rate {
+            rows.push((
+                "税率別内訳",
+                format!("{rate}対象 {} 円　消費税 {} 円", yen(*base), yen(*tax)),
+            ));
+        }
+        rows.push(("支払期限", self.due_on.clone()));
+        rows
+    }
+}
+
+fn yen(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+pub fn qualified_invoice_facts(
+    invoice: &tenants::billing::Invoice,
+    tenant_name: &str,
+) -> QualifiedInvoiceFacts {
+    let draft = "下書き（未確定）";
+    let t = &invoice.totals;
+    QualifiedInvoiceFacts {
+        number: invoice.number.clone().unwrap_or_else(|| draft.into()),
+        issuer: invoice
+            .issuer
+            .as_ref()
+            .map_or_else(|| "（未設定）".into(), |i| i.name.clone()),
+        registration_number: invoice
+            .issuer
+            .as_ref()
+            .map_or_else(|| "（未設定）".into(), |i| i.registration_number.clone()),
+        issued_on: invoice
+            .issued_on
+            .map_or_else(|| draft.into(), |d| d.format("%Y年%m月%d日").to_string()),
+        recipient: format!("{tenant_name} 御中"),
+        per_rate: vec![(
+            format!("{}%", tenants::billing::pricing::TAX_PERCENT),
+            t.subtotal_yen,
+            t.tax_yen,
+        )],
+        due_on: invoice
+            .due_on
+            .map_or_else(|| draft.into(), |d| d.format("%Y年%m月%d日").to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -169,8 +169,53 @@ impl Worker {
         };
         let segments = i64::from(plugins::sms_segments(&rendered.text));
         let now = Utc::now();
-        let status = channels::budget_status(tx, tenant.time_zone.name(), now).await?;
-        if let Some(budget) = status.budget {
+        // Exactly at the cap, even with many workers: deciding an SMS is serialised per city
+        // (a lock held until this short transaction commits), and SMS decided but not yet sent
+        // (`sending` with units, claimed in the last 10 minutes) count as used until the send
+        // is metered or fails.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('sms-cap:' || $1::text, 0))")
+            .bind(tenant.id.0)
+            .execute(&mut **tx)
+            .await?;
+        let in_flight: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(sum(units), 0)::bigint FROM notification_jobs \
+              WHERE status = 'sending' AND channel = 'sms' AND units IS NOT NULL \
+                AND idempotency_key <> $1 AND claimed_at > now() - interval '10 minutes'",
+        )
+        .bind(key)
+        .fetch_one(&mut **tx)
+        .await?;
+        let mut status = channels::budget_status(tx, tenant.time_zone.name(), now).await?;
+        status.used += in_flight;
+        // The tighter of the city's own SMS budget and the plan's hard cap on SMS segments
+        // (docs/billing.md, "Hard caps"): whichever leaves less room decides, and its 80 % /
+        // 100 % alerts are the ones e-mailed (once a month per level, whichever limit it was).
+        let plan_cap = match tenants::billing::hard_cap(
+            tx,
+            tenants::billing::MeteredKind::SmsSegment,
+            tenant.time_zone.name(),
+            now,
+        )
+        .await
+        {
+            Ok(cap) => cap,
+            Err(tenants::billing::BillingError::Database(e)) => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "the plan's SMS cap could not be read");
+                None
+            }
+        };
+        let mut limit = status.budget.map(|b| (b, status.used, "SMS budget"));
+        if let Some(cap) = plan_cap
+            && limit.is_none_or(|(b, u, _)| cap.cap - cap.used < b - u)
+        {
+            limit = Some((cap.cap, cap.used + in_flight, "the plan's SMS cap"));
+        }
+        if let Some((budget, used_now, what)) = limit {
+            let status = channels::BudgetStatus {
+                budget: Some(budget),
+                used: used_now,
+            };
             let after = status.used + segments;
             let over = after > budget;
             // 80 % and 100 % are each e-mailed to the city admins once a month
@@ -186,11 +231,19 @@ impl Worker {
             if over {
                 tracing::warn!(tenant.id = %tenant.id, used = status.used, budget, "SMS budget reached");
                 return Ok(Plan::Fail(format!(
-                    "SMS budget reached ({} of {budget} segments this month) and no e-mail address to fall back to",
+                    "{what} reached ({} of {budget} segments this month) and no e-mail address to fall back to",
                     status.used
                 )));
             }
         }
+        // reserve the segments until the send is metered (see the lock above)
+        sqlx::query(
+            "UPDATE notification_jobs SET channel = 'sms', units = $2 WHERE idempotency_key = $1 AND status = 'sending'",
+        )
+        .bind(key)
+        .bind(i32::try_from(segments).unwrap_or(i32::MAX))
+        .execute(&mut **tx)
+        .await?;
         Ok(Plan::Send {
             channel,
             kind: "sms",

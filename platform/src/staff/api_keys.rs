@@ -161,8 +161,17 @@ pub async fn authenticate(
         return Ok(None);
     };
     let mut tx = tenants::begin(pool, tenant).await?;
+    // One statement: the key's time of use and its metering (`api_call`, one counter row per key
+    // and UTC hour, `api:<key id>:<YYYY-MM-DDTHH>`, docs/billing.md). Requests of one key already
+    // queue on the key's row for `last_used_at`, so the counter adds no contention of its own.
     let row = sqlx::query(
-        "UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1 AND revoked_at IS NULL RETURNING id, name",
+        "WITH k AS (UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1 AND revoked_at IS NULL \
+                    RETURNING tenant_id, id, name), \
+              m AS (INSERT INTO usage_events (tenant_id, idempotency_key, kind, quantity, occurred_at) \
+                    SELECT tenant_id, 'api:' || id::text || ':' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24'), \
+                           'api_call', 1, now() FROM k \
+                    ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET quantity = usage_events.quantity + 1) \
+         SELECT id, name FROM k",
     )
     .bind(token_hash(key))
     .fetch_optional(&mut *tx)

@@ -295,6 +295,75 @@ pub async fn periods(
     Ok(out)
 }
 
+/// A plan's hard cap on one metered kind, as it stands now: the included quantity of the contract
+/// in force today (with the tenant's overrides), prorated for that contract's days in this month
+/// exactly as the invoice prorates it, and the usage so far in those days. A hard-capped kind thus
+/// never shows an overage line on an invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    pub kind: MeteredKind,
+    /// The month (first day, tenant's time zone) the cap belongs to.
+    pub month: NaiveDate,
+    pub cap: i64,
+    pub used: i64,
+}
+
+impl Cap {
+    /// Whether `more` units still fit under the cap.
+    pub fn allows(&self, more: i64) -> bool {
+        self.used + more <= self.cap
+    }
+}
+
+/// The hard cap on `kind` at `now` (local date in `tz`), or None when the contract in force has
+/// none (or there is no contract).
+pub async fn hard_cap(
+    tx: &mut TenantTx,
+    kind: MeteredKind,
+    tz: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Cap>, BillingError> {
+    let today: NaiveDate = sqlx::query_scalar("SELECT ($1::timestamptz AT TIME ZONE $2)::date")
+        .bind(now)
+        .bind(tz)
+        .fetch_one(&mut **tx)
+        .await?;
+    let Some(row) = sqlx::query(
+        "SELECT plan_id, starts_on, ends_on, overrides FROM contracts \
+         WHERE starts_on <= $1 AND (ends_on IS NULL OR ends_on > $1) ORDER BY starts_on DESC LIMIT 1",
+    )
+    .bind(today)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let overrides = parse_overrides(&row.try_get::<serde_json::Value, _>("overrides")?)?;
+    let terms = terms(tx, row.try_get("plan_id")?, &overrides).await?;
+    let Some(price) = terms.prices.get(&kind).filter(|p| p.hard_cap).copied() else {
+        return Ok(None);
+    };
+    let first = today.with_day(1).unwrap_or(today);
+    let month_days = pricing::days_in_month(first);
+    let after = first + Duration::days(month_days);
+    let starts_on: NaiveDate = row.try_get("starts_on")?;
+    let ends_on: Option<NaiveDate> = row.try_get("ends_on")?;
+    let days = pricing::covered_days(first, starts_on, ends_on);
+    let from = starts_on.max(first);
+    let until = ends_on.map_or(after, |e| e.min(after));
+    let used = usage::between(tx, from, until, tz)
+        .await?
+        .get(&kind)
+        .copied()
+        .unwrap_or(0);
+    Ok(Some(Cap {
+        kind,
+        month: first,
+        cap: pricing::prorate(price.included_quantity, days, month_days),
+        used,
+    }))
+}
+
 /// An invoice with its lines.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Invoice {
@@ -308,6 +377,75 @@ pub struct Invoice {
     pub totals: Totals,
     pub grace_until: DateTime<Utc>,
     pub lines: Vec<Line>,
+    /// Qualified-invoice (適格請求書) facts: the issuer and its registration number (fixed when
+    /// final; the operator's current ones on a draft), the issue date (the day it was finalised,
+    /// JST) and the payment due date (the end of the month after issue). None on a draft.
+    pub issuer: Option<Issuer>,
+    pub issued_on: Option<NaiveDate>,
+    pub due_on: Option<NaiveDate>,
+}
+
+/// The platform operator as the issuer of invoices (適格請求書発行事業者).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Issuer {
+    pub name: String,
+    /// 登録番号: `T` + the 13-digit corporate number.
+    pub registration_number: String,
+}
+
+/// Checks a qualified-invoice registration number: `T` and 13 digits whose first digit is the
+/// corporate number's check digit (9 − (Σ digit × weight (1, 2 alternating from the right)) mod 9).
+pub fn valid_registration_number(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('T') else {
+        return false;
+    };
+    if digits.len() != 13 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let d: Vec<i64> = digits.bytes().map(|b| i64::from(b - b'0')).collect();
+    let sum: i64 = d[1..]
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, v)| v * if i % 2 == 0 { 1 } else { 2 })
+        .sum();
+    d[0] == 9 - sum % 9
+}
+
+/// Sets the operator's issuer name and registration number (from the configuration, at start-up).
+pub async fn set_issuer(conn: &mut PgConnection, issuer: &Issuer) -> Result<(), BillingError> {
+    if issuer.name.trim().is_empty() || issuer.name.chars().count() > 200 {
+        return Err(BillingError::Validation(
+            "billing.issuer_name: 1–200 characters".into(),
+        ));
+    }
+    if !valid_registration_number(&issuer.registration_number) {
+        return Err(BillingError::Validation(format!(
+            "billing.issuer_registration_number: {:?} is not T + 13 digits with a valid check digit",
+            issuer.registration_number
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO billing_issuer (id, name, registration_number) VALUES (true, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, registration_number = EXCLUDED.registration_number, updated_at = now()",
+    )
+    .bind(issuer.name.trim())
+    .bind(&issuer.registration_number)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The issuer a final invoice keeps, set in the finalising UPDATE (which also fixes the due date:
+/// the last day of the month after the issue date, JST — 翌月末払い).
+async fn current_issuer(
+    tx: &mut TenantTx,
+) -> Result<(Option<String>, Option<String>), sqlx::Error> {
+    let issuer: Option<(String, String)> =
+        sqlx::query_as("SELECT name, registration_number FROM billing_issuer")
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(issuer.unzip())
 }
 
 /// (Re)builds the month's draft from contracts and usage. Late usage (delivery receipts) keeps
@@ -440,12 +578,18 @@ pub async fn finalize(
         return Err(BillingError::GraceNotOver(invoice.grace_until));
     }
     let number = next_number(tx, now.year()).await?;
+    let (issuer_name, issuer_registration) = current_issuer(tx).await?;
     sqlx::query(
-        "UPDATE invoices SET status = 'final', number = $2, finalized_at = $3 WHERE id = $1",
+        "UPDATE invoices SET status = 'final', number = $2, finalized_at = $3, \
+                issuer_name = $4, issuer_registration = $5, \
+                due_on = (date_trunc('month', $3::timestamptz AT TIME ZONE 'Asia/Tokyo') + interval '2 months')::date - 1 \
+          WHERE id = $1",
     )
     .bind(id)
     .bind(&number)
     .bind(now)
+    .bind(issuer_name)
+    .bind(issuer_registration)
     .execute(&mut **tx)
     .await?;
     load_invoice(tx, id)
@@ -506,12 +650,18 @@ pub async fn credit_note(
     .execute(&mut **tx)
     .await?;
     insert_lines(tx, id, &negated).await?;
+    let (issuer_name, issuer_registration) = current_issuer(tx).await?;
     sqlx::query(
-        "UPDATE invoices SET status = 'final', number = $2, finalized_at = $3 WHERE id = $1",
+        "UPDATE invoices SET status = 'final', number = $2, finalized_at = $3, \
+                issuer_name = $4, issuer_registration = $5, \
+                due_on = (date_trunc('month', $3::timestamptz AT TIME ZONE 'Asia/Tokyo') + interval '2 months')::date - 1 \
+          WHERE id = $1",
     )
     .bind(id)
     .bind(&number)
     .bind(now)
+    .bind(issuer_name)
+    .bind(issuer_registration)
     .execute(&mut **tx)
     .await?;
     load_invoice(tx, id)
@@ -521,8 +671,11 @@ pub async fn credit_note(
 
 pub async fn load_invoice(tx: &mut TenantTx, id: Uuid) -> Result<Option<Invoice>, sqlx::Error> {
     let Some(row) = sqlx::query(
-        "SELECT id, tenant_id, month, kind, status, number, corrects, subtotal_yen, tax_yen, total_yen, grace_until \
-         FROM invoices WHERE id = $1",
+        "SELECT i.id, i.tenant_id, i.month, i.kind, i.status, i.number, i.corrects, i.subtotal_yen, i.tax_yen, \
+                i.total_yen, i.grace_until, i.due_on, (i.finalized_at AT TIME ZONE 'Asia/Tokyo')::date AS issued_on, \
+                COALESCE(i.issuer_name, b.name) AS issuer_name, \
+                COALESCE(i.issuer_registration, b.registration_number) AS issuer_registration \
+         FROM invoices i LEFT JOIN billing_issuer b ON true WHERE i.id = $1",
     )
     .bind(id)
     .fetch_optional(&mut **tx)
@@ -561,6 +714,18 @@ pub async fn load_invoice(tx: &mut TenantTx, id: Uuid) -> Result<Option<Invoice>
         },
         grace_until: row.try_get("grace_until")?,
         lines,
+        issuer: match (
+            row.try_get::<Option<String>, _>("issuer_name")?,
+            row.try_get::<Option<String>, _>("issuer_registration")?,
+        ) {
+            (Some(name), Some(registration_number)) => Some(Issuer {
+                name,
+                registration_number,
+            }),
+            _ => None,
+        },
+        issued_on: row.try_get("issued_on")?,
+        due_on: row.try_get("due_on")?,
     }))
 }
 

@@ -23,15 +23,18 @@ pub enum MeteredKind {
     Booking,
     Resident,
     Export,
+    /// A GraphQL request authenticated by an API key.
+    ApiCall,
 }
 
 impl MeteredKind {
-    pub const ALL: [MeteredKind; 5] = [
+    pub const ALL: [MeteredKind; 6] = [
         Self::SmsSegment,
         Self::Email,
         Self::Booking,
         Self::Resident,
         Self::Export,
+        Self::ApiCall,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl MeteredKind {
             Self::Booking => "booking",
             Self::Resident => "resident",
             Self::Export => "export",
+            Self::ApiCall => "api_call",
         }
     }
 
@@ -56,6 +60,7 @@ impl MeteredKind {
             Self::Booking => "予約件数",
             Self::Resident => "管理対象者数（月間最大）",
             Self::Export => "データ出力",
+            Self::ApiCall => "API呼び出し",
         }
     }
 
@@ -123,7 +128,7 @@ pub fn covered_days(month: NaiveDate, starts_on: NaiveDate, ends_on: Option<Naiv
     (until - from).num_days().max(0)
 }
 
-fn prorate(amount: i64, days: i64, month_days: i64) -> i64 {
+pub fn prorate(amount: i64, days: i64, month_days: i64) -> i64 {
     if days >= month_days {
         amount
     } else {
