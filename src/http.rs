@@ -42,6 +42,7 @@ pub fn router(
     messages: plugins::LogChannel,
     sealing_key: platform::notifications::channels::SealingKey,
     in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    key_limits: platform::staff::api_keys::KeyLimits,
 ) -> Router {
     let policy = std::sync::Arc::new(settings.auth.policy());
     let residents = platform::ResidentDesk::new(pool.clone(), secret, authz.tenant_cache());
@@ -54,6 +55,7 @@ pub fn router(
         ),
         residents.clone(),
         settings.graphql_deadline(),
+        key_limits.clone(),
     );
     let admin = admin_ui::router(admin_ui::AdminState {
         pool: pool.clone(),
@@ -65,6 +67,7 @@ pub fn router(
         webhook_endpoints: platform::webhooks::EndpointPolicy {
             allow_loopback_http: settings.environment != crate::config::Environment::Production,
         },
+        api_key_default_rate: key_limits.default_per_minute(),
     });
     let mut app = Router::new()
         .route("/", get(home))
