@@ -33,6 +33,13 @@ struct Health {
     pool: PgPool,
 }
 
+/// What the router shares with the rest of the process: the in-flight request count (pacing) and the
+/// per-key request budgets of `/graphql`.
+pub struct Shared {
+    pub in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub key_limits: platform::staff::api_keys::KeyLimits,
+}
+
 /// The whole application as one router, ready for `axum::serve`.
 pub fn router(
     settings: &Settings,
@@ -41,9 +48,12 @@ pub fn router(
     secret: platform::residents::auth::CodeSecret,
     messages: plugins::LogChannel,
     sealing_key: platform::notifications::channels::SealingKey,
-    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    key_limits: platform::staff::api_keys::KeyLimits,
+    shared: Shared,
 ) -> Router {
+    let Shared {
+        in_flight,
+        key_limits,
+    } = shared;
     let policy = std::sync::Arc::new(settings.auth.policy());
     let residents = platform::ResidentDesk::new(pool.clone(), secret, authz.tenant_cache());
     let api = graphql::router(

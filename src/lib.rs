@@ -146,8 +146,10 @@ impl App {
             secret,
             messages.clone(),
             sealing_key,
-            pacing.in_flight,
-            key_limits.clone(),
+            http::Shared {
+                in_flight: pacing.in_flight,
+                key_limits: key_limits.clone(),
+            },
         );
         let mut exports = settings.exports.worker(dbs.app.clone());
         exports.jobs = settings.jobs.runtime();

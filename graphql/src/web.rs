@@ -26,7 +26,7 @@
 //! with it ([`platform::staff::api_keys::check`]): an expired key answers 401 `UNAUTHENTICATED`
 //! (`reason: KEY_EXPIRED`), and a key over its budget ([`platform::staff::api_keys::KeyLimits`])
 //! answers 429 `RATE_LIMITED` with `Retry-After` — before the document is parsed or executed, and
-//! never from the remembered answers (every request of a key counts).
+//! never from the remembered answers before that check (every request of a key counts).
 //!
 //! Every execution has a deadline (`http.graphql_deadline_ms`, shorter than the whole request's
 //! timeout): when it passes, the execution future is dropped — its database queries are cancelled
@@ -582,9 +582,9 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
         },
         _ => None,
     };
-    let keyed = holder.is_some() || is_api_key(bearer.as_deref());
     // A query above the limit is refused by the schema (limits.rs); no key, nothing remembered.
-    let key = (!keyed && req.query.len() <= crate::limits::MAX_QUERY_BYTES).then(|| {
+    // (past the key's budget check: a remembered public answer may serve a key's request too)
+    let key = (req.query.len() <= crate::limits::MAX_QUERY_BYTES).then(|| {
         let vars = serde_json::to_string(&req.variables).unwrap_or_default();
         let key = format!(
             "{}\n{}\n{vars}",
