@@ -63,6 +63,7 @@ login_throttle_minutes = 15
 invitation_valid_hours = 72
 password_reset_valid_minutes = 60
 policy_reload_secs = 10
+api_key_requests_per_minute = 600
 [metrics]
 listen = ""
 [exports]
@@ -353,6 +354,8 @@ pub struct AuthSettings {
     pub password_reset_valid_minutes: i64,
     /// How often each process re-reads the authorization rules (changes made by other processes).
     pub policy_reload_secs: u64,
+    /// The request budget of an API key without its own (per key, per process; docs/api.md).
+    pub api_key_requests_per_minute: u32,
 }
 
 impl AuthSettings {
@@ -467,7 +470,11 @@ impl Settings {
             self.auth.invitation_valid_hours,
             self.auth.password_reset_valid_minutes,
         ];
-        if lifetimes.iter().any(|v| *v < 1) || self.auth.policy_reload_secs == 0 {
+        if lifetimes.iter().any(|v| *v < 1)
+            || self.auth.policy_reload_secs == 0
+            || !(1..=platform::staff::api_keys::MAX_REQUESTS_PER_MINUTE)
+                .contains(&self.auth.api_key_requests_per_minute)
+        {
             return Err(ConfigError(
                 "auth.* lifetimes and limits must be at least 1".into(),
             ));

@@ -33,6 +33,13 @@ struct Health {
     pool: PgPool,
 }
 
+/// What the router shares with the rest of the process: the in-flight request count (pacing) and the
+/// per-key request budgets of `/graphql`.
+pub struct Shared {
+    pub in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub key_limits: platform::staff::api_keys::KeyLimits,
+}
+
 /// The whole application as one router, ready for `axum::serve`.
 pub fn router(
     settings: &Settings,
@@ -41,8 +48,12 @@ pub fn router(
     secret: platform::residents::auth::CodeSecret,
     messages: plugins::LogChannel,
     sealing_key: platform::notifications::channels::SealingKey,
-    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    shared: Shared,
 ) -> Router {
+    let Shared {
+        in_flight,
+        key_limits,
+    } = shared;
     let policy = std::sync::Arc::new(settings.auth.policy());
     let residents = platform::ResidentDesk::new(pool.clone(), secret, authz.tenant_cache());
     let api = graphql::router(
@@ -54,6 +65,7 @@ pub fn router(
         ),
         residents.clone(),
         settings.graphql_deadline(),
+        key_limits.clone(),
     );
     let admin = admin_ui::router(admin_ui::AdminState {
         pool: pool.clone(),
@@ -65,6 +77,7 @@ pub fn router(
         webhook_endpoints: platform::webhooks::EndpointPolicy {
             allow_loopback_http: settings.environment != crate::config::Environment::Production,
         },
+        api_key_default_rate: key_limits.default_per_minute(),
     });
     let mut app = Router::new()
         .route("/", get(home))

@@ -59,6 +59,8 @@ pub struct App {
     pub webhooks: platform::webhooks::WebhookWorker,
     /// The admin listener (`metrics.listen`, bound by `build`): `/metrics`, never on the public port.
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// The per-key request budgets of `/graphql` (in this process's memory; docs/api.md).
+    pub key_limits: platform::staff::api_keys::KeyLimits,
     admin_listener: Option<tokio::net::TcpListener>,
 }
 
@@ -154,6 +156,8 @@ impl App {
         )
         .map_err(|e| config::ConfigError(format!("webhooks: {e}")))?;
         webhooks.pacing = pacing.clone();
+        let key_limits =
+            platform::staff::api_keys::KeyLimits::new(settings.auth.api_key_requests_per_minute);
         let router = http::router(
             &settings,
             dbs.app.clone(),
@@ -161,7 +165,10 @@ impl App {
             secret,
             messages.clone(),
             sealing_key,
-            pacing.in_flight,
+            http::Shared {
+                in_flight: pacing.in_flight,
+                key_limits: key_limits.clone(),
+            },
         );
         let mut exports = settings.exports.worker(dbs.app.clone());
         exports.jobs = settings.jobs.runtime();
@@ -176,6 +183,7 @@ impl App {
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
         Ok(Self {
             admin_addr,
+            key_limits,
             admin_listener,
             settings,
             exports,

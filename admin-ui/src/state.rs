@@ -25,6 +25,8 @@ pub struct AdminState {
     /// Which endpoints a city may subscribe to event webhooks (https; loopback http outside
     /// production).
     pub webhook_endpoints: platform::webhooks::EndpointPolicy,
+    /// The request budget of an API key without its own (`auth.api_key_requests_per_minute`).
+    pub api_key_default_rate: u32,
 }
 
 pub const SESSION_COOKIE: &str = "yoyaku_staff";

@@ -31,6 +31,17 @@ impl Credentials {
             resolved: OnceCell::new(),
         }
     }
+
+    /// Credentials already resolved: the API key the handler checked (and rate-limited) before
+    /// execution, so resolvers do not look it up again.
+    pub fn key_holder(holder: platform::staff::api_keys::KeyHolder, ip: Option<String>) -> Self {
+        Self {
+            bearer: None,
+            session: None,
+            ip,
+            resolved: OnceCell::new_with(Some(Some(holder.actor))),
+        }
+    }
 }
 
 /// The session cookie the admin UI sets (same name, so a logged-in staff member can use GraphiQL).

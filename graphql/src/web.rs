@@ -22,6 +22,12 @@
 //! A GET never rides the cookie (a link on another site can make one): it is answered with the
 //! `Authorization` header's credentials only.
 //!
+//! A request with an API key (`Authorization: Bearer yk_…`) is checked before anything else is done
+//! with it ([`platform::staff::api_keys::check`]): an expired key answers 401 `UNAUTHENTICATED`
+//! (`reason: KEY_EXPIRED`), and a key over its budget ([`platform::staff::api_keys::KeyLimits`])
+//! answers 429 `RATE_LIMITED` with `Retry-After` — before the document is parsed or executed, and
+//! never from the remembered answers before that check (every request of a key counts).
+//!
 //! Every execution has a deadline (`http.graphql_deadline_ms`, shorter than the whole request's
 //! timeout): when it passes, the execution future is dropped — its database queries are cancelled
 //! and its connections go back to the pool — and the answer is `extensions.code = "TIMEOUT"`.
@@ -43,6 +49,7 @@ use axum::{
 use platform::ResidentDesk;
 use platform::booking::availability::SlotAvailability;
 use platform::i18n::Lang;
+use platform::staff::api_keys::{KeyHolder, KeyLimits, KeyRefused};
 use tenants::TenantId;
 use uuid::Uuid;
 
@@ -188,6 +195,7 @@ struct Api {
     desk: ResidentDesk,
     responses: AnswerCache,
     deadline: std::time::Duration,
+    keys: KeyLimits,
 }
 
 impl Api {
@@ -219,27 +227,40 @@ impl Api {
     }
 }
 
-/// `/graphql` with each execution stopped after `deadline`.
+/// `/graphql` with each execution stopped after `deadline` and each API key held to its budget.
 pub fn router<S>(
     schema: AppSchema,
     desk: ResidentDesk,
     deadline: std::time::Duration,
+    keys: KeyLimits,
 ) -> Router<S> {
-    router_with_cache(schema, desk, AnswerCache::new(), deadline)
+    router_with(schema, desk, AnswerCache::new(), deadline, keys)
 }
 
-/// [`router`] with the remembered-answer cache given (tests read its [`AnswerCache::stats`]).
+/// [`router`] with the remembered-answer cache given (tests read its [`AnswerCache::stats`]) and
+/// the default key budgets.
 pub fn router_with_cache<S>(
     schema: AppSchema,
     desk: ResidentDesk,
     cache: AnswerCache,
     deadline: std::time::Duration,
 ) -> Router<S> {
+    router_with(schema, desk, cache, deadline, KeyLimits::default())
+}
+
+fn router_with<S>(
+    schema: AppSchema,
+    desk: ResidentDesk,
+    cache: AnswerCache,
+    deadline: std::time::Duration,
+    keys: KeyLimits,
+) -> Router<S> {
     let api = Api {
         schema,
         desk,
         responses: cache,
         deadline,
+        keys,
     };
     Router::new()
         .route("/graphql", get(query_over_get).post(execute))
@@ -447,7 +468,8 @@ async fn execute(
     // The hot path of an opening: the same small public body again. Its remembered answer is found
     // by the body as sent, before any JSON is parsed (a second entry for the same answer, kept only
     // for bodies up to MAX_REMEMBERED_KEY bytes, so padding cannot grow the cache).
-    let raw_key = (body.len() <= MAX_REMEMBERED_KEY)
+    // (an API key's request is never answered from memory: every one counts against its budget)
+    let raw_key = (body.len() <= MAX_REMEMBERED_KEY && !is_api_key(bearer.as_deref()))
         .then(|| std::str::from_utf8(&body).ok())
         .flatten()
         .map(|b| (lang, format!("\0{b}")));
@@ -473,6 +495,69 @@ async fn execute(
     respond(api, call, req).await
 }
 
+/// Whether the bearer is an integrator's API key (`yk_…`) rather than a resident token.
+fn is_api_key(bearer: Option<&str>) -> bool {
+    bearer.is_some_and(|b| b.starts_with("yk_"))
+}
+
+/// The API key behind the request, checked and charged one request of its budget; or the answer
+/// that refuses it (expired: 401; over budget: 429 with `Retry-After`). An unknown key is left to
+/// the resolvers (UNAUTHENTICATED where a field needs a caller), as before.
+async fn admit_key(
+    api: &Api,
+    key: &str,
+    ip: Option<String>,
+    media: Media,
+) -> Result<Option<KeyHolder>, Response> {
+    let (Some(pool), Some(authz)) = (
+        api.schema.data::<sqlx::PgPool>(),
+        api.schema.data::<platform::staff::authz::Authz>(),
+    ) else {
+        return Ok(None);
+    };
+    let holder = match platform::staff::api_keys::check(pool, authz, key, ip).await {
+        Ok(h) => h,
+        Err(KeyRefused::Unknown) => return Ok(None),
+        Err(KeyRefused::Expired(at)) => {
+            return Err(media.error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "KEY_EXPIRED",
+                &format!(
+                    "This API key expired at {}; ask the city's administrator to rotate it or \
+                     create a new one.",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            ));
+        }
+        // the resolvers give the guard's answer (a suspended city) the same way as before
+        Err(KeyRefused::Denied(platform::staff::authz::Denied::Suspended)) => return Ok(None),
+        Err(KeyRefused::Denied(e)) => {
+            tracing::error!(error = %e, "checking an API key failed");
+            return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
+    };
+    if let Err(wait) = api.keys.take(&holder) {
+        metrics::counter!("yoyaku_graphql_rate_limited_total").increment(1);
+        let secs = wait.as_secs().max(1);
+        let mut resp = media.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "KEY_BUDGET",
+            &format!(
+                "This API key has used its budget of {} requests per minute; try again in {secs} s.",
+                holder
+                    .requests_per_minute
+                    .unwrap_or(api.keys.default_per_minute())
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Err(resp);
+    }
+    Ok(Some(holder))
+}
+
 /// Runs a GraphQL request (from POST or GET) and answers it in the negotiated media type.
 async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response {
     let Call {
@@ -484,7 +569,21 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
         connect,
         media,
     } = call;
+    // The client as the server's edge resolved it (a configured trusted proxy's forwarded address),
+    // else the TCP peer.
+    let ip = client
+        .map(|c| c.0.to_string())
+        .or_else(|| connect.map(|c| c.0.0.ip().to_string()));
+    // An API key is checked and charged before anything else (nothing remembered answers it).
+    let holder = match bearer.as_deref() {
+        Some(key) if is_api_key(Some(key)) => match admit_key(&api, key, ip.clone(), media).await {
+            Ok(h) => h,
+            Err(refused) => return refused,
+        },
+        _ => None,
+    };
     // A query above the limit is refused by the schema (limits.rs); no key, nothing remembered.
+    // (past the key's budget check: a remembered public answer may serve a key's request too)
     let key = (req.query.len() <= crate::limits::MAX_QUERY_BYTES).then(|| {
         let vars = serde_json::to_string(&req.variables).unwrap_or_default();
         let key = format!(
@@ -508,11 +607,6 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
         }
     }
     let cacheable = key.is_some() && only_public_availability(&req.query);
-    // The client as the server's edge resolved it (a configured trusted proxy's forwarded address),
-    // else the TCP peer.
-    let ip = client
-        .map(|c| c.0.to_string())
-        .or_else(|| connect.map(|c| c.0.0.ip().to_string()));
     // Staff and integrators (API key or session) and residents (resident token) share the bearer
     // header; each resolver reads the credentials of its audience.
     let info = crate::RequestInfo {
@@ -520,7 +614,10 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
         lang,
         client_ip: ip.clone().unwrap_or_default(),
     };
-    let credentials = crate::auth::Credentials::new(bearer, session, ip);
+    let credentials = match holder {
+        Some(h) => crate::auth::Credentials::key_holder(h, ip),
+        None => crate::auth::Credentials::new(bearer, session, ip),
+    };
     let deps = Arc::new(AvailabilityDeps::default());
     // A document whose answer is estimated wide (limits::estimated_values) resolves off the
     // runtime's workers, so that the requests queued behind it there (a `/healthz` probe) do not

@@ -6,6 +6,7 @@ mod support;
 mod surface;
 
 mod admin_flow;
+mod api_keys;
 mod authz_matrix;
 mod backup;
 mod billing;

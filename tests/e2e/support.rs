@@ -195,6 +195,8 @@ pub struct TestApp {
     pub worker: platform::notifications::Worker,
     /// The event webhook worker (also running in the background unless `manual_worker`).
     pub webhooks: platform::webhooks::WebhookWorker,
+    /// The server's per-key request budgets (`key_limits.advance(..)` moves their clock on).
+    pub key_limits: platform::staff::api_keys::KeyLimits,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -258,6 +260,7 @@ pub async fn spawn_app_on(database: &str, options: Options) -> TestApp {
     let messages = app.messages.clone();
     let worker = app.worker.clone();
     let webhooks = app.webhooks.clone();
+    let key_limits = app.key_limits.clone();
     let admin = app.admin_addr;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
@@ -282,6 +285,7 @@ pub async fn spawn_app_on(database: &str, options: Options) -> TestApp {
         messages,
         worker,
         webhooks,
+        key_limits,
         _shutdown: tx,
     }
 }

@@ -22,7 +22,7 @@ mod records;
 mod residents;
 mod vaccines_venues;
 
-use api_keys::{api_keys, create_api_key, revoke_api_key};
+use api_keys::{api_keys, create_api_key, revoke_api_key, rotate_api_key};
 use members::{invite, remove_staff, reset_link, staff_page};
 use records::{audit, statistics, statistics_xlsx};
 use residents::{import_page, import_upload, residents};
@@ -128,6 +128,11 @@ pub fn routes() -> Vec<Route> {
             "/admin/t/{slug}/api-keys/{id}/revoke",
             A::City(Object::ApiKeys, Act::Write),
             revoke_api_key,
+        ),
+        post(
+            "/admin/t/{slug}/api-keys/{id}/rotate",
+            A::City(Object::ApiKeys, Act::Write),
+            rotate_api_key,
         ),
     ]
 }
