@@ -14,13 +14,15 @@ use crate::staff::authz::{Actor, Authz, AuthzError, Denied, Scope};
 use crate::staff::identity::{random_token, token_hash};
 
 /// The scopes a key can have, and the (object, action) rules each one stands for.
-pub const SCOPES: [(&str, &[(&str, &str)]); 7] = [
+pub const SCOPES: [(&str, &[(&str, &str)]); 9] = [
     ("vaccines:read", &[("vaccines", "read")]),
     ("venues:read", &[("venues", "read"), ("venue/*", "read")]),
     ("residents:read", &[("residents", "read")]),
     ("audit:read", &[("audit", "read")]),
     ("statistics:read", &[("statistics", "read")]),
     ("imports:write", &[("imports", "write")]),
+    ("bookings:read", &[("bookings", "read")]),
+    ("bookings:write", &[("bookings", "write")]),
     (
         "config:write",
         &[
