@@ -6,6 +6,7 @@ mod admin;
 pub mod auth;
 mod billing;
 mod booking;
+mod city_bookings;
 mod error;
 mod input;
 pub mod limits;

@@ -2,4 +2,8 @@ use async_graphql::MergedObject;
 
 /// The mutation root: one part per area, like the query root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(crate::admin::AdminMutation, crate::BookingMutation);
+pub struct Mutation(
+    crate::admin::AdminMutation,
+    crate::BookingMutation,
+    crate::city_bookings::CityBookingMutation,
+);

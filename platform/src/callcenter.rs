@@ -463,6 +463,59 @@ pub async fn cancel_for(
     Ok((cancelled, overridden))
 }
 
+/// The resident a booking of the city is for; "not found" for another city's id or none.
+async fn resident_of_booking(scope: &mut Scope, booking_id: Uuid) -> Result<Uuid, BookingError> {
+    sqlx::query_scalar("SELECT resident_id FROM bookings WHERE tenant_id = $1 AND id = $2")
+        .bind(scope.tenant_id().0)
+        .bind(booking_id)
+        .fetch_optional(&mut *scope.tx)
+        .await?
+        .ok_or(BookingError::NotFound)
+}
+
+/// [`change_for`] for callers who know the booking but not the resident (GraphQL's
+/// `changeBookingOnBehalf`): the booking names its resident.
+pub async fn change_booking(
+    scope: &mut Scope,
+    tenant: &Tenant,
+    booking_id: Uuid,
+    new_slot: Uuid,
+    idempotency_key: &str,
+    override_deadline: Option<DeadlineOverride>,
+) -> Result<(Booking, bool), BookingError> {
+    let resident = resident_of_booking(scope, booking_id).await?;
+    change_for(
+        scope,
+        tenant,
+        resident,
+        booking_id,
+        new_slot,
+        idempotency_key,
+        override_deadline,
+    )
+    .await
+}
+
+/// [`cancel_for`] by the booking alone (GraphQL's `cancelBookingOnBehalf`).
+pub async fn cancel_booking(
+    scope: &mut Scope,
+    tenant: &Tenant,
+    booking_id: Uuid,
+    idempotency_key: &str,
+    override_cutoff: Option<DeadlineOverride>,
+) -> Result<(Booking, bool), BookingError> {
+    let resident = resident_of_booking(scope, booking_id).await?;
+    cancel_for(
+        scope,
+        tenant,
+        resident,
+        booking_id,
+        idempotency_key,
+        override_cutoff,
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

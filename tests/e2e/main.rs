@@ -22,6 +22,7 @@ mod edge;
 mod event_webhooks;
 mod exports;
 mod graphql_api;
+mod graphql_bookings;
 mod graphql_http;
 mod graphql_limits;
 mod hardening;

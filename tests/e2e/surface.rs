@@ -62,8 +62,10 @@ pub fn role_allows(who: Who, object: Object, act: Act, own_venue: bool) -> bool 
             (
                 O::Vaccines | O::Venues | O::Residents | O::Statistics | O::DeliveryLog,
                 Read
-            ) | (O::Venue(_) | O::Intake | O::CallCenter | O::Exports, _)
-                | (O::Imports, Write)
+            ) | (
+                O::Venue(_) | O::Intake | O::CallCenter | O::Exports | O::Bookings,
+                _
+            ) | (O::Imports, Write)
         ),
         Who::VenueStaff | Who::HospitalStaff => match object {
             O::Intake => true,
@@ -72,7 +74,7 @@ pub fn role_allows(who: Who, object: Object, act: Act, own_venue: bool) -> bool 
         },
         Who::CallCenter => matches!(
             (object, act),
-            (O::Venues | O::Venue(_) | O::Residents, Read) | (O::CallCenter, _)
+            (O::Venues | O::Venue(_) | O::Residents, Read) | (O::CallCenter | O::Bookings, _)
         ),
         Who::Auditor => act == Read,
         Who::Stranger => false,
@@ -508,6 +510,12 @@ pub const FIELDS: &[Field] = &[
         allowed: None,
     },
     Field {
+        name: "City.bookings",
+        kind: city(Object::Bookings, Act::Read),
+        query: "query($slug: String!) { city(slug: $slug) { bookings(first: 3) { totalCount edges { cursor node { id } } pageInfo { hasNextPage } } } }",
+        allowed: None,
+    },
+    Field {
         name: "Query.billing",
         kind: Kind::Staff(Access::Member),
         query: "query($slug: String!) { billing(slug: $slug) { slug } }",
@@ -566,6 +574,26 @@ pub const FIELDS: &[Field] = &[
         kind: Kind::Staff(Access::Venue(Act::Write)),
         query: "mutation($slug: String!, $venue: UUID!) { setSlotCapacity(city: $slug, venueId: $venue, slotId: $venue, capacity: -1) }",
         allowed: Some(("VALIDATION", "capacity")),
+    },
+    // on behalf: a resident and slot the city does not have, so an allowed caller gets the
+    // payload's NOT_FOUND user error and nothing changes
+    Field {
+        name: "Mutation.bookOnBehalf",
+        kind: city(Object::Bookings, Act::Write),
+        query: "mutation($slug: String!, $venue: UUID!) { bookOnBehalf(city: $slug, input: { residentId: $venue, slotId: $venue, dose: FIRST, idempotencyKey: \"surface-book\" }) { errors { code } } }",
+        allowed: None,
+    },
+    Field {
+        name: "Mutation.changeBookingOnBehalf",
+        kind: city(Object::Bookings, Act::Write),
+        query: "mutation($slug: String!, $venue: UUID!) { changeBookingOnBehalf(city: $slug, input: { bookingId: $venue, slotId: $venue, idempotencyKey: \"surface-change\" }) { errors { code } } }",
+        allowed: None,
+    },
+    Field {
+        name: "Mutation.cancelBookingOnBehalf",
+        kind: city(Object::Bookings, Act::Write),
+        query: "mutation($slug: String!, $venue: UUID!) { cancelBookingOnBehalf(city: $slug, input: { bookingId: $venue, idempotencyKey: \"surface-cancel\" }) { errors { code } } }",
+        allowed: None,
     },
     Field {
         name: "Query.venues",

@@ -39,7 +39,10 @@ mod seats;
 
 pub use batch::{Batcher, book_batched};
 pub use book::{BookRequest, book, book_allowing_adjacent, book_in};
-pub use bookings::{Booking, my_bookings};
+pub use bookings::{
+    Booking, BookingFilter, BookingPage, BookingStatus, MAX_PAGE, PageError, city_count, city_page,
+    cursor_of, my_bookings, parse_cursor,
+};
 pub use change::{cancel, cancel_in, change, change_in};
 pub use dose::{BadDose, Dose};
 pub use error::BookingError;

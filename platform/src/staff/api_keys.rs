@@ -21,7 +21,7 @@ use crate::staff::identity::{random_token, token_hash};
 
 /// The scopes a key can have, and the (object, action) rules each one stands for.
 /// One scope per area and access (`area:read` / `area:write`); docs/api.md lists what each opens.
-pub const SCOPES: [(&str, &[(&str, &str)]); 10] = [
+pub const SCOPES: [(&str, &[(&str, &str)]); 12] = [
     ("vaccines:read", &[("vaccines", "read")]),
     ("venues:read", &[("venues", "read"), ("venue/*", "read")]),
     ("residents:read", &[("residents", "read")]),
@@ -35,6 +35,8 @@ pub const SCOPES: [(&str, &[(&str, &str)]); 10] = [
         &[("exports", "read"), ("exports", "write")],
     ),
     ("imports:write", &[("imports", "write")]),
+    ("bookings:read", &[("bookings", "read")]),
+    ("bookings:write", &[("bookings", "write")]),
     (
         "config:write",
         &[

@@ -124,6 +124,9 @@ pub enum Object {
     DeliveryLog,
     /// Event webhook subscriptions and their delivery log (city admin; the auditor reads).
     Webhooks,
+    /// A city's bookings: read = page through them (resident ids, audited), write = book, change
+    /// and cancel on a resident's behalf (GraphQL; the call centre pages use `CallCenter`).
+    Bookings,
 }
 
 impl Object {
@@ -147,6 +150,7 @@ impl Object {
             Self::Notifications => "notifications".into(),
             Self::DeliveryLog => "delivery_log".into(),
             Self::Webhooks => "webhooks".into(),
+            Self::Bookings => "bookings".into(),
         }
     }
 }
