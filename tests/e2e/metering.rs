@@ -62,7 +62,7 @@ async fn contract(app: &TestApp, code: &str, prices: BTreeMap<MeteredKind, Price
     drop(conn);
     let tenant = app.demo_tenant().await;
     let today = Utc::now().with_timezone(&tenant.time_zone.0).date_naive();
-    let start = today.with_day(1).unwrap() - Months::new(1);
+    let start = today.with_day(1).expect("the first of the month") - Months::new(1);
     let mut tx = tenants::begin(&app.pool, tenant.id).await.expect("scope");
     billing::start_contract(&mut tx, code, start, json!({}), BTreeMap::new())
         .await
