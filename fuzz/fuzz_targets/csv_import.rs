@@ -10,7 +10,13 @@ fuzz_target!(|bytes: &[u8]| {
     let Ok(parsed) = import::parse(bytes) else {
         return;
     };
-    let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    // line ends: LF, CRLF, a lone CR
+    let lines = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count() as u64
+        + 1;
     let mut tickets = std::collections::HashSet::new();
     for row in &parsed.rows {
         assert!(row.line >= 2 && row.line <= lines, "line {} of {lines}", row.line);
