@@ -105,23 +105,42 @@ fn parse_sex(s: &str) -> Option<&'static str> {
     }
 }
 
-/// The 1-based line of the file a record starts on. The csv reader's own count is one short after
+/// The 1-based lines of the file records start on. The csv reader's own count is one short after
 /// a CRLF line end (it ends the record at the CR, and the next record's position is the LF) and
 /// counts no CR-only line ends: a report would name the line above the bad row (found by the
 /// `csv_import` fuzz target). Line ends: LF, CRLF and a lone CR.
-fn line_of(text: &str, p: &csv::Position) -> u64 {
-    let b = text.as_bytes();
-    let mut start = usize::try_from(p.byte()).unwrap_or(usize::MAX).min(b.len());
-    // the line ends (and blank lines) before the record belong to the lines above
-    while start < b.len() && (b[start] == b'\n' || b[start] == b'\r') {
-        start += 1;
+struct Lines<'a> {
+    text: &'a [u8],
+    /// Bytes before this were counted; `ends` line ends among them.
+    counted: usize,
+    ends: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text: text.as_bytes(),
+            counted: 0,
+            ends: 0,
+        }
     }
-    let ends = b[..start]
-        .iter()
-        .enumerate()
-        .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && b.get(i + 1) != Some(&b'\n')))
-        .count();
-    1 + ends as u64
+
+    /// The line of the record at `p` (records come in file order: each byte is counted once).
+    fn of(&mut self, p: &csv::Position) -> u64 {
+        let b = self.text;
+        let mut start = usize::try_from(p.byte()).unwrap_or(usize::MAX).min(b.len());
+        // the line ends (and blank lines) before the record belong to the lines above
+        while start < b.len() && (b[start] == b'\n' || b[start] == b'\r') {
+            start += 1;
+        }
+        if start > self.counted {
+            self.ends += (self.counted..start)
+                .filter(|&i| b[i] == b'\n' || (b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')))
+                .count() as u64;
+            self.counted = start;
+        }
+        1 + self.ends
+    }
 }
 
 /// Parses and validates the whole file; never touches the database.
@@ -155,11 +174,12 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ImportError> {
         ..Parsed::default()
     };
     let mut seen = std::collections::HashMap::<String, u64>::new();
+    let mut lines = Lines::new(&text);
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| line_of(&text, p));
+                let line = e.position().map_or(0, |p| lines.of(p));
                 parsed.errors.push(RowError {
                     line,
                     column: String::new(),
@@ -168,7 +188,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ImportError> {
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| line_of(&text, p));
+        let line = record.position().map_or(0, |p| lines.of(p));
         let get = |i: usize| {
             idx[i]
                 .and_then(|j| record.get(j))
