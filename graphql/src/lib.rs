@@ -16,6 +16,7 @@ pub mod protocol;
 mod query;
 mod stats;
 mod web;
+mod wide;
 
 use async_graphql::{EmptySubscription, Schema};
 pub use booking::{BookingMutation, BookingQuery, RequestInfo};

@@ -289,54 +289,6 @@ fn only_public_availability(query: &str) -> bool {
         )
 }
 
-/// Values in an answer above which it is written out on a thread of its own (see
-/// [`off_the_workers`]): ~36,000 slot objects take tens of milliseconds to serialise.
-const RENDER_INLINE_MAX_VALUES: usize = 4_096;
-
-/// Runs `fut` to its end with this worker's queue handed to another thread (tokio's
-/// `block_in_place`): the worker's other tasks — among them the one its LIFO slot holds, which the
-/// other worker cannot steal — go on at once. On a current-thread runtime (tests) it just awaits.
-async fn off_the_workers<F: std::future::Future>(fut: F) -> F::Output {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    let handle = Handle::current();
-    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
-        tokio::task::block_in_place(move || handle.block_on(fut))
-    } else {
-        fut.await
-    }
-}
-
-/// The answer as JSON bytes; a large one is serialised (and dropped) off the runtime's workers.
-fn render(resp: async_graphql::Response) -> Result<Vec<u8>, String> {
-    let small = count_values(&resp.data, RENDER_INLINE_MAX_VALUES) < RENDER_INLINE_MAX_VALUES;
-    let to_json = move || serde_json::to_vec(&resp).map_err(|e| e.to_string());
-    let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
-        == tokio::runtime::RuntimeFlavor::MultiThread;
-    if small || !multi_thread {
-        to_json()
-    } else {
-        tokio::task::block_in_place(to_json)
-    }
-}
-
-/// The number of values in `v`, counting no further than `limit`.
-fn count_values(v: &async_graphql::Value, limit: usize) -> usize {
-    let mut n = 0;
-    let mut stack = vec![v];
-    while let Some(v) = stack.pop() {
-        n += 1;
-        if n >= limit {
-            return n;
-        }
-        match v {
-            async_graphql::Value::List(items) => stack.extend(items.iter()),
-            async_graphql::Value::Object(fields) => stack.extend(fields.values()),
-            _ => {}
-        }
-    }
-    n
-}
-
 /// Why a cookie-authenticated request may not run: not JSON, or from another origin.
 fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
     let json = headers
@@ -642,7 +594,7 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
     );
     let outcome = if wide {
         metrics::counter!("yoyaku_graphql_wide_executions_total").increment(1);
-        off_the_workers(execution).await
+        crate::wide::off_the_workers(execution).await
     } else {
         execution.await
     };
@@ -669,7 +621,7 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
     let resp_ok = resp.is_ok();
     let cache_control = resp.cache_control.value();
     let http_headers = std::mem::take(&mut resp.http_headers);
-    let rendered = match render(resp) {
+    let rendered = match crate::wide::render(resp) {
         Ok(b) => Bytes::from(b),
         Err(e) => {
             tracing::error!(error = %e, "could not serialise a GraphQL response");
