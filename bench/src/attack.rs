@@ -83,9 +83,9 @@ impl Times {
 }
 
 /// The server process, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: tokio::process::Child,
-    pid: u32,
+    pub(crate) pid: u32,
 }
 
 impl Drop for Server {
@@ -95,25 +95,32 @@ impl Drop for Server {
 }
 
 /// The process's resident memory in MB (`VmRSS`), or its peak (`VmHWM`).
-fn memory_mb(pid: u32, field: &str) -> Option<f64> {
+pub(crate) fn memory_mb(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
 
-async fn start_server(bin: &PathBuf, url: &str, port: u16) -> anyhow::Result<Server> {
+/// Starts `bin serve` on `port` against the database at `url` (created and migrated by the server
+/// if new), with `settings` as `YOYAKU_…` environment overrides, and waits until it is ready.
+pub(crate) async fn start_server(
+    bin: &PathBuf,
+    url: &str,
+    port: u16,
+    settings: &[(&str, String)],
+) -> anyhow::Result<Server> {
     let child = tokio::process::Command::new(bin)
         .arg("serve")
         .env("YOYAKU_DATABASE__URL", url)
         .env("YOYAKU_HTTP__PORT", port.to_string())
-        .env("YOYAKU_DEMO__SEED", "true")
         .env("YOYAKU_LOG__LEVEL", "warn")
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -386,8 +393,9 @@ async fn padded(
     Ok(a)
 }
 
-pub async fn run(args: AttackArgs) -> anyhow::Result<()> {
-    let bin = match &args.server {
+/// The server binary: `--server PATH`, or the release `yoyaku` beside this binary.
+pub(crate) fn server_binary(server: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let bin = match server {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("yoyaku"),
     };
@@ -397,13 +405,18 @@ pub async fn run(args: AttackArgs) -> anyhow::Result<()> {
             bin.display()
         );
     }
+    Ok(bin)
+}
+
+pub async fn run(args: AttackArgs) -> anyhow::Result<()> {
+    let bin = server_binary(&args.server)?;
     let base = std::env::var("YOYAKU_BENCH_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let database = format!("yoyaku_attack_{stamp}");
     let db_url = format!("{base}/{database}?sslmode=disable");
     let port = free_port()?;
-    let server = start_server(&bin, &db_url, port).await?;
+    let server = start_server(&bin, &db_url, port, &[("YOYAKU_DEMO__SEED", "true".into())]).await?;
     let result = attack(&server, port, &db_url, &args).await;
     drop(server);
     tokio::time::sleep(Duration::from_millis(500)).await;

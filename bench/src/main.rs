@@ -13,6 +13,11 @@
 //!                              hot-slot mode, against pgbench's `run.sh hot`)
 //!         [--keep 1]          (keep the database, with numbered residents and slots for the
 //!                              pgbench scripts in bench/pgbench)
+//!         [--processes N]     (N `yoyaku serve` processes of their own instead of the server in
+//!                              this process: the release binary beside this one, or
+//!                              [--server PATH]; clients spread evenly over them, the pool
+//!                              (`--pool`) split between them; every answer counted as good is
+//!                              parsed; the servers' resident memory sampled and reported)
 //!
 //! PostgreSQL: `YOYAKU_BENCH_PG` (default postgres://postgres@127.0.0.1:5432, a superuser).
 //!
@@ -46,6 +51,10 @@ struct Args {
     keep: bool,
     /// Every booking on one slot.
     hot: bool,
+    /// Servers in processes of their own (0: the server runs in this process).
+    processes: usize,
+    /// The server binary for `processes` (default: `yoyaku` beside this binary).
+    server: Option<std::path::PathBuf>,
 }
 
 fn flag_value(flag: &str, value: &str) -> anyhow::Result<bool> {
@@ -56,7 +65,7 @@ fn flag_value(flag: &str, value: &str) -> anyhow::Result<bool> {
     }
 }
 
-const USAGE: &str = "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1] [--hot 1]\n       yoyaku-bench attack [--repeat N] [--padded N] [--server PATH]";
+const USAGE: &str = "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1] [--hot 1] [--processes N [--server PATH]]\n       yoyaku-bench attack [--repeat N] [--padded N] [--server PATH]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut a = Args {
@@ -67,6 +76,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         worker_busy: None,
         keep: false,
         hot: false,
+        processes: 0,
+        server: None,
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -80,6 +91,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             "--worker-busy" => a.worker_busy = Some(value.parse()?),
             "--keep" => a.keep = flag_value("--keep", &value)?,
             "--hot" => a.hot = flag_value("--hot", &value)?,
+            "--processes" => a.processes = value.parse()?,
+            "--server" => a.server = Some(value.into()),
             other => bail!("unknown option {other}"),
         }
     }
@@ -105,22 +118,26 @@ async fn rush(args: Args) -> anyhow::Result<()> {
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let database = format!("yoyaku_bench_{stamp}");
 
-    let mut settings = yoyaku::config::Settings::defaults()?;
     // Loopback without TLS, as pgbench talks to the local server (over its socket, no TLS).
     let url = format!("{base}/{database}?sslmode=disable");
-    settings.database.url = SecretString::from(url.clone());
-    settings.database.max_connections = args.pool;
-    settings.demo.seed = false;
-    if let Some(n) = args.worker_busy {
-        settings.residents.worker_busy_requests = n;
-    }
-    let app = yoyaku::App::build(settings).await?;
+    let target = if args.processes == 0 {
+        let mut settings = yoyaku::config::Settings::defaults()?;
+        settings.database.url = SecretString::from(url.clone());
+        settings.database.max_connections = args.pool;
+        settings.demo.seed = false;
+        if let Some(n) = args.worker_busy {
+            settings.residents.worker_busy_requests = n;
+        }
+        Target::InProcess(yoyaku::App::build(settings).await?)
+    } else {
+        Target::Processes(start_servers(&url, &args).await?)
+    };
     let owner = PgPoolOptions::new()
         .max_connections(4)
         .connect(&url)
         .await?;
 
-    let result = run(app, &owner, &args).await;
+    let result = run(target, &owner, &args).await;
     if args.keep {
         let kept = keep_for_pgbench(&owner).await;
         owner.close().await;
@@ -134,6 +151,62 @@ async fn rush(args: Args) -> anyhow::Result<()> {
     owner.close().await;
     drop_database(&base, &database).await?;
     result
+}
+
+/// Where the server runs.
+enum Target {
+    /// The same `App` as `yoyaku serve`, in this process.
+    InProcess(yoyaku::App),
+    /// `yoyaku serve` processes of their own, each with its port.
+    Processes(Vec<(attack::Server, u16)>),
+}
+
+/// Starts `--processes` servers on the (new) database: the first creates and migrates it, the
+/// others start once it is ready. The pool is split between them.
+async fn start_servers(url: &str, args: &Args) -> anyhow::Result<Vec<(attack::Server, u16)>> {
+    let bin = attack::server_binary(&args.server)?;
+    let pool = (args.pool as usize / args.processes).max(2);
+    let mut settings = vec![
+        ("YOYAKU_DEMO__SEED", "false".to_owned()),
+        ("YOYAKU_DATABASE__MAX_CONNECTIONS", pool.to_string()),
+    ];
+    if let Some(n) = args.worker_busy {
+        settings.push(("YOYAKU_RESIDENTS__WORKER_BUSY_REQUESTS", n.to_string()));
+    }
+    let mut servers = Vec::with_capacity(args.processes);
+    for _ in 0..args.processes {
+        let port = attack::free_port()?;
+        servers.push((
+            attack::start_server(&bin, url, port, &settings).await?,
+            port,
+        ));
+    }
+    println!(
+        "{} server process(es) of {} (pool {pool} each)",
+        servers.len(),
+        bin.display()
+    );
+    Ok(servers)
+}
+
+/// Samples each process's resident memory every 100 ms until told to stop; returns the peak of
+/// each.
+fn sample_memory(
+    pids: Vec<u32>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<f64>> {
+    tokio::spawn(async move {
+        let mut peaks = vec![0.0f64; pids.len()];
+        while !stop.load(Ordering::Relaxed) {
+            for (peak, pid) in peaks.iter_mut().zip(&pids) {
+                if let Some(mb) = attack::memory_mb(*pid, "VmRSS:") {
+                    *peak = peak.max(mb);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        peaks
+    })
 }
 
 /// Drops a throw-away bench database (connected to `postgres` on the same server).
@@ -335,7 +408,8 @@ enum Op {
 async fn phase(
     name: &'static str,
     op: Op,
-    url: &str,
+    urls: &[String],
+    parse_all: bool,
     seeded: Arc<Seeded>,
     clients: usize,
     seconds: u64,
@@ -352,8 +426,10 @@ async fn phase(
     });
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (http, url, seeded, next) = (http.clone(), url.to_owned(), seeded.clone(), next.clone());
+        .map(|i| {
+            let (http, seeded, next) = (http.clone(), seeded.clone(), next.clone());
+            // clients spread evenly over the servers
+            let url = urls[i % urls.len()].clone();
             let read_bodies = read_bodies.clone();
             tokio::spawn(async move {
                 let mut out = Outcome::default();
@@ -393,7 +469,10 @@ async fn phase(
                     };
                     out.micros.push(t0.elapsed().as_micros() as u64);
                     if let (Op::Read, Some(b)) = (op, &body) {
-                        if availability_ok(b) {
+                        if availability_ok(b)
+                            && (!parse_all
+                                || serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok())
+                        {
                             out.ok += 1;
                         } else {
                             out.failed += 1;
@@ -451,7 +530,7 @@ async fn keep_for_pgbench(owner: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()> {
+async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> {
     let mut seeded = seed(owner, args.residents).await?;
     if args.hot {
         // one slot with room for every resident: each booking contends for the same row
@@ -465,18 +544,41 @@ async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()
         println!("hot-slot mode: every booking on slot {hot}");
     }
     let seeded = Arc::new(seeded);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/graphql", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    // the server(s): in this process, or processes of their own (answers then parsed in full,
+    // memory sampled)
+    let (urls, parse_all, in_process, servers) = match target {
+        Target::InProcess(app) => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}/graphql", listener.local_addr()?);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(app.serve(listener, async {
+                let _ = stopped.await;
+            }));
+            (vec![url], false, Some((stop, server)), Vec::new())
+        }
+        Target::Processes(servers) => {
+            let urls = servers
+                .iter()
+                .map(|(_, port)| format!("http://127.0.0.1:{port}/graphql"))
+                .collect();
+            (urls, true, None, servers)
+        }
+    };
+    // in this process the figure holds the load generator too: an upper bound for the server
+    let pids: Vec<u32> = if servers.is_empty() {
+        vec![std::process::id()]
+    } else {
+        servers.iter().map(|(s, _)| s.pid).collect()
+    };
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_memory(pids.clone(), sampling.clone());
     let next = Arc::new(AtomicUsize::new(0));
     // A short warm-up so connection set-up is not measured.
     phase(
         "warm-up",
         Op::Read,
-        &url,
+        &urls,
+        parse_all,
         seeded.clone(),
         args.clients,
         2,
@@ -486,7 +588,8 @@ async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()
     let reads = phase(
         "availability",
         Op::Read,
-        &url,
+        &urls,
+        parse_all,
         seeded.clone(),
         args.clients,
         args.seconds,
@@ -497,7 +600,8 @@ async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()
     let books = phase(
         if args.hot { "hot-booking" } else { "booking" },
         Op::Book,
-        &url,
+        &urls,
+        parse_all,
         seeded.clone(),
         args.clients,
         args.seconds,
@@ -505,10 +609,26 @@ async fn run(app: yoyaku::App, owner: &PgPool, args: &Args) -> anyhow::Result<()
     )
     .await;
     books.print();
-    // Let the worker catch up a little, then stop the server.
+    // Let the worker catch up a little, then stop the server(s).
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let _ = stop.send(());
-    let _ = server.await;
+    sampling.store(true, Ordering::Relaxed);
+    let peaks = sampler.await.unwrap_or_default();
+    for (n, (pid, peak)) in pids.iter().zip(&peaks).enumerate() {
+        println!(
+            "memory of {}: peak RSS sampled {peak:.1} MB, VmHWM {:.1} MB",
+            if servers.is_empty() {
+                "this process (server and load generator together)".to_owned()
+            } else {
+                format!("server process {}", n + 1)
+            },
+            attack::memory_mb(*pid, "VmHWM:").unwrap_or(0.0)
+        );
+    }
+    if let Some((stop, server)) = in_process {
+        let _ = stop.send(());
+        let _ = server.await;
+    }
+    drop(servers);
 
     let (booked, rows, over, without_job): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT COALESCE(sum(booked), 0) FROM slots), \
