@@ -174,11 +174,10 @@ fn next_month_start(month: NaiveDate, tz: &tenants::TimeZone) -> (DateTime<Utc>,
         .and_then(|d| d.checked_add_months(Months::new(1)))
         .unwrap_or(month);
     let midnight = next.and_hms_opt(0, 0, 0).unwrap_or_default();
-    let at = tz
-        .0
-        .from_local_datetime(&midnight)
-        .earliest()
-        .map_or_else(|| midnight.and_utc(), |d| d.with_timezone(&Utc));
+    let at =
+        tz.0.from_local_datetime(&midnight)
+            .earliest()
+            .map_or_else(|| midnight.and_utc(), |d| d.with_timezone(&Utc));
     let local = at.with_timezone(&tz.0).format("%Y-%m-%d %H:%M").to_string();
     (at, local)
 }
@@ -199,11 +198,13 @@ pub async fn take(
     let Some(terms) = cap_terms(tx, kind, tz, now).await? else {
         return Ok(Ok(()));
     };
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('plan-cap:' || $1 || ':' || $2::text, 0))")
-        .bind(kind.as_str())
-        .bind(tenant.id.0)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('plan-cap:' || $1 || ':' || $2::text, 0))",
+    )
+    .bind(kind.as_str())
+    .bind(tenant.id.0)
+    .execute(&mut **tx)
+    .await?;
     // read after the lock: every use decided before it is now metered or in flight
     let metered = billing::usage::total_of(tx, kind, terms.from, terms.until, tz).await?;
     let used = metered + what.in_flight(tx).await?;
@@ -393,7 +394,9 @@ pub fn alert_text(
     };
     if level >= 100 {
         (
-            format!("【{city}】ご契約プランの今月の{ja}の上限に達しました / Plan cap on {en} reached"),
+            format!(
+                "【{city}】ご契約プランの今月の{ja}の上限に達しました / Plan cap on {en} reached"
+            ),
             format!(
                 "{city} の今月の{ja}がご契約プランの上限に達しました（{used} / {cap}{unit}）。\n\
                  {}\n\
@@ -442,9 +445,16 @@ mod tests {
             resets_local,
         };
         let en = reached.to_string();
-        assert!(en.contains("API calls") && en.contains("1000 of 1000"), "{en}");
+        assert!(
+            en.contains("API calls") && en.contains("1000 of 1000"),
+            "{en}"
+        );
         assert!(en.contains("2027-01-01 00:00 (Asia/Tokyo)"), "{en}");
-        assert!(reached.ja().contains("API呼び出し数の上限に達しました（1000 / 1000回）"));
+        assert!(
+            reached
+                .ja()
+                .contains("API呼び出し数の上限に達しました（1000 / 1000回）")
+        );
         let now = at - chrono::Duration::seconds(90);
         assert_eq!(reached.retry_after_secs(now), 90);
         assert_eq!(reached.retry_after_secs(at), 1);
@@ -453,9 +463,18 @@ mod tests {
     #[test]
     fn alerts_name_the_kind_in_both_languages() {
         let (subject, text) = alert_text("デモ市", MeteredKind::Export, 80, 8, 10, "u");
-        assert!(subject.contains("データ出力数") && subject.contains("exports"), "{subject}");
-        assert!(text.contains("8 / 10件") && text.contains("8 of 10"), "{text}");
+        assert!(
+            subject.contains("データ出力数") && subject.contains("exports"),
+            "{subject}"
+        );
+        assert!(
+            text.contains("8 / 10件") && text.contains("8 of 10"),
+            "{text}"
+        );
         let (subject, _) = alert_text("デモ市", MeteredKind::Email, 100, 5, 5, "u");
-        assert!(subject.contains("メール送信数") && subject.contains("e-mails reached"), "{subject}");
+        assert!(
+            subject.contains("メール送信数") && subject.contains("e-mails reached"),
+            "{subject}"
+        );
     }
 }

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::time::Duration;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use plugins::testing::SmtpSink;
@@ -429,15 +428,32 @@ async fn a_plan_hard_cap_stops_email_at_exactly_the_cap_alerts_once_and_login_co
     assert_eq!(levels, vec![(80, 4, 5, 1), (100, 5, 5, 1)]);
     let subjects = alert_subjects(&sink, "メール送信数");
     assert_eq!(subjects.len(), 2, "{subjects:?}");
-    assert!(subjects.iter().any(|s| s.contains("80%") && s.contains("e-mails")));
-    assert!(subjects.iter().any(|s| s.contains("上限に達しました") && s.contains("reached")));
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.contains("80%") && s.contains("e-mails"))
+    );
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.contains("上限に達しました") && s.contains("reached"))
+    );
     let alert = sink
         .received()
         .into_iter()
-        .find(|m| m.header("Subject").is_some_and(|s| s.contains("上限に達しました")))
+        .find(|m| {
+            m.header("Subject")
+                .is_some_and(|s| s.contains("上限に達しました"))
+        })
         .expect("the 100 % alert");
-    let text = alert.part("text/plain").expect("text").replace("\r\n", "\n");
-    assert!(text.contains("5 / 5通") && text.contains("5 of 5"), "{text}");
+    let text = alert
+        .part("text/plain")
+        .expect("text")
+        .replace("\r\n", "\n");
+    assert!(
+        text.contains("5 / 5通") && text.contains("5 of 5"),
+        "{text}"
+    );
 
     // a resident can still log in: login codes go by SMS and are never refused for the contract
     let tenant = app.demo_tenant().await;
@@ -476,10 +492,14 @@ async fn api_key(app: &TestApp, admin: &platform::staff::identity::StaffAccount)
         .enter(&actor, tenant.id, Object::ApiKeys, Act::Write)
         .await
         .expect("scope");
-    let (_, key) =
-        platform::staff::api_keys::create(&mut scope, &app.authz, "capped", &["venues:read".into()])
-            .await
-            .expect("key");
+    let (_, key) = platform::staff::api_keys::create(
+        &mut scope,
+        &app.authz,
+        "capped",
+        &["venues:read".into()],
+    )
+    .await
+    .expect("key");
     scope.commit().await.expect("commit");
     key
 }
@@ -531,7 +551,10 @@ async fn a_plan_hard_cap_serves_exactly_the_cap_of_api_calls_then_429s_with_the_
     assert_eq!((served, refused.len()), (3, 7), "{answers:?}");
     let (_, retry, answer) = refused[0];
     let error = &answer["errors"][0];
-    assert_eq!(error["extensions"]["code"], "PLAN_LIMIT_REACHED", "{answer}");
+    assert_eq!(
+        error["extensions"]["code"], "PLAN_LIMIT_REACHED",
+        "{answer}"
+    );
     assert_eq!(error["extensions"]["reason"], "API_CALL_CAP", "{answer}");
     let message = error["message"].as_str().unwrap_or_default();
     assert!(
@@ -540,8 +563,12 @@ async fn a_plan_hard_cap_serves_exactly_the_cap_of_api_calls_then_429s_with_the_
             && message.contains("00:00 (Asia/Tokyo)"),
         "which limit and when it resets: {message}"
     );
-    let secs: u64 = retry.as_deref().unwrap_or("0").parse().expect("Retry-After");
-    assert!(secs >= 1 && secs <= 31 * 24 * 3600, "{secs}");
+    let secs: u64 = retry
+        .as_deref()
+        .unwrap_or("0")
+        .parse()
+        .expect("Retry-After");
+    assert!((1..=31 * 24 * 3600).contains(&secs), "{secs}");
     // refused calls are not counted; the cap holds
     let (status, _, _) = call(&app, &key).await;
     assert_eq!(status, 429);
@@ -565,8 +592,8 @@ async fn start_export(app: &TestApp, actor: &Actor) -> Result<Uuid, ExportJobErr
         .enter(actor, tenant.id, Object::Exports, Act::Write)
         .await
         .expect("scope");
-    let made = platform::exports::create(&mut scope, &ExportKind::BookingLedger, ExportFormat::Csv)
-        .await;
+    let made =
+        platform::exports::create(&mut scope, &ExportKind::BookingLedger, ExportFormat::Xlsx).await;
     if made.is_ok() {
         scope.commit().await.expect("commit");
     }
@@ -592,7 +619,7 @@ async fn a_plan_hard_cap_starts_exactly_the_cap_of_exports_even_ten_at_once() {
         let res = page
             .post(
                 "/admin/t/demo/exports",
-                &[("kind", "booking_ledger"), ("format", "csv")],
+                &[("kind", "booking_ledger"), ("format", "xlsx")],
             )
             .await;
         assert_eq!(res.status(), 303);
@@ -601,8 +628,7 @@ async fn a_plan_hard_cap_starts_exactly_the_cap_of_exports_even_ten_at_once() {
     let actor = Actor::staff(admin.id, &admin.email, None);
     start_export(&app, &actor).await.expect("the third");
     // ten at once with one left under the cap: exactly one (the cap-th) is queued
-    let results =
-        futures::future::join_all((0..10).map(|_| start_export(&app, &actor))).await;
+    let results = futures::future::join_all((0..10).map(|_| start_export(&app, &actor))).await;
     let queued = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(queued, 1, "{results:?}");
     assert!(
@@ -623,14 +649,18 @@ async fn a_plan_hard_cap_starts_exactly_the_cap_of_exports_even_ten_at_once() {
     let (status, html) = body(
         page.post(
             "/admin/t/demo/exports",
-            &[("kind", "booking_ledger"), ("format", "csv")],
+            &[("kind", "booking_ledger"), ("format", "xlsx")],
         )
         .await,
     )
     .await;
     assert_eq!(status, 429);
     assert!(
-        html.contains("ご契約のプランの今月のデータ出力数の上限に達しました（4 / 4件）"),
+        html.contains(
+            "The plan&#39;s monthly cap on exports is reached (4 of 4 this month); it resets on"
+        ) || html.contains(
+            "The plan's monthly cap on exports is reached (4 of 4 this month); it resets on"
+        ),
         "{html}"
     );
     assert_eq!(jobs().await, cap, "nothing queued");
@@ -645,7 +675,11 @@ async fn a_plan_hard_cap_starts_exactly_the_cap_of_exports_even_ten_at_once() {
     // and the city's billing page lists them
     let (status, html) = body(page.get("/admin/t/demo/billing").await).await;
     assert_eq!(status, 200);
-    assert!(html.contains("id=\"cap-alerts\"") && html.contains("上限に到達（100%）"), "{html}");
+    assert!(
+        html.contains("id=\"cap-alerts\"")
+            && html.contains("<td>Exports</td><td>cap reached (100 %)</td><td>4 / 4</td>"),
+        "{html}"
+    );
 }
 
 /// The text of an Excel cell (strings as they are, numbers as whole yen).
@@ -666,9 +700,13 @@ async fn a_final_invoice_reads_back_every_qualified_invoice_fact_from_excel_and_
         name: "株式会社ヨヤククラウド".into(),
         registration_number: "T9234567890123".into(),
     };
-    assert!(billing::valid_registration_number(&issuer.registration_number));
+    assert!(billing::valid_registration_number(
+        &issuer.registration_number
+    ));
     let mut conn = app.owner.acquire().await.expect("conn");
-    billing::set_issuer(&mut conn, &issuer).await.expect("issuer");
+    billing::set_issuer(&mut conn, &issuer)
+        .await
+        .expect("issuer");
     drop(conn);
     let mut conn = app.pool.acquire().await.expect("conn");
     billing::create_plan(
@@ -707,15 +745,24 @@ async fn a_final_invoice_reads_back_every_qualified_invoice_fact_from_excel_and_
         .await
         .expect("draft");
     // finalised on a pinned day: issued 2026-12-10 (JST), due at the end of the next month
-    let invoice = billing::finalize(&mut tx, draft.id, crate::support::jst(2026, 12, 10, 9, 0), true)
-        .await
-        .expect("final");
+    let invoice = billing::finalize(
+        &mut tx,
+        draft.id,
+        crate::support::jst(2026, 12, 10, 9, 0),
+        true,
+    )
+    .await
+    .expect("final");
     tx.commit().await.expect("commit");
     // to the yen: 50,000 + 12,345 + (1,234 − 100) × 9 + 77 × 2 = 72,705; tax 10 % rounded down
     let subtotal = 50_000 + 12_345 + (1_234 - 100) * 9 + 77 * 2;
     assert_eq!(subtotal, 72_705);
     assert_eq!(
-        (invoice.totals.subtotal_yen, invoice.totals.tax_yen, invoice.totals.total_yen),
+        (
+            invoice.totals.subtotal_yen,
+            invoice.totals.tax_yen,
+            invoice.totals.total_yen
+        ),
         (72_705, 7_270, 79_975)
     );
     let number = invoice.number.clone().expect("numbered");
@@ -758,8 +805,14 @@ async fn a_final_invoice_reads_back_every_qualified_invoice_fact_from_excel_and_
         let r = i + 1;
         assert_eq!(cell_text(&range, r, 0), line.description);
         assert_eq!(range.get((r, 1)), Some(&Data::Float(line.quantity as f64)));
-        assert_eq!(range.get((r, 2)), Some(&Data::Float(line.unit_price_yen as f64)));
-        assert_eq!(range.get((r, 3)), Some(&Data::Float(line.amount_yen as f64)));
+        assert_eq!(
+            range.get((r, 2)),
+            Some(&Data::Float(line.unit_price_yen as f64))
+        );
+        assert_eq!(
+            range.get((r, 3)),
+            Some(&Data::Float(line.amount_yen as f64))
+        );
     }
     let sms = (1..=invoice.lines.len())
         .find(|r| cell_text(&range, *r, 0).starts_with("SMS"))
@@ -794,7 +847,11 @@ async fn a_final_invoice_reads_back_every_qualified_invoice_fact_from_excel_and_
         );
     }
     for line in &invoice.lines {
-        assert!(html.contains(&line.description), "{}: {html}", line.description);
+        assert!(
+            html.contains(&line.description),
+            "{}: {html}",
+            line.description
+        );
     }
     for total in ["72,705", "7,270", "79,975", "10,206"] {
         assert!(html.contains(total), "{total}: {html}");

@@ -164,9 +164,13 @@ impl Worker {
         {
             // the plan's hard cap on e-mail (docs/billing.md, "Hard caps"): exactly the cap, then
             // the job is dead with the reason (login codes never come here: SMS only)
-            if let Err(reached) =
-                crate::caps::take(tx, tenant, crate::caps::Use::Email { job_key: key }, Utc::now())
-                    .await?
+            if let Err(reached) = crate::caps::take(
+                tx,
+                tenant,
+                crate::caps::Use::Email { job_key: key },
+                Utc::now(),
+            )
+            .await?
             {
                 return Ok(Plan::Fail(format!(
                     "the plan's e-mail cap reached ({} of {} e-mails this month); not sent (the cap resets on {}, {})",
