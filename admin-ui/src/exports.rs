@@ -226,6 +226,18 @@ pub async fn create(
     match exports::create(&mut scope, &kind, format).await {
         Ok(_) => {}
         Err(ExportJobError::NotFound) => return Err(PageError::not_found(lang)),
+        Err(ExportJobError::PlanLimit(reached)) => {
+            // nothing was queued; the cap's alert (if this was the first at 100 %) is kept
+            scope.commit().await?;
+            return Err(PageError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: match lang {
+                    Lang::Ja => reached.ja(),
+                    Lang::En => reached.to_string(),
+                },
+                lang,
+            });
+        }
         Err(ExportJobError::Database(e)) => return Err(e.into()),
         Err(e) => return Err(PageError::bad_request(e.to_string(), lang)),
     }

@@ -482,6 +482,20 @@ async fn admit_key(
                 ),
             ));
         }
+        // the plan's monthly cap on API calls (platform::caps): 429 until it resets
+        Err(KeyRefused::PlanLimit(reached)) => {
+            let mut resp = media.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "PLAN_LIMIT_REACHED",
+                "API_CALL_CAP",
+                &format!("{} / {}", reached, reached.ja()),
+            );
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(reached.retry_after_secs(chrono::Utc::now())),
+            );
+            return Err(resp);
+        }
         // the resolvers give the guard's answer (a suspended city) the same way as before
         Err(KeyRefused::Denied(platform::staff::authz::Denied::Suspended)) => return Ok(None),
         Err(KeyRefused::Denied(e)) => {

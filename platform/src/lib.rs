@@ -15,6 +15,8 @@
 //! * [`callcenter`] — booking on a caller's behalf with the resident site's rules.
 //! * [`exports`] — export jobs and the spreadsheet writers.
 //! * [`stats`] — cross tabulations and the city hall's overview.
+//! * [`caps`] — a plan's hard caps on e-mail, API calls and exports, at the point of use, with
+//!   their 80 % / 100 % alerts.
 //! * [`city`] — what a city configures (vaccines, venues, schedules) and its contract and bills.
 //! * [`operator`] — the platform operator's work on whole cities: export, delete, import.
 //! * [`webhooks`] — event webhooks for integrators: subscriptions, events, signed delivery.
@@ -24,6 +26,7 @@
 
 pub mod booking;
 pub mod callcenter;
+pub mod caps;
 pub mod city;
 pub mod client_ip;
 pub mod demo;

@@ -16,12 +16,13 @@ use tenants::billing::MeteredKind;
 use uuid::Uuid;
 
 use crate::format::{thousands, yen};
+use crate::i18n::Lang;
 use crate::page::{PageError, Staff, csrf_field, page};
 use crate::sms_budget;
 use crate::state::AdminState;
 
 use super::contracts::{charts, invoice_rows, overview, today_in};
-use super::{lines_table, member_enter, tr, usage_table};
+use super::{kind_label, lines_table, member_enter, tr, usage_table};
 
 async fn city_page(
     state: &AdminState,
@@ -72,6 +73,10 @@ async fn city_page(
                 button type="submit" { (tr(lang, "保存", "Save")) }
             }
         }
+        @if !o.cap_alerts.is_empty() {
+            h2 { (tr(lang, "プラン上限の通知", "Plan cap alerts")) }
+            (cap_alerts(lang, &o.cap_alerts))
+        }
         h2 { (tr(lang, "今月の請求見込み", "Projected invoice this month")) }
         (lines_table(lang, "projected", &o.projected.0, &o.projected.1))
         h2 { (tr(lang, "今月の日別利用", "Daily usage this month")) }
@@ -87,6 +92,24 @@ async fn city_page(
         ),
         body,
     ))
+}
+
+/// The plan's cap alerts e-mailed to the city admins: month, kind, level (as text), use.
+fn cap_alerts(lang: Lang, alerts: &[platform::caps::CapAlert]) -> Markup {
+    html! {
+        table #cap-alerts {
+            tr { th { (tr(lang, "月", "Month")) } th { (tr(lang, "種類", "Kind")) } th { (tr(lang, "段階", "Level")) } th { (tr(lang, "利用 / 上限", "Used / cap")) } th { (tr(lang, "通知した管理者", "Admins e-mailed")) } }
+            @for a in alerts {
+                tr {
+                    td { (a.month.format("%Y-%m")) }
+                    td { (kind_label(lang, a.kind)) }
+                    td { @if a.level >= 100 { (tr(lang, "上限に到達（100%）", "cap reached (100 %)")) } @else { (tr(lang, "80%を使用", "80 % used")) } }
+                    td { (thousands(a.used)) " / " (thousands(a.cap)) }
+                    td { (a.recipients) }
+                }
+            }
+        }
+    }
 }
 
 pub async fn city_billing(

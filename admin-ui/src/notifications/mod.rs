@@ -114,6 +114,7 @@ fn event_label(lang: Lang, event: &str) -> &'static str {
         "booking_cancelled" => tr(lang, "予約キャンセル", "Booking cancelled"),
         "reminder" => tr(lang, "接種日のお知らせ", "Reminder"),
         "sms_budget_alert" => tr(lang, "SMS予算の通知", "SMS budget alert"),
+        "plan_cap_alert" => tr(lang, "プラン上限の通知", "Plan cap alert"),
         _ => "?",
     }
 }

@@ -83,6 +83,8 @@ pub struct Overview {
     pub invoices: Vec<Invoice>,
     /// The operator's view only: the contract in force today.
     pub contract: Option<report::ContractView>,
+    /// The plan's cap alerts (80 % / 100 % of a capped kind), newest month first.
+    pub cap_alerts: Vec<crate::caps::CapAlert>,
 }
 
 /// Everything a billing page shows, read in the scope and recorded as a usage view.
@@ -103,6 +105,7 @@ pub async fn overview(
         UsageView::City => report::daily_usage(&mut scope.tx, today, tz).await?,
     };
     let invoices = billing::list_invoices(&mut scope.tx).await?;
+    let cap_alerts = crate::caps::alerts(&mut scope.tx).await?;
     audit::record(
         scope,
         "usage.view",
@@ -116,6 +119,7 @@ pub async fn overview(
         history,
         invoices,
         contract,
+        cap_alerts,
     })
 }
 

@@ -23,6 +23,9 @@ pub enum ExportJobError {
     Expired,
     #[error("this export is not ready yet")]
     NotReady,
+    /// The plan's monthly cap on exports is used up (docs/billing.md, "Hard caps"); nothing queued.
+    #[error("{0}")]
+    PlanLimit(crate::caps::CapReached),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -82,7 +85,10 @@ pub(crate) fn job_from_row(r: &sqlx::postgres::PgRow) -> Result<ExportJob, sqlx:
     })
 }
 
-/// Queues an export (audited). A venue of another tenant is "not found".
+/// Queues an export (audited). A venue of another tenant is "not found". A city whose plan caps
+/// exports gets [`ExportJobError::PlanLimit`] once the month's exports (written, queued or running)
+/// reach the cap: decided under the cap's lock in this transaction, so of many exports started at
+/// once exactly the ones that fit are queued ([`crate::caps::take`]).
 pub async fn create(
     scope: &mut Scope,
     kind: &ExportKind,
@@ -99,6 +105,14 @@ pub async fn create(
         if exists.is_none() {
             return Err(ExportJobError::NotFound);
         }
+    }
+    let tenant = tenants::find_by_id(&mut *scope.tx, TenantId(tid))
+        .await?
+        .ok_or(ExportJobError::NotFound)?;
+    if let Err(reached) =
+        crate::caps::take(&mut scope.tx, &tenant, crate::caps::Use::Export, Utc::now()).await?
+    {
+        return Err(ExportJobError::PlanLimit(reached));
     }
     let id = Uuid::now_v7();
     sqlx::query(

@@ -55,17 +55,30 @@ pub enum Notification {
         used: i64,
         budget: i64,
     },
+    /// To one city admin: the month's use of a capped kind (e-mail, API calls, exports) reached
+    /// `level` % (80 or 100) of the plan's hard cap. Queued once per month, kind and level
+    /// (`plan_cap_alerts`, [`crate::caps`]), sent by e-mail, not billed and never capped.
+    PlanCapAlert {
+        account_id: Uuid,
+        /// The capped kind (`kind` is the payload's event name).
+        capped: tenants::billing::MeteredKind,
+        level: i32,
+        month: chrono::NaiveDate,
+        used: i64,
+        cap: i64,
+    },
 }
 
 impl Notification {
     /// The event name shown in the delivery log and used by its filter (the payload's `kind`).
-    pub const KINDS: [&'static str; 6] = [
+    pub const KINDS: [&'static str; 7] = [
         "login_code",
         "booking_confirmed",
         "booking_changed",
         "booking_cancelled",
         "reminder",
         "sms_budget_alert",
+        "plan_cap_alert",
     ];
 
     /// The queue this message goes to.
@@ -83,7 +96,7 @@ impl Notification {
             Notification::BookingConfirmed { .. }
             | Notification::BookingChanged { .. }
             | Notification::BookingCancelled { .. } => 5,
-            Notification::SmsBudgetAlert { .. } => 1,
+            Notification::SmsBudgetAlert { .. } | Notification::PlanCapAlert { .. } => 1,
             Notification::Reminder { .. } => 0,
         }
     }

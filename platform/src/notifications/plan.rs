@@ -51,9 +51,22 @@ impl Worker {
                 budget,
                 ..
             } => {
-                return self
-                    .budget_alert_plan(tx, tenant, key, *account_id, *level, *used, *budget)
-                    .await;
+                let url = format!("{}/admin/t/{}/notifications", self.public_url, tenant.slug);
+                let text = budget_alert_text(&tenant.name, *level, *used, *budget, &url);
+                return self.admin_alert_plan(tx, key, *account_id, text).await;
+            }
+            Notification::PlanCapAlert {
+                account_id,
+                capped,
+                level,
+                used,
+                cap,
+                ..
+            } => {
+                let url = format!("{}/admin/t/{}/billing", self.public_url, tenant.slug);
+                let text =
+                    crate::caps::alert_text(&tenant.name, *capped, *level, *used, *cap, &url);
+                return self.admin_alert_plan(tx, key, *account_id, text).await;
             }
             Notification::LoginCode {
                 login_code_id,
@@ -149,6 +162,28 @@ impl Worker {
         if let Some(address) = email.clone().filter(|e| !e.is_empty())
             && let Some(channel) = self.channel(tx, "email").await?
         {
+            // the plan's hard cap on e-mail (docs/billing.md, "Hard caps"): exactly the cap, then
+            // the job is dead with the reason (login codes never come here: SMS only)
+            if let Err(reached) = crate::caps::take(
+                tx,
+                tenant,
+                crate::caps::Use::Email { job_key: key },
+                Utc::now(),
+            )
+            .await?
+            {
+                return Ok(Plan::Fail(format!(
+                    "the plan's e-mail cap reached ({} of {} e-mails this month); not sent (the cap resets on {}, {})",
+                    reached.used, reached.cap, reached.resets_local, reached.time_zone
+                )));
+            }
+            // reserve the e-mail until the send is metered (counted by the next decision)
+            sqlx::query(
+                "UPDATE notification_jobs SET channel = 'email', units = 1 WHERE idempotency_key = $1 AND status = 'sending'",
+            )
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
             return Ok(Plan::Send {
                 channel,
                 kind: "email",
@@ -206,7 +241,12 @@ impl Worker {
             }
         };
         let mut limit = status.budget.map(|b| (b, status.used, "SMS budget"));
+        // A login code is never refused for the city's contract with us (a resident must be able
+        // to log in, as bookings are never capped): the plan's cap does not apply to it; it is
+        // metered and counts toward the month (the city's own SMS budget still applies).
+        let login_code = matches!(notification, Notification::LoginCode { .. });
         if let Some(cap) = plan_cap
+            && !login_code
             && limit.is_none_or(|(b, u, _)| cap.cap - cap.used < b - u)
         {
             limit = Some((cap.cap, cap.used + in_flight, "the plan's SMS cap"));
@@ -272,13 +312,7 @@ impl Worker {
     ) -> Result<(), sqlx::Error> {
         let local = now.with_timezone(&tenant.time_zone.0).date_naive();
         let month = local.with_day(1).unwrap_or(local);
-        let admins: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT a.id FROM authz_rules r JOIN staff_accounts a ON r.v0 = 'staff:' || a.id::text \
-             WHERE r.ptype = 'g' AND r.v1 = 'city_admin' AND r.v2 = $1 AND NOT a.disabled ORDER BY a.id",
-        )
-        .bind(tenant.id.0.to_string())
-        .fetch_all(&mut **tx)
-        .await?;
+        let admins = crate::caps::city_admins(tx, tenant).await?;
         let recipients = i32::try_from(admins.len()).unwrap_or(i32::MAX);
         if !channels::record_budget_alert(tx, month, level, used, budget, recipients).await? {
             return Ok(());
@@ -303,19 +337,13 @@ impl Worker {
         Ok(())
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the alert's fields, read from its payload"
-    )]
-    async fn budget_alert_plan(
+    /// An alert to one city admin (SMS budget, plan cap): by e-mail, not billed, never capped.
+    async fn admin_alert_plan(
         &self,
         tx: &mut tenants::TenantTx,
-        tenant: &Tenant,
         key: &str,
         account_id: Uuid,
-        level: i32,
-        used: i64,
-        budget: i64,
+        (subject, text): (String, String),
     ) -> Result<Plan, sqlx::Error> {
         let email: Option<String> =
             sqlx::query_scalar("SELECT email FROM staff_accounts WHERE id = $1 AND NOT disabled")
@@ -332,9 +360,6 @@ impl Worker {
                 "no e-mail channel is configured for this city".into(),
             ));
         };
-        let city = &tenant.name;
-        let url = format!("{}/admin/t/{}/notifications", self.public_url, tenant.slug);
-        let (subject, text) = budget_alert_text(city, level, used, budget, &url);
         Ok(Plan::Send {
             channel,
             kind: "email",

@@ -285,6 +285,9 @@ pub enum KeyRefused {
     Expired(DateTime<Utc>),
     /// The guard's refusal (a suspended city) or a database error.
     Denied(Denied),
+    /// The city's plan caps API calls and this month's are used up (not counted, not served):
+    /// docs/billing.md, "Hard caps".
+    PlanLimit(crate::caps::CapReached),
 }
 
 impl From<Denied> for KeyRefused {
@@ -318,10 +321,19 @@ pub async fn check(
         return Err(KeyRefused::Unknown);
     };
     let mut tx = tenants::begin(pool, tenant).await?;
+    // `capped`: whether any contract around today might cap API calls (the plan's price or an
+    // override mentions it) — a cheap superset in the same read; only then is the exact rule asked
+    // (`caps::take`), so a city without a cap pays nothing more per request.
     let row = sqlx::query(
         "SELECT id, name, expires_at, requests_per_minute, \
                 (expires_at IS NOT NULL AND expires_at <= now()) AS expired, \
-                (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2)) AS stale \
+                (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2)) AS stale, \
+                EXISTS (SELECT 1 FROM contracts c \
+                         WHERE c.starts_on <= current_date + 1 \
+                           AND (c.ends_on IS NULL OR c.ends_on >= current_date - 1) \
+                           AND (c.overrides -> 'prices' -> 'api_call' ? 'hard_cap' \
+                                OR EXISTS (SELECT 1 FROM plan_prices p WHERE p.plan_id = c.plan_id \
+                                            AND p.kind = 'api_call' AND p.hard_cap))) AS capped \
          FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
     )
     .bind(token_hash(key))
@@ -332,12 +344,24 @@ pub async fn check(
         return Err(KeyRefused::Unknown);
     };
     let id: Uuid = row.try_get("id")?;
-    if authz.tenant_status(tenant).await? == Some(TenantStatus::Suspended) {
+    let Some(city) = authz.tenant_cache().by_id(pool, tenant).await? else {
+        return Err(KeyRefused::Unknown);
+    };
+    if city.status == TenantStatus::Suspended {
         return Err(KeyRefused::Denied(Denied::Suspended));
     }
     if row.try_get::<bool, _>("expired")? {
         let at: Option<DateTime<Utc>> = row.try_get("expires_at")?;
         return Err(KeyRefused::Expired(at.unwrap_or_else(Utc::now)));
+    }
+    // the plan's hard cap on API calls: exactly the cap is served; the refusal is not counted
+    // (its alert, if it is the first at 100 %, is kept)
+    if row.try_get::<bool, _>("capped")?
+        && let Err(reached) =
+            crate::caps::take(&mut tx, &city, crate::caps::Use::ApiCall, Utc::now()).await?
+    {
+        tx.commit().await?;
+        return Err(KeyRefused::PlanLimit(reached));
     }
     // One statement: the call's metering (`api_call`, one counter row per key and UTC hour,
     // `api:<key id>:<YYYY-MM-DDTHH>`, docs/billing.md) and, when it is stale, the key's time of use.
@@ -383,7 +407,7 @@ pub async fn authenticate(
 ) -> Result<Option<(Actor, TenantId)>, Denied> {
     match check(pool, authz, key, ip).await {
         Ok(k) => Ok(Some((k.actor, k.tenant))),
-        Err(KeyRefused::Unknown | KeyRefused::Expired(_)) => Ok(None),
+        Err(KeyRefused::Unknown | KeyRefused::Expired(_) | KeyRefused::PlanLimit(_)) => Ok(None),
         Err(KeyRefused::Denied(d)) => Err(d),
     }
 }

@@ -316,13 +316,45 @@ impl Cap {
 }
 
 /// The hard cap on `kind` at `now` (local date in `tz`), or None when the contract in force has
-/// none (or there is no contract).
+/// none (or there is no contract). Reads the terms ([`cap_terms`]) and the month's usage of that
+/// kind in the contract's days ([`usage::total_of`]).
 pub async fn hard_cap(
     tx: &mut TenantTx,
     kind: MeteredKind,
     tz: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Cap>, BillingError> {
+    let Some(terms) = cap_terms(tx, kind, tz, now).await? else {
+        return Ok(None);
+    };
+    let used = usage::total_of(tx, kind, terms.from, terms.until, tz).await?;
+    Ok(Some(Cap {
+        kind,
+        month: terms.month,
+        cap: terms.cap,
+        used,
+    }))
+}
+
+/// A hard cap's terms without its usage: the prorated cap and the local dates [from, until) of
+/// this month that the contract in force covers (where its usage counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapTerms {
+    pub month: NaiveDate,
+    pub cap: i64,
+    pub from: NaiveDate,
+    pub until: NaiveDate,
+}
+
+/// The terms of the hard cap on `kind` at `now` (local date in `tz`), or None: the one rule for
+/// what the cap is (the included quantity of the contract in force today, with the tenant's
+/// overrides, prorated for that contract's days in the month exactly as the invoice prorates it).
+pub async fn cap_terms(
+    tx: &mut TenantTx,
+    kind: MeteredKind,
+    tz: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<CapTerms>, BillingError> {
     let today: NaiveDate = sqlx::query_scalar("SELECT ($1::timestamptz AT TIME ZONE $2)::date")
         .bind(now)
         .bind(tz)
@@ -349,18 +381,11 @@ pub async fn hard_cap(
     let starts_on: NaiveDate = row.try_get("starts_on")?;
     let ends_on: Option<NaiveDate> = row.try_get("ends_on")?;
     let days = pricing::covered_days(first, starts_on, ends_on);
-    let from = starts_on.max(first);
-    let until = ends_on.map_or(after, |e| e.min(after));
-    let used = usage::between(tx, from, until, tz)
-        .await?
-        .get(&kind)
-        .copied()
-        .unwrap_or(0);
-    Ok(Some(Cap {
-        kind,
+    Ok(Some(CapTerms {
         month: first,
         cap: pricing::prorate(price.included_quantity, days, month_days),
-        used,
+        from: starts_on.max(first),
+        until: ends_on.map_or(after, |e| e.min(after)),
     }))
 }
 

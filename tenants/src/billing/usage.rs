@@ -65,3 +65,32 @@ pub async fn between(
     }
     Ok(out)
 }
+
+/// Usage of one kind for local dates in [from, until) of time zone `tz` (the sum, or the peak for
+/// peak kinds): what [`between`] says for that kind, read through the index on
+/// (tenant, kind, time) — the bounds are the local midnights as instants — so a cap check reads
+/// only this month's rows of this kind.
+pub async fn total_of(
+    conn: &mut PgConnection,
+    kind: MeteredKind,
+    from: NaiveDate,
+    until: NaiveDate,
+    tz: &str,
+) -> Result<i64, sqlx::Error> {
+    let sql = if kind.is_peak() {
+        "SELECT COALESCE(max(quantity), 0)::bigint FROM usage_events \
+         WHERE kind = $1 AND occurred_at >= ($2::date::timestamp AT TIME ZONE $4) \
+           AND occurred_at < ($3::date::timestamp AT TIME ZONE $4)"
+    } else {
+        "SELECT COALESCE(sum(quantity), 0)::bigint FROM usage_events \
+         WHERE kind = $1 AND occurred_at >= ($2::date::timestamp AT TIME ZONE $4) \
+           AND occurred_at < ($3::date::timestamp AT TIME ZONE $4)"
+    };
+    sqlx::query_scalar(sql)
+        .bind(kind.as_str())
+        .bind(from)
+        .bind(until)
+        .bind(tz)
+        .fetch_one(conn)
+        .await
+}
