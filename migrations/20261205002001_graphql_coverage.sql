@@ -7,6 +7,10 @@
 -- 2. The guard object `records` (a city's vaccination records, city-wide: personal and health
 --    data, audited per page): city staff read it; city admins, auditors (read) and the operator
 --    hold wildcard rules already. API keys get it through the scope `records:read`.
+-- a new table and a few rules: quick, but never wait on a lock for long (docs/operations.md)
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
+
 CREATE TABLE resident_imports (
     tenant_id        uuid NOT NULL REFERENCES tenants (id),
     id               uuid NOT NULL,
