@@ -35,6 +35,7 @@ pub enum ExportFileFormat {
     /// Excel (xlsx).
     Xlsx,
     /// CSV in UTF-8 with a byte-order mark (Excel opens it correctly).
+    #[graphql(name = "CSV_UTF8")]
     CsvUtf8,
     /// CSV in Shift_JIS.
     CsvShiftJis,
