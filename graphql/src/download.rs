@@ -28,7 +28,8 @@ pub fn export_path(city: &str, id: Uuid) -> String {
 }
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],

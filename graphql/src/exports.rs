@@ -111,7 +111,9 @@ impl Export {
     fn new(job: ExportJob, city: &str) -> Self {
         let kind = ExportKind::from_stored(&job.kind, &job.params);
         let (venue_id, date) = match &kind {
-            Some(ExportKind::BookedList { venue_id, date }) => (Some(*venue_id), Some((*date).into())),
+            Some(ExportKind::BookedList { venue_id, date }) => {
+                (Some(*venue_id), Some((*date).into()))
+            }
             _ => (None, None),
         };
         let status = match job.state.as_str() {
@@ -202,7 +204,10 @@ fn parse_cursor(cursor: &str) -> Result<Uuid, ApiError> {
         .decode(cursor.trim())
         .ok()
         .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|t| t.strip_prefix("export:").and_then(|id| Uuid::try_parse(id).ok()))
+        .and_then(|t| {
+            t.strip_prefix("export:")
+                .and_then(|id| Uuid::try_parse(id).ok())
+        })
         .ok_or_else(|| {
             ApiError::Validation(
                 "`after` is not a cursor of this list: pass an `endCursor` or edge `cursor` \
@@ -318,7 +323,11 @@ impl ExportMutation {
                 date: date.0,
             },
             (ExportKindValue::BookedList, None, _) => {
-                return refused("VALIDATION", "a BOOKED_LIST export needs `venueId`", "venueId");
+                return refused(
+                    "VALIDATION",
+                    "a BOOKED_LIST export needs `venueId`",
+                    "venueId",
+                );
             }
             (ExportKindValue::BookedList, _, None) => {
                 return refused("VALIDATION", "a BOOKED_LIST export needs `date`", "date");
@@ -331,7 +340,11 @@ impl ExportMutation {
                 );
             }
             (_, _, Some(_)) => {
-                return refused("VALIDATION", "`date` is only for BOOKED_LIST exports", "date");
+                return refused(
+                    "VALIDATION",
+                    "`date` is only for BOOKED_LIST exports",
+                    "date",
+                );
             }
             (ExportKindValue::UnbookedResidents, None, None) => ExportKind::UnbookedResidents,
             (ExportKindValue::BookingLedger, None, None) => ExportKind::BookingLedger,

@@ -499,9 +499,7 @@ impl IntakeMutation {
         };
         match intake::vaccinate(&mut scope, input.venue_id, input.booking_id, &v).await {
             Ok(id) => {
-                let record = records::get(&mut scope, id)
-                    .await
-                    .map_err(ApiError::from)?;
+                let record = records::get(&mut scope, id).await.map_err(ApiError::from)?;
                 scope.commit().await.map_err(ApiError::from)?;
                 Ok(RecordVaccinationPayload {
                     vaccination: record.map(Vaccination::from),
@@ -524,7 +522,14 @@ impl IntakeMutation {
         #[graphql(desc = "The booking and the step.")] input: IntakeStepInput,
     ) -> Result<IntakeStepPayload> {
         let mut scope = enter_write(ctx, &city, input.venue_id).await?;
-        match intake::step(&mut scope, input.venue_id, input.booking_id, input.step.into()).await {
+        match intake::step(
+            &mut scope,
+            input.venue_id,
+            input.booking_id,
+            input.step.into(),
+        )
+        .await
+        {
             Ok(status) => {
                 scope.commit().await.map_err(ApiError::from)?;
                 Ok(IntakeStepPayload {

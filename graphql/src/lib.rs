@@ -30,11 +30,11 @@ pub use booking::{BookingMutation, BookingQuery, RequestInfo};
 pub use error::ApiError;
 pub use mutation::Mutation;
 pub use query::{Query, TenantQuery};
-pub use webhooks::WebhookSettings;
 pub use web::{
     AnswerCache, AnswerCacheStats, MAX_REMEMBERED, MAX_REMEMBERED_BYTES, MAX_REMEMBERED_KEY,
     router, router_with_cache,
 };
+pub use webhooks::WebhookSettings;
 
 /// The executable schema. The pool lives in its data; per-request data is added in the handler.
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -44,10 +44,7 @@ impl ScalarType for DateTime {
     }
 
     fn to_value(&self) -> Value {
-        Value::String(
-            self.0
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        )
+        Value::String(self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
     }
 }
 

@@ -112,7 +112,9 @@ fn webhook_error(e: WebhookError) -> ApiError {
         WebhookError::Denied(d) => auth::denied(d),
         WebhookError::Database(e) => e.into(),
         WebhookError::NotFound => ApiError::NotFound("webhook subscription".into()),
-        WebhookError::Invalid { field, reason } => ApiError::Validation(format!("{field}: {reason}")),
+        WebhookError::Invalid { field, reason } => {
+            ApiError::Validation(format!("{field}: {reason}"))
+        }
         WebhookError::Sealing => ApiError::Internal(WebhookError::Sealing.to_string()),
     }
 }
@@ -188,9 +190,11 @@ pub struct DeleteWebhookSubscriptionPayload {
 /// A refusal for the payload, or the top-level error (guard, database).
 fn user_error(e: WebhookError) -> Result<UserError, ApiError> {
     Ok(match e {
-        WebhookError::NotFound => {
-            UserError::new("NOT_FOUND", "no such webhook subscription in this city", Some("id"))
-        }
+        WebhookError::NotFound => UserError::new(
+            "NOT_FOUND",
+            "no such webhook subscription in this city",
+            Some("id"),
+        ),
         WebhookError::Invalid { field, reason } => {
             UserError::new("VALIDATION", format!("{field}: {reason}"), Some(field))
         }

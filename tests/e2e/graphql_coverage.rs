@@ -90,7 +90,10 @@ async fn graphql_residents_are_paged_each_exactly_once_and_refused_without_scope
         for edge in conn["edges"].as_array().expect("edges") {
             let id = Uuid::try_parse(edge["node"]["id"].as_str().expect("id")).expect("uuid");
             *seen.entry(id).or_default() += 1;
-            let ticket = edge["node"]["ticketNo"].as_str().expect("ticket").to_owned();
+            let ticket = edge["node"]["ticketNo"]
+                .as_str()
+                .expect("ticket")
+                .to_owned();
             assert!(ticket > last_ticket, "ticket-number order: {ticket}");
             last_ticket = ticket;
         }
@@ -98,7 +101,12 @@ async fn graphql_residents_are_paged_each_exactly_once_and_refused_without_scope
         if !conn["pageInfo"]["hasNextPage"].as_bool().expect("bool") {
             break;
         }
-        after = Some(conn["pageInfo"]["endCursor"].as_str().expect("end").to_owned());
+        after = Some(
+            conn["pageInfo"]["endCursor"]
+                .as_str()
+                .expect("end")
+                .to_owned(),
+        );
     }
     assert!(seen.values().all(|n| *n == 1), "each resident once");
     assert_eq!(seen.keys().copied().collect::<HashSet<_>>(), all);
@@ -237,18 +245,17 @@ async fn graphql_intake_list_steps_and_vaccination_records_for_keys_with_the_sco
     let writer = api_key(&app, &a, &["intake:write"]).await;
     let records = api_key(&app, &a, &["records:read"]).await;
     let no_scope = api_key(&app, &a, &["residents:read", "venues:read"]).await;
-    let other_city = api_key(
-        &app,
-        &b,
-        &["intake:read", "intake:write", "records:read"],
-    )
-    .await;
+    let other_city = api_key(&app, &b, &["intake:read", "intake:write", "records:read"]).await;
     let vars = json!({ "slug": "yokohama", "venue": venue, "booking": booking, "lot": "LOT-42" });
 
     // --- intakeList
-    let answer = app.graphql_with_key(&reader, INTAKE_LIST, vars.clone()).await;
+    let answer = app
+        .graphql_with_key(&reader, INTAKE_LIST, vars.clone())
+        .await;
     assert!(answer["errors"].is_null(), "{answer}");
-    let list = answer["data"]["city"]["intakeList"].as_array().expect("list");
+    let list = answer["data"]["city"]["intakeList"]
+        .as_array()
+        .expect("list");
     assert_eq!(list.len(), 1, "{answer}");
     assert_eq!(list[0]["bookingId"], json!(booking));
     assert_eq!(list[0]["ticketNo"], json!(ticket));
@@ -314,13 +321,19 @@ async fn graphql_intake_list_steps_and_vaccination_records_for_keys_with_the_sco
     let err = &early["data"]["recordVaccination"]["errors"][0];
     assert_eq!(err["code"], "CONFLICT", "{early}");
     assert_eq!(err["field"], "bookingId");
-    assert!(err["message"].as_str().unwrap_or("").contains("BOOKED"), "{early}");
+    assert!(
+        err["message"].as_str().unwrap_or("").contains("BOOKED"),
+        "{early}"
+    );
     let step = app.graphql_with_key(&writer, STEP, vars.clone()).await;
     assert_eq!(step["data"]["intakeStep"]["status"], "CHECKED_IN", "{step}");
     assert_eq!(step["data"]["intakeStep"]["errors"], json!([]));
     // a second check-in: CONFLICT, nothing changed
     let again = app.graphql_with_key(&writer, STEP, vars.clone()).await;
-    assert_eq!(again["data"]["intakeStep"]["errors"][0]["code"], "CONFLICT", "{again}");
+    assert_eq!(
+        again["data"]["intakeStep"]["errors"][0]["code"], "CONFLICT",
+        "{again}"
+    );
     // a bad lot number: VALIDATION naming the field
     let bad = app
         .graphql_with_key(
@@ -330,7 +343,11 @@ async fn graphql_intake_list_steps_and_vaccination_records_for_keys_with_the_sco
         )
         .await;
     let err = &bad["data"]["recordVaccination"]["errors"][0];
-    assert_eq!((err["code"].as_str(), err["field"].as_str()), (Some("VALIDATION"), Some("lotNumber")), "{bad}");
+    assert_eq!(
+        (err["code"].as_str(), err["field"].as_str()),
+        (Some("VALIDATION"), Some("lotNumber")),
+        "{bad}"
+    );
     assert_eq!(visit_status(&app, booking).await, "checked_in");
     // an unknown booking: NOT_FOUND on bookingId
     let unknown = app
@@ -340,18 +357,31 @@ async fn graphql_intake_list_steps_and_vaccination_records_for_keys_with_the_sco
             json!({ "slug": "yokohama", "venue": venue, "booking": Uuid::now_v7() }),
         )
         .await;
-    assert_eq!(unknown["data"]["intakeStep"]["errors"][0]["code"], "NOT_FOUND", "{unknown}");
+    assert_eq!(
+        unknown["data"]["intakeStep"]["errors"][0]["code"], "NOT_FOUND",
+        "{unknown}"
+    );
 
     let done = app.graphql_with_key(&writer, VACCINATE, vars.clone()).await;
     let v = &done["data"]["recordVaccination"]["vaccination"];
-    assert_eq!(done["data"]["recordVaccination"]["errors"], json!([]), "{done}");
+    assert_eq!(
+        done["data"]["recordVaccination"]["errors"],
+        json!([]),
+        "{done}"
+    );
     assert_eq!(v["bookingId"], json!(booking));
     assert_eq!(v["residentId"], json!(resident));
     assert_eq!(v["lotNumber"], "LOT-42");
     assert_eq!(v["doseMl"], "0.30");
     assert_eq!(v["dose"], "FIRST");
     assert_eq!(v["vaccinatedAt"], "2031-03-03T01:05:00+00:00");
-    assert!(v["recordedBy"].as_str().unwrap_or("").starts_with("API key"), "{done}");
+    assert!(
+        v["recordedBy"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("API key"),
+        "{done}"
+    );
     let record = v["id"].as_str().expect("record id").to_owned();
     let audited = count(
         &app,
@@ -360,13 +390,25 @@ async fn graphql_intake_list_steps_and_vaccination_records_for_keys_with_the_sco
     )
     .await;
     assert_eq!(audited, 2, "each step audited with the key");
-    let after = app.graphql_with_key(&reader, INTAKE_LIST, vars.clone()).await;
-    assert_eq!(after["data"]["city"]["intakeList"][0]["status"], "VACCINATED", "{after}");
-    assert_eq!(after["data"]["city"]["intakeList"][0]["lotNumber"], "LOT-42");
+    let after = app
+        .graphql_with_key(&reader, INTAKE_LIST, vars.clone())
+        .await;
+    assert_eq!(
+        after["data"]["city"]["intakeList"][0]["status"], "VACCINATED",
+        "{after}"
+    );
+    assert_eq!(
+        after["data"]["city"]["intakeList"][0]["lotNumber"],
+        "LOT-42"
+    );
 
     // --- vaccinations
     let page = app
-        .graphql_with_key(&records, RECORDS, json!({ "slug": "yokohama", "resident": resident }))
+        .graphql_with_key(
+            &records,
+            RECORDS,
+            json!({ "slug": "yokohama", "resident": resident }),
+        )
         .await;
     assert!(page["errors"].is_null(), "{page}");
     let conn = &page["data"]["city"]["vaccinations"];
@@ -387,16 +429,27 @@ async fn graphql_intake_list_steps_and_vaccination_records_for_keys_with_the_sco
         ("key of another city", &other_city, "NOT_FOUND"),
     ] {
         let answer = app
-            .graphql_with_key(key, RECORDS, json!({ "slug": "yokohama", "resident": resident }))
+            .graphql_with_key(
+                key,
+                RECORDS,
+                json!({ "slug": "yokohama", "resident": resident }),
+            )
             .await;
         assert_refused(who, &answer, expected, "city");
         assert!(!answer.to_string().contains("LOT-42"), "{who}");
     }
     // the other city's key sees its own (empty) records, never this one
     let theirs = app
-        .graphql_with_key(&other_city, RECORDS, json!({ "slug": "kawasaki", "resident": resident }))
+        .graphql_with_key(
+            &other_city,
+            RECORDS,
+            json!({ "slug": "kawasaki", "resident": resident }),
+        )
         .await;
-    assert_eq!(theirs["data"]["city"]["vaccinations"]["totalCount"], 0, "{theirs}");
+    assert_eq!(
+        theirs["data"]["city"]["vaccinations"]["totalCount"], 0,
+        "{theirs}"
+    );
 }
 
 // ---- imports ---------------------------------------------------------------------------------
@@ -432,7 +485,11 @@ async fn graphql_resident_imports_report_rows_by_line_and_refuse_without_scope_o
         ("key of another city", &other_city, "NOT_FOUND"),
     ] {
         let answer = app
-            .graphql_with_key(key, IMPORT, json!({ "slug": "yokohama", "csv": CSV, "valid": true }))
+            .graphql_with_key(
+                key,
+                IMPORT,
+                json!({ "slug": "yokohama", "csv": CSV, "valid": true }),
+            )
             .await;
         assert_eq!(code(&answer), Some(expected), "{who}: {answer}");
         assert!(answer["data"].is_null(), "{who}: {answer}");
@@ -442,35 +499,66 @@ async fn graphql_resident_imports_report_rows_by_line_and_refuse_without_scope_o
 
     // one invalid row: rejected, nothing written, the row named by its line and column
     let rejected = app
-        .graphql_with_key(&importer, IMPORT, json!({ "slug": "yokohama", "csv": CSV, "valid": false }))
+        .graphql_with_key(
+            &importer,
+            IMPORT,
+            json!({ "slug": "yokohama", "csv": CSV, "valid": false }),
+        )
         .await;
     let run = &rejected["data"]["startResidentImport"]["residentImport"];
-    assert_eq!(rejected["data"]["startResidentImport"]["errors"], json!([]), "{rejected}");
+    assert_eq!(
+        rejected["data"]["startResidentImport"]["errors"],
+        json!([]),
+        "{rejected}"
+    );
     assert_eq!(run["status"], "REJECTED", "{rejected}");
-    assert_eq!((run["rows"].as_i64(), run["rowsDone"].as_i64()), (Some(3), Some(0)));
+    assert_eq!(
+        (run["rows"].as_i64(), run["rowsDone"].as_i64()),
+        (Some(3), Some(0))
+    );
     assert_eq!(run["errors"]["totalCount"], 1);
     let e = &run["errors"]["edges"][0]["node"];
-    assert_eq!((e["line"].as_i64(), e["field"].as_str()), (Some(4), Some("birth_date")), "{rejected}");
+    assert_eq!(
+        (e["line"].as_i64(), e["field"].as_str()),
+        (Some(4), Some("birth_date")),
+        "{rejected}"
+    );
     assert!(!e["message"].as_str().unwrap_or("").is_empty());
     assert_eq!(count(&app, residents, &a).await, before, "nothing imported");
 
     // with importValidRows: the valid rows are written, the invalid one reported
     let completed = app
-        .graphql_with_key(&importer, IMPORT, json!({ "slug": "yokohama", "csv": CSV, "valid": true }))
+        .graphql_with_key(
+            &importer,
+            IMPORT,
+            json!({ "slug": "yokohama", "csv": CSV, "valid": true }),
+        )
         .await;
     let run = &completed["data"]["startResidentImport"]["residentImport"];
     assert_eq!(run["status"], "COMPLETED", "{completed}");
     assert_eq!(run["progress"], 100);
-    assert_eq!((run["inserted"].as_i64(), run["skippedInvalid"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(
+        (run["inserted"].as_i64(), run["skippedInvalid"].as_i64()),
+        (Some(2), Some(1))
+    );
     assert_eq!(run["source"], "register-2031-03.csv");
-    assert!(run["createdBy"].as_str().unwrap_or("").starts_with("API key"));
+    assert!(
+        run["createdBy"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("API key")
+    );
     assert_eq!(run["errors"]["edges"][0]["node"]["line"], 4);
     assert_eq!(count(&app, residents, &a).await, before + 2);
     let id = run["id"].as_str().expect("id").to_owned();
 
     // read back by id, errors paged
     let read = app
-        .graphql_with_key(&importer, IMPORT_READ, json!({ "slug": "yokohama", "id": id }))
+        .graphql_with_key(
+            &importer,
+            IMPORT_READ,
+            json!({ "slug": "yokohama", "id": id }),
+        )
         .await;
     let got = &read["data"]["city"]["residentImport"];
     assert_eq!(got["status"], "COMPLETED", "{read}");
@@ -488,10 +576,17 @@ async fn graphql_resident_imports_report_rows_by_line_and_refuse_without_scope_o
     }
     // another city's key asking its own city for this city's import: there is none
     let theirs = app
-        .graphql_with_key(&other_city, IMPORT_READ, json!({ "slug": "kawasaki", "id": id }))
+        .graphql_with_key(
+            &other_city,
+            IMPORT_READ,
+            json!({ "slug": "kawasaki", "id": id }),
+        )
         .await;
     assert!(theirs["errors"].is_null(), "{theirs}");
-    assert!(theirs["data"]["city"]["residentImport"].is_null(), "{theirs}");
+    assert!(
+        theirs["data"]["city"]["residentImport"].is_null(),
+        "{theirs}"
+    );
 
     // a file we cannot read: a user error on `csv`, nothing recorded
     let runs = count(&app, imports, &a).await;
@@ -503,8 +598,15 @@ async fn graphql_resident_imports_report_rows_by_line_and_refuse_without_scope_o
         )
         .await;
     let err = &unreadable["data"]["startResidentImport"]["errors"][0];
-    assert_eq!((err["code"].as_str(), err["field"].as_str()), (Some("VALIDATION"), Some("csv")), "{unreadable}");
-    assert!(err["message"].as_str().unwrap_or("").contains("kana_name"), "{unreadable}");
+    assert_eq!(
+        (err["code"].as_str(), err["field"].as_str()),
+        (Some("VALIDATION"), Some("csv")),
+        "{unreadable}"
+    );
+    assert!(
+        err["message"].as_str().unwrap_or("").contains("kana_name"),
+        "{unreadable}"
+    );
     assert!(unreadable["data"]["startResidentImport"]["residentImport"].is_null());
     assert_eq!(count(&app, imports, &a).await, runs);
 }
@@ -572,12 +674,22 @@ async fn graphql_exports_start_progress_and_download_with_the_key_and_refuse_oth
         )
         .await;
     let err = &missing["data"]["startExport"]["errors"][0];
-    assert_eq!((err["code"].as_str(), err["field"].as_str()), (Some("VALIDATION"), Some("venueId")), "{missing}");
+    assert_eq!(
+        (err["code"].as_str(), err["field"].as_str()),
+        (Some("VALIDATION"), Some("venueId")),
+        "{missing}"
+    );
     assert_eq!(count(&app, jobs, &a).await, 0);
 
-    let started = app.graphql_with_key(&writer, START_EXPORT, vars.clone()).await;
+    let started = app
+        .graphql_with_key(&writer, START_EXPORT, vars.clone())
+        .await;
     let export = &started["data"]["startExport"]["export"];
-    assert_eq!(started["data"]["startExport"]["errors"], json!([]), "{started}");
+    assert_eq!(
+        started["data"]["startExport"]["errors"],
+        json!([]),
+        "{started}"
+    );
     assert_eq!(export["status"], "QUEUED");
     assert_eq!(export["kind"], "UNBOOKED_RESIDENTS");
     assert!(export["downloadUrl"].is_null());
@@ -590,7 +702,12 @@ async fn graphql_exports_start_progress_and_download_with_the_key_and_refuse_oth
     let job = &read["data"]["city"]["export"];
     assert_eq!(job["status"], "DONE", "{read}");
     assert_eq!(job["progress"], 100);
-    assert!(job["createdBy"].as_str().unwrap_or("").starts_with("API key"));
+    assert!(
+        job["createdBy"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("API key")
+    );
     assert!(!job["expiresAt"].is_null());
     let url = job["downloadUrl"].as_str().expect("downloadUrl").to_owned();
     assert_eq!(url, format!("/graphql/exports/yokohama/{id}"));
@@ -656,13 +773,20 @@ async fn graphql_exports_start_progress_and_download_with_the_key_and_refuse_oth
         .send()
         .await
         .expect("GET");
-    assert_eq!(theirs.status().as_u16(), 404, "another city's id is not found");
-    assert_eq!(downloads, count(
-        &app,
-        "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'export.download'",
-        &a,
-    )
-    .await);
+    assert_eq!(
+        theirs.status().as_u16(),
+        404,
+        "another city's id is not found"
+    );
+    assert_eq!(
+        downloads,
+        count(
+            &app,
+            "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'export.download'",
+            &a,
+        )
+        .await
+    );
 
     // export(id) and exports refused without the scope or for another city
     for (who, key, expected) in [
@@ -747,20 +871,36 @@ async fn graphql_webhook_subscriptions_show_the_secret_once_and_refuse_without_s
     assert_eq!(count(&app, subs, &a).await, 0, "nothing subscribed");
     // an endpoint that is not https: a user error on `url`, nothing subscribed
     let bad = app
-        .graphql_with_key(&writer, CREATE_HOOK, json!({ "slug": "yokohama", "url": "ftp://example.org/x" }))
+        .graphql_with_key(
+            &writer,
+            CREATE_HOOK,
+            json!({ "slug": "yokohama", "url": "ftp://example.org/x" }),
+        )
         .await;
     let err = &bad["data"]["createWebhookSubscription"]["errors"][0];
-    assert_eq!((err["code"].as_str(), err["field"].as_str()), (Some("VALIDATION"), Some("url")), "{bad}");
+    assert_eq!(
+        (err["code"].as_str(), err["field"].as_str()),
+        (Some("VALIDATION"), Some("url")),
+        "{bad}"
+    );
     assert!(bad["data"]["createWebhookSubscription"]["secret"].is_null());
     assert_eq!(count(&app, subs, &a).await, 0);
 
-    let made = app.graphql_with_key(&writer, CREATE_HOOK, vars.clone()).await;
+    let made = app
+        .graphql_with_key(&writer, CREATE_HOOK, vars.clone())
+        .await;
     let payload = &made["data"]["createWebhookSubscription"];
     assert_eq!(payload["errors"], json!([]), "{made}");
-    let secret = payload["secret"].as_str().expect("secret shown once").to_owned();
+    let secret = payload["secret"]
+        .as_str()
+        .expect("secret shown once")
+        .to_owned();
     assert!(secret.starts_with("whsec_"), "{secret}");
     let sub = &payload["subscription"];
-    assert_eq!(sub["events"], json!(["BOOKING_CREATED", "VACCINATION_RECORDED"]));
+    assert_eq!(
+        sub["events"],
+        json!(["BOOKING_CREATED", "VACCINATION_RECORDED"])
+    );
     assert_eq!(sub["active"], true);
     let id = sub["id"].as_str().expect("id").to_owned();
     let audited = count(
@@ -780,7 +920,11 @@ async fn graphql_webhook_subscriptions_show_the_secret_once_and_refuse_without_s
         .expect("list");
     assert_eq!(hooks.len(), 1, "{list}");
     assert_eq!(hooks[0]["url"], url);
-    assert!(hooks[0]["secretHint"].as_str().is_some_and(|h| secret.ends_with(&h[h.len() - 4..])));
+    assert!(
+        hooks[0]["secretHint"]
+            .as_str()
+            .is_some_and(|h| secret.ends_with(&h[h.len() - 4..]))
+    );
     assert!(!list.to_string().contains(&secret));
     for (who, key, expected) in [
         ("key without webhook scopes", &no_scope, "FORBIDDEN"),
@@ -814,7 +958,10 @@ async fn graphql_webhook_subscriptions_show_the_secret_once_and_refuse_without_s
         } else {
             "deleteWebhookSubscription"
         };
-        assert_eq!(cross["data"][field]["errors"][0]["code"], "NOT_FOUND", "{cross}");
+        assert_eq!(
+            cross["data"][field]["errors"][0]["code"], "NOT_FOUND",
+            "{cross}"
+        );
     }
     let active: bool = sqlx::query_scalar("SELECT active FROM webhook_subscriptions WHERE id = $1")
         .bind(Uuid::try_parse(&id).expect("uuid"))
@@ -826,14 +973,32 @@ async fn graphql_webhook_subscriptions_show_the_secret_once_and_refuse_without_s
     let paused = app
         .graphql_with_key(&writer, PAUSE_HOOK, json!({ "slug": "yokohama", "id": id }))
         .await;
-    assert_eq!(paused["data"]["setWebhookSubscriptionActive"]["subscription"]["active"], false, "{paused}");
+    assert_eq!(
+        paused["data"]["setWebhookSubscriptionActive"]["subscription"]["active"], false,
+        "{paused}"
+    );
     let deleted = app
-        .graphql_with_key(&writer, DELETE_HOOK, json!({ "slug": "yokohama", "id": id }))
+        .graphql_with_key(
+            &writer,
+            DELETE_HOOK,
+            json!({ "slug": "yokohama", "id": id }),
+        )
         .await;
-    assert_eq!(deleted["data"]["deleteWebhookSubscription"]["deletedId"], json!(id), "{deleted}");
+    assert_eq!(
+        deleted["data"]["deleteWebhookSubscription"]["deletedId"],
+        json!(id),
+        "{deleted}"
+    );
     assert_eq!(count(&app, subs, &a).await, 0);
     let again = app
-        .graphql_with_key(&writer, DELETE_HOOK, json!({ "slug": "yokohama", "id": id }))
+        .graphql_with_key(
+            &writer,
+            DELETE_HOOK,
+            json!({ "slug": "yokohama", "id": id }),
+        )
         .await;
-    assert_eq!(again["data"]["deleteWebhookSubscription"]["errors"][0]["code"], "NOT_FOUND", "{again}");
+    assert_eq!(
+        again["data"]["deleteWebhookSubscription"]["errors"][0]["code"], "NOT_FOUND",
+        "{again}"
+    );
 }

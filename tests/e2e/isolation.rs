@@ -161,7 +161,8 @@ pub(crate) async fn two_tenants() -> (TestApp, TenantId, TenantId) {
             .expect("operator scope");
         platform::residents::import_runs::run(
             &mut scope,
-            "ticket_no,birth_date,kana_name,sex\n6000000001,1950-04-01,イソレーション,female\n".as_bytes(),
+            "ticket_no,birth_date,kana_name,sex\n6000000001,1950-04-01,イソレーション,female\n"
+                .as_bytes(),
             false,
             "isolation.csv",
         )

@@ -60,7 +60,12 @@ pub fn role_allows(who: Who, object: Object, act: Act, own_venue: bool) -> bool 
         Who::CityStaff => matches!(
             (object, act),
             (
-                O::Vaccines | O::Venues | O::Residents | O::Statistics | O::DeliveryLog | O::Records,
+                O::Vaccines
+                    | O::Venues
+                    | O::Residents
+                    | O::Statistics
+                    | O::DeliveryLog
+                    | O::Records,
                 Read
             ) | (
                 O::Venue(_) | O::Intake | O::CallCenter | O::Exports | O::Bookings,

@@ -85,8 +85,7 @@ pub fn parse_cursor(cursor: &str) -> Result<Uuid, RecordsError> {
         .ok_or(RecordsError::BadCursor)
 }
 
-const FILTER: &str =
-    "c.tenant_id = $1 AND ($2::uuid IS NULL OR c.resident_id = $2) AND ($3::uuid IS NULL OR c.venue_id = $3)";
+const FILTER: &str = "c.tenant_id = $1 AND ($2::uuid IS NULL OR c.resident_id = $2) AND ($3::uuid IS NULL OR c.venue_id = $3)";
 
 const SELECT: &str = "SELECT c.id, c.booking_id, c.resident_id, c.venue_id, v.name AS venue_name, \
         c.vaccine_id, x.name AS vaccine_name, c.dose, c.lot_number, c.dose_ml::text AS dose_ml, \
