@@ -56,12 +56,20 @@ pub fn router(
     } = shared;
     let policy = std::sync::Arc::new(settings.auth.policy());
     let residents = platform::ResidentDesk::new(pool.clone(), secret, authz.tenant_cache());
+    // plain http to this machine for a test receiver, never in production
+    let webhook_endpoints = platform::webhooks::EndpointPolicy {
+        allow_loopback_http: settings.environment != crate::config::Environment::Production,
+    };
     let api = graphql::router(
-        graphql::schema(
+        graphql::schema_with_webhooks(
             pool.clone(),
             residents.clone(),
             authz.clone(),
             policy.clone(),
+            graphql::WebhookSettings {
+                sealing_key: sealing_key.clone(),
+                endpoints: webhook_endpoints,
+            },
         ),
         residents.clone(),
         settings.graphql_deadline(),
@@ -73,10 +81,7 @@ pub fn router(
         policy,
         public_url: settings.public_url(),
         sealing_key: sealing_key.clone(),
-        // plain http to this machine for a test receiver, never in production
-        webhook_endpoints: platform::webhooks::EndpointPolicy {
-            allow_loopback_http: settings.environment != crate::config::Environment::Production,
-        },
+        webhook_endpoints,
         api_key_default_rate: key_limits.default_per_minute(),
     });
     let mut app = Router::new()

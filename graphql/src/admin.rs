@@ -116,6 +116,22 @@ pub struct Resident {
     preferred_locale: Option<String>,
 }
 
+impl From<setup::Resident> for Resident {
+    fn from(r: setup::Resident) -> Self {
+        Self {
+            id: r.id,
+            ticket_no: r.ticket_no,
+            birth_date: r.birth_date,
+            kana_name: r.kana_name,
+            sex: r.sex,
+            phone: r.phone,
+            email: r.email,
+            postal_code: r.postal_code,
+            preferred_locale: r.preferred_locale,
+        }
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct AuditEntry {
     at: DateTime<Utc>,
@@ -259,17 +275,112 @@ impl City {
             .await
             .map_err(setup_error)?;
         scope.commit().await.map_err(ApiError::from)?;
-        Ok(found.map(|r| Resident {
-            id: r.id,
-            ticket_no: r.ticket_no,
-            birth_date: r.birth_date,
-            kana_name: r.kana_name,
-            sex: r.sex,
-            phone: r.phone,
-            email: r.email,
-            postal_code: r.postal_code,
-            preferred_locale: r.preferred_locale,
-        }))
+        Ok(found.map(Resident::from))
+    }
+
+    /// The city's eligible residents, a page at a time, in ticket-number order (API key scope
+    /// `residents:read`; city admins, city staff, the call centre, auditors). Paging on with
+    /// `after: pageInfo.endCursor` until `hasNextPage` is false sees every resident that existed
+    /// when paging began exactly once. Personal data: each page is recorded in the audit log
+    /// (`residents.list`). Counts its fields once per started ten of `first` in the complexity.
+    #[graphql(
+        complexity = "2 + child_complexity.max(1) * (first.clamp(1, 200) as usize).div_ceil(10)"
+    )]
+    async fn residents(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50, desc = "Page size, 1–200.")] first: i64,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
+        after: Option<String>,
+        #[graphql(
+            desc = "Digits: a ticket-number prefix; other text: part of the kana name (hiragana, half-width and spaces do not matter). Keep it the same while paging."
+        )]
+        search: Option<String>,
+    ) -> Result<crate::residents::ResidentConnection> {
+        crate::residents::page(ctx, self.tenant, first, after, search).await
+    }
+
+    /// A venue's intake list of one local day (default: the city's today), by appointment time,
+    /// with each booking's intake status, questionnaire flags and side effects, as the intake page
+    /// shows it (API key scope `intake:read`; staff who may do intake at the venue — venue and
+    /// hospital staff at their own venues). Personal and health data: the view is recorded in the
+    /// audit log (`intake.list.view`).
+    #[graphql(complexity = "5 + child_complexity.max(1) * 30")]
+    async fn intake_list(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The venue.")] venue_id: Uuid,
+        #[graphql(desc = "The local day (YYYY-MM-DD); default: today in the city.")] day: Option<
+            crate::scalars::Date,
+        >,
+    ) -> Result<Vec<crate::intake::IntakeEntry>> {
+        crate::intake::day_list(ctx, self.tenant, venue_id, day).await
+    }
+
+    /// The city's vaccination records (doses given, as recorded at intake), a page at a time in
+    /// the order they were recorded (API key scope `records:read`; city admins, city staff,
+    /// auditors). Each page is recorded in the audit log (`vaccinations.list`). Counts its fields
+    /// once per started ten of `first` in the complexity.
+    #[graphql(
+        complexity = "2 + child_complexity.max(1) * (first.clamp(1, 200) as usize).div_ceil(10)"
+    )]
+    async fn vaccinations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50, desc = "Page size, 1–200.")] first: i64,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
+        after: Option<String>,
+        #[graphql(desc = "Only this resident's doses.")] resident_id: Option<Uuid>,
+        #[graphql(desc = "Only doses given at this venue.")] venue_id: Option<Uuid>,
+    ) -> Result<crate::intake::VaccinationConnection> {
+        let filter = platform::intake::records::RecordFilter {
+            resident: resident_id,
+            venue: venue_id,
+        };
+        crate::intake::vaccinations(ctx, self.tenant, filter, first, after).await
+    }
+
+    /// An eligible-resident import with its outcome and per-row errors (API key scope
+    /// `imports:write`; city admins and city staff); null when the city has no such import.
+    async fn resident_import(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The import's id, from `startResidentImport`.")] id: Uuid,
+    ) -> Result<Option<crate::imports::ResidentImport>> {
+        crate::imports::get(ctx, self.tenant, id).await
+    }
+
+    /// One export with its progress and, once done, its download link (API key scope
+    /// `exports:read`; city admins, city staff, auditors); null when the city has no such export.
+    async fn export(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The export's id, from `startExport`.")] id: Uuid,
+    ) -> Result<Option<crate::exports::Export>> {
+        crate::exports::get(ctx, self.tenant, &self.slug, id).await
+    }
+
+    /// The city's event webhook subscriptions, oldest first (API key scope `webhooks:read`; city
+    /// admins, auditors). A city has at most 20, so this is a plain list.
+    async fn webhook_subscriptions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::webhooks::WebhookSubscription>> {
+        crate::webhooks::list(ctx, self.tenant).await
+    }
+
+    /// The city's exports, newest first, a page at a time (API key scope `exports:read`).
+    #[graphql(
+        complexity = "2 + child_complexity.max(1) * (first.clamp(1, 200) as usize).div_ceil(10)"
+    )]
+    async fn exports(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "Page size, 1–200.")] first: i64,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
+        after: Option<String>,
+    ) -> Result<crate::exports::ExportConnection> {
+        crate::exports::page(ctx, self.tenant, &self.slug, first, after).await
     }
 
     /// The newest audit entries (city admins and auditors), at most `limit` (1–1000). Counts its

@@ -122,3 +122,20 @@ pub async fn admit(ctx: &Context<'_>, tenant: TenantId, what: &str) -> Result<()
         other => denied(other),
     })
 }
+
+/// The intake guard (`platform::intake::enter`: intake rights for the role AND the venue), for
+/// resolvers: a scope, or NOT_FOUND (another city, a venue outside the assignment) / FORBIDDEN.
+pub async fn enter_intake(
+    ctx: &Context<'_>,
+    tenant: TenantId,
+    venue: uuid::Uuid,
+    act: Act,
+) -> Result<Scope, ApiError> {
+    let actor = actor(ctx).await?;
+    let authz = ctx
+        .data::<Authz>()
+        .map_err(|e| ApiError::Internal(e.message))?;
+    platform::intake::enter(authz, &actor, tenant, venue, act)
+        .await
+        .map_err(denied)
+}

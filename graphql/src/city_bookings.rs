@@ -90,10 +90,10 @@ pub struct CityBookingEdge {
 /// Where a page ends.
 #[derive(SimpleObject)]
 pub struct PageInfo {
-    /// More bookings follow this page.
-    has_next_page: bool,
-    /// The cursor of the page's last booking (null for an empty page): pass it as `after`.
-    end_cursor: Option<String>,
+    /// More items follow this page.
+    pub(crate) has_next_page: bool,
+    /// The cursor of the page's last item (null for an empty page): pass it as `after`.
+    pub(crate) end_cursor: Option<String>,
 }
 
 /// A page of the city's bookings in a stable order (booking id): paging to the end with
@@ -193,6 +193,17 @@ pub struct UserError {
     message: String,
     /// The input field it is about, when there is one (e.g. `slotId`).
     field: Option<String>,
+}
+
+impl UserError {
+    /// A refusal for a payload's `errors` (`code`: `NOT_FOUND`, `CONFLICT` or `VALIDATION`).
+    pub(crate) fn new(code: &str, message: impl Into<String>, field: Option<&str>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
 }
 
 /// What a booking on a resident's behalf did: the bookings, or why not (`errors`, nothing changed).

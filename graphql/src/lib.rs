@@ -7,15 +7,22 @@ pub mod auth;
 mod billing;
 mod booking;
 mod city_bookings;
+mod download;
 mod error;
+mod exports;
+mod imports;
 mod input;
+mod intake;
 pub mod limits;
 mod metrics;
 mod mutation;
 pub mod protocol;
 mod query;
+mod residents;
+pub mod scalars;
 mod stats;
 mod web;
+mod webhooks;
 mod wide;
 
 use async_graphql::{EmptySubscription, Schema};
@@ -27,6 +34,7 @@ pub use web::{
     AnswerCache, AnswerCacheStats, MAX_REMEMBERED, MAX_REMEMBERED_BYTES, MAX_REMEMBERED_KEY,
     router, router_with_cache,
 };
+pub use webhooks::WebhookSettings;
 
 /// The executable schema. The pool lives in its data; per-request data is added in the handler.
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -40,13 +48,37 @@ pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
 /// The executable schema with everything resolvers need: the pool, the resident services (hot
-/// availability, login-code secret), the guard and the staff session policy.
+/// availability, login-code secret), the guard and the staff session policy. Without
+/// [`WebhookSettings`] the webhook mutations answer INTERNAL (see [`schema_with_webhooks`]).
 pub fn schema(
     pool: sqlx::PgPool,
     residents: platform::ResidentDesk,
     authz: platform::staff::authz::Authz,
     policy: std::sync::Arc<platform::staff::identity::AuthPolicy>,
 ) -> AppSchema {
+    builder(pool, residents, authz, policy).finish()
+}
+
+/// [`schema`] with the webhook settings the server runs with (the admin UI's own: the sealing key
+/// and the endpoint policy), so subscriptions can be managed over GraphQL.
+pub fn schema_with_webhooks(
+    pool: sqlx::PgPool,
+    residents: platform::ResidentDesk,
+    authz: platform::staff::authz::Authz,
+    policy: std::sync::Arc<platform::staff::identity::AuthPolicy>,
+    webhooks: WebhookSettings,
+) -> AppSchema {
+    builder(pool, residents, authz, policy)
+        .data(webhooks)
+        .finish()
+}
+
+fn builder(
+    pool: sqlx::PgPool,
+    residents: platform::ResidentDesk,
+    authz: platform::staff::authz::Authz,
+    policy: std::sync::Arc<platform::staff::identity::AuthPolicy>,
+) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
     hardened(Schema::build(
         Query::default(),
         Mutation::default(),
@@ -56,7 +88,6 @@ pub fn schema(
     .data(residents)
     .data(authz)
     .data(policy)
-    .finish()
 }
 
 /// The limits and extensions every schema served carries (one list, also used by the tests).

@@ -6,4 +6,8 @@ pub struct Mutation(
     crate::admin::AdminMutation,
     crate::BookingMutation,
     crate::city_bookings::CityBookingMutation,
+    crate::intake::IntakeMutation,
+    crate::imports::ImportMutation,
+    crate::exports::ExportMutation,
+    crate::webhooks::WebhookMutation,
 );

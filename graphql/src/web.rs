@@ -190,8 +190,8 @@ impl AnswerCache {
 }
 
 #[derive(Clone)]
-struct Api {
-    schema: AppSchema,
+pub(crate) struct Api {
+    pub(crate) schema: AppSchema,
     desk: ResidentDesk,
     responses: AnswerCache,
     deadline: std::time::Duration,
@@ -265,6 +265,10 @@ fn router_with<S>(
     Router::new()
         .route("/graphql", get(query_over_get).post(execute))
         .route("/graphql/assets/{file}", get(asset))
+        .route(
+            "/graphql/exports/{city}/{id}",
+            get(crate::download::export_file),
+        )
         .with_state(api)
 }
 
@@ -321,7 +325,7 @@ fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
 }
 
 /// The request's language and `Authorization: Bearer` credentials.
-fn lang_and_bearer(headers: &HeaderMap) -> (Lang, Option<String>) {
+pub(crate) fn lang_and_bearer(headers: &HeaderMap) -> (Lang, Option<String>) {
     let lang = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
@@ -448,14 +452,14 @@ async fn execute(
 }
 
 /// Whether the bearer is an integrator's API key (`yk_…`) rather than a resident token.
-fn is_api_key(bearer: Option<&str>) -> bool {
+pub(crate) fn is_api_key(bearer: Option<&str>) -> bool {
     bearer.is_some_and(|b| b.starts_with("yk_"))
 }
 
 /// The API key behind the request, checked and charged one request of its budget; or the answer
 /// that refuses it (expired: 401; over budget: 429 with `Retry-After`). An unknown key is left to
 /// the resolvers (UNAUTHENTICATED where a field needs a caller), as before.
-async fn admit_key(
+pub(crate) async fn admit_key(
     api: &Api,
     key: &str,
     ip: Option<String>,

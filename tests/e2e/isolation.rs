@@ -148,6 +148,27 @@ pub(crate) async fn two_tenants() -> (TestApp, TenantId, TenantId) {
         .await
         .expect("api key");
         scope.commit().await.expect("commit");
+        // an eligible-resident import (resident_imports), through the guard like the admin UI
+        let mut scope = app
+            .authz
+            .enter(
+                &actor,
+                t,
+                platform::staff::authz::Object::Imports,
+                platform::staff::authz::Act::Write,
+            )
+            .await
+            .expect("operator scope");
+        platform::residents::import_runs::run(
+            &mut scope,
+            "ticket_no,birth_date,kana_name,sex\n6000000001,1950-04-01,イソレーション,female\n"
+                .as_bytes(),
+            false,
+            "isolation.csv",
+        )
+        .await
+        .expect("import");
+        scope.commit().await.expect("commit");
     }
     // event webhooks (subscriptions; the vaccination below queues an event; its delivery to a
     // closed port fails and is logged), made through the guard like the admin page does

@@ -23,6 +23,7 @@ mod event_webhooks;
 mod exports;
 mod graphql_api;
 mod graphql_bookings;
+mod graphql_coverage;
 mod graphql_http;
 mod graphql_limits;
 mod hardening;

@@ -60,7 +60,12 @@ pub fn role_allows(who: Who, object: Object, act: Act, own_venue: bool) -> bool 
         Who::CityStaff => matches!(
             (object, act),
             (
-                O::Vaccines | O::Venues | O::Residents | O::Statistics | O::DeliveryLog,
+                O::Vaccines
+                    | O::Venues
+                    | O::Residents
+                    | O::Statistics
+                    | O::DeliveryLog
+                    | O::Records,
                 Read
             ) | (
                 O::Venue(_) | O::Intake | O::CallCenter | O::Exports | O::Bookings,
@@ -516,6 +521,48 @@ pub const FIELDS: &[Field] = &[
         allowed: None,
     },
     Field {
+        name: "City.residents",
+        kind: city(Object::Residents, Act::Read),
+        query: "query($slug: String!) { city(slug: $slug) { residents(first: 3) { totalCount edges { cursor node { id } } pageInfo { hasNextPage } } } }",
+        allowed: None,
+    },
+    Field {
+        name: "City.intakeList",
+        kind: Kind::Staff(Access::Intake(Act::Read)),
+        query: "query($slug: String!, $venue: UUID!) { city(slug: $slug) { intakeList(venueId: $venue, day: \"2031-03-03\") { bookingId status } } }",
+        allowed: None,
+    },
+    Field {
+        name: "City.vaccinations",
+        kind: city(Object::Records, Act::Read),
+        query: "query($slug: String!) { city(slug: $slug) { vaccinations(first: 3) { totalCount edges { node { id lotNumber } } } } }",
+        allowed: None,
+    },
+    Field {
+        name: "City.residentImport",
+        kind: city(Object::Imports, Act::Write),
+        query: "query($slug: String!, $venue: UUID!) { city(slug: $slug) { residentImport(id: $venue) { id status } } }",
+        allowed: None,
+    },
+    Field {
+        name: "City.export",
+        kind: city(Object::Exports, Act::Read),
+        query: "query($slug: String!, $venue: UUID!) { city(slug: $slug) { export(id: $venue) { id status } } }",
+        allowed: None,
+    },
+    Field {
+        name: "City.exports",
+        kind: city(Object::Exports, Act::Read),
+        query: "query($slug: String!) { city(slug: $slug) { exports(first: 3) { totalCount edges { node { id status } } } } }",
+        allowed: None,
+    },
+    Field {
+        name: "City.webhookSubscriptions",
+        kind: city(Object::Webhooks, Act::Read),
+        query: "query($slug: String!) { city(slug: $slug) { webhookSubscriptions { id url events } } }",
+        allowed: None,
+    },
+    Field {
         name: "Query.billing",
         kind: Kind::Staff(Access::Member),
         query: "query($slug: String!) { billing(slug: $slug) { slug } }",
@@ -593,6 +640,54 @@ pub const FIELDS: &[Field] = &[
         name: "Mutation.cancelBookingOnBehalf",
         kind: city(Object::Bookings, Act::Write),
         query: "mutation($slug: String!, $venue: UUID!) { cancelBookingOnBehalf(city: $slug, input: { bookingId: $venue, idempotencyKey: \"surface-cancel\" }) { errors { code } } }",
+        allowed: None,
+    },
+    // intake on a booking the city does not have: an allowed caller gets the payload's
+    // NOT_FOUND user error and nothing changes
+    Field {
+        name: "Mutation.recordVaccination",
+        kind: Kind::Staff(Access::Intake(Act::Write)),
+        query: "mutation($slug: String!, $venue: UUID!) { recordVaccination(city: $slug, input: { venueId: $venue, bookingId: $venue, lotNumber: \"SURFACE\", doseMl: 0.3, vaccinator: \"Surface\" }) { errors { code } } }",
+        allowed: None,
+    },
+    Field {
+        name: "Mutation.intakeStep",
+        kind: Kind::Staff(Access::Intake(Act::Write)),
+        query: "mutation($slug: String!, $venue: UUID!) { intakeStep(city: $slug, input: { venueId: $venue, bookingId: $venue, step: CHECK_IN }) { status errors { code } } }",
+        allowed: None,
+    },
+    // a file without the required columns: the payload's VALIDATION user error, nothing imported
+    Field {
+        name: "Mutation.startResidentImport",
+        kind: city(Object::Imports, Act::Write),
+        query: "mutation($slug: String!) { startResidentImport(city: $slug, input: { csv: \"nope\" }) { errors { code field } } }",
+        allowed: None,
+    },
+    // a booked list without its venue: the payload's VALIDATION user error, nothing queued
+    Field {
+        name: "Mutation.startExport",
+        kind: city(Object::Exports, Act::Write),
+        query: "mutation($slug: String!) { startExport(city: $slug, input: { kind: BOOKED_LIST }) { errors { code field } } }",
+        allowed: None,
+    },
+    // webhooks: an endpoint that is not https, or an id the city does not have: the payload's
+    // user error, nothing changes
+    Field {
+        name: "Mutation.createWebhookSubscription",
+        kind: city(Object::Webhooks, Act::Write),
+        query: "mutation($slug: String!) { createWebhookSubscription(city: $slug, input: { url: \"ftp://example.org/hook\", events: [BOOKING_CREATED] }) { secret errors { code field } } }",
+        allowed: None,
+    },
+    Field {
+        name: "Mutation.setWebhookSubscriptionActive",
+        kind: city(Object::Webhooks, Act::Write),
+        query: "mutation($slug: String!, $venue: UUID!) { setWebhookSubscriptionActive(city: $slug, input: { id: $venue, active: false }) { errors { code field } } }",
+        allowed: None,
+    },
+    Field {
+        name: "Mutation.deleteWebhookSubscription",
+        kind: city(Object::Webhooks, Act::Write),
+        query: "mutation($slug: String!, $venue: UUID!) { deleteWebhookSubscription(city: $slug, input: { id: $venue }) { deletedId errors { code field } } }",
         allowed: None,
     },
     Field {

@@ -7,7 +7,8 @@ use axum::{
 };
 use maud::{Markup, html};
 use platform::city::setup::{self, SetupError};
-use platform::residents::import::{self, ImportError};
+use platform::residents::import;
+use platform::residents::import_runs::{self, ImportStatus, RunError};
 use platform::staff::authz::{Act, Object};
 use serde::Deserialize;
 use tenants::Tenant;
@@ -72,36 +73,35 @@ pub async fn import_upload(
         }
     }
     let (t, mut scope) = enter(&state, &staff, &slug, Object::Imports, Act::Write).await?;
-    let parsed = match import::parse(&bytes) {
-        Ok(p) => p,
-        Err(e) => {
-            let body = html! { p.error role="alert" { (e.to_string()) } (import_form(&staff, &t)) };
-            return Ok(unprocessable(&staff, &t, lang.t(K::Import), body));
-        }
-    };
-    match import::import(&mut scope, &parsed, valid_only, &filename, |_, _| {}).await {
-        Ok(outcome) => {
+    // the same platform function as GraphQL's startResidentImport: parse, import, record
+    match import_runs::run(&mut scope, &bytes, valid_only, &filename).await {
+        Ok(run) if run.status == ImportStatus::Completed => {
             scope.commit().await?;
             let body = html! {
                 p.ok #import-result {
-                    (lang.t(K::Imported)) ": " (outcome.inserted) " new, " (outcome.updated) " updated, "
-                    (outcome.unchanged) " unchanged, " (outcome.skipped_invalid) " skipped"
+                    (lang.t(K::Imported)) ": " (run.inserted) " new, " (run.updated) " updated, "
+                    (run.unchanged) " unchanged, " (run.skipped_invalid) " skipped"
                 }
-                @if !parsed.errors.is_empty() { (error_table(lang, &parsed.errors)) }
+                @if !run.errors.is_empty() { (error_table(lang, &run.errors)) }
                 (import_form(&staff, &t))
             };
             Ok(render(&staff, &t, lang.t(K::Import), body))
         }
-        Err(ImportError::InvalidRows(errors)) => {
+        Ok(run) => {
+            // rejected: nothing imported, only the record of the attempt
+            scope.commit().await?;
             let body = html! {
-                p.error role="alert" #import-result { (lang.t(K::NothingImported)) " (" (errors.len()) ")" }
-                (error_table(lang, &errors))
+                p.error role="alert" #import-result { (lang.t(K::NothingImported)) " (" (run.errors.len()) ")" }
+                (error_table(lang, &run.errors))
                 (import_form(&staff, &t))
             };
             Ok(unprocessable(&staff, &t, lang.t(K::Import), body))
         }
-        Err(ImportError::Database(e)) => Err(e.into()),
-        Err(e) => Err(PageError::bad_request(e.to_string(), lang)),
+        Err(RunError::Database(e)) => Err(e.into()),
+        Err(e) => {
+            let body = html! { p.error role="alert" { (e.to_string()) } (import_form(&staff, &t)) };
+            Ok(unprocessable(&staff, &t, lang.t(K::Import), body))
+        }
     }
 }
 

@@ -161,6 +161,35 @@ pub async fn list(scope: &mut Scope, limit: i64) -> Result<Vec<ExportJob>, sqlx:
     rows.iter().map(job_from_row).collect()
 }
 
+/// Export jobs newest first, as a keyset on the job id (UUIDv7, in creation order): the `first`
+/// jobs older than `before` (None: from the newest). Returns one more than asked when more follow.
+/// Lists name no resident (kinds, states, file names), so reading them is not audited.
+pub async fn page(
+    scope: &mut Scope,
+    before: Option<Uuid>,
+    first: i64,
+) -> Result<Vec<ExportJob>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM export_jobs WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2) \
+         ORDER BY id DESC LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope.tenant_id().0)
+        .bind(before)
+        .bind(first + 1)
+        .fetch_all(&mut *scope.tx)
+        .await?;
+    rows.iter().map(job_from_row).collect()
+}
+
+/// How many export jobs the tenant has (expired ones included).
+pub async fn count(scope: &mut Scope) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM export_jobs WHERE tenant_id = $1")
+        .bind(scope.tenant_id().0)
+        .fetch_one(&mut *scope.tx)
+        .await
+}
+
 /// One job of the tenant.
 pub async fn get(scope: &mut Scope, id: Uuid) -> Result<Option<ExportJob>, sqlx::Error> {
     let tenant = scope.tenant_id().0;

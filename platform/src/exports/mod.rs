@@ -30,6 +30,8 @@ pub mod kinds;
 pub mod spreadsheet;
 pub mod worker;
 
-pub use jobs::{Download, ExportJob, ExportJobError, chunks, create, get, list, open_download};
+pub use jobs::{
+    Download, ExportJob, ExportJobError, chunks, count, create, get, list, open_download, page,
+};
 pub use kinds::{ExportFormat, ExportKind, Plan};
 pub use worker::{BATCH_ROWS, CHUNK_BYTES, ExportTask, ExportWorker, MAX_ATTEMPTS};

@@ -12,9 +12,11 @@ use super::types::{IntakeError, Questionnaire, SideEffect, Status, VaccinationRe
 use crate::staff::audit;
 use crate::staff::authz::{Act, Actor, Authz, Denied, Object, Scope};
 
-/// The intake guard: the role may do intake (`Object::Intake`), and the actor may touch the venue
-/// (`Object::Venue`). The first refusal is 403 for a member whose role has no intake (call centre,
-/// auditor writing); the second is "not found" for someone else's venue (no existence oracle).
+/// The intake guard: the role may do intake (`Object::Intake`, with `act`), and the actor may
+/// touch the venue (`Object::Venue`, read: the venue assignment; writing at intake is not writing
+/// the venue's configuration, so an API key with `intake:write` cannot change schedules). The
+/// first refusal is 403 for a member whose role has no intake (call centre, auditor writing); the
+/// second is "not found" for someone else's venue (no existence oracle).
 pub async fn enter(
     authz: &Authz,
     actor: &Actor,
@@ -23,7 +25,9 @@ pub async fn enter(
     act: Act,
 ) -> Result<Scope, Denied> {
     authz.allow(actor, tenant, Object::Intake, act).await?;
-    authz.enter(actor, tenant, Object::Venue(venue), act).await
+    authz
+        .enter(actor, tenant, Object::Venue(venue), Act::Read)
+        .await
 }
 
 /// The intake decision alone ([`enter`] without the transaction).
@@ -35,7 +39,9 @@ pub async fn allow(
     act: Act,
 ) -> Result<(), Denied> {
     authz.allow(actor, tenant, Object::Intake, act).await?;
-    authz.allow(actor, tenant, Object::Venue(venue), act).await
+    authz
+        .allow(actor, tenant, Object::Venue(venue), Act::Read)
+        .await
 }
 
 /// One line of the day's list.

@@ -13,11 +13,12 @@
 //!   venues, the auditor only reads, and the call centre has no intake.
 //!
 //! Files: [`types`], [`day`] (access, the day list, one visit), [`steps`], [`questionnaire`],
-//! [`next_dose`].
+//! [`next_dose`], [`records`] (the city's vaccination records, page by page).
 
 pub mod day;
 pub mod next_dose;
 pub mod questionnaire;
+pub mod records;
 pub mod steps;
 pub mod types;
 

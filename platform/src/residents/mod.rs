@@ -10,6 +10,8 @@
 pub mod auth;
 pub mod desk;
 pub mod import;
+pub mod import_runs;
+pub mod register;
 
 use chrono::NaiveDate;
 use sqlx::PgConnection;

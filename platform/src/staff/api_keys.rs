@@ -21,7 +21,7 @@ use crate::staff::identity::{random_token, token_hash};
 
 /// The scopes a key can have, and the (object, action) rules each one stands for.
 /// One scope per area and access (`area:read` / `area:write`); docs/api.md lists what each opens.
-pub const SCOPES: [(&str, &[(&str, &str)]); 12] = [
+pub const SCOPES: [(&str, &[(&str, &str)]); 16] = [
     ("vaccines:read", &[("vaccines", "read")]),
     ("venues:read", &[("venues", "read"), ("venue/*", "read")]),
     ("residents:read", &[("residents", "read")]),
@@ -29,6 +29,13 @@ pub const SCOPES: [(&str, &[(&str, &str)]); 12] = [
     ("statistics:read", &[("statistics", "read")]),
     // the intake list is always checked together with its venue (intake::enter)
     ("intake:read", &[("intake", "read"), ("venue/*", "read")]),
+    // recording at intake (check-in, vaccination, …) at every venue of the city; the venue is
+    // checked for reading (intake::enter), so this scope does not open the venues' configuration
+    (
+        "intake:write",
+        &[("intake", "read"), ("intake", "write"), ("venue/*", "read")],
+    ),
+    ("records:read", &[("records", "read")]),
     ("exports:read", &[("exports", "read")]),
     (
         "exports:write",
@@ -37,6 +44,11 @@ pub const SCOPES: [(&str, &[(&str, &str)]); 12] = [
     ("imports:write", &[("imports", "write")]),
     ("bookings:read", &[("bookings", "read")]),
     ("bookings:write", &[("bookings", "write")]),
+    ("webhooks:read", &[("webhooks", "read")]),
+    (
+        "webhooks:write",
+        &[("webhooks", "read"), ("webhooks", "write")],
+    ),
     (
         "config:write",
         &[

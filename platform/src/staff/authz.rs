@@ -127,6 +127,9 @@ pub enum Object {
     /// A city's bookings: read = page through them (resident ids, audited), write = book, change
     /// and cancel on a resident's behalf (GraphQL; the call centre pages use `CallCenter`).
     Bookings,
+    /// A city's vaccination records, city-wide (GraphQL `city { vaccinations }`; personal and
+    /// health data, audited per page): city staff, auditors (read), city admins, the operator.
+    Records,
 }
 
 impl Object {
@@ -151,6 +154,7 @@ impl Object {
             Self::DeliveryLog => "delivery_log".into(),
             Self::Webhooks => "webhooks".into(),
             Self::Bookings => "bookings".into(),
+            Self::Records => "records".into(),
         }
     }
 }
