@@ -344,9 +344,12 @@ pub struct CapAlert {
     pub recipients: i32,
 }
 
+/// A `plan_cap_alerts` row: kind, month, level, used, cap, at, recipients.
+type AlertRow = (String, NaiveDate, i32, i64, i64, DateTime<Utc>, i32);
+
 /// The cap alerts recorded for the transaction's tenant, newest month first (at most 36).
 pub async fn alerts(tx: &mut TenantTx) -> Result<Vec<CapAlert>, sqlx::Error> {
-    let rows: Vec<(String, NaiveDate, i32, i64, i64, DateTime<Utc>, i32)> = sqlx::query_as(
+    let rows: Vec<AlertRow> = sqlx::query_as(
         "SELECT kind, month, level, used, cap, at, recipients FROM plan_cap_alerts \
          ORDER BY month DESC, kind, level DESC LIMIT 36",
     )

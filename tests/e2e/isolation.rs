@@ -86,6 +86,16 @@ async fn seeded_tenant(pool: &PgPool, slug: &str, code: &str) -> TenantId {
     platform::notifications::channels::record_budget_alert(&mut tx, month, 80, 8_000, 10_000, 0)
         .await
         .expect("budget alert");
+    // a plan cap alert (platform::caps records them in the unit of work that reaches 80 %)
+    sqlx::query(
+        "INSERT INTO plan_cap_alerts (tenant_id, kind, month, level, used, cap, recipients) \
+         VALUES ($1, 'api_call', $2, 80, 8, 10, 0)",
+    )
+    .bind(tenant.id.0)
+    .bind(month)
+    .execute(&mut *tx)
+    .await
+    .expect("cap alert");
     tx.commit().await.expect("commit");
     // Login codes, throttle rows and sessions only exist once someone logs in.
     let resident = platform::demo::demo_resident(3);
