@@ -139,7 +139,7 @@ async fn a_month_of_bookings_sms_and_api_calls_invoices_to_the_yen() {
     for _ in 0..calls {
         app.graphql_with_key(
             &key,
-            "query($slug: String!) { city(slug: $slug) { __typename } }",
+            "query($slug: String!) { city(city: $slug) { __typename } }",
             json!({ "slug": "demo" }),
         )
         .await;
