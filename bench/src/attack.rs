@@ -179,8 +179,7 @@ async fn seed_year_venue(url: &str) -> anyhow::Result<Uuid> {
 }
 
 fn fan_out_query(levels: usize) -> String {
-    let mut q =
-        String::from("query($v: UUID!) { availability(city: \"demo\", venueId: $v) { ...F");
+    let mut q = String::from("query($v: UUID!) { availability(city: \"demo\", venueId: $v) { ...F");
     q.push_str(&levels.to_string());
     q.push_str(" } }\nfragment F0 on SlotView { id free }\n");
     for i in 1..=levels {

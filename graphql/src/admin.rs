@@ -146,7 +146,11 @@ impl From<setup::Schedule> for Schedule {
     fn from(s: setup::Schedule) -> Self {
         Self {
             id: s.id,
-            weekdays: s.weekdays.into_iter().filter_map(Weekday::from_iso).collect(),
+            weekdays: s
+                .weekdays
+                .into_iter()
+                .filter_map(Weekday::from_iso)
+                .collect(),
             start_time: s.start_time.format("%H:%M").to_string(),
             end_time: s.end_time.format("%H:%M").to_string(),
             slot_minutes: s.slot_minutes,
@@ -318,9 +322,7 @@ impl City {
         #[graphql(desc = "Continue after this cursor (`pageInfo.endCursor` of the page before).")]
         after: Option<String>,
         #[graphql(desc = "Only this venue's bookings.")] venue_id: Option<Uuid>,
-        #[graphql(desc = "Only slots on or after this local day of the city.")] from: Option<
-            Date,
-        >,
+        #[graphql(desc = "Only slots on or after this local day of the city.")] from: Option<Date>,
         #[graphql(desc = "Only slots on or before this local day of the city.")] to: Option<Date>,
         #[graphql(desc = "Only bookings in this status.")] status: Option<
             crate::city_bookings::BookingStatus,
@@ -368,7 +370,10 @@ impl City {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 100, desc = "At most this many entries (1–1000), newest first.")]
+        #[graphql(
+            default = 100,
+            desc = "At most this many entries (1–1000), newest first."
+        )]
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Audit, Act::Read).await?;
@@ -570,8 +575,9 @@ fn lookup_error(e: setup::SetupError) -> ApiError {
 }
 
 fn hh_mm(field: &str, raw: &str) -> Result<chrono::NaiveTime, Refusal> {
-    chrono::NaiveTime::parse_from_str(raw.trim(), "%H:%M")
-        .map_err(|_| ApiError::Validation(format!("{field}: use HH:MM, e.g. 09:00")).on(Some(field)))
+    chrono::NaiveTime::parse_from_str(raw.trim(), "%H:%M").map_err(|_| {
+        ApiError::Validation(format!("{field}: use HH:MM, e.g. 09:00")).on(Some(field))
+    })
 }
 
 #[Object]

@@ -207,9 +207,7 @@ impl Billing {
     async fn usage(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Any day of the month (default: today in the city).")] month: Option<
-            Date,
-        >,
+        #[graphql(desc = "Any day of the month (default: today in the city).")] month: Option<Date>,
     ) -> Result<Vec<Usage>> {
         let mut scope = auth::enter(ctx, self.id(), Obj::Billing, Act::Read).await?;
         let month = month.map(|d| d.0).unwrap_or_else(|| {

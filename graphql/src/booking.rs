@@ -427,9 +427,7 @@ impl BookingQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The city's slug.")] city: String,
         #[graphql(desc = "The venue (a `PublicVenue.id`).")] venue_id: Uuid,
-        #[graphql(desc = "Only this one local day (not with `from` / `days`).")] date: Option<
-            Date,
-        >,
+        #[graphql(desc = "Only this one local day (not with `from` / `days`).")] date: Option<Date>,
         #[graphql(desc = "First local day of the window (default: today in the city).")]
         from: Option<Date>,
         #[graphql(desc = "Days in the window (1–62, default 31).")] days: Option<i32>,
@@ -582,8 +580,10 @@ impl BookingMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The booking to move (one of `myBookings`).")] booking_id: Uuid,
         #[graphql(desc = "The new slot.")] slot_id: Uuid,
-        #[graphql(desc = "8–200 characters, unique per intended change: a retry changes nothing \
-                          more.")]
+        #[graphql(
+            desc = "8–200 characters, unique per intended change: a retry changes nothing \
+                          more."
+        )]
         idempotency_key: String,
     ) -> Result<ChangeBookingPayload> {
         let r = resident(ctx).await?;
@@ -604,8 +604,10 @@ impl BookingMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The booking to cancel (one of `myBookings`).")] booking_id: Uuid,
-        #[graphql(desc = "8–200 characters, unique per intended cancellation: a retry changes \
-                          nothing more.")]
+        #[graphql(
+            desc = "8–200 characters, unique per intended cancellation: a retry changes \
+                          nothing more."
+        )]
         idempotency_key: String,
     ) -> Result<CancelBookingPayload> {
         let r = resident(ctx).await?;

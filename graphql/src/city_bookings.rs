@@ -322,7 +322,11 @@ async fn override_of(
 }
 
 /// A booking refusal of an on-behalf mutation as a [`Refusal`] in the request's language.
-fn refusal(ctx: &Context<'_>, e: platform::booking::BookingError, not_found: Option<&str>) -> Refusal {
+fn refusal(
+    ctx: &Context<'_>,
+    e: platform::booking::BookingError,
+    not_found: Option<&str>,
+) -> Refusal {
     payload::booking(e, lang(ctx), not_found)
 }
 

@@ -486,9 +486,8 @@ mod tests {
     #[test]
     fn padding_does_not_change_the_normal_form() {
         let a = normalise("{ availability(city: \"demo\", venueId: $v) { id free } }");
-        let b = normalise(
-            "  {\n\n availability ( city :  \"demo\"  venueId:$v ) #x\n {id,,free}}   ",
-        );
+        let b =
+            normalise("  {\n\n availability ( city :  \"demo\"  venueId:$v ) #x\n {id,,free}}   ");
         assert_eq!(a, b);
         assert_eq!(a, "{availability(city:\"demo\" venueId:$v){id free}}");
     }
@@ -531,7 +530,8 @@ mod tests {
         let one = r#"{ availability(city: "demo", venueId: "x") { id free } }"#;
         // default window: 31 days of 30 slots, each with two fields
         assert_eq!(est(one, serde_json::json!({})), 31 * 30 * 3);
-        let day = r#"query($d: Date) { availability(city: "demo", venueId: "x", date: $d) { id } }"#;
+        let day =
+            r#"query($d: Date) { availability(city: "demo", venueId: "x", date: $d) { id } }"#;
         assert_eq!(est(day, serde_json::json!({ "d": "2026-12-02" })), 30 * 2);
         assert_eq!(est(day, serde_json::json!({ "d": null })), 31 * 30 * 2);
         let widest = format!(

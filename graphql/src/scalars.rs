@@ -103,8 +103,7 @@ impl From<DateTime> for chrono::DateTime<chrono::Utc> {
 }
 
 /// The description of `UUID` in our schema (async-graphql's own talks about its implementation).
-pub const UUID_DESCRIPTION: &str =
-    "An identifier: a UUID as a string of 36 characters, e.g. `0190f0c4-8d1e-7c3a-9b2f-5a6d7e8f9a0b`.";
+pub const UUID_DESCRIPTION: &str = "An identifier: a UUID as a string of 36 characters, e.g. `0190f0c4-8d1e-7c3a-9b2f-5a6d7e8f9a0b`.";
 
 /// Gives the built-in scalars we use our descriptions (in every schema built, and in the SDL).
 pub fn describe<Q, M, S>(
@@ -124,7 +123,13 @@ mod tests {
         let ok = <Date as ScalarType>::parse(Value::String("2026-12-01".into())).unwrap();
         assert_eq!(ok.0, chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
         assert_eq!(ok.to_value(), Value::String("2026-12-01".into()));
-        for bad in ["2026-12-1", "01.12.2026", "2026-02-30", "2026-12-01T00:00:00Z", ""] {
+        for bad in [
+            "2026-12-1",
+            "01.12.2026",
+            "2026-02-30",
+            "2026-12-01T00:00:00Z",
+            "",
+        ] {
             let e = <Date as ScalarType>::parse(Value::String(bad.into())).unwrap_err();
             let msg = e.into_server_error(Default::default()).message;
             assert!(
@@ -142,20 +147,22 @@ mod tests {
 
     #[test]
     fn date_times_need_an_offset_and_answer_in_utc() {
-        let t =
-            <DateTime as ScalarType>::parse(Value::String("2026-12-01T09:00:00+09:00".into()))
-                .unwrap();
+        let t = <DateTime as ScalarType>::parse(Value::String("2026-12-01T09:00:00+09:00".into()))
+            .unwrap();
         assert_eq!(
             t.to_value(),
             Value::String("2026-12-01T00:00:00+00:00".into())
         );
-        let z = <DateTime as ScalarType>::parse(Value::String("2026-12-01T00:00:00Z".into()))
-            .unwrap();
+        let z =
+            <DateTime as ScalarType>::parse(Value::String("2026-12-01T00:00:00Z".into())).unwrap();
         assert_eq!(t, z);
         for bad in ["2026-12-01T09:00:00", "2026-12-01", "soon"] {
             let e = <DateTime as ScalarType>::parse(Value::String(bad.into())).unwrap_err();
             let msg = e.into_server_error(Default::default()).message;
-            assert!(msg.contains("expected a date and time as RFC 3339"), "{bad}: {msg}");
+            assert!(
+                msg.contains("expected a date and time as RFC 3339"),
+                "{bad}: {msg}"
+            );
         }
     }
 }

@@ -442,8 +442,15 @@ async fn an_integrator_with_config_write_sets_up_a_venue_through_graphql_and_is_
     let vaccine = app
         .graphql_with_key(writer, create_vaccine, json!({ "city": "yokohama" }))
         .await;
-    assert_eq!(vaccine["data"]["createVaccine"]["errors"], json!([]), "{vaccine}");
-    assert_eq!(vaccine["data"]["createVaccine"]["vaccine"]["name"], "API vaccine");
+    assert_eq!(
+        vaccine["data"]["createVaccine"]["errors"],
+        json!([]),
+        "{vaccine}"
+    );
+    assert_eq!(
+        vaccine["data"]["createVaccine"]["vaccine"]["name"],
+        "API vaccine"
+    );
     let vaccine_id = vaccine["data"]["createVaccine"]["vaccine"]["id"]
         .as_str()
         .expect("vaccine id")
@@ -455,7 +462,10 @@ async fn an_integrator_with_config_write_sets_up_a_venue_through_graphql_and_is_
             json!({ "v": vaccine_id }),
         )
         .await;
-    assert_eq!(venue["data"]["createVenue"]["venue"]["kind"], "MASS", "{venue}");
+    assert_eq!(
+        venue["data"]["createVenue"]["venue"]["kind"], "MASS",
+        "{venue}"
+    );
     let venue_id = venue["data"]["createVenue"]["venue"]["id"]
         .as_str()
         .expect("venue id")
@@ -469,7 +479,11 @@ async fn an_integrator_with_config_write_sets_up_a_venue_through_graphql_and_is_
         .await;
     // bad input is a user error of the payload: nothing saved
     assert_eq!(code(&bad), None, "{bad}");
-    assert_eq!(bad["data"]["createSchedule"]["schedule"], Value::Null, "{bad}");
+    assert_eq!(
+        bad["data"]["createSchedule"]["schedule"],
+        Value::Null,
+        "{bad}"
+    );
     assert_eq!(
         bad["data"]["createSchedule"]["errors"][0]["code"], "VALIDATION",
         "{bad}"

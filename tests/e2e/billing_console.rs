@@ -308,9 +308,16 @@ async fn a_city_admin_sees_only_their_own_usage_and_invoices_and_the_operator_se
         json!(a_inv.to_string()),
         "{own}"
     );
-    assert_eq!(own["data"]["billing"]["invoice"]["kind"], "INVOICE", "{own}");
+    assert_eq!(
+        own["data"]["billing"]["invoice"]["kind"], "INVOICE",
+        "{own}"
+    );
     assert!(
-        ["DRAFT", "FINAL"].contains(&own["data"]["billing"]["invoice"]["status"].as_str().unwrap_or("")),
+        ["DRAFT", "FINAL"].contains(
+            &own["data"]["billing"]["invoice"]["status"]
+                .as_str()
+                .unwrap_or("")
+        ),
         "{own}"
     );
     for (slug, id) in [("yokohama", b_inv), ("kawasaki", b_inv)] {

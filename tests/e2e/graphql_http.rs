@@ -451,7 +451,11 @@ async fn graphql_http_get_runs_queries_and_never_mutations() {
     // the same key over POST may (the mutation is fine, only the method was wrong)
     let created = app.graphql_with_key(&key, create, json!({})).await;
     assert!(created["errors"].is_null(), "{created}");
-    assert_eq!(created["data"]["createVaccine"]["errors"], json!([]), "{created}");
+    assert_eq!(
+        created["data"]["createVaccine"]["errors"],
+        json!([]),
+        "{created}"
+    );
     assert_eq!(vaccines().await, 1);
 
     // a GET never rides the staff cookie: staff fields answer as for a stranger

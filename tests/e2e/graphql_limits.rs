@@ -88,9 +88,7 @@ async fn demo_venue(app: &crate::support::TestApp) -> String {
 
 fn aliases(n: usize, fields: &str, args: &str) -> String {
     let body: String = (0..n)
-        .map(|i| {
-            format!(r#" a{i}: availability(city: "demo", venueId: $v{args}) {{ {fields} }}"#)
-        })
+        .map(|i| format!(r#" a{i}: availability(city: "demo", venueId: $v{args}) {{ {fields} }}"#))
         .collect();
     format!("query($v: UUID!) {{{body} }}")
 }

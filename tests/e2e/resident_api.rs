@@ -47,7 +47,11 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
             json!({ "t": r.ticket_no, "b": r.birth_date }),
         )
         .await;
-    assert_eq!(sent["data"]["requestLoginCode"]["errors"], json!([]), "{sent}");
+    assert_eq!(
+        sent["data"]["requestLoginCode"]["errors"],
+        json!([]),
+        "{sent}"
+    );
     assert_eq!(
         sent["data"]["requestLoginCode"]["maskedPhone"], "090****0042",
         "{sent}"
@@ -66,7 +70,10 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
         refused["data"]["verifyLoginCode"]["errors"][0]["code"], "VALIDATION",
         "{refused}"
     );
-    assert_eq!(refused["data"]["verifyLoginCode"]["errors"][0]["field"], "code");
+    assert_eq!(
+        refused["data"]["verifyLoginCode"]["errors"][0]["field"],
+        "code"
+    );
     let verified = app
         .graphql(
             "mutation($t: String!, $c: String!) { verifyLoginCode(city: \"demo\", ticketNo: $t, code: $c) { token errors { code field } } }",
@@ -185,7 +192,10 @@ async fn sixty_four_api_clients_racing_for_ten_seats_get_ten_bookings_and_a_clea
     for t in tasks {
         let answer = t.await.expect("task");
         let payload = &answer["data"]["book"];
-        if payload["bookings"].as_array().is_some_and(|b| !b.is_empty()) {
+        if payload["bookings"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+        {
             ok += 1;
         } else {
             assert_eq!(payload["errors"][0]["code"], "CONFLICT", "{answer}");

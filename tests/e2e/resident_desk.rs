@@ -126,7 +126,10 @@ async fn a_questionnaire_and_its_booking_commit_together_or_not_at_all() {
     assert_eq!(status, 303, "{body}");
     assert_eq!(footprint(&app, site_resident, slot).await, (1, 1, 1, 1));
     let booked = app.graphql_as(&token, "en", BOOK, input).await;
-    assert_eq!(booked["data"]["book"]["bookings"][0]["dose"], "FIRST", "{booked}");
+    assert_eq!(
+        booked["data"]["book"]["bookings"][0]["dose"], "FIRST",
+        "{booked}"
+    );
     assert_eq!(footprint(&app, api_resident, slot).await, (1, 2, 1, 1));
     let saved: Vec<(String, bool, String)> = sqlx::query_as(
         "SELECT allergies, anaphylaxis, answered_by FROM health_questionnaires \
