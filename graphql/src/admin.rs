@@ -227,6 +227,7 @@ pub struct AuditEntry {
     ip: Option<String>,
 }
 
+/// A municipality's configuration, as its staff and integrators see it (each field asks the guard).
 #[Object]
 impl City {
     /// The city's slug (URL identifier).

@@ -195,6 +195,7 @@ impl Billing {
     }
 }
 
+/// A municipality's usage and invoices.
 #[Object]
 impl Billing {
     /// The city's slug.

@@ -124,6 +124,8 @@ pub struct CityBookingConnection {
     page_info: PageInfo,
 }
 
+/// A page of the city's bookings in a stable order (booking id): paging to the end with
+/// `endCursor` sees every booking that existed when paging began exactly once.
 #[Object]
 impl CityBookingConnection {
     /// The bookings of this page, in order.
