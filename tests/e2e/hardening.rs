@@ -341,7 +341,7 @@ async fn nul_and_control_characters_are_refused_with_a_message_and_nothing_writt
     assert!(
         answer["errors"][0]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("ticket_no") && m.contains("control character")),
+            .is_some_and(|m| m.contains("ticketNo") && m.contains("control character")),
         "{answer}"
     );
     assert_eq!(
