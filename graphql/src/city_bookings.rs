@@ -17,7 +17,9 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::auth;
 use crate::booking::DoseValue;
-use crate::payload::{self, Payload, Refusal, UserError};
+/// Re-exported for the modules that name it from here.
+pub(crate) use crate::payload::UserError;
+use crate::payload::{self, Payload, Refusal};
 use crate::scalars::DateTime;
 
 /// Whether a booking holds its seat.

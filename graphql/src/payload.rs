@@ -43,6 +43,23 @@ pub struct UserError {
     pub field: Option<String>,
 }
 
+impl UserError {
+    /// A user error from a platform code string (`NOT_FOUND`, `CONFLICT`; anything else is
+    /// `VALIDATION`), for payloads built by hand rather than through [`answer`].
+    #[allow(dead_code)] // the constructor the newer payloads (intake, exports, imports, webhooks) use
+    pub(crate) fn new(code: &str, message: impl Into<String>, field: Option<&str>) -> Self {
+        Self {
+            code: match code {
+                "NOT_FOUND" => UserErrorCode::NotFound,
+                "CONFLICT" => UserErrorCode::Conflict,
+                _ => UserErrorCode::Validation,
+            },
+            message: message.into(),
+            field: field.map(camel),
+        }
+    }
+}
+
 /// Why a mutation did nothing, before it is told ([`answer`] decides: user error or top-level).
 #[derive(Debug)]
 pub struct Refusal {
