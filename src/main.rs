@@ -245,7 +245,7 @@ async fn print_banner(app: &App) {
             }
         );
         println!("  try: curl -s {base}/graphql -H 'content-type: application/json' \\");
-        println!("         -d '{{\"query\":\"{{ tenant(slug: \\\"demo\\\") {{ name }} }}\"}}'");
+        println!("         -d '{{\"query\":\"{{ tenant(city: \\\"demo\\\") {{ name }} }}\"}}'");
         println!(
             "  admin UI: {base}/admin  (development logins, password {}: {})",
             platform::demo::DEMO_STAFF_PASSWORD,

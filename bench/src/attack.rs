@@ -186,8 +186,7 @@ async fn seed_year_venue(url: &str) -> anyhow::Result<Uuid> {
 }
 
 fn fan_out_query(levels: usize) -> String {
-    let mut q =
-        String::from("query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { ...F");
+    let mut q = String::from("query($v: UUID!) { availability(city: \"demo\", venueId: $v) { ...F");
     q.push_str(&levels.to_string());
     q.push_str(" } }\nfragment F0 on SlotView { id free }\n");
     for i in 1..=levels {
@@ -203,7 +202,7 @@ fn aliases_query(n: usize) -> String {
     let mut q = String::from("query($v: UUID!) {");
     for i in 0..n {
         q.push_str(&format!(
-            " a{i}: availability(tenant: \"demo\", venueId: $v, days: 62) {{ id startsAt free mark }}"
+            " a{i}: availability(city: \"demo\", venueId: $v, days: 62) {{ id startsAt free mark }}"
         ));
     }
     q.push_str(" }");
@@ -314,7 +313,7 @@ async fn padded(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<Attack> {
-    let query = "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free } }";
+    let query = "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { id free } }";
     let bodies: Arc<Vec<(Vec<u8>, bool)>> = Arc::new(
         (0..PADDED_VARIANTS)
             .map(|i| {

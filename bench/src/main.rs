@@ -238,7 +238,7 @@ impl Seeded {
             .iter()
             .map(|v| {
                 serde_json::to_vec(&json!({
-                    "query": "query($v: UUID!) { availability(tenant: \"rush\", venueId: $v) { id free mark } }",
+                    "query": "query($v: UUID!) { availability(city: \"rush\", venueId: $v) { id free mark } }",
                     "variables": { "v": v }
                 }))
                 .expect("json")
@@ -342,19 +342,23 @@ async fn seed(owner: &PgPool, residents: usize) -> anyhow::Result<Seeded> {
 /// What the load generator reads of a GraphQL answer.
 #[derive(serde::Deserialize)]
 struct Answer {
-    data: Option<serde::de::IgnoredAny>,
-    errors: Option<Vec<AnswerError>>,
+    data: Option<BookData>,
+    errors: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// `data` of the `book` mutation: its payload's user errors (a full slot is `CONFLICT`).
+#[derive(serde::Deserialize)]
+struct BookData {
+    book: Option<BookAnswer>,
 }
 
 #[derive(serde::Deserialize)]
-struct AnswerError {
-    #[serde(default)]
-    extensions: AnswerExtensions,
+struct BookAnswer {
+    errors: Vec<UserErrorCode>,
 }
 
-#[derive(serde::Deserialize, Default)]
-struct AnswerExtensions {
-    #[serde(default)]
+#[derive(serde::Deserialize)]
+struct UserErrorCode {
     code: String,
 }
 
@@ -445,7 +449,7 @@ async fn phase(
                             let slot = seeded.slots[rand::random_range(0..seeded.slots.len())];
                             (
                                 format!(
-                                    r#"{{"query":"mutation($i: BookInput!) {{ book(input: $i) {{ id }} }}","variables":{{"i":{{"slotId":"{slot}","dose":"FIRST","idempotencyKey":"rush-{n:08}"}}}}}}"#
+                                    r#"{{"query":"mutation($i: BookInput!) {{ book(input: $i) {{ bookings {{ id }} errors {{ code }} }} }}","variables":{{"i":{{"slotId":"{slot}","dose":"FIRST","idempotencyKey":"rush-{n:08}"}}}}}}"#
                                 )
                                 .into_bytes(),
                                 Some(token.clone()),
@@ -480,13 +484,13 @@ async fn phase(
                         continue;
                     }
                     let answer: Option<Answer> = body.and_then(|b| serde_json::from_slice(&b).ok());
-                    match answer {
-                        Some(Answer { data: Some(_), errors: None }) => out.ok += 1,
-                        Some(Answer { errors: Some(e), .. })
-                            if e.first().is_some_and(|e| e.extensions.code == "CONFLICT") =>
-                        {
-                            out.refused += 1
-                        }
+                    let book = answer.as_ref().and_then(|a| match a {
+                        Answer { data: Some(BookData { book: Some(b) }), errors: None } => Some(b),
+                        _ => None,
+                    });
+                    match book.map(|b| b.errors.first().map(|e| e.code.as_str())) {
+                        Some(None) => out.ok += 1,
+                        Some(Some("CONFLICT")) => out.refused += 1,
                         _ => out.failed += 1,
                     }
                 }

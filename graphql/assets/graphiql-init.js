@@ -4,6 +4,6 @@
   var root = ReactDOM.createRoot(document.getElementById('graphiql'));
   root.render(React.createElement(GraphiQL, {
     fetcher: fetcher,
-    defaultQuery: '# Try it: the demo municipality\n{\n  tenant(slug: "demo") {\n    name\n    slug\n    locales\n  }\n}\n'
+    defaultQuery: '# Try it: the demo municipality\n{\n  tenant(city: "demo") {\n    name\n    slug\n    locales\n  }\n}\n'
   }));
 })();

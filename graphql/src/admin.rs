@@ -3,7 +3,7 @@
 //! tenant's city or ids answer NOT_FOUND.
 
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::Utc;
 use platform::city::setup;
 use platform::staff::authz::{Act, Object as Obj};
 use sqlx::PgPool;
@@ -12,6 +12,9 @@ use uuid::Uuid;
 
 use crate::ApiError;
 use crate::auth;
+use crate::enums::{Sex, VenueKind, Weekday};
+use crate::payload::{self, Payload, Refusal, UserError};
+use crate::scalars::{Date, DateTime};
 
 /// City configuration (needs an API key or a staff session).
 #[derive(Default)]
@@ -20,9 +23,13 @@ pub struct AdminQuery;
 #[Object]
 impl AdminQuery {
     /// The configuration of a municipality the caller works for (NOT_FOUND otherwise).
-    async fn city(&self, ctx: &Context<'_>, slug: String) -> Result<City> {
+    async fn city(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The city's slug (`Tenant.slug`).")] city: String,
+    ) -> Result<City> {
         let pool = ctx.data::<PgPool>()?;
-        let tenant = tenants::find_by_slug(pool, &slug)
+        let tenant = tenants::find_by_slug(pool, &city)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("city".into()))?;
@@ -34,33 +41,66 @@ impl AdminQuery {
     }
 }
 
+/// A municipality's configuration, as its staff and integrators see it.
 pub struct City {
     tenant: TenantId,
     slug: String,
 }
 
+/// A vaccine product the city offers.
 #[derive(SimpleObject)]
 pub struct Vaccine {
+    /// The vaccine's id.
     id: Uuid,
+    /// Product name, unique in the city.
     name: String,
+    /// Manufacturer.
     maker: String,
+    /// Doses in the primary series (1–5).
     doses: i32,
+    /// Days at least between two doses of the primary series.
     min_interval_days: i32,
+    /// Months at least from the last dose to a booster.
     booster_interval_months: i32,
+    /// Days from the last dose until protection is taken as effective.
     days_until_effective: i32,
+    /// Days a completed series counts as valid.
     validity_days: i32,
 }
 
+impl From<setup::Vaccine> for Vaccine {
+    fn from(v: setup::Vaccine) -> Self {
+        Self {
+            id: v.id,
+            name: v.name,
+            maker: v.maker,
+            doses: v.doses,
+            min_interval_days: v.min_interval_days,
+            booster_interval_months: v.booster_interval_months,
+            days_until_effective: v.days_until_effective,
+            validity_days: v.validity_days,
+        }
+    }
+}
+
+/// A vaccination venue with its booking rules.
 #[derive(SimpleObject)]
 pub struct Venue {
+    /// The venue's id.
     id: Uuid,
+    /// Display name.
     name: String,
+    /// Postal address (may be empty).
     address: String,
-    /// mass or hospital.
-    kind: String,
+    /// A mass vaccination site or a hospital.
+    kind: VenueKind,
+    /// The one vaccine given at this venue.
     vaccine_id: Uuid,
-    booking_opens_at: Option<DateTime<Utc>>,
+    /// Booking opens at this moment; null when it is open already.
+    booking_opens_at: Option<DateTime>,
+    /// Booking closes this many hours before a slot starts.
     booking_deadline_hours: i32,
+    /// Residents may change or cancel until this many days before the slot.
     cancel_cutoff_days: i32,
 }
 
@@ -70,49 +110,105 @@ impl From<setup::Venue> for Venue {
             id: v.id,
             name: v.name,
             address: v.address,
-            kind: v.kind,
+            kind: VenueKind::from_platform(&v.kind),
             vaccine_id: v.vaccine_id,
-            booking_opens_at: v.booking_opens_at,
+            booking_opens_at: v.booking_opens_at.map(DateTime),
             booking_deadline_hours: v.booking_deadline_hours,
             cancel_cutoff_days: v.cancel_cutoff_days,
         }
     }
 }
 
+/// A capacity schedule of a venue: the slots it generates.
 #[derive(SimpleObject)]
 pub struct Schedule {
+    /// The schedule's id.
     id: Uuid,
-    /// ISO weekdays, 1 = Monday.
-    weekdays: Vec<i32>,
+    /// The days of the week it has slots on.
+    weekdays: Vec<Weekday>,
+    /// Start of the first slot of a day, `HH:MM` local time of the city.
     start_time: String,
+    /// End of the last slot of a day, `HH:MM` local time of the city.
     end_time: String,
+    /// Length of one slot in minutes.
     slot_minutes: i32,
+    /// Seats per slot.
     capacity: i32,
-    valid_from: NaiveDate,
-    valid_until: NaiveDate,
-    closed_dates: Vec<NaiveDate>,
+    /// First day with slots (local day of the city).
+    valid_from: Date,
+    /// Last day with slots (local day of the city).
+    valid_until: Date,
+    /// Days without slots.
+    closed_dates: Vec<Date>,
 }
 
+impl From<setup::Schedule> for Schedule {
+    fn from(s: setup::Schedule) -> Self {
+        Self {
+            id: s.id,
+            weekdays: s
+                .weekdays
+                .into_iter()
+                .filter_map(Weekday::from_iso)
+                .collect(),
+            start_time: s.start_time.format("%H:%M").to_string(),
+            end_time: s.end_time.format("%H:%M").to_string(),
+            slot_minutes: s.slot_minutes,
+            capacity: s.capacity,
+            valid_from: Date(s.valid_from),
+            valid_until: Date(s.valid_until),
+            closed_dates: s.closed_dates.into_iter().map(Date).collect(),
+        }
+    }
+}
+
+/// One time slot of a venue and how many of its seats are booked.
 #[derive(SimpleObject)]
 pub struct Slot {
+    /// The slot's id.
     id: Uuid,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
+    /// When the slot starts.
+    starts_at: DateTime,
+    /// When the slot ends.
+    ends_at: DateTime,
+    /// Seats in the slot.
     capacity: i32,
+    /// Seats booked.
     booked: i32,
+}
+
+impl From<setup::Slot> for Slot {
+    fn from(s: setup::Slot) -> Self {
+        Self {
+            id: s.id,
+            starts_at: DateTime(s.starts_at),
+            ends_at: DateTime(s.ends_at),
+            capacity: s.capacity,
+            booked: s.booked,
+        }
+    }
 }
 
 /// An eligible resident; every lookup is recorded in the audit log.
 #[derive(SimpleObject)]
 pub struct Resident {
+    /// The resident's id.
     id: Uuid,
+    /// Vaccination ticket number.
     ticket_no: String,
-    birth_date: NaiveDate,
+    /// Date of birth.
+    birth_date: Date,
+    /// Name in katakana, as on the ticket.
     kana_name: String,
-    sex: String,
+    /// Sex as the register records it.
+    sex: Sex,
+    /// Mobile number, when known.
     phone: Option<String>,
+    /// E-mail address, when known.
     email: Option<String>,
+    /// Postal code, when known.
     postal_code: Option<String>,
+    /// The language the resident chose (BCP 47), when they chose one.
     preferred_locale: Option<String>,
 }
 
@@ -121,9 +217,9 @@ impl From<setup::Resident> for Resident {
         Self {
             id: r.id,
             ticket_no: r.ticket_no,
-            birth_date: r.birth_date,
+            birth_date: Date(r.birth_date),
             kana_name: r.kana_name,
-            sex: r.sex,
+            sex: Sex::from_platform(&r.sex),
             phone: r.phone,
             email: r.email,
             postal_code: r.postal_code,
@@ -132,41 +228,39 @@ impl From<setup::Resident> for Resident {
     }
 }
 
+/// One entry of the city's append-only audit log.
 #[derive(SimpleObject)]
 pub struct AuditEntry {
-    at: DateTime<Utc>,
+    /// When it happened.
+    at: DateTime,
+    /// Who did it: a staff member, an API key (`API key <name>`), a resident or the system.
     actor: String,
+    /// What was done, e.g. `vaccine.create`.
     action: String,
+    /// What it was done to, e.g. `venue/<id>`.
     object: String,
+    /// The client's IP address, when there was one.
     ip: Option<String>,
 }
 
+/// A municipality's configuration, as its staff and integrators see it (each field asks the guard).
 #[Object]
 impl City {
+    /// The city's slug (URL identifier).
     async fn slug(&self) -> &str {
         &self.slug
     }
 
+    /// The city's vaccines, by name.
     async fn vaccines(&self, ctx: &Context<'_>) -> Result<Vec<Vaccine>> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Vaccines, Act::Read).await?;
         let list = setup::list_vaccines(&mut scope)
             .await
             .map_err(ApiError::from)?;
-        Ok(list
-            .into_iter()
-            .map(|v| Vaccine {
-                id: v.id,
-                name: v.name,
-                maker: v.maker,
-                doses: v.doses,
-                min_interval_days: v.min_interval_days,
-                booster_interval_months: v.booster_interval_months,
-                days_until_effective: v.days_until_effective,
-                validity_days: v.validity_days,
-            })
-            .collect())
+        Ok(list.into_iter().map(Vaccine::from).collect())
     }
 
+    /// The city's venues (venue and hospital staff: the ones they are assigned to), by name.
     async fn venues(&self, ctx: &Context<'_>) -> Result<Vec<Venue>> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Venues, Act::Read).await?;
         let list = setup::list_venues(&mut scope)
@@ -176,7 +270,11 @@ impl City {
     }
 
     /// One venue (NOT_FOUND for another tenant's id or a venue the caller is not assigned to).
-    async fn venue(&self, ctx: &Context<'_>, id: Uuid) -> Result<Venue> {
+    async fn venue(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The venue's id.")] id: Uuid,
+    ) -> Result<Venue> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Venue(id), Act::Read).await?;
         match setup::venue(&mut scope, id).await {
             Ok(v) => Ok(v.into()),
@@ -185,25 +283,17 @@ impl City {
         }
     }
 
-    async fn schedules(&self, ctx: &Context<'_>, venue_id: Uuid) -> Result<Vec<Schedule>> {
+    /// A venue's capacity schedules, earliest first.
+    async fn schedules(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The venue's id.")] venue_id: Uuid,
+    ) -> Result<Vec<Schedule>> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Venue(venue_id), Act::Read).await?;
         let list = setup::list_schedules(&mut scope, venue_id)
             .await
             .map_err(ApiError::from)?;
-        Ok(list
-            .into_iter()
-            .map(|s| Schedule {
-                id: s.id,
-                weekdays: s.weekdays,
-                start_time: s.start_time.format("%H:%M").to_string(),
-                end_time: s.end_time.format("%H:%M").to_string(),
-                slot_minutes: s.slot_minutes,
-                capacity: s.capacity,
-                valid_from: s.valid_from,
-                valid_until: s.valid_until,
-                closed_dates: s.closed_dates,
-            })
-            .collect())
+        Ok(list.into_iter().map(Schedule::from).collect())
     }
 
     /// Slots of a venue from `from` (default: now), earliest first, at most `first` (≤ 500).
@@ -214,27 +304,21 @@ impl City {
     async fn slots(
         &self,
         ctx: &Context<'_>,
-        venue_id: Uuid,
-        from: Option<DateTime<Utc>>,
-        #[graphql(default = 100)] first: i64,
+        #[graphql(desc = "The venue's id.")] venue_id: Uuid,
+        #[graphql(desc = "Slots starting at or after this moment (default: now).")] from: Option<
+            DateTime,
+        >,
+        #[graphql(default = 100, desc = "At most this many slots (1–500).")] first: i64,
     ) -> Result<Vec<Slot>> {
         if !(1..=500).contains(&first) {
             return Err(ApiError::Validation("first must be between 1 and 500".into()).into());
         }
         let mut scope = auth::enter(ctx, self.tenant, Obj::Venue(venue_id), Act::Read).await?;
-        let list = setup::list_slots(&mut scope, venue_id, from.unwrap_or_else(Utc::now), first)
+        let from = from.map_or_else(Utc::now, |t| t.0);
+        let list = setup::list_slots(&mut scope, venue_id, from, first)
             .await
             .map_err(ApiError::from)?;
-        Ok(list
-            .into_iter()
-            .map(|s| Slot {
-                id: s.id,
-                starts_at: s.starts_at,
-                ends_at: s.ends_at,
-                capacity: s.capacity,
-                booked: s.booked,
-            })
-            .collect())
+        Ok(list.into_iter().map(Slot::from).collect())
     }
 
     /// The city's bookings, a page at a time (API key scope `bookings:read`; city admins, city
@@ -251,17 +335,20 @@ impl City {
     async fn bookings(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i64,
+        #[graphql(default = 50, desc = "Bookings in this page (1–200).")] first: i64,
+        #[graphql(desc = "Continue after this cursor (`pageInfo.endCursor` of the page before).")]
         after: Option<String>,
-        venue_id: Option<Uuid>,
-        from: Option<NaiveDate>,
-        to: Option<NaiveDate>,
-        status: Option<crate::city_bookings::BookingStatus>,
+        #[graphql(desc = "Only this venue's bookings.")] venue_id: Option<Uuid>,
+        #[graphql(desc = "Only slots on or after this local day of the city.")] from: Option<Date>,
+        #[graphql(desc = "Only slots on or before this local day of the city.")] to: Option<Date>,
+        #[graphql(desc = "Only bookings in this status.")] status: Option<
+            crate::city_bookings::BookingStatus,
+        >,
     ) -> Result<crate::city_bookings::CityBookingConnection> {
         crate::city_bookings::page(
             ctx,
             self.tenant,
-            crate::city_bookings::filter(venue_id, from, to, status),
+            crate::city_bookings::filter(venue_id, from.map(|d| d.0), to.map(|d| d.0), status),
             first,
             after,
         )
@@ -269,11 +356,15 @@ impl City {
     }
 
     /// A resident by ticket number; null when there is none. Audited.
-    async fn resident(&self, ctx: &Context<'_>, ticket_no: String) -> Result<Option<Resident>> {
+    async fn resident(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The vaccination ticket number.")] ticket_no: String,
+    ) -> Result<Option<Resident>> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Residents, Act::Read).await?;
         let found = setup::resident_by_ticket(&mut scope, &ticket_no)
             .await
-            .map_err(setup_error)?;
+            .map_err(lookup_error)?;
         scope.commit().await.map_err(ApiError::from)?;
         Ok(found.map(Resident::from))
     }
@@ -391,7 +482,11 @@ impl City {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 100)] limit: i64,
+        #[graphql(
+            default = 100,
+            desc = "At most this many entries (1–1000), newest first."
+        )]
+        limit: i64,
     ) -> Result<Vec<AuditEntry>> {
         let mut scope = auth::enter(ctx, self.tenant, Obj::Audit, Act::Read).await?;
         let list = platform::staff::audit::recent(&mut scope, limit.clamp(1, 1000))
@@ -400,7 +495,7 @@ impl City {
         Ok(list
             .into_iter()
             .map(|e| AuditEntry {
-                at: e.at,
+                at: DateTime(e.at),
                 actor: e.actor,
                 action: e.action,
                 object: e.object,
@@ -415,53 +510,142 @@ impl City {
 #[derive(Default)]
 pub struct AdminMutation;
 
+/// A new vaccine product.
 #[derive(InputObject)]
 pub struct VaccineInput {
+    /// Product name, unique in the city (1–200 characters).
     name: String,
+    /// Manufacturer (1–200 characters).
     maker: String,
+    /// Doses in the primary series (1–5).
     doses: i32,
+    /// Days at least between two doses of the primary series (0–3650).
     min_interval_days: i32,
+    /// Months at least from the last dose to a booster (0–120).
     booster_interval_months: i32,
+    /// Days from the last dose until protection is taken as effective (0–365).
     days_until_effective: i32,
+    /// Days a completed series counts as valid (1–3650).
     validity_days: i32,
 }
 
+/// A new venue.
 #[derive(InputObject)]
 pub struct VenueInput {
+    /// Display name (1–200 characters).
     name: String,
+    /// Postal address (one line; may be empty).
     #[graphql(default)]
     address: String,
-    /// mass or hospital.
-    kind: String,
+    /// A mass vaccination site or a hospital.
+    kind: VenueKind,
+    /// The one vaccine given at this venue.
     vaccine_id: Uuid,
-    booking_opens_at: Option<DateTime<Utc>>,
+    /// Booking opens at this moment; null: at once.
+    booking_opens_at: Option<DateTime>,
+    /// Booking closes this many hours before a slot starts.
     #[graphql(default = 24)]
     booking_deadline_hours: i32,
+    /// Residents may change or cancel until this many days before the slot.
     #[graphql(default = 2)]
     cancel_cutoff_days: i32,
 }
 
+/// A capacity schedule: slots of `slotMinutes` from `startTime` to `endTime` on `weekdays`
+/// between `validFrom` and `validUntil`, except `closedDates`.
 #[derive(InputObject)]
 pub struct ScheduleInput {
+    /// The venue the slots are for.
     venue_id: Uuid,
-    /// ISO weekdays, 1 = Monday.
-    weekdays: Vec<i32>,
-    /// HH:MM, local time of the city.
+    /// The days of the week with slots (at least one).
+    weekdays: Vec<Weekday>,
+    /// HH:MM, local time of the city: start of the first slot of a day.
     start_time: String,
+    /// HH:MM, local time of the city: end of the last slot of a day (after `startTime`).
     end_time: String,
+    /// Length of one slot in minutes.
     slot_minutes: i32,
+    /// Seats per slot.
     capacity: i32,
-    valid_from: NaiveDate,
-    valid_until: NaiveDate,
+    /// First day with slots.
+    valid_from: Date,
+    /// Last day with slots.
+    valid_until: Date,
+    /// Days without slots.
     #[graphql(default)]
-    closed_dates: Vec<NaiveDate>,
+    closed_dates: Vec<Date>,
 }
 
-/// What a new schedule produced.
+/// What `createVaccine` did: the new vaccine, or why not (`errors`, nothing changed).
 #[derive(SimpleObject)]
-pub struct ScheduleCreated {
-    id: Uuid,
-    slots_created: u64,
+pub struct CreateVaccinePayload {
+    /// The vaccine created (null when `errors` is not empty).
+    vaccine: Option<Vaccine>,
+    /// Why nothing was created (empty on success).
+    errors: Vec<UserError>,
+}
+
+impl Payload for CreateVaccinePayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            vaccine: None,
+            errors,
+        }
+    }
+}
+
+/// What `createVenue` did: the new venue, or why not (`errors`, nothing changed).
+#[derive(SimpleObject)]
+pub struct CreateVenuePayload {
+    /// The venue created (null when `errors` is not empty).
+    venue: Option<Venue>,
+    /// Why nothing was created (empty on success).
+    errors: Vec<UserError>,
+}
+
+impl Payload for CreateVenuePayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            venue: None,
+            errors,
+        }
+    }
+}
+
+/// What `createSchedule` did: the schedule and the slots it generated, or why not.
+#[derive(SimpleObject)]
+pub struct CreateSchedulePayload {
+    /// The schedule saved (null when `errors` is not empty).
+    schedule: Option<Schedule>,
+    /// Slots generated (slots that existed already at the same start are kept, not counted).
+    slots_created: i64,
+    /// Why nothing was saved (empty on success).
+    errors: Vec<UserError>,
+}
+
+impl Payload for CreateSchedulePayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            schedule: None,
+            slots_created: 0,
+            errors,
+        }
+    }
+}
+
+/// What `setSlotCapacity` did: the slot with its new capacity, or why not.
+#[derive(SimpleObject)]
+pub struct SetSlotCapacityPayload {
+    /// The slot as it is now (null when `errors` is not empty).
+    slot: Option<Slot>,
+    /// Why nothing changed (empty on success).
+    errors: Vec<UserError>,
+}
+
+impl Payload for SetSlotCapacityPayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self { slot: None, errors }
+    }
 }
 
 async fn tenant_of(ctx: &Context<'_>, slug: &str) -> Result<TenantId, ApiError> {
@@ -474,120 +658,185 @@ async fn tenant_of(ctx: &Context<'_>, slug: &str) -> Result<TenantId, ApiError> 
         .ok_or_else(|| ApiError::NotFound("city".into()))
 }
 
-fn setup_error(e: setup::SetupError) -> ApiError {
+/// A setup refusal about its input field; `not_found` names the field an unknown id was in.
+fn setup_refusal(e: setup::SetupError, not_found: Option<&str>) -> Refusal {
     match e {
         setup::SetupError::Invalid { field, reason } => {
-            ApiError::Validation(format!("{field}: {reason}"))
+            let field = payload::camel(field);
+            ApiError::Validation(format!("{field}: {reason}")).on(Some(&field))
         }
-        setup::SetupError::NotFound => ApiError::NotFound("object".into()),
-        setup::SetupError::Conflict(m) => ApiError::Validation(m),
+        setup::SetupError::NotFound => {
+            let what = not_found.map_or("object", |f| f.trim_end_matches("Id"));
+            ApiError::NotFound(what.into()).on(not_found)
+        }
+        setup::SetupError::Conflict(m) => ApiError::Conflict(m).into(),
         setup::SetupError::Database(e) => e.into(),
     }
 }
 
-fn hh_mm(field: &str, raw: &str) -> Result<chrono::NaiveTime, ApiError> {
-    chrono::NaiveTime::parse_from_str(raw.trim(), "%H:%M")
-        .map_err(|_| ApiError::Validation(format!("{field}: use HH:MM, e.g. 09:00")))
+/// A setup error outside a mutation (a lookup): a top-level error.
+fn lookup_error(e: setup::SetupError) -> ApiError {
+    match e {
+        setup::SetupError::Invalid { field, reason } => {
+            ApiError::Validation(format!("{}: {reason}", payload::camel(field)))
+        }
+        setup::SetupError::NotFound => ApiError::NotFound("object".into()),
+        setup::SetupError::Conflict(m) => ApiError::Conflict(m),
+        setup::SetupError::Database(e) => e.into(),
+    }
+}
+
+fn hh_mm(field: &str, raw: &str) -> Result<chrono::NaiveTime, Refusal> {
+    chrono::NaiveTime::parse_from_str(raw.trim(), "%H:%M").map_err(|_| {
+        ApiError::Validation(format!("{field}: use HH:MM, e.g. 09:00")).on(Some(field))
+    })
 }
 
 #[Object]
 impl AdminMutation {
+    /// Adds a vaccine product to the city.
     async fn create_vaccine(
         &self,
         ctx: &Context<'_>,
-        city: String,
-        input: VaccineInput,
-    ) -> Result<Uuid> {
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The vaccine.")] input: VaccineInput,
+    ) -> Result<CreateVaccinePayload> {
         let tenant = tenant_of(ctx, &city).await?;
         let mut scope = auth::enter(ctx, tenant, Obj::Vaccines, Act::Write).await?;
-        let id = setup::create_vaccine(
-            &mut scope,
-            &setup::NewVaccine {
-                name: input.name,
-                maker: input.maker,
-                doses: input.doses,
-                min_interval_days: input.min_interval_days,
-                booster_interval_months: input.booster_interval_months,
-                days_until_effective: input.days_until_effective,
-                validity_days: input.validity_days,
-            },
+        payload::answer(
+            async {
+                let id = setup::create_vaccine(
+                    &mut scope,
+                    &setup::NewVaccine {
+                        name: input.name,
+                        maker: input.maker,
+                        doses: input.doses,
+                        min_interval_days: input.min_interval_days,
+                        booster_interval_months: input.booster_interval_months,
+                        days_until_effective: input.days_until_effective,
+                        validity_days: input.validity_days,
+                    },
+                )
+                .await
+                .map_err(|e| setup_refusal(e, None))?;
+                let vaccine = setup::vaccine(&mut scope, id)
+                    .await
+                    .map_err(|e| setup_refusal(e, None))?;
+                scope.commit().await?;
+                Ok(CreateVaccinePayload {
+                    vaccine: Some(vaccine.into()),
+                    errors: Vec::new(),
+                })
+            }
+            .await,
         )
-        .await
-        .map_err(setup_error)?;
-        scope.commit().await.map_err(ApiError::from)?;
-        Ok(id)
     }
 
+    /// Adds a venue to the city.
     async fn create_venue(
         &self,
         ctx: &Context<'_>,
-        city: String,
-        input: VenueInput,
-    ) -> Result<Uuid> {
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The venue.")] input: VenueInput,
+    ) -> Result<CreateVenuePayload> {
         let tenant = tenant_of(ctx, &city).await?;
         let mut scope = auth::enter(ctx, tenant, Obj::Venues, Act::Write).await?;
-        let id = setup::create_venue(
-            &mut scope,
-            &setup::NewVenue {
-                name: input.name,
-                address: input.address,
-                kind: input.kind,
-                vaccine_id: input.vaccine_id,
-                booking_opens_at: input.booking_opens_at,
-                booking_deadline_hours: input.booking_deadline_hours,
-                cancel_cutoff_days: input.cancel_cutoff_days,
-            },
+        payload::answer(
+            async {
+                let id = setup::create_venue(
+                    &mut scope,
+                    &setup::NewVenue {
+                        name: input.name,
+                        address: input.address,
+                        kind: input.kind.as_platform().to_owned(),
+                        vaccine_id: input.vaccine_id,
+                        booking_opens_at: input.booking_opens_at.map(|t| t.0),
+                        booking_deadline_hours: input.booking_deadline_hours,
+                        cancel_cutoff_days: input.cancel_cutoff_days,
+                    },
+                )
+                .await
+                .map_err(|e| setup_refusal(e, Some("vaccineId")))?;
+                let venue = setup::venue(&mut scope, id)
+                    .await
+                    .map_err(|e| setup_refusal(e, None))?;
+                scope.commit().await?;
+                Ok(CreateVenuePayload {
+                    venue: Some(venue.into()),
+                    errors: Vec::new(),
+                })
+            }
+            .await,
         )
-        .await
-        .map_err(setup_error)?;
-        scope.commit().await.map_err(ApiError::from)?;
-        Ok(id)
     }
 
     /// Saves a capacity schedule and generates its slots at once.
     async fn create_schedule(
         &self,
         ctx: &Context<'_>,
-        city: String,
-        input: ScheduleInput,
-    ) -> Result<ScheduleCreated> {
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The schedule.")] input: ScheduleInput,
+    ) -> Result<CreateSchedulePayload> {
         let tenant = tenant_of(ctx, &city).await?;
         let mut scope = auth::enter(ctx, tenant, Obj::Venue(input.venue_id), Act::Write).await?;
-        let (id, slots_created) = setup::create_schedule(
-            &mut scope,
-            &setup::NewSchedule {
-                venue_id: input.venue_id,
-                weekdays: input.weekdays,
-                start_time: hh_mm("startTime", &input.start_time)?,
-                end_time: hh_mm("endTime", &input.end_time)?,
-                slot_minutes: input.slot_minutes,
-                capacity: input.capacity,
-                valid_from: input.valid_from,
-                valid_until: input.valid_until,
-                closed_dates: input.closed_dates,
-            },
+        payload::answer(
+            async {
+                let (id, slots_created) = setup::create_schedule(
+                    &mut scope,
+                    &setup::NewSchedule {
+                        venue_id: input.venue_id,
+                        weekdays: input.weekdays.iter().map(|d| d.iso()).collect(),
+                        start_time: hh_mm("startTime", &input.start_time)?,
+                        end_time: hh_mm("endTime", &input.end_time)?,
+                        slot_minutes: input.slot_minutes,
+                        capacity: input.capacity,
+                        valid_from: input.valid_from.0,
+                        valid_until: input.valid_until.0,
+                        closed_dates: input.closed_dates.iter().map(|d| d.0).collect(),
+                    },
+                )
+                .await
+                .map_err(|e| setup_refusal(e, Some("venueId")))?;
+                let schedule = setup::schedule(&mut scope, input.venue_id, id)
+                    .await
+                    .map_err(|e| setup_refusal(e, None))?;
+                scope.commit().await?;
+                Ok(CreateSchedulePayload {
+                    schedule: Some(schedule.into()),
+                    slots_created: i64::try_from(slots_created).unwrap_or(i64::MAX),
+                    errors: Vec::new(),
+                })
+            }
+            .await,
         )
-        .await
-        .map_err(setup_error)?;
-        scope.commit().await.map_err(ApiError::from)?;
-        Ok(ScheduleCreated { id, slots_created })
     }
 
-    /// Sets one slot's capacity (never below what is booked: VALIDATION).
+    /// Sets one slot's capacity (never below what is booked: a VALIDATION user error).
     async fn set_slot_capacity(
         &self,
         ctx: &Context<'_>,
-        city: String,
-        venue_id: Uuid,
-        slot_id: Uuid,
-        capacity: i32,
-    ) -> Result<bool> {
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The venue of the slot.")] venue_id: Uuid,
+        #[graphql(desc = "The slot.")] slot_id: Uuid,
+        #[graphql(desc = "Seats in the slot (0–10,000; not below those booked).")] capacity: i32,
+    ) -> Result<SetSlotCapacityPayload> {
         let tenant = tenant_of(ctx, &city).await?;
         let mut scope = auth::enter(ctx, tenant, Obj::Venue(venue_id), Act::Write).await?;
-        setup::set_slot_capacity(&mut scope, venue_id, slot_id, capacity)
-            .await
-            .map_err(setup_error)?;
-        scope.commit().await.map_err(ApiError::from)?;
-        Ok(true)
+        payload::answer(
+            async {
+                setup::set_slot_capacity(&mut scope, venue_id, slot_id, capacity)
+                    .await
+                    .map_err(|e| setup_refusal(e, Some("slotId")))?;
+                let slot = setup::slot(&mut scope, venue_id, slot_id)
+                    .await
+                    .map_err(|e| setup_refusal(e, Some("slotId")))?;
+                scope.commit().await?;
+                Ok(SetSlotCapacityPayload {
+                    slot: Some(slot.into()),
+                    errors: Vec::new(),
+                })
+            }
+            .await,
+        )
     }
 }

@@ -8,7 +8,7 @@
 //! need no tenant argument. A token for another tenant's data simply finds nothing.
 
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use platform::ResidentDesk;
 use platform::booking::availability::Mark;
 use platform::booking::{self, Dose};
@@ -17,6 +17,9 @@ use platform::residents::desk::{self, Bearer, DeskError, Entered, Resident, Visi
 use uuid::Uuid;
 
 use crate::ApiError;
+use crate::city_bookings::BookingStatus;
+use crate::payload::{self, Payload, Refusal, UserError};
+use crate::scalars::{Date, DateTime};
 
 /// Per-request data put in by the HTTP handler.
 #[derive(Clone, Debug, Default)]
@@ -70,8 +73,11 @@ async fn resident(ctx: &Context<'_>) -> Result<Resident> {
 /// ○ free, △ few left, × full or past the booking deadline.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum AvailabilityMark {
+    /// ○: seats are free.
     Free,
+    /// △: a few seats are left.
     FewLeft,
+    /// ×: full, or past the booking deadline.
     Full,
 }
 
@@ -85,11 +91,15 @@ impl From<Mark> for AvailabilityMark {
     }
 }
 
+/// Which dose of a vaccine a booking or a count is for.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(name = "Dose")]
 pub enum DoseValue {
+    /// The first dose of the primary series.
     First,
+    /// The second dose of the primary series.
     Second,
+    /// A booster after the primary series.
     Booster,
 }
 
@@ -117,8 +127,11 @@ impl From<Dose> for DoseValue {
 #[derive(SimpleObject)]
 #[graphql(name = "PublicVenue")]
 pub struct VenueView {
+    /// The venue's id (pass it to `availability`).
     id: Uuid,
+    /// Display name.
     name: String,
+    /// Postal address (may be empty).
     address: String,
     /// The venue's vaccine fixes the product booked there.
     vaccine_name: String,
@@ -128,37 +141,50 @@ pub struct VenueView {
 #[derive(SimpleObject)]
 #[graphql(name = "AvailableSlot")]
 pub struct SlotView {
+    /// The slot's id (pass it to `book`).
     id: Uuid,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
+    /// When the slot starts.
+    starts_at: DateTime,
+    /// When the slot ends.
+    ends_at: DateTime,
+    /// Seats in the slot.
     capacity: i32,
     /// Seats free for dose 1 and boosters (the mark is about these).
     free: i32,
     /// Seats free for a second dose: also the seats the city holds for dose 2.
     free_for_second_dose: i32,
+    /// How full the slot is, for dose 1 and boosters.
     mark: AvailabilityMark,
     /// The mark as a symbol (○ △ ×) followed by its meaning in the request's language.
     mark_text: String,
 }
 
-/// A booking.
+/// A booking as the resident who holds the token sees it.
 #[derive(SimpleObject)]
 #[graphql(name = "Booking")]
 pub struct BookingView {
+    /// The booking's id.
     id: Uuid,
+    /// The slot booked.
     slot_id: Uuid,
+    /// The venue of the slot.
     venue_id: Uuid,
+    /// The venue's name.
     venue_name: String,
+    /// The vaccine given at the venue.
     vaccine_name: String,
+    /// The dose booked.
     dose: DoseValue,
-    /// booked or cancelled
-    status: String,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
+    /// Whether the booking holds its seat.
+    status: BookingStatus,
+    /// When the slot starts.
+    starts_at: DateTime,
+    /// When the slot ends.
+    ends_at: DateTime,
     /// Bookings made in one step (a group, or dose 1 with dose 2) share this id.
     group_id: Uuid,
     /// Changes and cancellations are accepted until this moment.
-    change_until: DateTime<Utc>,
+    change_until: DateTime,
 }
 
 impl From<booking::Booking> for BookingView {
@@ -170,33 +196,117 @@ impl From<booking::Booking> for BookingView {
             venue_name: b.venue_name,
             vaccine_name: b.vaccine_name,
             dose: b.dose.into(),
-            status: b.status,
-            starts_at: b.starts_at,
-            ends_at: b.ends_at,
+            status: BookingStatus::from_platform(&b.status),
+            starts_at: DateTime(b.starts_at),
+            ends_at: DateTime(b.ends_at),
             group_id: b.group_id,
-            change_until: b.change_until,
+            change_until: DateTime(b.change_until),
         }
     }
 }
 
-/// Where the login code went.
+/// What `requestLoginCode` did: where the code went, or why not (`errors`, nothing sent).
 #[derive(SimpleObject)]
-pub struct LoginCodeSent {
-    /// e.g. 090****5678
-    masked_phone: String,
+pub struct RequestLoginCodePayload {
+    /// The mobile number the code was sent to, masked (e.g. 090****5678); null when `errors` is
+    /// not empty.
+    masked_phone: Option<String>,
+    /// Why no code was sent (empty on success): the ticket number and birth date do not match
+    /// (`ticketNo`), a mobile number is needed or is not one (`phone`), …
+    errors: Vec<UserError>,
 }
 
-/// A resident session for API clients: send it as `Authorization: Bearer <token>`.
+impl Payload for RequestLoginCodePayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            masked_phone: None,
+            errors,
+        }
+    }
+}
+
+/// What `verifyLoginCode` did: a resident token, or why not (`errors`).
 #[derive(SimpleObject)]
-pub struct ResidentToken {
-    token: String,
+pub struct VerifyLoginCodePayload {
+    /// A resident session for API clients: send it as `Authorization: Bearer <token>`. Null when
+    /// `errors` is not empty.
+    token: Option<String>,
+    /// Why the code was not accepted (empty on success; `field: "code"` for a wrong or expired
+    /// code).
+    errors: Vec<UserError>,
+}
+
+impl Payload for VerifyLoginCodePayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            token: None,
+            errors,
+        }
+    }
+}
+
+/// What `book` did: the bookings made, or why not (`errors`, nothing booked).
+#[derive(SimpleObject)]
+pub struct BookPayload {
+    /// The bookings made in this step (the resident's, the companions', dose 2); empty when
+    /// `errors` is not.
+    bookings: Vec<BookingView>,
+    /// Why nothing was booked (empty on success).
+    errors: Vec<UserError>,
+}
+
+impl Payload for BookPayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            bookings: Vec::new(),
+            errors,
+        }
+    }
+}
+
+/// What `changeBooking` did: the booking in its new slot, or why not (`errors`, nothing changed).
+#[derive(SimpleObject)]
+pub struct ChangeBookingPayload {
+    /// The booking as it is now (null when `errors` is not empty).
+    booking: Option<BookingView>,
+    /// Why nothing changed (empty on success).
+    errors: Vec<UserError>,
+}
+
+impl Payload for ChangeBookingPayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            booking: None,
+            errors,
+        }
+    }
+}
+
+/// What `cancelBooking` did: the cancelled booking, or why not (`errors`, nothing changed).
+#[derive(SimpleObject)]
+pub struct CancelBookingPayload {
+    /// The booking as it is now, `CANCELLED` (null when `errors` is not empty).
+    booking: Option<BookingView>,
+    /// Why nothing changed (empty on success).
+    errors: Vec<UserError>,
+}
+
+impl Payload for CancelBookingPayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            booking: None,
+            errors,
+        }
+    }
 }
 
 /// Another person in a group booking, identified like at login.
 #[derive(InputObject)]
 pub struct CompanionInput {
+    /// The companion's vaccination ticket number.
     ticket_no: String,
-    birth_date: NaiveDate,
+    /// The companion's date of birth.
+    birth_date: Date,
 }
 
 /// The resident's own pre-vaccination questionnaire (optional), read by the venue's doctor and
@@ -214,9 +324,12 @@ pub struct QuestionnaireInput {
     anaphylaxis: bool,
 }
 
+/// A booking to make for the resident holding the token (and companions).
 #[derive(InputObject)]
 pub struct BookInput {
+    /// The slot to book (an `AvailableSlot.id`).
     slot_id: Uuid,
+    /// The dose to book.
     dose: DoseValue,
     /// Up to the city's group size; everyone gets a seat in the same slot, or nobody does.
     #[graphql(default)]
@@ -245,7 +358,7 @@ impl From<BookInput> for desk::BookOrder {
                 .into_iter()
                 .map(|c| desk::Companion {
                     ticket_no: c.ticket_no,
-                    birth_date: Some(c.birth_date),
+                    birth_date: Some(c.birth_date.0),
                 })
                 .collect(),
             second_dose_slot: i.second_dose_slot_id,
@@ -278,14 +391,19 @@ fn availability_cost(child: usize, one_day: bool, days: Option<i32>) -> usize {
     1 + child.max(1) * weeks
 }
 
+/// Public lookups and the resident's own bookings.
 #[derive(Default)]
 pub struct BookingQuery;
 
 #[Object]
 impl BookingQuery {
     /// The venues of a municipality. Public.
-    async fn venues(&self, ctx: &Context<'_>, tenant: String) -> Result<Vec<VenueView>> {
-        let v = visit(ctx, &tenant).await?;
+    async fn venues(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The city's slug.")] city: String,
+    ) -> Result<Vec<VenueView>> {
+        let v = visit(ctx, &city).await?;
         let (d, lang) = desk(ctx)?;
         let list = d.venues(&v).await.map_err(|e| desk_error(e, lang))?;
         Ok(list
@@ -307,12 +425,14 @@ impl BookingQuery {
     async fn availability(
         &self,
         ctx: &Context<'_>,
-        tenant: String,
-        venue_id: Uuid,
-        date: Option<NaiveDate>,
-        from: Option<NaiveDate>,
-        days: Option<i32>,
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The venue (a `PublicVenue.id`).")] venue_id: Uuid,
+        #[graphql(desc = "Only this one local day (not with `from` / `days`).")] date: Option<Date>,
+        #[graphql(desc = "First local day of the window (default: today in the city).")]
+        from: Option<Date>,
+        #[graphql(desc = "Days in the window (1–62, default 31).")] days: Option<i32>,
     ) -> Result<Vec<SlotView>> {
+        let (date, from) = (date.map(|d| d.0), from.map(|d| d.0));
         let window = days.unwrap_or(AVAILABILITY_DAYS);
         if !(1..=MAX_AVAILABILITY_DAYS).contains(&window) {
             return Err(ApiError::Validation(format!(
@@ -325,7 +445,7 @@ impl BookingQuery {
                 ApiError::Validation("give either date or from/days, not both".into()).into(),
             );
         }
-        let v = visit(ctx, &tenant).await?;
+        let v = visit(ctx, &city).await?;
         let (d, lang) = desk(ctx)?;
         let slots = d
             .venue_slots(&v, venue_id)
@@ -354,8 +474,8 @@ impl BookingQuery {
             })
             .map(|sl| SlotView {
                 id: sl.slot_id,
-                starts_at: sl.starts_at,
-                ends_at: sl.ends_at,
+                starts_at: DateTime(sl.starts_at),
+                ends_at: DateTime(sl.ends_at),
                 capacity: sl.capacity,
                 free: sl.free,
                 free_for_second_dose: sl.free_dose2,
@@ -374,100 +494,137 @@ impl BookingQuery {
     }
 }
 
+/// Resident login and booking (the resident token).
 #[derive(Default)]
 pub struct BookingMutation;
 
 #[Object]
 impl BookingMutation {
     /// Step 1 of logging in: ticket number + birth date (+ mobile number the first time) → a
-    /// 6-digit code by SMS. Throttled (RATE_LIMITED with `extensions.retryAfter` seconds).
+    /// 6-digit code by SMS. Throttled: a top-level RATE_LIMITED error with
+    /// `extensions.retryAfter` seconds (back off, nothing was sent).
     async fn request_login_code(
         &self,
         ctx: &Context<'_>,
-        tenant: String,
-        ticket_no: String,
-        birth_date: NaiveDate,
-        phone: Option<String>,
-    ) -> Result<LoginCodeSent> {
-        let v = visit(ctx, &tenant).await?;
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The vaccination ticket number.")] ticket_no: String,
+        #[graphql(desc = "The resident's date of birth.")] birth_date: Date,
+        #[graphql(desc = "Mobile number for the code (needed the first time).")] phone: Option<
+            String,
+        >,
+    ) -> Result<RequestLoginCodePayload> {
+        let v = visit(ctx, &city).await?;
         let (d, lang) = desk(ctx)?;
-        let sent = d
-            .request_code(
+        payload::answer(
+            d.request_code(
                 &v,
                 &ticket_no,
-                birth_date,
+                birth_date.0,
                 phone.as_deref(),
                 &info(ctx).client_ip,
                 lang,
             )
             .await
-            .map_err(|e| desk_error(e, lang))?;
-        Ok(LoginCodeSent {
-            masked_phone: sent.masked_phone,
-        })
+            .map(|sent| RequestLoginCodePayload {
+                masked_phone: Some(sent.masked_phone),
+                errors: Vec::new(),
+            })
+            .map_err(|e| refusal(e, lang, None)),
+        )
     }
 
     /// Step 2: the code from the SMS → a resident token.
     async fn verify_login_code(
         &self,
         ctx: &Context<'_>,
-        tenant: String,
-        ticket_no: String,
-        code: String,
-    ) -> Result<ResidentToken> {
-        let v = visit(ctx, &tenant).await?;
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The vaccination ticket number.")] ticket_no: String,
+        #[graphql(desc = "The 6-digit code from the SMS.")] code: String,
+    ) -> Result<VerifyLoginCodePayload> {
+        let v = visit(ctx, &city).await?;
         let (d, lang) = desk(ctx)?;
-        let session = d
-            .verify_code(&v, &ticket_no, &code)
-            .await
-            .map_err(|e| desk_error(e, lang))?;
-        Ok(ResidentToken {
-            token: session.token,
-        })
+        payload::answer(
+            d.verify_code(&v, &ticket_no, &code)
+                .await
+                .map(|session| VerifyLoginCodePayload {
+                    token: Some(session.token),
+                    errors: Vec::new(),
+                })
+                .map_err(|e| refusal(e, lang, None)),
+        )
     }
 
     /// Books a seat (or a group's seats, or doses 1 and 2) with the optional questionnaire: all or
-    /// nothing. A full slot answers CONFLICT with a message saying so.
-    async fn book(&self, ctx: &Context<'_>, input: BookInput) -> Result<Vec<BookingView>> {
+    /// nothing. A full slot is a CONFLICT user error (`field: "slotId"`) saying so.
+    async fn book(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What to book.")] input: BookInput,
+    ) -> Result<BookPayload> {
         let b = bearer(ctx).await?;
         let (d, lang) = desk(ctx)?;
-        let booked = d
-            .book_as_bearer(&b, &input.into())
-            .await
-            .map_err(|e| desk_error(e, lang))?;
-        Ok(booked.into_iter().map(BookingView::from).collect())
+        payload::answer(
+            d.book_as_bearer(&b, &input.into())
+                .await
+                .map(|booked| BookPayload {
+                    bookings: booked.into_iter().map(BookingView::from).collect(),
+                    errors: Vec::new(),
+                })
+                .map_err(|e| refusal(e, lang, Some("slotId"))),
+        )
     }
 
     /// Moves a booking to another slot; the old seat is released only if the new one is taken.
     async fn change_booking(
         &self,
         ctx: &Context<'_>,
-        booking_id: Uuid,
-        slot_id: Uuid,
+        #[graphql(desc = "The booking to move (one of `myBookings`).")] booking_id: Uuid,
+        #[graphql(desc = "The new slot.")] slot_id: Uuid,
+        #[graphql(
+            desc = "8–200 characters, unique per intended change: a retry changes nothing \
+                          more."
+        )]
         idempotency_key: String,
-    ) -> Result<BookingView> {
+    ) -> Result<ChangeBookingPayload> {
         let r = resident(ctx).await?;
         let (d, lang) = desk(ctx)?;
-        let moved = d
-            .change(&r, booking_id, slot_id, &idempotency_key)
-            .await
-            .map_err(|e| desk_error(e, lang))?;
-        Ok(moved.into())
+        payload::answer(
+            d.change(&r, booking_id, slot_id, &idempotency_key)
+                .await
+                .map(|moved| ChangeBookingPayload {
+                    booking: Some(moved.into()),
+                    errors: Vec::new(),
+                })
+                .map_err(|e| refusal(e, lang, None)),
+        )
     }
 
     /// Cancels a booking and releases its seat at once.
     async fn cancel_booking(
         &self,
         ctx: &Context<'_>,
-        booking_id: Uuid,
+        #[graphql(desc = "The booking to cancel (one of `myBookings`).")] booking_id: Uuid,
+        #[graphql(
+            desc = "8–200 characters, unique per intended cancellation: a retry changes \
+                          nothing more."
+        )]
         idempotency_key: String,
-    ) -> Result<BookingView> {
+    ) -> Result<CancelBookingPayload> {
         let r = resident(ctx).await?;
         let (d, lang) = desk(ctx)?;
-        let cancelled = d
-            .cancel(&r, booking_id, &idempotency_key)
-            .await
-            .map_err(|e| desk_error(e, lang))?;
-        Ok(cancelled.into())
+        payload::answer(
+            d.cancel(&r, booking_id, &idempotency_key)
+                .await
+                .map(|cancelled| CancelBookingPayload {
+                    booking: Some(cancelled.into()),
+                    errors: Vec::new(),
+                })
+                .map_err(|e| refusal(e, lang, Some("bookingId"))),
+        )
     }
+}
+
+/// The desk's refusal of a mutation ([`payload::desk`]).
+fn refusal(e: DeskError, lang: Lang, not_found: Option<&str>) -> Refusal {
+    payload::desk(e, lang, not_found)
 }

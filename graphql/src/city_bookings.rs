@@ -1,12 +1,12 @@
-//! A city's bookings for staff and integrators: `city(slug:) { bookings(…) }`, a Relay-style
+//! A city's bookings for staff and integrators: `city(city:) { bookings(…) }`, a Relay-style
 //! connection over the platform's keyset page (`platform::booking::city_page`), and booking,
 //! changing and cancelling on a resident's behalf through the call centre's platform functions
 //! (`platform::callcenter`), answering payloads with user errors. Guard object `bookings`
 //! (API key scopes `bookings:read` / `bookings:write`).
 
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, NaiveDate, Utc};
-use platform::booking::{self, BookingError, BookingFilter, PageError};
+use chrono::NaiveDate;
+use platform::booking::{self, BookingFilter, PageError};
 use platform::callcenter;
 use platform::i18n::Lang;
 use platform::staff::authz::{Act, Authz, Object as Obj, Scope};
@@ -17,6 +17,10 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::auth;
 use crate::booking::DoseValue;
+/// Re-exported for the modules that name it from here.
+pub(crate) use crate::payload::UserError;
+use crate::payload::{self, Payload, Refusal};
+use crate::scalars::DateTime;
 
 /// Whether a booking holds its seat.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -25,6 +29,16 @@ pub enum BookingStatus {
     Booked,
     /// Cancelled; the seat was released.
     Cancelled,
+}
+
+impl BookingStatus {
+    /// From the platform's value (`booked` or `cancelled`).
+    pub fn from_platform(s: &str) -> Self {
+        match booking::BookingStatus::parse(s) {
+            Some(booking::BookingStatus::Cancelled) => Self::Cancelled,
+            _ => Self::Booked,
+        }
+    }
 }
 
 impl From<BookingStatus> for booking::BookingStatus {
@@ -40,21 +54,30 @@ impl From<BookingStatus> for booking::BookingStatus {
 /// resident's details are `city { resident(ticketNo:) }`, scope `residents:read`).
 #[derive(SimpleObject)]
 pub struct CityBooking {
+    /// The booking's id.
     id: Uuid,
     /// The resident who is vaccinated.
     resident_id: Uuid,
+    /// The slot booked.
     slot_id: Uuid,
+    /// The venue of the slot.
     venue_id: Uuid,
+    /// The venue's name.
     venue_name: String,
+    /// The vaccine given at the venue.
     vaccine_name: String,
+    /// The dose booked.
     dose: DoseValue,
+    /// Whether the booking holds its seat.
     status: BookingStatus,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
+    /// When the slot starts.
+    starts_at: DateTime,
+    /// When the slot ends.
+    ends_at: DateTime,
     /// Bookings made in one step (a group, or dose 1 with dose 2) share this id.
     group_id: Uuid,
     /// The resident may change or cancel it until this moment (staff with the override later).
-    change_until: DateTime<Utc>,
+    change_until: DateTime,
 }
 
 impl From<booking::Booking> for CityBooking {
@@ -67,14 +90,11 @@ impl From<booking::Booking> for CityBooking {
             venue_name: b.venue_name,
             vaccine_name: b.vaccine_name,
             dose: b.dose.into(),
-            status: match booking::BookingStatus::parse(&b.status) {
-                Some(booking::BookingStatus::Cancelled) => BookingStatus::Cancelled,
-                _ => BookingStatus::Booked,
-            },
-            starts_at: b.starts_at,
-            ends_at: b.ends_at,
+            status: BookingStatus::from_platform(&b.status),
+            starts_at: DateTime(b.starts_at),
+            ends_at: DateTime(b.ends_at),
             group_id: b.group_id,
-            change_until: b.change_until,
+            change_until: DateTime(b.change_until),
         }
     }
 }
@@ -84,6 +104,7 @@ impl From<booking::Booking> for CityBooking {
 pub struct CityBookingEdge {
     /// Opaque; pass it as `after` to continue after this booking.
     cursor: String,
+    /// The booking.
     node: CityBooking,
 }
 
@@ -105,12 +126,16 @@ pub struct CityBookingConnection {
     page_info: PageInfo,
 }
 
+/// A page of the city's bookings in a stable order (booking id): paging to the end with
+/// `endCursor` sees every booking that existed when paging began exactly once.
 #[Object]
 impl CityBookingConnection {
+    /// The bookings of this page, in order.
     async fn edges(&self) -> &[CityBookingEdge] {
         &self.edges
     }
 
+    /// Where this page ends and whether more follow.
     async fn page_info(&self) -> &PageInfo {
         &self.page_info
     }
@@ -184,28 +209,6 @@ pub fn filter(
     }
 }
 
-/// A refusal the caller can act on (the slot is full, the cut-off has passed, …).
-#[derive(SimpleObject)]
-pub struct UserError {
-    /// Stable: `NOT_FOUND`, `CONFLICT` or `VALIDATION` (docs/api.md).
-    code: String,
-    /// For people, in the request's language.
-    message: String,
-    /// The input field it is about, when there is one (e.g. `slotId`).
-    field: Option<String>,
-}
-
-impl UserError {
-    /// A refusal for a payload's `errors` (`code`: `NOT_FOUND`, `CONFLICT` or `VALIDATION`).
-    pub(crate) fn new(code: &str, message: impl Into<String>, field: Option<&str>) -> Self {
-        Self {
-            code: code.to_owned(),
-            message: message.into(),
-            field: field.map(str::to_owned),
-        }
-    }
-}
-
 /// What a booking on a resident's behalf did: the bookings, or why not (`errors`, nothing changed).
 #[derive(SimpleObject)]
 pub struct OnBehalfPayload {
@@ -213,7 +216,18 @@ pub struct OnBehalfPayload {
     bookings: Vec<CityBooking>,
     /// A deadline or cut-off was passed with `overrideDeadline` (audited as an override).
     overridden: bool,
+    /// Why nothing changed (empty on success).
     errors: Vec<UserError>,
+}
+
+impl Payload for OnBehalfPayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            bookings: Vec::new(),
+            overridden: false,
+            errors,
+        }
+    }
 }
 
 impl OnBehalfPayload {
@@ -226,47 +240,21 @@ impl OnBehalfPayload {
     }
 }
 
-fn field_of(e: &BookingError) -> Option<&'static str> {
-    match e {
-        BookingError::Full
-        | BookingError::DeadlinePassed
-        | BookingError::NotOpenYet
-        | BookingError::OtherVaccine => Some("slotId"),
-        BookingError::AlreadyBooked { .. }
-        | BookingError::TooEarly { .. }
-        | BookingError::NeedsEarlierDose
-        | BookingError::PairingNotOffered => Some("dose"),
-        BookingError::KeyReused | BookingError::BadKey => Some("idempotencyKey"),
-        BookingError::CutoffPassed => Some("bookingId"),
-        _ => None,
-    }
-}
-
-/// The payload for a refused booking; a database failure stays a top-level INTERNAL error.
-fn refused(ctx: &Context<'_>, e: BookingError) -> Result<OnBehalfPayload> {
-    if let BookingError::Database(db) = e {
-        return Err(ApiError::from(db).into());
-    }
-    let lang = ctx
-        .data_opt::<crate::RequestInfo>()
+/// The language of the request's messages.
+fn lang(ctx: &Context<'_>) -> Lang {
+    ctx.data_opt::<crate::RequestInfo>()
         .map(|i| i.lang)
-        .unwrap_or(Lang::En);
-    Ok(OnBehalfPayload {
-        bookings: Vec::new(),
-        overridden: false,
-        errors: vec![UserError {
-            code: e.code().to_owned(),
-            message: e.message(lang),
-            field: field_of(&e).map(str::to_owned),
-        }],
-    })
+        .unwrap_or(Lang::En)
 }
 
 /// Book one resident into a slot on their behalf.
 #[derive(InputObject)]
 pub struct BookOnBehalfInput {
+    /// The resident to book for.
     resident_id: Uuid,
+    /// The slot to book.
     slot_id: Uuid,
+    /// The dose to book.
     dose: DoseValue,
     /// 8–200 characters, unique per intended booking: a retry books nothing new.
     idempotency_key: String,
@@ -278,8 +266,11 @@ pub struct BookOnBehalfInput {
 /// Move a booking to another slot on the resident's behalf.
 #[derive(InputObject)]
 pub struct ChangeBookingOnBehalfInput {
+    /// The booking to move.
     booking_id: Uuid,
+    /// The new slot.
     slot_id: Uuid,
+    /// 8–200 characters, unique per intended change: a retry changes nothing more.
     idempotency_key: String,
     /// Go ahead past the change cut-off or the new slot's booking deadline (city admins only).
     #[graphql(default)]
@@ -289,7 +280,9 @@ pub struct ChangeBookingOnBehalfInput {
 /// Cancel a booking on the resident's behalf.
 #[derive(InputObject)]
 pub struct CancelBookingOnBehalfInput {
+    /// The booking to cancel.
     booking_id: Uuid,
+    /// 8–200 characters, unique per intended cancellation: a retry changes nothing more.
     idempotency_key: String,
     /// Go ahead past the cancel cut-off (city admins only; audited).
     #[graphql(default)]
@@ -332,6 +325,15 @@ async fn override_of(
         .ok_or(ApiError::Forbidden)
 }
 
+/// A booking refusal of an on-behalf mutation as a [`Refusal`] in the request's language.
+fn refusal(
+    ctx: &Context<'_>,
+    e: platform::booking::BookingError,
+    not_found: Option<&str>,
+) -> Refusal {
+    payload::booking(e, lang(ctx), not_found)
+}
+
 #[Object]
 impl CityBookingMutation {
     /// Books a resident into a slot (dose rules, deadlines, seats and idempotency as on the
@@ -339,8 +341,8 @@ impl CityBookingMutation {
     async fn book_on_behalf(
         &self,
         ctx: &Context<'_>,
-        city: String,
-        input: BookOnBehalfInput,
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "Whom to book into which slot.")] input: BookOnBehalfInput,
     ) -> Result<OnBehalfPayload> {
         let (tenant, mut scope) = enter_write(ctx, &city).await?;
         let pass = override_of(ctx, &scope, input.override_deadline).await?;
@@ -359,7 +361,7 @@ impl CityBookingMutation {
                 scope.commit().await.map_err(ApiError::from)?;
                 Ok(OnBehalfPayload::done(booked, overridden))
             }
-            Err(e) => refused(ctx, e),
+            Err(e) => payload::answer(Err(refusal(ctx, e, None))),
         }
     }
 
@@ -367,8 +369,8 @@ impl CityBookingMutation {
     async fn change_booking_on_behalf(
         &self,
         ctx: &Context<'_>,
-        city: String,
-        input: ChangeBookingOnBehalfInput,
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "Which booking to move where.")] input: ChangeBookingOnBehalfInput,
     ) -> Result<OnBehalfPayload> {
         let (tenant, mut scope) = enter_write(ctx, &city).await?;
         let pass = override_of(ctx, &scope, input.override_deadline).await?;
@@ -386,7 +388,8 @@ impl CityBookingMutation {
                 scope.commit().await.map_err(ApiError::from)?;
                 Ok(OnBehalfPayload::done(vec![moved], overridden))
             }
-            Err(e) => refused(ctx, e),
+            // NOT_FOUND: the booking or the slot (either may be another city's)
+            Err(e) => payload::answer(Err(refusal(ctx, e, None))),
         }
     }
 
@@ -394,8 +397,8 @@ impl CityBookingMutation {
     async fn cancel_booking_on_behalf(
         &self,
         ctx: &Context<'_>,
-        city: String,
-        input: CancelBookingOnBehalfInput,
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "Which booking to cancel.")] input: CancelBookingOnBehalfInput,
     ) -> Result<OnBehalfPayload> {
         let (tenant, mut scope) = enter_write(ctx, &city).await?;
         let pass = override_of(ctx, &scope, input.override_deadline).await?;
@@ -412,7 +415,7 @@ impl CityBookingMutation {
                 scope.commit().await.map_err(ApiError::from)?;
                 Ok(OnBehalfPayload::done(vec![cancelled], overridden))
             }
-            Err(e) => refused(ctx, e),
+            Err(e) => payload::answer(Err(refusal(ctx, e, Some("bookingId")))),
         }
     }
 }

@@ -11,6 +11,8 @@ use platform::residents::desk::DeskError;
 pub enum ApiError {
     NotFound(String),
     Validation(String),
+    /// The state of things refuses the input (CONFLICT).
+    Conflict(String),
     /// The caller's role does not allow this.
     Forbidden,
     /// The caller's municipality is suspended (the guard's `Denied::Suspended`): FORBIDDEN with
@@ -81,6 +83,7 @@ impl From<ApiError> for Error {
         let (code, message) = match e {
             ApiError::NotFound(what) => ("NOT_FOUND", format!("{what} not found")),
             ApiError::Validation(why) => ("VALIDATION", why),
+            ApiError::Conflict(why) => ("CONFLICT", why),
             ApiError::Forbidden | ApiError::Suspended => (
                 "FORBIDDEN",
                 "your role or API key scopes do not allow this".to_owned(),

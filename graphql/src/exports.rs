@@ -3,8 +3,9 @@
 //! `exports:read`), with a download link that takes the same API key
 //! (`GET /graphql/exports/{city}/{id}`, [`crate::download`]).
 
+use crate::scalars::DateTime;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use platform::exports::{self, ExportFormat, ExportJob, ExportJobError, ExportKind};
 use platform::staff::authz::{Act, Object as Obj};
 use sqlx::PgPool;
@@ -96,11 +97,11 @@ pub struct Export {
     /// Who started it (a staff member's e-mail or `API key <name>`).
     created_by: String,
     /// When it was started.
-    created_at: DateTime<Utc>,
+    created_at: DateTime,
     /// When it finished.
-    finished_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime>,
     /// The file can be downloaded until then.
-    expires_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime>,
     /// Where to download the file while it is DONE and not expired (null otherwise): a path on
     /// this server, `GET` with the same `Authorization: Bearer yk_…` (scope `exports:read`);
     /// each download is audited.
@@ -146,9 +147,9 @@ impl Export {
             file_name: job.file_name,
             byte_size: job.byte_size,
             created_by: job.created_by,
-            created_at: job.created_at,
-            finished_at: job.finished_at,
-            expires_at: job.expires_at,
+            created_at: job.created_at.into(),
+            finished_at: job.finished_at.map(DateTime),
+            expires_at: job.expires_at.map(DateTime),
             download_url: (status == ExportStatus::Done)
                 .then(|| crate::download::export_path(city, job.id)),
             status,
@@ -172,6 +173,7 @@ pub struct ExportConnection {
     page_info: PageInfo,
 }
 
+/// A page of the city's exports, newest first (by id: the order they were started in).
 #[Object]
 impl ExportConnection {
     /// The exports of this page, newest first.

@@ -2,8 +2,8 @@
 //! (`platform::residents::import_runs::run`): `startResidentImport` (scope `imports:write`) and
 //! `city { residentImport(id) }` to read an import back with its per-row errors.
 
+use crate::scalars::DateTime;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 use platform::residents::import::RowError;
 use platform::residents::import_runs::{self, ImportRun, ImportStatus, RunError};
 use platform::staff::authz::{Act, Object as Obj};
@@ -87,6 +87,7 @@ fn parse_error_cursor(cursor: &str) -> Option<usize> {
         .ok()
 }
 
+/// An eligible-resident import and its outcome, with its per-row errors.
 #[Object]
 impl ResidentImport {
     /// The import's id (for `city { residentImport(id:) }`).
@@ -146,8 +147,8 @@ impl ResidentImport {
         &self.0.created_by
     }
     /// When it ran.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
     /// The invalid cells, in file order, a page at a time (`first` 1–1000, default 100).
     #[graphql(

@@ -5,8 +5,9 @@
 //! `records:read`, audited per page), and the steps `intakeStep` / `recordVaccination` (scope
 //! `intake:write`; each step audited by the platform with the key or person).
 
+use crate::scalars::DateTime;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use platform::booking::Dose;
 use platform::intake::records::{self, DoseGiven, RecordFilter, RecordsError};
 use platform::intake::{self, IntakeError, Status, Step};
@@ -147,7 +148,7 @@ pub struct IntakeQuestionnaire {
     /// Who answered: the resident or a staff member.
     answered_by: String,
     /// When it was answered.
-    answered_at: Option<DateTime<Utc>>,
+    answered_at: Option<DateTime>,
 }
 
 /// A side effect noted for the resident at any visit.
@@ -173,7 +174,7 @@ pub struct IntakeEntry {
     /// The resident's birth date.
     birth_date: Date,
     /// The appointment.
-    starts_at: DateTime<Utc>,
+    starts_at: DateTime,
     /// Which dose.
     dose: DoseValue,
     /// The vaccine of the booking.
@@ -196,7 +197,7 @@ impl From<intake::Row> for IntakeEntry {
             ticket_no: r.ticket_no,
             kana_name: r.kana_name,
             birth_date: r.birth_date.into(),
-            starts_at: r.starts_at,
+            starts_at: r.starts_at.into(),
             dose: dose_of(r.dose),
             vaccine_name: r.vaccine_name,
             status: r.status.into(),
@@ -206,7 +207,7 @@ impl From<intake::Row> for IntakeEntry {
                 allergies: q.allergies,
                 anaphylaxis: q.anaphylaxis,
                 answered_by: q.answered_by,
-                answered_at: q.answered_at,
+                answered_at: q.answered_at.map(DateTime),
             }),
             side_effects: r
                 .side_effects
@@ -247,7 +248,7 @@ pub struct Vaccination {
     /// Who gave it (as written on the form).
     vaccinator: String,
     /// When it was given.
-    vaccinated_at: DateTime<Utc>,
+    vaccinated_at: DateTime,
     /// Who recorded it (a staff member's e-mail or `API key <name>`).
     recorded_by: String,
 }
@@ -266,7 +267,7 @@ impl From<DoseGiven> for Vaccination {
             lot_number: d.lot_number,
             dose_ml: d.dose_ml,
             vaccinator: d.vaccinator,
-            vaccinated_at: d.vaccinated_at,
+            vaccinated_at: d.vaccinated_at.into(),
             recorded_by: d.recorded_by,
         }
     }
@@ -290,6 +291,7 @@ pub struct VaccinationConnection {
     page_info: PageInfo,
 }
 
+/// A page of the city's vaccination records, in the order they were recorded.
 #[Object]
 impl VaccinationConnection {
     /// The records of this page.
@@ -400,7 +402,7 @@ pub struct RecordVaccinationInput {
     /// Who gave it, 1–100 characters.
     vaccinator: String,
     /// When it was given (default: now).
-    vaccinated_at: Option<DateTime<Utc>>,
+    vaccinated_at: Option<DateTime>,
 }
 
 /// Take one step of a visit.
@@ -495,7 +497,7 @@ impl IntakeMutation {
             lot_number: input.lot_number,
             dose_ml: input.dose_ml,
             vaccinator: input.vaccinator,
-            vaccinated_at: input.vaccinated_at.unwrap_or_else(Utc::now),
+            vaccinated_at: input.vaccinated_at.map(|t| t.0).unwrap_or_else(Utc::now),
         };
         match intake::vaccinate(&mut scope, input.venue_id, input.booking_id, &v).await {
             Ok(id) => {

@@ -8,6 +8,7 @@ mod billing;
 mod booking;
 mod city_bookings;
 mod download;
+mod enums;
 mod error;
 mod exports;
 mod imports;
@@ -16,6 +17,7 @@ mod intake;
 pub mod limits;
 mod metrics;
 mod mutation;
+mod payload;
 pub mod protocol;
 mod query;
 mod residents;
@@ -79,11 +81,11 @@ fn builder(
     authz: platform::staff::authz::Authz,
     policy: std::sync::Arc<platform::staff::identity::AuthPolicy>,
 ) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    hardened(Schema::build(
+    hardened(scalars::describe(Schema::build(
         Query::default(),
         Mutation::default(),
         EmptySubscription,
-    ))
+    )))
     .data(pool)
     .data(residents)
     .data(authz)
@@ -106,9 +108,13 @@ fn hardened<Q, M, S>(
 
 /// The SDL of the schema, as checked in at `graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    scalars::describe(Schema::build(
+        Query::default(),
+        Mutation::default(),
+        EmptySubscription,
+    ))
+    .finish()
+    .sdl()
 }
 
 #[cfg(test)]
@@ -128,5 +134,73 @@ mod tests {
             "graphql/schema.graphql differs from the schema in code; regenerate it with \
              `cargo run -- graphql-schema > graphql/schema.graphql` and review the change"
         );
+    }
+
+    /// Every type, field, argument, enum value and input field of the schema says what it is
+    /// (issue 17): integrators read the schema in GraphiQL and codegen tools, not our code.
+    #[test]
+    fn everything_in_the_schema_has_a_description() {
+        use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+        let doc = async_graphql::parser::parse_schema(super::sdl()).expect("the SDL parses");
+        let mut missing = Vec::new();
+        let mut check = |what: String, d: &Option<async_graphql::Positioned<String>>| {
+            if d.as_ref().is_none_or(|d| d.node.trim().is_empty()) {
+                missing.push(what);
+            }
+        };
+        for def in &doc.definitions {
+            let TypeSystemDefinition::Type(t) = def else {
+                continue; // the schema root and the built-in directives
+            };
+            let t = &t.node;
+            let name = t.name.node.as_str();
+            check(format!("type {name}"), &t.description);
+            match &t.kind {
+                TypeKind::Object(o) => {
+                    for f in &o.fields {
+                        let f = &f.node;
+                        check(format!("{name}.{}", f.name.node), &f.description);
+                        for a in &f.arguments {
+                            check(
+                                format!("{name}.{}({}:)", f.name.node, a.node.name.node),
+                                &a.node.description,
+                            );
+                        }
+                    }
+                }
+                TypeKind::Interface(i) => {
+                    for f in &i.fields {
+                        check(format!("{name}.{}", f.node.name.node), &f.node.description);
+                    }
+                }
+                TypeKind::Enum(e) => {
+                    for v in &e.values {
+                        check(format!("{name}.{}", v.node.value.node), &v.node.description);
+                    }
+                }
+                TypeKind::InputObject(i) => {
+                    for f in &i.fields {
+                        check(format!("{name}.{}", f.node.name.node), &f.node.description);
+                    }
+                }
+                TypeKind::Scalar | TypeKind::Union(_) => {}
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "these have no description (add a doc comment, or `desc = \"…\"` on an argument):\n  {}",
+            missing.join("\n  ")
+        );
+    }
+
+    /// Issue 17: no Rust type names in the API.
+    #[test]
+    fn the_schema_speaks_no_rust() {
+        let sdl = super::sdl();
+        for rust in ["NaiveDate", "DateTime<Utc>", "Utc", "chrono"] {
+            assert!(!sdl.contains(rust), "the SDL mentions {rust}");
+        }
+        assert!(sdl.contains("scalar Date\n"), "{sdl}");
+        assert!(sdl.contains(super::scalars::UUID_DESCRIPTION));
     }
 }

@@ -485,12 +485,11 @@ mod tests {
 
     #[test]
     fn padding_does_not_change_the_normal_form() {
-        let a = normalise("{ availability(tenant: \"demo\", venueId: $v) { id free } }");
-        let b = normalise(
-            "  {\n\n availability ( tenant :  \"demo\"  venueId:$v ) #x\n {id,,free}}   ",
-        );
+        let a = normalise("{ availability(city: \"demo\", venueId: $v) { id free } }");
+        let b =
+            normalise("  {\n\n availability ( city :  \"demo\"  venueId:$v ) #x\n {id,,free}}   ");
         assert_eq!(a, b);
-        assert_eq!(a, "{availability(tenant:\"demo\" venueId:$v){id free}}");
+        assert_eq!(a, "{availability(city:\"demo\" venueId:$v){id free}}");
     }
 
     #[test]
@@ -528,16 +527,17 @@ mod tests {
             let doc = async_graphql::parser::parse_query(q).expect("parses");
             super::estimated_values(&doc, &Variables::from_json(vars))
         };
-        let one = r#"{ availability(tenant: "demo", venueId: "x") { id free } }"#;
+        let one = r#"{ availability(city: "demo", venueId: "x") { id free } }"#;
         // default window: 31 days of 30 slots, each with two fields
         assert_eq!(est(one, serde_json::json!({})), 31 * 30 * 3);
-        let day = r#"query($d: NaiveDate) { availability(tenant: "demo", venueId: "x", date: $d) { id } }"#;
+        let day =
+            r#"query($d: Date) { availability(city: "demo", venueId: "x", date: $d) { id } }"#;
         assert_eq!(est(day, serde_json::json!({ "d": "2026-12-02" })), 30 * 2);
         assert_eq!(est(day, serde_json::json!({ "d": null })), 31 * 30 * 2);
         let widest = format!(
             "query($n: Int) {{ {} }}",
             (0..20)
-                .map(|i| format!(r#"a{i}: availability(tenant: "demo", venueId: "x", days: $n) {{ id startsAt free mark }}"#))
+                .map(|i| format!(r#"a{i}: availability(city: "demo", venueId: "x", days: $n) {{ id startsAt free mark }}"#))
                 .collect::<String>()
         );
         let w = est(&widest, serde_json::json!({ "n": 62 }));
@@ -548,7 +548,7 @@ mod tests {
             "a month of one venue is not wide"
         );
         // a fragment spread twice counts twice, without being expanded
-        let spread = r#"{ ...F ...F } fragment F on Query { city(slug: "demo") { slots(venueId: "x", first: 50) { id } } }"#;
+        let spread = r#"{ ...F ...F } fragment F on Query { city(city: "demo") { slots(venueId: "x", first: 50) { id } } }"#;
         assert_eq!(est(spread, serde_json::json!({})), 2 * (1 + 50 * 2));
     }
 

@@ -1,4 +1,4 @@
-use async_graphql::{Context, MergedObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, MergedObject, Object, Result, SimpleObject};
 use sqlx::PgPool;
 
 use crate::ApiError;
@@ -31,8 +31,29 @@ pub struct TenantView {
     default_locale: String,
     /// IANA time zone; days and weeks of this tenant follow it.
     time_zone: String,
-    /// onboarding, active or suspended.
-    status: String,
+    /// Whether the municipality is being set up, open, or suspended.
+    status: TenantStatus,
+}
+
+/// Where a municipality is in its life on the platform.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum TenantStatus {
+    /// Being set up by its staff and API keys (open to them, as when active).
+    Onboarding,
+    /// Open for business.
+    Active,
+    /// Suspended by the platform operator: booking, staff fields and API keys are refused.
+    Suspended,
+}
+
+impl From<tenants::TenantStatus> for TenantStatus {
+    fn from(s: tenants::TenantStatus) -> Self {
+        match s {
+            tenants::TenantStatus::Onboarding => Self::Onboarding,
+            tenants::TenantStatus::Active => Self::Active,
+            tenants::TenantStatus::Suspended => Self::Suspended,
+        }
+    }
 }
 
 impl From<tenants::Tenant> for TenantView {
@@ -43,7 +64,7 @@ impl From<tenants::Tenant> for TenantView {
             locales: t.locales,
             default_locale: t.default_locale,
             time_zone: t.time_zone.name().to_owned(),
-            status: t.status.as_str().to_owned(),
+            status: t.status.into(),
         }
     }
 }
@@ -51,9 +72,13 @@ impl From<tenants::Tenant> for TenantView {
 #[Object]
 impl TenantQuery {
     /// A municipality by its slug; public, no credentials needed. Null when no such tenant exists.
-    async fn tenant(&self, ctx: &Context<'_>, slug: String) -> Result<Option<TenantView>> {
+    async fn tenant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The city's slug (URL identifier, e.g. `yokohama`).")] city: String,
+    ) -> Result<Option<TenantView>> {
         let pool = ctx.data::<PgPool>()?;
-        let found = tenants::find_by_slug(pool, &slug)
+        let found = tenants::find_by_slug(pool, &city)
             .await
             .map_err(ApiError::from)?;
         if let Some(t) = &found {

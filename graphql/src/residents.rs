@@ -31,6 +31,7 @@ pub struct ResidentConnection {
     page_info: PageInfo,
 }
 
+/// A page of the city's residents in ticket-number order.
 #[Object]
 impl ResidentConnection {
     /// The residents of this page, in ticket-number order.

@@ -3,22 +3,28 @@
 //! `platform::stats`. Another tenant's slug answers NOT_FOUND.
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use chrono::NaiveDate;
 use platform::staff::authz::{Act, Object as Obj};
 use platform::stats;
 use sqlx::PgPool;
 
 use crate::ApiError;
 use crate::auth;
+use crate::booking::DoseValue;
+use crate::enums::Sex;
+use crate::scalars::Date;
 
+/// Booking statistics.
 #[derive(Default)]
 pub struct StatsQuery;
 
 /// How bookings are grouped in time (in the city's time zone; weeks start on Monday).
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum StatPeriod {
+    /// One local day.
     Day,
+    /// Monday to Sunday.
     Week,
+    /// A calendar month.
     Month,
 }
 
@@ -51,19 +57,72 @@ impl From<StatMeasure> for stats::Measure {
     }
 }
 
+/// An age band: age on the appointment day (or on the day the dose was given).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum AgeBand {
+    /// 0 to 9 years.
+    #[graphql(name = "AGE_0_9")]
+    Age0To9,
+    /// 10 to 19 years.
+    #[graphql(name = "AGE_10_19")]
+    Age10To19,
+    /// 20 to 29 years.
+    #[graphql(name = "AGE_20_29")]
+    Age20To29,
+    /// 30 to 39 years.
+    #[graphql(name = "AGE_30_39")]
+    Age30To39,
+    /// 40 to 49 years.
+    #[graphql(name = "AGE_40_49")]
+    Age40To49,
+    /// 50 to 59 years.
+    #[graphql(name = "AGE_50_59")]
+    Age50To59,
+    /// 60 to 64 years.
+    #[graphql(name = "AGE_60_64")]
+    Age60To64,
+    /// 65 years and older.
+    #[graphql(name = "AGE_65_PLUS")]
+    Age65Plus,
+}
+
+impl AgeBand {
+    /// In the order of `platform::stats::AGE_BANDS`.
+    const ALL: [AgeBand; 8] = [
+        Self::Age0To9,
+        Self::Age10To19,
+        Self::Age20To29,
+        Self::Age30To39,
+        Self::Age40To49,
+        Self::Age50To59,
+        Self::Age60To64,
+        Self::Age65Plus,
+    ];
+
+    /// From the platform's band label (`0-9` … `65+`).
+    fn from_platform(band: &str) -> Self {
+        stats::AGE_BANDS
+            .iter()
+            .position(|b| *b == band)
+            .and_then(|i| Self::ALL.get(i).copied())
+            .unwrap_or(Self::Age65Plus)
+    }
+}
+
 /// The number of live bookings (or doses given) in one period, age band, sex, venue and dose (empty cells left out).
 #[derive(SimpleObject)]
 pub struct StatCell {
     /// First local day of the period (the Monday of a week, the 1st of a month).
-    period_start: NaiveDate,
-    /// 0-9, 10-19, … 50-59, 60-64 or 65+ (age on the appointment day).
-    age_band: String,
-    /// female, male, other or unknown.
-    sex: String,
+    period_start: Date,
+    /// Age band (age on the appointment day, or on the day the dose was given).
+    age_band: AgeBand,
+    /// Sex as the register records it.
+    sex: Sex,
     /// Venue name.
     venue: String,
-    /// 1, 2 or 3 (booster).
-    dose: i32,
+    /// The dose.
+    dose: DoseValue,
+    /// Bookings (or doses given) in this cell; never 0 (empty cells are left out).
     count: i64,
 }
 
@@ -76,12 +135,13 @@ impl StatsQuery {
     async fn booking_statistics(
         &self,
         ctx: &Context<'_>,
-        slug: String,
-        period: StatPeriod,
-        #[graphql(default)] measure: StatMeasure,
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "How the counts are grouped in time.")] period: StatPeriod,
+        #[graphql(default, desc = "What is counted (default: live bookings).")]
+        measure: StatMeasure,
     ) -> Result<Vec<StatCell>> {
         let pool = ctx.data::<PgPool>()?;
-        let tenant = tenants::find_by_slug(pool, &slug)
+        let tenant = tenants::find_by_slug(pool, &city)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("city".into()))?;
@@ -92,13 +152,26 @@ impl StatsQuery {
         Ok(rows
             .into_iter()
             .map(|r| StatCell {
-                period_start: r.period_start,
-                age_band: r.age_band.to_owned(),
-                sex: r.sex,
+                period_start: Date(r.period_start),
+                age_band: AgeBand::from_platform(r.age_band),
+                sex: Sex::from_platform(&r.sex),
                 venue: r.venue,
-                dose: r.dose.into(),
+                dose: platform::booking::Dose::from_number(r.dose)
+                    .map_or(DoseValue::Booster, DoseValue::from),
                 count: r.count,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_platform_age_band_has_its_own_enum_value() {
+        for (i, band) in stats::AGE_BANDS.iter().enumerate() {
+            assert_eq!(AgeBand::from_platform(band), AgeBand::ALL[i]);
+        }
     }
 }

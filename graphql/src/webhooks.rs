@@ -4,8 +4,8 @@
 //! `deleteWebhookSubscription` (scope `webhooks:write`). Guard object `webhooks`: city admins and
 //! the operator write, auditors read; the platform functions check it themselves too.
 
+use crate::scalars::DateTime;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 use platform::notifications::channels::SealingKey;
 use platform::staff::authz::{Act, Authz, Object as Obj, Scope};
 use platform::webhooks::{self, EndpointPolicy, EventType, NewSubscription, WebhookError};
@@ -84,7 +84,7 @@ pub struct WebhookSubscription {
     /// Who subscribed it.
     created_by: String,
     /// When.
-    created_at: DateTime<Utc>,
+    created_at: DateTime,
 }
 
 impl From<webhooks::Subscription> for WebhookSubscription {
@@ -97,7 +97,7 @@ impl From<webhooks::Subscription> for WebhookSubscription {
             secret_hint: s.secret_hint,
             active: s.active,
             created_by: s.created_by,
-            created_at: s.created_at,
+            created_at: s.created_at.into(),
         }
     }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::support::{TestApp, spawn_app};
 
-const VENUES: &str = r#"{ city(slug: "yokohama") { venues { id name } } }"#;
+const VENUES: &str = r#"{ city(city: "yokohama") { venues { id name } } }"#;
 
 /// A key of `city` made through the guard, as the admin page does.
 async fn key(app: &TestApp, city: tenants::TenantId, new: NewKey) -> (Uuid, String) {
@@ -141,7 +141,7 @@ async fn api_keys_over_budget_answer_429_with_retry_after_and_recover() {
 /// `n` aliases of the city's venues.
 fn aliases(n: usize) -> String {
     let body: String = (0..n)
-        .map(|i| format!(r#" a{i}: city(slug: "yokohama") {{ venues {{ id name }} }}"#))
+        .map(|i| format!(r#" a{i}: city(city: "yokohama") {{ venues {{ id name }} }}"#))
         .collect();
     format!("{{{body} }}")
 }
@@ -164,7 +164,7 @@ fn deep(levels: usize) -> String {
 /// recursive field, so depth comes from `__type` chains below it.
 fn deep_city(levels: usize) -> String {
     let mut q =
-        String::from(r#"{ city(slug: "yokohama") { venues { id } } __type(name: "City") { "#);
+        String::from(r#"{ city(city: "yokohama") { venues { id } } __type(name: "City") { "#);
     for _ in 0..levels {
         q.push_str("ofType { ");
     }
@@ -253,7 +253,7 @@ async fn api_keys_expired_rotated_foreign_and_unscoped_keys_are_refused() {
     let (_, _, answer) = call(
         &app,
         &unscoped,
-        r#"{ city(slug: "yokohama") { vaccines { id } } }"#,
+        r#"{ city(city: "yokohama") { vaccines { id } } }"#,
     )
     .await;
     assert!(answer["errors"].is_null(), "{answer}");

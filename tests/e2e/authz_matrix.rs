@@ -215,7 +215,7 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
     // GraphQL with the same sessions: None = data, Some(code) = that error code
     let ops: Vec<(&str, Value, [Option<&str>; 7])> = vec![
         (
-            "query { city(slug: \"yokohama\") { vaccines { name } } }",
+            "query { city(city: \"yokohama\") { vaccines { name } } }",
             json!({}),
             [
                 None,
@@ -228,12 +228,12 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
             ],
         ),
         (
-            "query($id: UUID!) { city(slug: \"yokohama\") { venue(id: $id) { name } slots(venueId: $id, first: 5) { capacity } } }",
+            "query($id: UUID!) { city(city: \"yokohama\") { venue(id: $id) { name } slots(venueId: $id, first: 5) { capacity } } }",
             json!({ "id": venue_a }),
             [None, None, None, None, Some("NOT_FOUND"), None, None],
         ),
         (
-            "query { city(slug: \"yokohama\") { resident(ticketNo: \"1000000001\") { kanaName } } }",
+            "query { city(city: \"yokohama\") { resident(ticketNo: \"1000000001\") { kanaName } } }",
             json!({}),
             [
                 None,
@@ -246,7 +246,7 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
             ],
         ),
         (
-            "query { city(slug: \"yokohama\") { auditLog(limit: 5) { action } } }",
+            "query { city(city: \"yokohama\") { auditLog(limit: 5) { action } } }",
             json!({}),
             [
                 None,
@@ -259,7 +259,7 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
             ],
         ),
         (
-            "query { city(slug: \"kawasaki\") { venues { name } } }",
+            "query { city(city: \"kawasaki\") { venues { name } } }",
             json!({}),
             [
                 None,
@@ -272,7 +272,7 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
             ],
         ),
         (
-            "query($id: UUID!) { city(slug: \"yokohama\") { venue(id: $id) { name } } }",
+            "query($id: UUID!) { city(city: \"yokohama\") { venue(id: $id) { name } } }",
             json!({ "id": vb[0] }),
             [Some("NOT_FOUND"); 7],
         ),
@@ -335,7 +335,7 @@ async fn an_api_key_reaches_its_scopes_in_its_own_tenant_only_until_revoked() {
     let venues = app
         .graphql_with_key(
             &key,
-            "{ city(slug: \"yokohama\") { venues { name } } }",
+            "{ city(city: \"yokohama\") { venues { name } } }",
             json!({}),
         )
         .await;
@@ -347,7 +347,7 @@ async fn an_api_key_reaches_its_scopes_in_its_own_tenant_only_until_revoked() {
     let resident = app
         .graphql_with_key(
             &key,
-            "{ city(slug: \"yokohama\") { resident(ticketNo: \"1000000001\") { kanaName } } }",
+            "{ city(city: \"yokohama\") { resident(ticketNo: \"1000000001\") { kanaName } } }",
             json!({}),
         )
         .await;
@@ -355,7 +355,7 @@ async fn an_api_key_reaches_its_scopes_in_its_own_tenant_only_until_revoked() {
     let other = app
         .graphql_with_key(
             &key,
-            "{ city(slug: \"kawasaki\") { venues { name } } }",
+            "{ city(city: \"kawasaki\") { venues { name } } }",
             json!({}),
         )
         .await;
@@ -381,7 +381,7 @@ async fn an_api_key_reaches_its_scopes_in_its_own_tenant_only_until_revoked() {
     let after = app
         .graphql_with_key(
             &key,
-            "{ city(slug: \"yokohama\") { venues { name } } }",
+            "{ city(city: \"yokohama\") { venues { name } } }",
             json!({}),
         )
         .await;
@@ -392,7 +392,7 @@ async fn an_api_key_reaches_its_scopes_in_its_own_tenant_only_until_revoked() {
     );
     let anonymous = app
         .graphql(
-            "{ city(slug: \"yokohama\") { venues { name } } }",
+            "{ city(city: \"yokohama\") { venues { name } } }",
             json!({}),
         )
         .await;
@@ -428,7 +428,7 @@ async fn an_integrator_with_config_write_sets_up_a_venue_through_graphql_and_is_
         keys.push(key);
     }
     let (writer, reader) = (&keys[0], &keys[1]);
-    let create_vaccine = "mutation($city: String!) { createVaccine(city: $city, input: { name: \"API vaccine\", maker: \"M\", doses: 2, minIntervalDays: 21, boosterIntervalMonths: 6, daysUntilEffective: 7, validityDays: 180 }) }";
+    let create_vaccine = "mutation($city: String!) { createVaccine(city: $city, input: { name: \"API vaccine\", maker: \"M\", doses: 2, minIntervalDays: 21, boosterIntervalMonths: 6, daysUntilEffective: 7, validityDays: 180 }) { vaccine { id name } errors { code message field } } }";
 
     let denied = app
         .graphql_with_key(reader, create_vaccine, json!({ "city": "yokohama" }))
@@ -442,38 +442,66 @@ async fn an_integrator_with_config_write_sets_up_a_venue_through_graphql_and_is_
     let vaccine = app
         .graphql_with_key(writer, create_vaccine, json!({ "city": "yokohama" }))
         .await;
-    let vaccine_id = vaccine["data"]["createVaccine"]
+    assert_eq!(
+        vaccine["data"]["createVaccine"]["errors"],
+        json!([]),
+        "{vaccine}"
+    );
+    assert_eq!(
+        vaccine["data"]["createVaccine"]["vaccine"]["name"],
+        "API vaccine"
+    );
+    let vaccine_id = vaccine["data"]["createVaccine"]["vaccine"]["id"]
         .as_str()
         .expect("vaccine id")
         .to_owned();
     let venue = app
         .graphql_with_key(
             writer,
-            "mutation($v: UUID!) { createVenue(city: \"yokohama\", input: { name: \"API hall\", kind: \"mass\", vaccineId: $v }) }",
+            "mutation($v: UUID!) { createVenue(city: \"yokohama\", input: { name: \"API hall\", kind: MASS, vaccineId: $v }) { venue { id kind } errors { code } } }",
             json!({ "v": vaccine_id }),
         )
         .await;
-    let venue_id = venue["data"]["createVenue"]
+    assert_eq!(
+        venue["data"]["createVenue"]["venue"]["kind"], "MASS",
+        "{venue}"
+    );
+    let venue_id = venue["data"]["createVenue"]["venue"]["id"]
         .as_str()
         .expect("venue id")
         .to_owned();
     let bad = app
         .graphql_with_key(
             writer,
-            "mutation($v: UUID!) { createSchedule(city: \"yokohama\", input: { venueId: $v, weekdays: [1], startTime: \"10:00\", endTime: \"09:00\", slotMinutes: 30, capacity: 5, validFrom: \"2031-03-03\", validUntil: \"2031-03-09\" }) { slotsCreated } }",
+            "mutation($v: UUID!) { createSchedule(city: \"yokohama\", input: { venueId: $v, weekdays: [MONDAY], startTime: \"10:00\", endTime: \"09:00\", slotMinutes: 30, capacity: 5, validFrom: \"2031-03-03\", validUntil: \"2031-03-09\" }) { schedule { id } slotsCreated errors { code field } } }",
             json!({ "v": venue_id }),
         )
         .await;
-    assert_eq!(code(&bad), Some("VALIDATION"), "{bad}");
+    // bad input is a user error of the payload: nothing saved
+    assert_eq!(code(&bad), None, "{bad}");
+    assert_eq!(
+        bad["data"]["createSchedule"]["schedule"],
+        Value::Null,
+        "{bad}"
+    );
+    assert_eq!(
+        bad["data"]["createSchedule"]["errors"][0]["code"], "VALIDATION",
+        "{bad}"
+    );
     let schedule = app
         .graphql_with_key(
             writer,
-            "mutation($v: UUID!) { createSchedule(city: \"yokohama\", input: { venueId: $v, weekdays: [1, 2], startTime: \"09:00\", endTime: \"10:00\", slotMinutes: 30, capacity: 5, validFrom: \"2031-03-03\", validUntil: \"2031-03-09\" }) { slotsCreated } }",
+            "mutation($v: UUID!) { createSchedule(city: \"yokohama\", input: { venueId: $v, weekdays: [MONDAY, TUESDAY], startTime: \"09:00\", endTime: \"10:00\", slotMinutes: 30, capacity: 5, validFrom: \"2031-03-03\", validUntil: \"2031-03-09\" }) { schedule { weekdays validFrom } slotsCreated errors { code } } }",
             json!({ "v": venue_id }),
         )
         .await;
     assert_eq!(
         schedule["data"]["createSchedule"]["slotsCreated"], 4,
+        "{schedule}"
+    );
+    assert_eq!(
+        schedule["data"]["createSchedule"]["schedule"],
+        json!({ "weekdays": ["MONDAY", "TUESDAY"], "validFrom": "2031-03-03" }),
         "{schedule}"
     );
 

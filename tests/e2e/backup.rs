@@ -91,11 +91,12 @@ async fn a_dump_restored_into_a_new_database_serves_with_every_invariant_intact(
         .graphql_as(
             &token,
             "en",
-            "mutation($input: BookInput!) { book(input: $input) { id } }",
+            "mutation($input: BookInput!) { book(input: $input) { bookings { id } errors { code message } } }",
             json!({ "input": { "slotId": slot, "dose": "FIRST", "idempotencyKey": "backup-drill-1" } }),
         )
         .await;
     assert!(booked["errors"].is_null(), "{booked}");
+    assert_eq!(booked["data"]["book"]["errors"], json!([]), "{booked}");
     app.login("admin@demo.example", platform::demo::DEMO_STAFF_PASSWORD)
         .await;
     let before = invariants(&app.owner).await;
@@ -168,7 +169,7 @@ async fn a_dump_restored_into_a_new_database_serves_with_every_invariant_intact(
         .graphql_as(
             &token,
             "en",
-            "mutation($input: BookInput!) { book(input: $input) { id } }",
+            "mutation($input: BookInput!) { book(input: $input) { bookings { id } errors { code message } } }",
             json!({ "input": { "slotId": slot, "dose": "FIRST", "idempotencyKey": "backup-drill-1" } }),
         )
         .await;
@@ -182,11 +183,12 @@ async fn a_dump_restored_into_a_new_database_serves_with_every_invariant_intact(
         .graphql_as(
             &other,
             "en",
-            "mutation($input: BookInput!) { book(input: $input) { id } }",
+            "mutation($input: BookInput!) { book(input: $input) { bookings { id } errors { code message } } }",
             json!({ "input": { "slotId": slot2, "dose": "FIRST", "idempotencyKey": "backup-drill-2" } }),
         )
         .await;
     assert!(again["errors"].is_null(), "{again}");
+    assert_eq!(again["data"]["book"]["errors"], json!([]), "{again}");
     let after = invariants(&restored.owner).await;
     let count = |v: &str| {
         v.split(':')

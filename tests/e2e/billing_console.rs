@@ -299,13 +299,25 @@ async fn a_city_admin_sees_only_their_own_usage_and_invoices_and_the_operator_se
     );
 
     // GraphQL: own tenant yes, B's slug or B's invoice id NOT_FOUND
-    const Q: &str = "query($slug: String!, $id: UUID!) { billing(slug: $slug) { invoice(id: $id) { id totalYen lines { description amountYen } } } }";
+    const Q: &str = "query($slug: String!, $id: UUID!) { billing(city: $slug) { invoice(id: $id) { id kind status month totalYen lines { description amountYen } } } }";
     let own = admin
         .graphql(Q, json!({ "slug": "yokohama", "id": a_inv }))
         .await;
     assert_eq!(
         own["data"]["billing"]["invoice"]["id"],
         json!(a_inv.to_string()),
+        "{own}"
+    );
+    assert_eq!(
+        own["data"]["billing"]["invoice"]["kind"], "INVOICE",
+        "{own}"
+    );
+    assert!(
+        ["DRAFT", "FINAL"].contains(
+            &own["data"]["billing"]["invoice"]["status"]
+                .as_str()
+                .unwrap_or("")
+        ),
         "{own}"
     );
     for (slug, id) in [("yokohama", b_inv), ("kawasaki", b_inv)] {
@@ -316,7 +328,7 @@ async fn a_city_admin_sees_only_their_own_usage_and_invoices_and_the_operator_se
         );
     }
     let list = admin
-        .graphql("{ billing(slug: \"yokohama\") { invoices { id } usage(month: \"2026-10-15\") { kind used included } } }", json!({}))
+        .graphql("{ billing(city: \"yokohama\") { invoices { id } usage(month: \"2026-10-15\") { kind used included } } }", json!({}))
         .await;
     assert_eq!(
         list["data"]["billing"]["invoices"],
@@ -325,7 +337,7 @@ async fn a_city_admin_sees_only_their_own_usage_and_invoices_and_the_operator_se
     );
     let sms = list["data"]["billing"]["usage"]
         .as_array()
-        .and_then(|u| u.iter().find(|k| k["kind"] == "sms_segment").cloned())
+        .and_then(|u| u.iter().find(|k| k["kind"] == "SMS_SEGMENT").cloned())
         .expect("sms usage");
     assert_eq!(
         (sms["used"].clone(), sms["included"].clone()),

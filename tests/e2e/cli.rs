@@ -228,7 +228,7 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     assert!(answered, "serve did not answer /healthz");
     let body: serde_json::Value = client
         .post(format!("http://127.0.0.1:{port}/graphql"))
-        .json(&serde_json::json!({ "query": "{ tenant(slug: \"demo\") { name } }" }))
+        .json(&serde_json::json!({ "query": "{ tenant(city: \"demo\") { name } }" }))
         .send()
         .await
         .expect("graphql")

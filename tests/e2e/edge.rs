@@ -74,14 +74,14 @@ impl Server {
     }
 
     /// Asks for a login code through GraphQL (`requestLoginCode`) with `forwarded_for` as
-    /// `X-Forwarded-For`; the error code, if refused.
+    /// `X-Forwarded-For`; the error code (top-level or the payload's), if refused.
     async fn ask_code_graphql(&self, ticket: &str, forwarded_for: &str) -> Option<String> {
         let answer: serde_json::Value = self
             .client
             .post(self.url("/graphql"))
             .header("x-forwarded-for", forwarded_for)
             .json(&serde_json::json!({
-                "query": "mutation($t: String!) { requestLoginCode(tenant: \"demo\", ticketNo: $t, birthDate: \"1970-01-01\") { maskedPhone } }",
+                "query": "mutation($t: String!) { requestLoginCode(city: \"demo\", ticketNo: $t, birthDate: \"1970-01-01\") { maskedPhone errors { code } } }",
                 "variables": { "t": ticket },
             }))
             .send()
@@ -90,8 +90,10 @@ impl Server {
             .json()
             .await
             .expect("json");
+        // throttling is a top-level error; other refusals are user errors of the payload
         answer["errors"][0]["extensions"]["code"]
             .as_str()
+            .or(answer["data"]["requestLoginCode"]["errors"][0]["code"].as_str())
             .map(str::to_owned)
     }
 

@@ -7,7 +7,7 @@ async fn the_demo_municipality_is_created_on_an_empty_database_and_answers_graph
     let app = demo_app().await;
     let answer = app
         .graphql(
-            r#"{ tenant(slug: "demo") { name slug locales defaultLocale timeZone status } }"#,
+            r#"{ tenant(city: "demo") { name slug locales defaultLocale timeZone status } }"#,
             json!({}),
         )
         .await;
@@ -15,7 +15,7 @@ async fn the_demo_municipality_is_created_on_an_empty_database_and_answers_graph
         answer,
         json!({ "data": { "tenant": {
             "name": "デモ市", "slug": "demo", "locales": ["ja", "en", "zh-Hans", "pt"],
-            "defaultLocale": "ja", "timeZone": "Asia/Tokyo", "status": "active"
+            "defaultLocale": "ja", "timeZone": "Asia/Tokyo", "status": "ACTIVE"
         } } })
     );
     // the demo city has something to book: venues, slots in the coming weeks, residents
@@ -42,7 +42,7 @@ async fn an_unknown_slug_is_null_not_an_error() {
     let app = spawn_app().await;
     let answer = app
         .graphql(
-            "query($s: String!) { tenant(slug: $s) { name } }",
+            "query($s: String!) { tenant(city: $s) { name } }",
             json!({ "s": "nowhere" }),
         )
         .await;

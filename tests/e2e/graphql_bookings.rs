@@ -23,7 +23,7 @@ fn code(answer: &Value) -> Option<&str> {
     answer["errors"][0]["extensions"]["code"].as_str()
 }
 
-const PAGE: &str = "query($slug: String!, $after: String, $first: Int!) { city(slug: $slug) { \
+const PAGE: &str = "query($slug: String!, $after: String, $first: Int!) { city(city: $slug) { \
     bookings(first: $first, after: $after) { edges { cursor node { id } } \
     pageInfo { hasNextPage endCursor } } } }";
 
@@ -131,7 +131,7 @@ async fn graphql_paging_through_10000_bookings_while_others_are_booked_sees_each
     let first = app
         .graphql_with_key(
             &reader,
-            "query($slug: String!) { city(slug: $slug) { bookings(first: 1) { totalCount } } }",
+            "query($slug: String!) { city(city: $slug) { bookings(first: 1) { totalCount } } }",
             json!({ "slug": "yokohama" }),
         )
         .await;
@@ -347,7 +347,7 @@ async fn graphql_bookings_fields_refuse_a_key_without_the_scope_or_of_another_ci
     assert!(audited.starts_with("API key"), "{audited}");
 
     // --- city { bookings }
-    let list = "query($slug: String!, $status: BookingStatus) { city(slug: $slug) { \
+    let list = "query($slug: String!, $status: BookingStatus) { city(city: $slug) { \
         bookings(first: 200, status: $status) { totalCount edges { node { id residentId status } } pageInfo { hasNextPage } } } }";
     for (who, key, expected) in [
         ("write-only key", &write, "FORBIDDEN"),

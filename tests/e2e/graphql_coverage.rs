@@ -40,7 +40,7 @@ async fn count(app: &TestApp, sql: &'static str, tenant: &tenants::Tenant) -> i6
 
 // ---- residents -----------------------------------------------------------------------------
 
-const RESIDENTS: &str = "query($slug: String!, $after: String, $first: Int!, $search: String) { city(slug: $slug) { \
+const RESIDENTS: &str = "query($slug: String!, $after: String, $first: Int!, $search: String) { city(city: $slug) { \
     residents(first: $first, after: $after, search: $search) { totalCount edges { cursor node { id ticketNo kanaName } } \
     pageInfo { hasNextPage endCursor } } } }";
 
@@ -168,7 +168,7 @@ async fn graphql_residents_are_paged_each_exactly_once_and_refused_without_scope
 
 // ---- intake and vaccination records --------------------------------------------------------
 
-const INTAKE_LIST: &str = "query($slug: String!, $venue: UUID!) { city(slug: $slug) { \
+const INTAKE_LIST: &str = "query($slug: String!, $venue: UUID!) { city(city: $slug) { \
     intakeList(venueId: $venue, day: \"2031-03-03\") { bookingId residentId ticketNo dose status lotNumber \
     questionnaire { flagged } sideEffects { kind severity } } } }";
 
@@ -181,7 +181,7 @@ const VACCINATE: &str = "mutation($slug: String!, $venue: UUID!, $booking: UUID!
     vaccination { id bookingId residentId lotNumber doseMl vaccinator vaccinatedAt dose recordedBy } \
     errors { code message field } } }";
 
-const RECORDS: &str = "query($slug: String!, $resident: UUID) { city(slug: $slug) { \
+const RECORDS: &str = "query($slug: String!, $resident: UUID) { city(city: $slug) { \
     vaccinations(first: 10, residentId: $resident) { totalCount edges { cursor node { id bookingId lotNumber venueName } } \
     pageInfo { hasNextPage } } } }";
 
@@ -460,7 +460,7 @@ const IMPORT: &str = "mutation($slug: String!, $csv: String!, $valid: Boolean!) 
       errors(first: 10) { totalCount edges { cursor node { line field message } } pageInfo { hasNextPage } } } \
     errors { code message field } } }";
 
-const IMPORT_READ: &str = "query($slug: String!, $id: UUID!) { city(slug: $slug) { residentImport(id: $id) { \
+const IMPORT_READ: &str = "query($slug: String!, $id: UUID!) { city(city: $slug) { residentImport(id: $id) { \
     id status rows inserted errors(first: 1) { totalCount edges { node { line field } } pageInfo { hasNextPage endCursor } } } } }";
 
 const CSV: &str = "ticket_no,birth_date,kana_name,sex\n\
@@ -617,10 +617,10 @@ const START_EXPORT: &str = "mutation($slug: String!, $kind: ExportKindValue!, $f
     startExport(city: $slug, input: { kind: $kind, format: $format }) { \
     export { id kind format status downloadUrl } errors { code message field } } }";
 
-const EXPORT: &str = "query($slug: String!, $id: UUID!) { city(slug: $slug) { export(id: $id) { \
+const EXPORT: &str = "query($slug: String!, $id: UUID!) { city(city: $slug) { export(id: $id) { \
     id kind status progress rowsTotal rowsDone fileName byteSize createdBy expiresAt downloadUrl } } }";
 
-const EXPORTS: &str = "query($slug: String!, $after: String) { city(slug: $slug) { exports(first: 1, after: $after) { \
+const EXPORTS: &str = "query($slug: String!, $after: String) { city(city: $slug) { exports(first: 1, after: $after) { \
     totalCount edges { cursor node { id kind } } pageInfo { hasNextPage endCursor } } } }";
 
 async fn wait_done(app: &TestApp, job: &str) {
@@ -838,7 +838,7 @@ const CREATE_HOOK: &str = "mutation($slug: String!, $url: String!) { createWebho
     input: { url: $url, description: \"CRM\", events: [BOOKING_CREATED, VACCINATION_RECORDED] }) { \
     subscription { id url events active secretHint } secret errors { code message field } } }";
 
-const HOOKS: &str = "query($slug: String!) { city(slug: $slug) { webhookSubscriptions { id url events active secretHint } } }";
+const HOOKS: &str = "query($slug: String!) { city(city: $slug) { webhookSubscriptions { id url events active secretHint } } }";
 
 const PAUSE_HOOK: &str = "mutation($slug: String!, $id: UUID!) { setWebhookSubscriptionActive(city: $slug, \
     input: { id: $id, active: false }) { subscription { id active } errors { code field } } }";

@@ -230,7 +230,7 @@ async fn graphql_http_requests_that_cannot_run_answer_400_without_data() {
         ),
         (
             "an argument of the wrong type",
-            json!({ "query": "query($s: Int!) { tenant(slug: $s) { name } }", "variables": { "s": 1 } })
+            json!({ "query": "query($s: Int!) { tenant(city: $s) { name } }", "variables": { "s": 1 } })
                 .to_string(),
             ("VALIDATION", "INVALID"),
             400,
@@ -238,14 +238,14 @@ async fn graphql_http_requests_that_cannot_run_answer_400_without_data() {
         ),
         (
             "a required variable left out",
-            json!({ "query": "query($s: String!) { tenant(slug: $s) { name } }" }).to_string(),
+            json!({ "query": "query($s: String!) { tenant(city: $s) { name } }" }).to_string(),
             ("VALIDATION", "INVALID"),
             400,
             200,
         ),
         (
             "a required variable null",
-            json!({ "query": "query($s: String!) { tenant(slug: $s) { name } }", "variables": { "s": null } })
+            json!({ "query": "query($s: String!) { tenant(city: $s) { name } }", "variables": { "s": null } })
                 .to_string(),
             ("VALIDATION", "INVALID"),
             400,
@@ -340,7 +340,7 @@ async fn graphql_http_requests_that_cannot_run_answer_400_without_data() {
         let (status, _, answer) = post(
             &app,
             accept,
-            &json!({ "query": "{ city(slug: \"demo\") { slug } }" }),
+            &json!({ "query": "{ city(city: \"demo\") { slug } }" }),
         )
         .await;
         assert_eq!(status, 200, "{answer}");
@@ -385,7 +385,7 @@ async fn graphql_http_get_runs_queries_and_never_mutations() {
         &[
             (
                 "query",
-                "query T($s: String!) { tenant(slug: $s) { name } }",
+                "query T($s: String!) { tenant(city: $s) { name } }",
             ),
             ("variables", r#"{"s":"demo"}"#),
             ("operationName", "T"),
@@ -402,7 +402,7 @@ async fn graphql_http_get_runs_queries_and_never_mutations() {
     let (status, ct, answer) = get(
         &app,
         "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-        &[("query", "{ tenant(slug: \"demo\") { slug } }")],
+        &[("query", "{ tenant(city: \"demo\") { slug } }")],
     )
     .await;
     assert_eq!(status, 200, "{answer}");
@@ -422,7 +422,7 @@ async fn graphql_http_get_runs_queries_and_never_mutations() {
             .await
             .expect("count")
     };
-    let create = "mutation M { createVaccine(city: \"demo\", input: { name: \"GET vaccine\", maker: \"M\", doses: 2, minIntervalDays: 21, boosterIntervalMonths: 6, daysUntilEffective: 7, validityDays: 180 }) }";
+    let create = "mutation M { createVaccine(city: \"demo\", input: { name: \"GET vaccine\", maker: \"M\", doses: 2, minIntervalDays: 21, boosterIntervalMonths: 6, daysUntilEffective: 7, validityDays: 180 }) { vaccine { id } errors { code } } }";
     for (query, operation) in [
         (create.to_owned(), None),
         (format!("query Q {{ __typename }} {create}"), Some("M")),
@@ -451,6 +451,11 @@ async fn graphql_http_get_runs_queries_and_never_mutations() {
     // the same key over POST may (the mutation is fine, only the method was wrong)
     let created = app.graphql_with_key(&key, create, json!({})).await;
     assert!(created["errors"].is_null(), "{created}");
+    assert_eq!(
+        created["data"]["createVaccine"]["errors"],
+        json!([]),
+        "{created}"
+    );
     assert_eq!(vaccines().await, 1);
 
     // a GET never rides the staff cookie: staff fields answer as for a stranger
@@ -461,7 +466,7 @@ async fn graphql_http_get_runs_queries_and_never_mutations() {
         .client
         .get(get_url(
             &app,
-            &[("query", "{ city(slug: \"demo\") { slug } }")],
+            &[("query", "{ city(city: \"demo\") { slug } }")],
         ))
         .header("cookie", admin.cookie_header())
         .send()

@@ -73,7 +73,7 @@ async fn graphql_a_fragment_fan_out_of_30_levels_is_refused_before_it_is_expande
 
 async fn demo_venue(app: &crate::support::TestApp) -> String {
     let venues = app
-        .graphql(r#"{ venues(tenant: "demo") { id name } }"#, json!({}))
+        .graphql(r#"{ venues(city: "demo") { id name } }"#, json!({}))
         .await;
     venues["data"]["venues"]
         .as_array()
@@ -88,9 +88,7 @@ async fn demo_venue(app: &crate::support::TestApp) -> String {
 
 fn aliases(n: usize, fields: &str, args: &str) -> String {
     let body: String = (0..n)
-        .map(|i| {
-            format!(r#" a{i}: availability(tenant: "demo", venueId: $v{args}) {{ {fields} }}"#)
-        })
+        .map(|i| format!(r#" a{i}: availability(city: "demo", venueId: $v{args}) {{ {fields} }}"#))
         .collect();
     format!("query($v: UUID!) {{{body} }}")
 }
@@ -115,7 +113,7 @@ async fn graphql_two_hundred_aliases_of_availability_are_refused_before_anything
     let in_fragment = format!(
         "query($v: UUID!) {{ ...A ...A }} fragment A on Query {{{} }}",
         (0..15)
-            .map(|i| format!(r#" a{i}: availability(tenant: "demo", venueId: $v) {{ id }}"#))
+            .map(|i| format!(r#" a{i}: availability(city: "demo", venueId: $v) {{ id }}"#))
             .collect::<String>()
     );
     let answer = app.graphql(&in_fragment, json!({ "v": venue })).await;
@@ -141,7 +139,7 @@ async fn graphql_two_hundred_aliases_of_availability_are_refused_before_anything
 async fn graphql_availability_answers_a_window_of_days() {
     let app = demo_app().await;
     let venue = demo_venue(&app).await;
-    let q = "query($v: UUID!, $from: NaiveDate, $days: Int) { availability(tenant: \"demo\", venueId: $v, from: $from, days: $days) { id startsAt } }";
+    let q = "query($v: UUID!, $from: Date, $days: Int) { availability(city: \"demo\", venueId: $v, from: $from, days: $days) { id startsAt } }";
     let count = |a: &Value| a["data"]["availability"].as_array().map_or(0, Vec::len);
     // the demo's three weeks fit the default window: the same as today's answer
     let default = app.graphql(q, json!({ "v": venue })).await;
@@ -197,7 +195,7 @@ async fn graphql_padded_variants_of_one_query_share_one_bounded_cache_entry() {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, api).await });
     let client = reqwest::Client::new();
-    let base = "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free mark } }";
+    let base = "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { id free mark } }";
     let mut first: Option<Value> = None;
     for i in 0..60 {
         let pad = " \n,".repeat(i * 30);
@@ -255,7 +253,7 @@ async fn graphql_the_staff_cookie_needs_json_from_the_same_origin() {
             .expect("count")
     };
     let mutation = |name: &str| {
-        json!({ "query": format!("mutation {{ createVaccine(city: \"yokohama\", input: {{ name: \"{name}\", maker: \"M\", doses: 2, minIntervalDays: 21, boosterIntervalMonths: 6, daysUntilEffective: 7, validityDays: 180 }}) }}") }).to_string()
+        json!({ "query": format!("mutation {{ createVaccine(city: \"yokohama\", input: {{ name: \"{name}\", maker: \"M\", doses: 2, minIntervalDays: 21, boosterIntervalMonths: 6, daysUntilEffective: 7, validityDays: 180 }}) {{ vaccine {{ id }} errors {{ code }} }} }}") }).to_string()
     };
 
     // a cross-site form post: text/plain, another origin
@@ -390,7 +388,7 @@ async fn graphql_execution_past_its_deadline_is_stopped_and_answers_timeout() {
     let res = reqwest::Client::new()
         .post(format!("http://{addr}/graphql"))
         .json(&json!({
-            "query": "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free } }",
+            "query": "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { id free } }",
             "variables": { "v": venue }
         }))
         .send()
@@ -404,7 +402,7 @@ async fn graphql_execution_past_its_deadline_is_stopped_and_answers_timeout() {
     // the stopped work left nothing behind: the same read answers through the app's own deadline
     let later = app
         .graphql(
-            "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free } }",
+            "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { id free } }",
             json!({ "v": venue }),
         )
         .await;

@@ -11,7 +11,7 @@ use platform::staff::authz::Role;
 
 use platform::booking;
 use platform::demo::demo_resident;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::{AdminClient, TestApp, book_request, demo_app, demo_app_manual_worker};
@@ -169,8 +169,8 @@ async fn csv_exports_neutralise_cells_that_would_start_a_formula() {
     assert!(wb.worksheet_formula(&sheet).expect("formulas").is_empty());
 }
 
-const BOOK: &str = "mutation($input: BookInput!) { book(input: $input) { id slotId dose } }";
-const CANCEL: &str = "mutation($b: UUID!, $k: String!) { cancelBooking(bookingId: $b, idempotencyKey: $k) { status } }";
+const BOOK: &str = "mutation($input: BookInput!) { book(input: $input) { bookings { id slotId dose } errors { code message field } } }";
+const CANCEL: &str = "mutation($b: UUID!, $k: String!) { cancelBooking(bookingId: $b, idempotencyKey: $k) { booking { status } errors { code message field } } }";
 
 async fn live_bookings(app: &TestApp, resident: Uuid) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM bookings WHERE resident_id = $1 AND status = 'booked'")
@@ -197,12 +197,11 @@ async fn idempotency_keys_outside_eight_to_two_hundred_characters_are_refused() 
         " \t\n ".to_owned(),
     ] {
         let refused = app.graphql_as(&token, "en", BOOK, book(bad.clone())).await;
-        assert_eq!(
-            refused["errors"][0]["extensions"]["code"], "VALIDATION",
-            "{bad:?}: {refused}"
-        );
+        let error = &refused["data"]["book"]["errors"][0];
+        assert_eq!(error["code"], "VALIDATION", "{bad:?}: {refused}");
+        assert_eq!(error["field"], "idempotencyKey", "{refused}");
         assert!(
-            refused["errors"][0]["message"]
+            error["message"]
                 .as_str()
                 .is_some_and(|m| m.contains("8 to 200 characters")),
             "{refused}"
@@ -220,22 +219,23 @@ async fn idempotency_keys_outside_eight_to_two_hundred_characters_are_refused() 
     let booked = app
         .graphql_as(&token, "en", BOOK, book("abcdefgh".into()))
         .await;
-    let id = booked["data"]["book"][0]["id"].clone();
+    let id = booked["data"]["book"]["bookings"][0]["id"].clone();
     assert!(id.is_string(), "8 characters are enough: {booked}");
     let refused = app
         .graphql_as(&token, "ja", CANCEL, json!({ "b": id, "k": "short" }))
         .await;
     assert_eq!(
-        refused["errors"][0]["extensions"]["code"], "VALIDATION",
+        refused["data"]["cancelBooking"]["errors"][0]["code"], "VALIDATION",
         "{refused}"
     );
+    assert_eq!(refused["data"]["cancelBooking"]["booking"], Value::Null);
     assert_eq!(live_bookings(&app, resident).await, 1, "not cancelled");
     let long = "c".repeat(200);
     let cancelled = app
         .graphql_as(&token, "en", CANCEL, json!({ "b": id, "k": long }))
         .await;
     assert_eq!(
-        cancelled["data"]["cancelBooking"]["status"], "cancelled",
+        cancelled["data"]["cancelBooking"]["booking"]["status"], "CANCELLED",
         "{cancelled}"
     );
     // a replay of the 200-character key answers the same booking, changes nothing
@@ -243,7 +243,7 @@ async fn idempotency_keys_outside_eight_to_two_hundred_characters_are_refused() 
         .graphql_as(&token, "en", CANCEL, json!({ "b": id, "k": long }))
         .await;
     assert_eq!(
-        again["data"]["cancelBooking"]["status"], "cancelled",
+        again["data"]["cancelBooking"]["booking"]["status"], "CANCELLED",
         "{again}"
     );
 }
@@ -330,7 +330,7 @@ async fn nul_and_control_characters_are_refused_with_a_message_and_nothing_writt
     let answer = app
         .graphql_with_key(
             &key,
-            "query($t: String!) { city(slug: \"demo\") { resident(ticketNo: $t) { kanaName } } }",
+            "query($t: String!) { city(city: \"demo\") { resident(ticketNo: $t) { kanaName } } }",
             json!({ "t": format!("{}\u{1}", demo_resident(1).ticket_no) }),
         )
         .await;
@@ -341,7 +341,7 @@ async fn nul_and_control_characters_are_refused_with_a_message_and_nothing_writt
     assert!(
         answer["errors"][0]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("ticket_no") && m.contains("control character")),
+            .is_some_and(|m| m.contains("ticketNo") && m.contains("control character")),
         "{answer}"
     );
     assert_eq!(
@@ -356,16 +356,15 @@ async fn nul_and_control_characters_are_refused_with_a_message_and_nothing_writt
     let throttled = count("SELECT count(*) FROM login_throttle").await;
     let refused = app
         .graphql(
-            "mutation($t: String!, $b: NaiveDate!) { requestLoginCode(tenant: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone } }",
+            "mutation($t: String!, $b: Date!) { requestLoginCode(city: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone errors { code message field } } }",
             json!({ "t": format!("{}\u{0}", r.ticket_no), "b": r.birth_date }),
         )
         .await;
-    assert_eq!(
-        refused["errors"][0]["extensions"]["code"], "VALIDATION",
-        "{refused}"
-    );
+    let error = &refused["data"]["requestLoginCode"]["errors"][0];
+    assert_eq!(error["code"], "VALIDATION", "{refused}");
+    assert_eq!(error["field"], "ticketNo", "{refused}");
     assert!(
-        refused["errors"][0]["message"]
+        error["message"]
             .as_str()
             .is_some_and(|m| m.contains("制御文字") || m.contains("control character")),
         "{refused}"

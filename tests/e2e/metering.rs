@@ -150,7 +150,7 @@ async fn a_month_of_bookings_sms_and_api_calls_invoices_to_the_yen() {
     for _ in 0..calls {
         app.graphql_with_key(
             &key,
-            "query($slug: String!) { city(slug: $slug) { __typename } }",
+            "query($slug: String!) { city(city: $slug) { __typename } }",
             json!({ "slug": "demo" }),
         )
         .await;
@@ -510,7 +510,7 @@ async fn call(app: &TestApp, key: &str) -> (u16, Option<String>, serde_json::Val
         .post(app.url("/graphql"))
         .bearer_auth(key)
         .json(&json!({
-            "query": "query($slug: String!) { city(slug: $slug) { __typename } }",
+            "query": "query($slug: String!) { city(city: $slug) { __typename } }",
             "variables": { "slug": "demo" },
         }))
         .send()

@@ -4,7 +4,8 @@ use serde_json::json;
 
 use crate::support::{Options, spawn_app_with};
 
-const BOOK: &str = "mutation($input: BookInput!) { book(input: $input) { id } }";
+const BOOK: &str =
+    "mutation($input: BookInput!) { book(input: $input) { bookings { id } errors { code } } }";
 
 /// The value of the sample `name{…}` whose labels include every one of `labels`.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -43,6 +44,7 @@ async fn metrics_count_a_booking_and_time_requests_on_the_admin_listener_only() 
         )
         .await;
     assert!(booked["errors"].is_null(), "{booked}");
+    assert_eq!(booked["data"]["book"]["errors"], json!([]), "{booked}");
     // the same dose again under another key: refused, and counted as such
     let again = app
         .graphql_as(
@@ -52,7 +54,10 @@ async fn metrics_count_a_booking_and_time_requests_on_the_admin_listener_only() 
             json!({ "input": { "slotId": slot, "dose": "FIRST", "idempotencyKey": "metrics-book-2" } }),
         )
         .await;
-    assert!(!again["errors"].is_null(), "{again}");
+    assert_eq!(
+        again["data"]["book"]["errors"][0]["code"], "CONFLICT",
+        "{again}"
+    );
     // a page under two path parameters (a redirect to the login for a stranger)
     let venue = app.venue_of(slot).await;
     app.get(&format!("/t/demo/venues/{venue}")).await;
@@ -60,7 +65,7 @@ async fn metrics_count_a_booking_and_time_requests_on_the_admin_listener_only() 
     for _ in 0..2 {
         let read = app
             .graphql(
-                "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free } }",
+                "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { id free } }",
                 json!({ "v": venue }),
             )
             .await;
@@ -172,7 +177,7 @@ async fn a_wide_graphql_answer_runs_off_the_workers_answers_in_full_and_is_count
     let venue = app.venue_of(app.demo_slot(0).await).await;
     let one = app
         .graphql(
-            "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v, days: 62) { id } }",
+            "query($v: UUID!) { availability(city: \"demo\", venueId: $v, days: 62) { id } }",
             json!({ "v": venue }),
         )
         .await;
@@ -182,7 +187,7 @@ async fn a_wide_graphql_answer_runs_off_the_workers_answers_in_full_and_is_count
         "query($v: UUID!) {{ {} }}",
         (0..20)
             .map(|i| format!(
-                "a{i}: availability(tenant: \"demo\", venueId: $v, days: 62) {{ id startsAt free mark }}"
+                "a{i}: availability(city: \"demo\", venueId: $v, days: 62) {{ id startsAt free mark }}"
             ))
             .collect::<String>()
     );

@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::demo_app;
 
-const BOOK: &str =
-    "mutation($input: BookInput!) { book(input: $input) { id slotId status dose groupId } }";
+const BOOK: &str = "mutation($input: BookInput!) { book(input: $input) { bookings { id slotId status dose groupId } errors { code message field } } }";
 
 fn book_vars(slot: uuid::Uuid, key: &str) -> Value {
     json!({ "input": { "slotId": slot, "dose": "FIRST", "idempotencyKey": key } })
@@ -20,7 +19,7 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
     let app = demo_app().await;
     let venues = app
         .graphql(
-            r#"{ venues(tenant: "demo") { id name vaccineName } }"#,
+            r#"{ venues(city: "demo") { id name vaccineName } }"#,
             json!({}),
         )
         .await;
@@ -30,7 +29,7 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
         .to_owned();
     let slots = app
         .graphql(
-            "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free mark markText startsAt } }",
+            "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { id free mark markText startsAt } }",
             json!({ "v": venue }),
         )
         .await;
@@ -44,18 +43,40 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
     let r = demo_resident(42);
     let sent = app
         .graphql(
-            "mutation($t: String!, $b: NaiveDate!) { requestLoginCode(tenant: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone } }",
+            "mutation($t: String!, $b: Date!) { requestLoginCode(city: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone errors { code } } }",
             json!({ "t": r.ticket_no, "b": r.birth_date }),
         )
         .await;
+    assert_eq!(
+        sent["data"]["requestLoginCode"]["errors"],
+        json!([]),
+        "{sent}"
+    );
     assert_eq!(
         sent["data"]["requestLoginCode"]["maskedPhone"], "090****0042",
         "{sent}"
     );
     let code = app.login_code_sent_to("09000000042").await.expect("SMS");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let refused = app
+        .graphql(
+            "mutation($t: String!, $c: String!) { verifyLoginCode(city: \"demo\", ticketNo: $t, code: $c) { token errors { code field message } } }",
+            json!({ "t": r.ticket_no, "c": wrong }),
+        )
+        .await;
+    assert!(refused["errors"].is_null(), "{refused}");
+    assert_eq!(refused["data"]["verifyLoginCode"]["token"], Value::Null);
+    assert_eq!(
+        refused["data"]["verifyLoginCode"]["errors"][0]["code"], "VALIDATION",
+        "{refused}"
+    );
+    assert_eq!(
+        refused["data"]["verifyLoginCode"]["errors"][0]["field"],
+        "code"
+    );
     let verified = app
         .graphql(
-            "mutation($t: String!, $c: String!) { verifyLoginCode(tenant: \"demo\", ticketNo: $t, code: $c) { token } }",
+            "mutation($t: String!, $c: String!) { verifyLoginCode(city: \"demo\", ticketNo: $t, code: $c) { token errors { code field } } }",
             json!({ "t": r.ticket_no, "c": code }),
         )
         .await;
@@ -69,7 +90,7 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
     let booked = app
         .graphql_as(&token, "en", BOOK, book_vars(first, "chat-booking-0001"))
         .await;
-    let id = booked["data"]["book"][0]["id"]
+    let id = booked["data"]["book"]["bookings"][0]["id"]
         .as_str()
         .expect("booked")
         .to_owned();
@@ -77,7 +98,7 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
         .graphql_as(&token, "en", BOOK, book_vars(first, "chat-booking-0001"))
         .await;
     assert_eq!(
-        replay["data"]["book"][0]["id"],
+        replay["data"]["book"]["bookings"][0]["id"],
         id.as_str(),
         "replayed key, same booking"
     );
@@ -99,9 +120,14 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
     let again = app
         .graphql_as(&token, "en", BOOK, book_vars(second, "chat-booking-0002"))
         .await;
-    assert_eq!(again["errors"][0]["extensions"]["code"], "CONFLICT");
+    // a refusal the resident can act on is a user error of the payload, nothing booked
+    assert!(again["errors"].is_null(), "{again}");
+    assert_eq!(again["data"]["book"]["bookings"], json!([]), "{again}");
+    let refusal = &again["data"]["book"]["errors"][0];
+    assert_eq!(refusal["code"], "CONFLICT", "{again}");
+    assert_eq!(refusal["field"], "dose", "{again}");
     assert_eq!(
-        again["errors"][0]["message"],
+        refusal["message"],
         "You already have a booking for the 1st dose."
     );
 
@@ -109,12 +135,12 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
         .graphql_as(
             &token,
             "ja",
-            "mutation($b: UUID!, $s: UUID!) { changeBooking(bookingId: $b, slotId: $s, idempotencyKey: \"chat-change-0001\") { id slotId } }",
+            "mutation($b: UUID!, $s: UUID!) { changeBooking(bookingId: $b, slotId: $s, idempotencyKey: \"chat-change-0001\") { booking { id slotId } errors { code } } }",
             json!({ "b": id, "s": second }),
         )
         .await;
     assert_eq!(
-        moved["data"]["changeBooking"]["slotId"],
+        moved["data"]["changeBooking"]["booking"]["slotId"],
         second.to_string(),
         "{moved}"
     );
@@ -122,12 +148,12 @@ async fn a_chat_front_end_logs_in_books_changes_and_cancels_over_graphql() {
         .graphql_as(
             &token,
             "ja",
-            "mutation($b: UUID!) { cancelBooking(bookingId: $b, idempotencyKey: \"chat-cancel-0001\") { status } }",
+            "mutation($b: UUID!) { cancelBooking(bookingId: $b, idempotencyKey: \"chat-cancel-0001\") { booking { status } errors { code } } }",
             json!({ "b": id }),
         )
         .await;
     assert_eq!(
-        cancelled["data"]["cancelBooking"]["status"], "cancelled",
+        cancelled["data"]["cancelBooking"]["booking"]["status"], "CANCELLED",
         "{cancelled}"
     );
 
@@ -165,15 +191,17 @@ async fn sixty_four_api_clients_racing_for_ten_seats_get_ten_bookings_and_a_clea
     let (mut ok, mut full) = (0, 0);
     for t in tasks {
         let answer = t.await.expect("task");
-        if answer["data"]["book"].is_array() {
+        let payload = &answer["data"]["book"];
+        if payload["bookings"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+        {
             ok += 1;
         } else {
+            assert_eq!(payload["errors"][0]["code"], "CONFLICT", "{answer}");
+            assert_eq!(payload["errors"][0]["field"], "slotId", "{answer}");
             assert_eq!(
-                answer["errors"][0]["extensions"]["code"], "CONFLICT",
-                "{answer}"
-            );
-            assert_eq!(
-                answer["errors"][0]["message"],
+                payload["errors"][0]["message"],
                 "この時間は満員です。別の時間を選んでください。"
             );
             full += 1;
@@ -194,12 +222,12 @@ async fn code_requests_over_the_api_are_throttled_with_a_retry_after() {
     let r = demo_resident(45);
     let ask = || {
         app.graphql(
-            "mutation($t: String!, $b: NaiveDate!) { requestLoginCode(tenant: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone } }",
+            "mutation($t: String!, $b: Date!) { requestLoginCode(city: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone errors { code } } }",
             json!({ "t": r.ticket_no, "b": r.birth_date }),
         )
     };
     for _ in 0..3 {
-        assert!(ask().await["data"]["requestLoginCode"].is_object());
+        assert!(ask().await["data"]["requestLoginCode"]["maskedPhone"].is_string());
     }
     let limited = ask().await;
     assert_eq!(
@@ -222,7 +250,7 @@ async fn remembered_availability_answers_follow_bookings_and_never_mix_up_reside
     let app = demo_app().await;
     let slot = app.demo_slot(0).await;
     let venue = app.venue_of(slot).await;
-    let read = "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id free mark } }";
+    let read = "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { id free mark } }";
     let free_of = |answer: &Value| {
         answer["data"]["availability"]
             .as_array()
@@ -244,11 +272,12 @@ async fn remembered_availability_answers_follow_bookings_and_never_mix_up_reside
         .graphql_as(&token, "ja", BOOK, book_vars(slot, "remembered-1"))
         .await;
     assert!(booked["errors"].is_null(), "{booked}");
+    assert_eq!(booked["data"]["book"]["errors"], json!([]), "{booked}");
     let after = app.graphql(read, json!({ "v": venue })).await;
     assert_eq!(free_of(&after), free - 1, "{after}");
 
     // The language is part of the key.
-    let texts = "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { markText } }";
+    let texts = "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { markText } }";
     let ja = app.graphql_as("", "ja", texts, json!({ "v": venue })).await;
     let en = app.graphql_as("", "en", texts, json!({ "v": venue })).await;
     assert_ne!(ja, en);
@@ -256,7 +285,7 @@ async fn remembered_availability_answers_follow_bookings_and_never_mix_up_reside
     // A request that also asks for the caller's own bookings is never remembered: two residents
     // sending the very same body see their own.
     let mixed =
-        "query($v: UUID!) { availability(tenant: \"demo\", venueId: $v) { id } myBookings { id } }";
+        "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { id } myBookings { id } }";
     let other = app.resident_token(51).await;
     let mine = app
         .graphql_as(&token, "ja", mixed, json!({ "v": venue }))
@@ -286,11 +315,11 @@ async fn remembered_availability_answers_follow_bookings_and_never_mix_up_reside
         .graphql_as(&other, "en", BOOK, book_vars(full, "remembered-2"))
         .await;
     assert_eq!(
-        refused["errors"][0]["extensions"]["code"], "CONFLICT",
+        refused["data"]["book"]["errors"][0]["code"], "CONFLICT",
         "{refused}"
     );
     assert_eq!(
-        refused["errors"][0]["message"],
+        refused["data"]["book"]["errors"][0]["message"],
         "This time is full. Please choose another time."
     );
     // A bad token gets UNAUTHENTICATED, as before.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::support::{TestApp, demo_app, field_in};
 
-const BOOK: &str = "mutation($input: BookInput!) { book(input: $input) { id slotId dose } }";
+const BOOK: &str = "mutation($input: BookInput!) { book(input: $input) { bookings { id slotId dose } errors { code message field } } }";
 
 /// The confirm page's hidden `csrf` and `key` for `slot`, as the resident's browser gets them.
 async fn confirm_form(app: &TestApp, cookie: &str, slot: Uuid) -> (String, String) {
@@ -126,7 +126,10 @@ async fn a_questionnaire_and_its_booking_commit_together_or_not_at_all() {
     assert_eq!(status, 303, "{body}");
     assert_eq!(footprint(&app, site_resident, slot).await, (1, 1, 1, 1));
     let booked = app.graphql_as(&token, "en", BOOK, input).await;
-    assert_eq!(booked["data"]["book"][0]["dose"], "FIRST", "{booked}");
+    assert_eq!(
+        booked["data"]["book"]["bookings"][0]["dose"], "FIRST",
+        "{booked}"
+    );
     assert_eq!(footprint(&app, api_resident, slot).await, (1, 2, 1, 1));
     let saved: Vec<(String, bool, String)> = sqlx::query_as(
         "SELECT allergies, anaphylaxis, answered_by FROM health_questionnaires \
@@ -157,10 +160,9 @@ async fn a_questionnaire_and_its_booking_commit_together_or_not_at_all() {
             } }),
         )
         .await;
-    assert_eq!(
-        too_long["errors"][0]["extensions"]["code"], "VALIDATION",
-        "{too_long}"
-    );
+    let refusal = &too_long["data"]["book"]["errors"][0];
+    assert_eq!(refusal["code"], "VALIDATION", "{too_long}");
+    assert_eq!(refusal["field"], "questionnaire", "{too_long}");
     let r73 = app.resident_id(&demo_resident(73).ticket_no).await;
     assert_eq!(footprint(&app, r73, slot).await, (0, 2, 0, 0));
 }
@@ -263,18 +265,18 @@ async fn resident_fields() -> Vec<String> {
 fn request_for(field: &str, venue: Uuid, slot: Uuid, booking: Uuid) -> (&'static str, Value) {
     let r = demo_resident(75);
     match field {
-        "venues" => (r#"{ venues(tenant: "demo") { id name } }"#, json!({})),
+        "venues" => (r#"{ venues(city: "demo") { id name } }"#, json!({})),
         "availability" => (
-            r#"query($v: UUID!) { availability(tenant: "demo", venueId: $v) { id free } }"#,
+            r#"query($v: UUID!) { availability(city: "demo", venueId: $v) { id free } }"#,
             json!({ "v": venue }),
         ),
         "myBookings" => ("{ myBookings { id venueName } }", json!({})),
         "requestLoginCode" => (
-            r#"mutation($t: String!, $b: NaiveDate!) { requestLoginCode(tenant: "demo", ticketNo: $t, birthDate: $b) { maskedPhone } }"#,
+            r#"mutation($t: String!, $b: Date!) { requestLoginCode(city: "demo", ticketNo: $t, birthDate: $b) { maskedPhone errors { code } } }"#,
             json!({ "t": r.ticket_no, "b": r.birth_date }),
         ),
         "verifyLoginCode" => (
-            r#"mutation($t: String!) { verifyLoginCode(tenant: "demo", ticketNo: $t, code: "123456") { token } }"#,
+            r#"mutation($t: String!) { verifyLoginCode(city: "demo", ticketNo: $t, code: "123456") { token errors { code } } }"#,
             json!({ "t": r.ticket_no }),
         ),
         "book" => (
@@ -282,11 +284,11 @@ fn request_for(field: &str, venue: Uuid, slot: Uuid, booking: Uuid) -> (&'static
             json!({ "input": { "slotId": slot, "dose": "FIRST", "idempotencyKey": "desk-suspended-01" } }),
         ),
         "changeBooking" => (
-            "mutation($b: UUID!, $s: UUID!) { changeBooking(bookingId: $b, slotId: $s, idempotencyKey: \"desk-suspended-02\") { id } }",
+            "mutation($b: UUID!, $s: UUID!) { changeBooking(bookingId: $b, slotId: $s, idempotencyKey: \"desk-suspended-02\") { booking { id } errors { code } } }",
             json!({ "b": booking, "s": slot }),
         ),
         "cancelBooking" => (
-            "mutation($b: UUID!) { cancelBooking(bookingId: $b, idempotencyKey: \"desk-suspended-03\") { id } }",
+            "mutation($b: UUID!) { cancelBooking(bookingId: $b, idempotencyKey: \"desk-suspended-03\") { booking { id } errors { code } } }",
             json!({ "b": booking }),
         ),
         other => panic!("resident GraphQL field {other} has no request in this test"),
@@ -325,7 +327,7 @@ async fn a_suspended_city_refuses_its_residents_everywhere_until_reactivated() {
             json!({ "input": { "slotId": slot, "dose": "FIRST", "idempotencyKey": "desk-before-0001" } }),
         )
         .await;
-    let booking: Uuid = booked["data"]["book"][0]["id"]
+    let booking: Uuid = booked["data"]["book"]["bookings"][0]["id"]
         .as_str()
         .expect("booked before the suspension")
         .parse()

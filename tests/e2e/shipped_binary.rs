@@ -130,7 +130,7 @@ async fn the_shipped_binary_sends_a_login_code_through_the_sms_channel_a_city_ad
     let r = platform::demo::demo_resident(3);
     let sent = server
         .graphql(
-            "mutation($t: String!, $b: NaiveDate!) { requestLoginCode(tenant: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone } }",
+            "mutation($t: String!, $b: Date!) { requestLoginCode(city: \"demo\", ticketNo: $t, birthDate: $b) { maskedPhone } }",
             json!({ "t": r.ticket_no, "b": r.birth_date }),
         )
         .await;
@@ -244,7 +244,7 @@ async fn a_panicking_handler_answers_500_with_the_request_id_and_the_server_keep
         assert_eq!(ok.status(), 200);
     }
     let answer = server
-        .graphql("{ tenant(slug: \"demo\") { name } }", json!({}))
+        .graphql("{ tenant(city: \"demo\") { name } }", json!({}))
         .await;
     assert_eq!(answer["data"]["tenant"]["name"], "デモ市", "{answer}");
 }
@@ -314,7 +314,7 @@ async fn in_production_the_binary_logs_json_with_the_request_id_and_serves_metri
     let res = server
         .client
         .post(server.url("/graphql"))
-        .json(&json!({ "query": "{ tenant(slug: \"yokohama\") { name } }" }))
+        .json(&json!({ "query": "{ tenant(city: \"yokohama\") { name } }" }))
         .send()
         .await
         .expect("graphql");

@@ -415,7 +415,7 @@ async fn doses_given_count_vaccinations_on_the_local_day_they_were_given() {
         .await;
     let v = admin
         .graphql(
-            "query($slug: String!) { bookingStatistics(slug: $slug, period: MONTH, measure: DOSES_GIVEN) \
+            "query($slug: String!) { bookingStatistics(city: $slug, period: MONTH, measure: DOSES_GIVEN) \
              { periodStart ageBand sex venue dose count } }",
             json!({ "slug": "statdoses" }),
         )
@@ -471,8 +471,27 @@ async fn doses_given_count_vaccinations_on_the_local_day_they_were_given() {
     );
 }
 
+/// The platform's age band of a GraphQL `AgeBand` value (`AGE_0_9` → `0-9`, `AGE_65_PLUS` → `65+`).
+fn band_of(value: &str) -> String {
+    let band = value.strip_prefix("AGE_").expect("an AgeBand value");
+    match band.strip_suffix("_PLUS") {
+        Some(from) => format!("{from}+"),
+        None => band.replace('_', "-"),
+    }
+}
+
+/// The platform's dose number of a GraphQL `Dose` value.
+fn dose_of(value: &str) -> i16 {
+    match value {
+        "FIRST" => 1,
+        "SECOND" => 2,
+        "BOOSTER" => 3,
+        other => panic!("not a Dose: {other}"),
+    }
+}
+
 const QUERY: &str = "query($slug: String!, $period: StatPeriod!) {
-    bookingStatistics(slug: $slug, period: $period) { periodStart ageBand sex venue dose count } }";
+    bookingStatistics(city: $slug, period: $period) { periodStart ageBand sex venue dose count } }";
 
 #[tokio::test]
 async fn stats_graphql_matches_the_domain_numbers_and_is_guarded() {
@@ -507,10 +526,10 @@ async fn stats_graphql_matches_the_domain_numbers_and_is_guarded() {
                             .expect("test data")
                             .parse::<NaiveDate>()
                             .expect("test data"),
-                        c["ageBand"].as_str().expect("test data").to_owned(),
-                        c["sex"].as_str().expect("test data").to_owned(),
+                        band_of(c["ageBand"].as_str().expect("test data")),
+                        c["sex"].as_str().expect("test data").to_lowercase(),
                         c["venue"].as_str().expect("test data").to_owned(),
-                        c["dose"].as_i64().expect("test data") as i16,
+                        dose_of(c["dose"].as_str().expect("test data")),
                     ),
                     c["count"].as_i64().expect("test data"),
                 );

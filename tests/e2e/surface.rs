@@ -380,7 +380,19 @@ impl<'a> Surface<'a> {
         let ok = match want {
             Outcome::Allowed => match field.allowed {
                 None => code.is_none() && answer["data"].is_object(),
-                Some((c, m)) => code == Some(c) && message.contains(m),
+                // a mutation's refusal of the input is a user error of its payload
+                Some((c, m)) => {
+                    let user = answer["data"]
+                        .as_object()
+                        .and_then(|d| d.values().next())
+                        .map(|p| &p["errors"][0]);
+                    (code == Some(c) && message.contains(m))
+                        || (code.is_none()
+                            && user.is_some_and(|u| {
+                                u["code"] == c
+                                    && u["message"].as_str().is_some_and(|um| um.contains(m))
+                            }))
+                }
             },
             Outcome::Forbidden => code == Some("FORBIDDEN") && reason.is_none(),
             Outcome::NotFound => code == Some("NOT_FOUND"),
@@ -457,169 +469,169 @@ pub const FIELDS: &[Field] = &[
     Field {
         name: "Query.tenant",
         kind: Kind::Public,
-        query: "query($slug: String!) { tenant(slug: $slug) { status } }",
+        query: "query($slug: String!) { tenant(city: $slug) { status } }",
         allowed: None,
     },
     Field {
         name: "Query.city",
         kind: Kind::Staff(Access::Member),
-        query: "query($slug: String!) { city(slug: $slug) { slug } }",
+        query: "query($slug: String!) { city(city: $slug) { slug } }",
         allowed: None,
     },
     Field {
         name: "City.slug",
         kind: Kind::Staff(Access::Member),
-        query: "query($slug: String!) { city(slug: $slug) { slug } }",
+        query: "query($slug: String!) { city(city: $slug) { slug } }",
         allowed: None,
     },
     Field {
         name: "City.vaccines",
         kind: city(Object::Vaccines, Act::Read),
-        query: "query($slug: String!) { city(slug: $slug) { vaccines { name } } }",
+        query: "query($slug: String!) { city(city: $slug) { vaccines { name } } }",
         allowed: None,
     },
     Field {
         name: "City.venues",
         kind: city(Object::Venues, Act::Read),
-        query: "query($slug: String!) { city(slug: $slug) { venues { name } } }",
+        query: "query($slug: String!) { city(city: $slug) { venues { name } } }",
         allowed: None,
     },
     Field {
         name: "City.venue",
         kind: Kind::Staff(Access::Venue(Act::Read)),
-        query: "query($slug: String!, $venue: UUID!) { city(slug: $slug) { venue(id: $venue) { name } } }",
+        query: "query($slug: String!, $venue: UUID!) { city(city: $slug) { venue(id: $venue) { name } } }",
         allowed: None,
     },
     Field {
         name: "City.schedules",
         kind: Kind::Staff(Access::Venue(Act::Read)),
-        query: "query($slug: String!, $venue: UUID!) { city(slug: $slug) { schedules(venueId: $venue) { id } } }",
+        query: "query($slug: String!, $venue: UUID!) { city(city: $slug) { schedules(venueId: $venue) { id } } }",
         allowed: None,
     },
     Field {
         name: "City.slots",
         kind: Kind::Staff(Access::Venue(Act::Read)),
-        query: "query($slug: String!, $venue: UUID!) { city(slug: $slug) { slots(venueId: $venue, first: 3) { capacity } } }",
+        query: "query($slug: String!, $venue: UUID!) { city(city: $slug) { slots(venueId: $venue, first: 3) { capacity } } }",
         allowed: None,
     },
     Field {
         name: "City.resident",
         kind: city(Object::Residents, Act::Read),
-        query: "query($slug: String!) { city(slug: $slug) { resident(ticketNo: \"1000000001\") { kanaName } } }",
+        query: "query($slug: String!) { city(city: $slug) { resident(ticketNo: \"1000000001\") { kanaName } } }",
         allowed: None,
     },
     Field {
         name: "City.auditLog",
         kind: city(Object::Audit, Act::Read),
-        query: "query($slug: String!) { city(slug: $slug) { auditLog(limit: 3) { action } } }",
+        query: "query($slug: String!) { city(city: $slug) { auditLog(limit: 3) { action } } }",
         allowed: None,
     },
     Field {
         name: "City.bookings",
         kind: city(Object::Bookings, Act::Read),
-        query: "query($slug: String!) { city(slug: $slug) { bookings(first: 3) { totalCount edges { cursor node { id } } pageInfo { hasNextPage } } } }",
+        query: "query($slug: String!) { city(city: $slug) { bookings(first: 3) { totalCount edges { cursor node { id } } pageInfo { hasNextPage } } } }",
         allowed: None,
     },
     Field {
         name: "City.residents",
         kind: city(Object::Residents, Act::Read),
-        query: "query($slug: String!) { city(slug: $slug) { residents(first: 3) { totalCount edges { cursor node { id } } pageInfo { hasNextPage } } } }",
+        query: "query($slug: String!) { city(city: $slug) { residents(first: 3) { totalCount edges { cursor node { id } } pageInfo { hasNextPage } } } }",
         allowed: None,
     },
     Field {
         name: "City.intakeList",
         kind: Kind::Staff(Access::Intake(Act::Read)),
-        query: "query($slug: String!, $venue: UUID!) { city(slug: $slug) { intakeList(venueId: $venue, day: \"2031-03-03\") { bookingId status } } }",
+        query: "query($slug: String!, $venue: UUID!) { city(city: $slug) { intakeList(venueId: $venue, day: \"2031-03-03\") { bookingId status } } }",
         allowed: None,
     },
     Field {
         name: "City.vaccinations",
         kind: city(Object::Records, Act::Read),
-        query: "query($slug: String!) { city(slug: $slug) { vaccinations(first: 3) { totalCount edges { node { id lotNumber } } } } }",
+        query: "query($slug: String!) { city(city: $slug) { vaccinations(first: 3) { totalCount edges { node { id lotNumber } } } } }",
         allowed: None,
     },
     Field {
         name: "City.residentImport",
         kind: city(Object::Imports, Act::Write),
-        query: "query($slug: String!, $venue: UUID!) { city(slug: $slug) { residentImport(id: $venue) { id status } } }",
+        query: "query($slug: String!, $venue: UUID!) { city(city: $slug) { residentImport(id: $venue) { id status } } }",
         allowed: None,
     },
     Field {
         name: "City.export",
         kind: city(Object::Exports, Act::Read),
-        query: "query($slug: String!, $venue: UUID!) { city(slug: $slug) { export(id: $venue) { id status } } }",
+        query: "query($slug: String!, $venue: UUID!) { city(city: $slug) { export(id: $venue) { id status } } }",
         allowed: None,
     },
     Field {
         name: "City.exports",
         kind: city(Object::Exports, Act::Read),
-        query: "query($slug: String!) { city(slug: $slug) { exports(first: 3) { totalCount edges { node { id status } } } } }",
+        query: "query($slug: String!) { city(city: $slug) { exports(first: 3) { totalCount edges { node { id status } } } } }",
         allowed: None,
     },
     Field {
         name: "City.webhookSubscriptions",
         kind: city(Object::Webhooks, Act::Read),
-        query: "query($slug: String!) { city(slug: $slug) { webhookSubscriptions { id url events } } }",
+        query: "query($slug: String!) { city(city: $slug) { webhookSubscriptions { id url events } } }",
         allowed: None,
     },
     Field {
         name: "Query.billing",
         kind: Kind::Staff(Access::Member),
-        query: "query($slug: String!) { billing(slug: $slug) { slug } }",
+        query: "query($slug: String!) { billing(city: $slug) { slug } }",
         allowed: None,
     },
     Field {
         name: "Billing.slug",
         kind: Kind::Staff(Access::Member),
-        query: "query($slug: String!) { billing(slug: $slug) { slug } }",
+        query: "query($slug: String!) { billing(city: $slug) { slug } }",
         allowed: None,
     },
     Field {
         name: "Billing.usage",
         kind: city(Object::Billing, Act::Read),
-        query: "query($slug: String!) { billing(slug: $slug) { usage { kind } } }",
+        query: "query($slug: String!) { billing(city: $slug) { usage { kind } } }",
         allowed: None,
     },
     Field {
         name: "Billing.invoices",
         kind: city(Object::Billing, Act::Read),
-        query: "query($slug: String!) { billing(slug: $slug) { invoices { id } } }",
+        query: "query($slug: String!) { billing(city: $slug) { invoices { id } } }",
         allowed: None,
     },
     Field {
         name: "Billing.invoice",
         kind: city(Object::Billing, Act::Read),
-        query: "query($slug: String!) { billing(slug: $slug) { invoice(id: \"00000000-0000-4000-8000-000000000001\") { id } } }",
+        query: "query($slug: String!) { billing(city: $slug) { invoice(id: \"00000000-0000-4000-8000-000000000001\") { id } } }",
         allowed: Some(("NOT_FOUND", "invoice not found")),
     },
     Field {
         name: "Query.bookingStatistics",
         kind: city(Object::Statistics, Act::Read),
-        query: "query($slug: String!) { bookingStatistics(slug: $slug, period: MONTH) { count } }",
+        query: "query($slug: String!) { bookingStatistics(city: $slug, period: MONTH) { count } }",
         allowed: None,
     },
     Field {
         name: "Mutation.createVaccine",
         kind: city(Object::Vaccines, Act::Write),
-        query: "mutation($slug: String!) { createVaccine(city: $slug, input: { name: \"\", maker: \"M\", doses: 1, minIntervalDays: 0, boosterIntervalMonths: 0, daysUntilEffective: 0, validityDays: 1 }) }",
+        query: "mutation($slug: String!) { createVaccine(city: $slug, input: { name: \"\", maker: \"M\", doses: 1, minIntervalDays: 0, boosterIntervalMonths: 0, daysUntilEffective: 0, validityDays: 1 }) { vaccine { id } errors { code message field } } }",
         allowed: Some(("VALIDATION", "name")),
     },
     Field {
         name: "Mutation.createVenue",
         kind: city(Object::Venues, Act::Write),
-        query: "mutation($slug: String!, $venue: UUID!) { createVenue(city: $slug, input: { name: \"\", kind: \"mass\", vaccineId: $venue }) }",
+        query: "mutation($slug: String!, $venue: UUID!) { createVenue(city: $slug, input: { name: \"\", kind: MASS, vaccineId: $venue }) { venue { id } errors { code message field } } }",
         allowed: Some(("VALIDATION", "name")),
     },
     Field {
         name: "Mutation.createSchedule",
         kind: Kind::Staff(Access::Venue(Act::Write)),
-        query: "mutation($slug: String!, $venue: UUID!) { createSchedule(city: $slug, input: { venueId: $venue, weekdays: [1], startTime: \"10:00\", endTime: \"09:00\", slotMinutes: 30, capacity: 5, validFrom: \"2031-03-03\", validUntil: \"2031-03-09\" }) { id } }",
+        query: "mutation($slug: String!, $venue: UUID!) { createSchedule(city: $slug, input: { venueId: $venue, weekdays: [MONDAY], startTime: \"10:00\", endTime: \"09:00\", slotMinutes: 30, capacity: 5, validFrom: \"2031-03-03\", validUntil: \"2031-03-09\" }) { schedule { id } errors { code message field } } }",
         allowed: Some(("VALIDATION", "")),
     },
     Field {
         name: "Mutation.setSlotCapacity",
         kind: Kind::Staff(Access::Venue(Act::Write)),
-        query: "mutation($slug: String!, $venue: UUID!) { setSlotCapacity(city: $slug, venueId: $venue, slotId: $venue, capacity: -1) }",
+        query: "mutation($slug: String!, $venue: UUID!) { setSlotCapacity(city: $slug, venueId: $venue, slotId: $venue, capacity: -1) { slot { id } errors { code message field } } }",
         allowed: Some(("VALIDATION", "capacity")),
     },
     // on behalf: a resident and slot the city does not have, so an allowed caller gets the

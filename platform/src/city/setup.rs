@@ -106,6 +106,28 @@ pub async fn list_vaccines(scope: &mut Scope) -> Result<Vec<Vaccine>, sqlx::Erro
         .collect()
 }
 
+/// One vaccine of the scope's tenant; another tenant's id is simply not there (RLS).
+pub async fn vaccine(scope: &mut Scope, id: Uuid) -> Result<Vaccine, SetupError> {
+    let row = sqlx::query(
+        "SELECT id, name, maker, doses, min_interval_days, booster_interval_months, \
+         days_until_effective, validity_days FROM vaccines WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *scope.tx)
+    .await?
+    .ok_or(SetupError::NotFound)?;
+    Ok(Vaccine {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        maker: row.try_get("maker")?,
+        doses: row.try_get("doses")?,
+        min_interval_days: row.try_get("min_interval_days")?,
+        booster_interval_months: row.try_get("booster_interval_months")?,
+        days_until_effective: row.try_get("days_until_effective")?,
+        validity_days: row.try_get("validity_days")?,
+    })
+}
+
 pub async fn create_vaccine(scope: &mut Scope, v: &NewVaccine) -> Result<Uuid, SetupError> {
     let name = non_empty("name", &v.name)?;
     let maker = non_empty("maker", &v.maker)?;
@@ -378,6 +400,15 @@ pub async fn create_schedule(
     Ok((id, created))
 }
 
+/// One schedule of a venue (`NotFound` for another venue's or tenant's id).
+pub async fn schedule(scope: &mut Scope, venue_id: Uuid, id: Uuid) -> Result<Schedule, SetupError> {
+    list_schedules(scope, venue_id)
+        .await?
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or(SetupError::NotFound)
+}
+
 pub async fn list_schedules(
     scope: &mut Scope,
     venue_id: Uuid,
@@ -444,6 +475,27 @@ pub async fn list_slots(
             })
         })
         .collect()
+}
+
+/// One slot of a venue (`NotFound` for another venue's or tenant's id).
+pub async fn slot(scope: &mut Scope, venue_id: Uuid, id: Uuid) -> Result<Slot, SetupError> {
+    let r = sqlx::query(
+        "SELECT id, venue_id, starts_at, ends_at, capacity, booked FROM slots \
+         WHERE id = $1 AND venue_id = $2",
+    )
+    .bind(id)
+    .bind(venue_id)
+    .fetch_optional(&mut *scope.tx)
+    .await?
+    .ok_or(SetupError::NotFound)?;
+    Ok(Slot {
+        id: r.try_get("id")?,
+        venue_id: r.try_get("venue_id")?,
+        starts_at: r.try_get("starts_at")?,
+        ends_at: r.try_get("ends_at")?,
+        capacity: r.try_get("capacity")?,
+        booked: r.try_get("booked")?,
+    })
 }
 
 /// Sets one slot's capacity; never below what is booked already (checked in the same statement, so
