@@ -128,7 +128,7 @@ async fn rush(args: Args) -> anyhow::Result<()> {
         if let Some(n) = args.worker_busy {
             settings.residents.worker_busy_requests = n;
         }
-        Target::InProcess(yoyaku::App::build(settings).await?)
+        Target::InProcess(Box::new(yoyaku::App::build(settings).await?))
     } else {
         Target::Processes(start_servers(&url, &args).await?)
     };
@@ -156,7 +156,7 @@ async fn rush(args: Args) -> anyhow::Result<()> {
 /// Where the server runs.
 enum Target {
     /// The same `App` as `yoyaku serve`, in this process.
-    InProcess(yoyaku::App),
+    InProcess(Box<yoyaku::App>),
     /// `yoyaku serve` processes of their own, each with its port.
     Processes(Vec<(attack::Server, u16)>),
 }
@@ -207,6 +207,14 @@ fn sample_memory(
         }
         peaks
     })
+}
+
+/// Where the load goes, and how closely answers are read.
+struct Endpoints {
+    /// `/graphql` of each server; clients spread evenly over them.
+    urls: Vec<String>,
+    /// Parse every answer in full (servers in processes of their own), not only its two ends.
+    parse_all: bool,
 }
 
 /// Drops a throw-away bench database (connected to `postgres` on the same server).
@@ -412,8 +420,7 @@ enum Op {
 async fn phase(
     name: &'static str,
     op: Op,
-    urls: &[String],
-    parse_all: bool,
+    to: &Endpoints,
     seeded: Arc<Seeded>,
     clients: usize,
     seconds: u64,
@@ -433,7 +440,8 @@ async fn phase(
         .map(|i| {
             let (http, seeded, next) = (http.clone(), seeded.clone(), next.clone());
             // clients spread evenly over the servers
-            let url = urls[i % urls.len()].clone();
+            let url = to.urls[i % to.urls.len()].clone();
+            let parse_all = to.parse_all;
             let read_bodies = read_bodies.clone();
             tokio::spawn(async move {
                 let mut out = Outcome::default();
@@ -569,6 +577,7 @@ async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> 
         }
     };
     // in this process the figure holds the load generator too: an upper bound for the server
+    let to = Endpoints { urls, parse_all };
     let pids: Vec<u32> = if servers.is_empty() {
         vec![std::process::id()]
     } else {
@@ -581,8 +590,7 @@ async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> 
     phase(
         "warm-up",
         Op::Read,
-        &urls,
-        parse_all,
+        &to,
         seeded.clone(),
         args.clients,
         2,
@@ -592,8 +600,7 @@ async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> 
     let reads = phase(
         "availability",
         Op::Read,
-        &urls,
-        parse_all,
+        &to,
         seeded.clone(),
         args.clients,
         args.seconds,
@@ -604,8 +611,7 @@ async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> 
     let books = phase(
         if args.hot { "hot-booking" } else { "booking" },
         Op::Book,
-        &urls,
-        parse_all,
+        &to,
         seeded.clone(),
         args.clients,
         args.seconds,
