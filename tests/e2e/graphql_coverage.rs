@@ -307,7 +307,7 @@ async fn graphql_intake_list_steps_and_vaccination_records_for_keys_with_the_sco
     let capacity = app
         .graphql_with_key(
             &writer,
-            "mutation($slug: String!, $venue: UUID!, $slot: UUID!) { setSlotCapacity(city: $slug, venueId: $venue, slotId: $slot, capacity: 9) }",
+            "mutation($slug: String!, $venue: UUID!, $slot: UUID!) { setSlotCapacity(city: $slug, venueId: $venue, slotId: $slot, capacity: 9) { slot { capacity } errors { code } } }",
             json!({ "slug": "yokohama", "venue": venue, "slot": slot }),
         )
         .await;
