@@ -471,7 +471,8 @@ pub(crate) async fn admit_key(
     ) else {
         return Ok(None);
     };
-    let holder = match platform::staff::api_keys::check(pool, authz, key, ip).await {
+    let holder = match platform::staff::api_keys::check(pool, authz, key, ip, Some(&api.keys)).await
+    {
         Ok(h) => h,
         Err(KeyRefused::Unknown) => return Ok(None),
         Err(KeyRefused::Expired(at)) => {
@@ -500,6 +501,22 @@ pub(crate) async fn admit_key(
             );
             return Err(resp);
         }
+        // the key's budget of requests per minute: 429, not counted
+        Err(KeyRefused::OverBudget { wait, per_minute }) => {
+            metrics::counter!("yoyaku_graphql_rate_limited_total").increment(1);
+            let secs = wait.as_secs().max(1);
+            let mut resp = media.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "KEY_BUDGET",
+                &format!(
+                    "This API key has used its budget of {per_minute} requests per minute; try again in {secs} s."
+                ),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return Err(resp);
+        }
         // the resolvers give the guard's answer (a suspended city) the same way as before
         Err(KeyRefused::Denied(platform::staff::authz::Denied::Suspended)) => return Ok(None),
         Err(KeyRefused::Denied(e)) => {
@@ -507,24 +524,6 @@ pub(crate) async fn admit_key(
             return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
         }
     };
-    if let Err(wait) = api.keys.take(&holder) {
-        metrics::counter!("yoyaku_graphql_rate_limited_total").increment(1);
-        let secs = wait.as_secs().max(1);
-        let mut resp = media.error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "RATE_LIMITED",
-            "KEY_BUDGET",
-            &format!(
-                "This API key has used its budget of {} requests per minute; try again in {secs} s.",
-                holder
-                    .requests_per_minute
-                    .unwrap_or(api.keys.default_per_minute())
-            ),
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return Err(resp);
-    }
     Ok(Some(holder))
 }
 

@@ -80,7 +80,7 @@ fn venues_read(answer: &Value) -> bool {
 async fn api_keys_over_budget_answer_429_with_retry_after_and_recover() {
     let app = spawn_app().await;
     let city = app.seeded_tenant("yokohama", "141003").await;
-    let (_, limited) = key(
+    let (limited_id, limited) = key(
         &app,
         city.id,
         NewKey {
@@ -136,6 +136,16 @@ async fn api_keys_over_budget_answer_429_with_retry_after_and_recover() {
         assert_eq!(status, 200, "request {i} after a minute: {answer}");
     }
     assert_eq!(call(&app, &limited, VENUES).await.0, 429);
+    // billed: the 7 requests served, none of the 3 refused by the budget (docs/billing.md)
+    let billed: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(quantity), 0)::bigint FROM usage_events \
+         WHERE kind = 'api_call' AND idempotency_key LIKE 'api:' || $1::text || ':%'",
+    )
+    .bind(limited_id)
+    .fetch_one(&app.owner)
+    .await
+    .expect("usage");
+    assert_eq!(billed, 7, "served 7, refused 3");
 }
 
 /// `n` aliases of the city's venues.

@@ -300,6 +300,9 @@ pub enum KeyRefused {
     /// The city's plan caps API calls and this month's are used up (not counted, not served):
     /// docs/billing.md, "Hard caps".
     PlanLimit(crate::caps::CapReached),
+    /// The key has used its budget of requests per minute ([`KeyLimits`]): try again after
+    /// `wait`. Not counted, not served.
+    OverBudget { wait: Duration, per_minute: u32 },
 }
 
 impl From<Denied> for KeyRefused {
@@ -318,11 +321,16 @@ impl From<sqlx::Error> for KeyRefused {
 /// it is older than [`LAST_USED_RESOLUTION_SECS`]. A valid key of a suspended city is refused here
 /// already (`Denied::Suspended`, the guard's own status check), so it reaches no field at all; an
 /// expired key is [`KeyRefused::Expired`].
+///
+/// With `limits`, the key's budget of requests per minute is taken before the request is metered
+/// or counted against the plan's cap, so a request refused by the budget is neither billed nor
+/// counted ([`KeyRefused::OverBudget`]).
 pub async fn check(
     pool: &PgPool,
     authz: &Authz,
     key: &str,
     ip: Option<String>,
+    limits: Option<&KeyLimits>,
 ) -> Result<KeyHolder, KeyRefused> {
     let Some(tenant) = key
         .strip_prefix("yk_")
@@ -366,6 +374,18 @@ pub async fn check(
         let at: Option<DateTime<Utc>> = row.try_get("expires_at")?;
         return Err(KeyRefused::Expired(at.unwrap_or_else(Utc::now)));
     }
+    let requests_per_minute = row
+        .try_get::<Option<i64>, _>("requests_per_minute")?
+        .map(|n| n.clamp(1, i64::from(MAX_REQUESTS_PER_MINUTE)) as u32);
+    // the key's own budget first: a request it refuses is not metered and uses none of the cap
+    if let Some(limits) = limits
+        && let Err(wait) = limits.take_for(id, requests_per_minute)
+    {
+        return Err(KeyRefused::OverBudget {
+            wait,
+            per_minute: requests_per_minute.unwrap_or(limits.default_per_minute()),
+        });
+    }
     // the plan's hard cap on API calls: exactly the cap is served; the refusal is not counted
     // (its alert, if it is the first at 100 %, is kept)
     if row.try_get::<bool, _>("capped")?
@@ -394,9 +414,6 @@ pub async fn check(
     .await?;
     tx.commit().await?;
     let name: String = row.try_get("name")?;
-    let requests_per_minute = row
-        .try_get::<Option<i64>, _>("requests_per_minute")?
-        .map(|n| n.clamp(1, i64::from(MAX_REQUESTS_PER_MINUTE)) as u32);
     Ok(KeyHolder {
         id,
         tenant,
@@ -417,9 +434,14 @@ pub async fn authenticate(
     key: &str,
     ip: Option<String>,
 ) -> Result<Option<(Actor, TenantId)>, Denied> {
-    match check(pool, authz, key, ip).await {
+    match check(pool, authz, key, ip, None).await {
         Ok(k) => Ok(Some((k.actor, k.tenant))),
-        Err(KeyRefused::Unknown | KeyRefused::Expired(_) | KeyRefused::PlanLimit(_)) => Ok(None),
+        Err(
+            KeyRefused::Unknown
+            | KeyRefused::Expired(_)
+            | KeyRefused::PlanLimit(_)
+            | KeyRefused::OverBudget { .. },
+        ) => Ok(None),
         Err(KeyRefused::Denied(d)) => Err(d),
     }
 }
@@ -479,18 +501,23 @@ impl KeyLimits {
     /// Takes one request from the key's budget, or says how long until one is available
     /// (whole seconds, at least one: the `Retry-After` of the 429).
     pub fn take(&self, key: &KeyHolder) -> Result<(), Duration> {
-        let per_minute = f64::from(key.requests_per_minute.unwrap_or(self.default_per_minute));
+        self.take_for(key.id, key.requests_per_minute)
+    }
+
+    /// [`Self::take`] for the key `id` with its own budget (`None`: the default).
+    pub fn take_for(&self, id: Uuid, requests_per_minute: Option<u32>) -> Result<(), Duration> {
+        let per_minute = f64::from(requests_per_minute.unwrap_or(self.default_per_minute));
         let per_sec = per_minute / 60.0;
         let now = self.now();
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(());
         };
-        if buckets.len() >= Self::MAX_TRACKED && !buckets.contains_key(&key.id) {
+        if buckets.len() >= Self::MAX_TRACKED && !buckets.contains_key(&id) {
             buckets.retain(|_, b| {
                 b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec < per_minute
             });
         }
-        let b = buckets.entry(key.id).or_insert(Bucket {
+        let b = buckets.entry(id).or_insert(Bucket {
             tokens: per_minute,
             at: now,
         });
