@@ -11,9 +11,11 @@ use tenants::TenantId;
 use uuid::Uuid;
 
 use crate::ApiError;
+use crate::audit::AuditEntry;
 use crate::auth;
-use crate::enums::{Sex, VenueKind, Weekday};
+use crate::enums::{VenueKind, Weekday};
 use crate::payload::{self, Payload, Refusal, UserError};
+use crate::residents::Resident;
 use crate::scalars::{Date, DateTime};
 
 /// City configuration (needs an API key or a staff session).
@@ -187,60 +189,6 @@ impl From<setup::Slot> for Slot {
             booked: s.booked,
         }
     }
-}
-
-/// An eligible resident; every lookup is recorded in the audit log.
-#[derive(SimpleObject)]
-pub struct Resident {
-    /// The resident's id.
-    id: Uuid,
-    /// Vaccination ticket number.
-    ticket_no: String,
-    /// Date of birth.
-    birth_date: Date,
-    /// Name in katakana, as on the ticket.
-    kana_name: String,
-    /// Sex as the register records it.
-    sex: Sex,
-    /// Mobile number, when known.
-    phone: Option<String>,
-    /// E-mail address, when known.
-    email: Option<String>,
-    /// Postal code, when known.
-    postal_code: Option<String>,
-    /// The language the resident chose (BCP 47), when they chose one.
-    preferred_locale: Option<String>,
-}
-
-impl From<setup::Resident> for Resident {
-    fn from(r: setup::Resident) -> Self {
-        Self {
-            id: r.id,
-            ticket_no: r.ticket_no,
-            birth_date: Date(r.birth_date),
-            kana_name: r.kana_name,
-            sex: Sex::from_platform(&r.sex),
-            phone: r.phone,
-            email: r.email,
-            postal_code: r.postal_code,
-            preferred_locale: r.preferred_locale,
-        }
-    }
-}
-
-/// One entry of the city's append-only audit log.
-#[derive(SimpleObject)]
-pub struct AuditEntry {
-    /// When it happened.
-    at: DateTime,
-    /// Who did it: a staff member, an API key (`API key <name>`), a resident or the system.
-    actor: String,
-    /// What was done, e.g. `vaccine.create`.
-    action: String,
-    /// What it was done to, e.g. `venue/<id>`.
-    object: String,
-    /// The client's IP address, when there was one.
-    ip: Option<String>,
 }
 
 /// A municipality's configuration, as its staff and integrators see it (each field asks the guard).
@@ -492,16 +440,7 @@ impl City {
         let list = platform::staff::audit::recent(&mut scope, limit.clamp(1, 1000))
             .await
             .map_err(ApiError::from)?;
-        Ok(list
-            .into_iter()
-            .map(|e| AuditEntry {
-                at: DateTime(e.at),
-                actor: e.actor,
-                action: e.action,
-                object: e.object,
-                ip: e.ip,
-            })
-            .collect())
+        Ok(list.into_iter().map(AuditEntry::from).collect())
     }
 }
 

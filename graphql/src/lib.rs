@@ -3,6 +3,7 @@
 //! The SDL is checked in at `graphql/schema.graphql`; a test fails when code and file differ.
 
 mod admin;
+mod audit;
 pub mod auth;
 mod billing;
 mod booking;

@@ -4,14 +4,17 @@
 //! audited by the platform (`residents.list`).
 
 use async_graphql::{Context, Object, Result, SimpleObject};
+use platform::city::setup;
 use platform::residents::register::{self, RegisterError};
 use platform::staff::authz::{Act, Object as Obj};
 use tenants::TenantId;
+use uuid::Uuid;
 
 use crate::ApiError;
-use crate::admin::Resident;
 use crate::auth;
 use crate::city_bookings::PageInfo;
+use crate::enums::Sex;
+use crate::scalars::Date;
 
 /// One resident of a page and the cursor to continue after them.
 #[derive(SimpleObject)]
@@ -95,4 +98,43 @@ pub async fn page(
             end_cursor,
         },
     })
+}
+
+/// An eligible resident; every lookup is recorded in the audit log.
+#[derive(SimpleObject)]
+pub struct Resident {
+    /// The resident's id.
+    id: Uuid,
+    /// Vaccination ticket number.
+    ticket_no: String,
+    /// Date of birth.
+    birth_date: Date,
+    /// Name in katakana, as on the ticket.
+    kana_name: String,
+    /// Sex as the register records it.
+    sex: Sex,
+    /// Mobile number, when known.
+    phone: Option<String>,
+    /// E-mail address, when known.
+    email: Option<String>,
+    /// Postal code, when known.
+    postal_code: Option<String>,
+    /// The language the resident chose (BCP 47), when they chose one.
+    preferred_locale: Option<String>,
+}
+
+impl From<setup::Resident> for Resident {
+    fn from(r: setup::Resident) -> Self {
+        Self {
+            id: r.id,
+            ticket_no: r.ticket_no,
+            birth_date: Date(r.birth_date),
+            kana_name: r.kana_name,
+            sex: Sex::from_platform(&r.sex),
+            phone: r.phone,
+            email: r.email,
+            postal_code: r.postal_code,
+            preferred_locale: r.preferred_locale,
+        }
+    }
 }
