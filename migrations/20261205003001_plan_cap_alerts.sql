@@ -14,10 +14,10 @@ CREATE TABLE plan_cap_alerts (
     kind        text NOT NULL CHECK (kind IN ('email', 'api_call', 'export')),
     -- first day of the month in the city's time zone
     month       date NOT NULL,
-    level       int NOT NULL CHECK (level IN (80, 100)),
+    level       bigint NOT NULL CHECK (level IN (80, 100)),
     used        bigint NOT NULL,
     cap         bigint NOT NULL,
-    recipients  int NOT NULL DEFAULT 0,
+    recipients  bigint NOT NULL DEFAULT 0,
     at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, kind, month, level)
 );

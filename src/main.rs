@@ -362,10 +362,10 @@ fn print_rows(moved: &platform::operator::archive::Moved) {
 }
 
 async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::Result<()> {
+    use platform::residents::import_runs::{self, ImportStatus, RunError};
     use std::io::Write;
     let bytes = std::fs::read(&args.file)
         .map_err(|e| anyhow::anyhow!("could not read {}: {e}", args.file.display()))?;
-    let parsed = platform::residents::import::parse(&bytes)?;
     let dbs = db::prepare(&settings).await?;
     dbs.owner.close().await;
     let tenant = tenants::find_by_slug(&dbs.app, &args.tenant)
@@ -382,20 +382,15 @@ async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::
         .enter_as_system(tenant.id, &format!("cli ({user})"))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    eprintln!(
-        "{}: {} valid rows, {} errors ({})",
-        args.file.display(),
-        parsed.rows.len(),
-        parsed.errors.len(),
-        parsed.encoding
+    // the file name without its directories: the import history shows it to the city's staff
+    let source = args.file.file_name().map_or_else(
+        || "residents.csv".into(),
+        |n| n.to_string_lossy().into_owned(),
     );
-    for e in parsed.errors.iter().take(200) {
-        eprintln!("  line {}, column {}: {}", e.line, e.column, e.reason);
-    }
-    let source = args.file.display().to_string();
-    let outcome = platform::residents::import::import(
+    // the same import, checks and record as an upload (platform::residents::import_runs)
+    let outcome = import_runs::run_file(
         &mut scope,
-        &parsed,
+        &bytes,
         args.import_valid_rows,
         &source,
         |done, total| {
@@ -410,21 +405,38 @@ async fn import_residents(settings: Settings, args: ImportResidents) -> anyhow::
         },
     )
     .await;
-    match outcome {
-        Ok(o) => {
-            scope.commit().await?;
-            eprintln!();
+    let run = match outcome {
+        Ok(run) => run,
+        Err(RunError::Database(e)) => return Err(e.into()),
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", args.file.display())),
+    };
+    // a rejected import keeps its record too (the errors, for the city's staff to look up)
+    scope.commit().await?;
+    eprintln!();
+    eprintln!(
+        "{}: {} rows, {} with errors ({})",
+        args.file.display(),
+        run.rows_total,
+        run.skipped_invalid,
+        run.encoding
+    );
+    for e in run.errors.iter().take(200) {
+        eprintln!("  line {}, column {}: {}", e.line, e.column, e.reason);
+    }
+    match run.status {
+        ImportStatus::Completed => {
             println!(
-                "imported into {}: {} new, {} updated, {} unchanged, {} invalid rows skipped",
-                tenant.slug, o.inserted, o.updated, o.unchanged, o.skipped_invalid
+                "imported into {}: {} new, {} updated, {} unchanged, {} invalid rows skipped (import {})",
+                tenant.slug, run.inserted, run.updated, run.unchanged, run.skipped_invalid, run.id
             );
             Ok(())
         }
-        Err(platform::residents::import::ImportError::InvalidRows(errors)) => Err(anyhow::anyhow!(
-            "{} rows are invalid (listed above); nothing was imported. Fix them, or pass --import-valid-rows",
-            errors.len()
+        ImportStatus::Rejected => Err(anyhow::anyhow!(
+            "{} rows are invalid (listed above); nothing was imported (recorded as import {}). \
+             Fix them, or pass --import-valid-rows",
+            run.skipped_invalid,
+            run.id
         )),
-        Err(e) => Err(e.into()),
     }
 }
 

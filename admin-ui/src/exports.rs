@@ -12,7 +12,7 @@ use axum::{
 };
 use chrono::{Duration, NaiveDate, Utc};
 use maud::html;
-use platform::exports::{self, ExportFormat, ExportJobError, ExportKind};
+use platform::exports::{self, ExportFormat, ExportJobError, ExportKind, ExportStatus};
 use platform::staff::authz::{Act, Object};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -76,14 +76,13 @@ fn format_label(lang: Lang, f: ExportFormat) -> &'static str {
     }
 }
 
-fn state_label(lang: Lang, state: &str) -> &'static str {
-    match state {
-        "queued" => tr(lang, "待機中", "queued"),
-        "running" => tr(lang, "作成中", "running"),
-        "done" => tr(lang, "完了", "done"),
-        "failed" => tr(lang, "失敗", "failed"),
-        "expired" => tr(lang, "期限切れ（削除済み）", "expired (deleted)"),
-        _ => "?",
+fn state_label(lang: Lang, status: ExportStatus) -> &'static str {
+    match status {
+        ExportStatus::Queued => tr(lang, "待機中", "queued"),
+        ExportStatus::Running => tr(lang, "作成中", "running"),
+        ExportStatus::Done => tr(lang, "完了", "done"),
+        ExportStatus::Failed => tr(lang, "失敗", "failed"),
+        ExportStatus::Expired => tr(lang, "期限切れ（削除済み）", "expired (deleted)"),
     }
 }
 
@@ -102,11 +101,12 @@ pub async fn list(
         .check(&staff.actor, t.id, Object::Exports, Act::Write)
         .await
         .unwrap_or(false);
+    let now = Utc::now();
     let busy = jobs
         .iter()
-        .any(|j| j.state == "queued" || j.state == "running");
+        .any(|j| matches!(j.status(now), ExportStatus::Queued | ExportStatus::Running));
     let tz = t.time_zone.0;
-    let today = Utc::now().with_timezone(&tz).date_naive();
+    let today = now.with_timezone(&tz).date_naive();
     let body = html! {
         @if busy {
             // progress without JavaScript: the page reloads itself while something runs
@@ -140,13 +140,13 @@ pub async fn list(
                 th { (tr(lang, "状態", "State")) } th { (tr(lang, "進捗", "Progress")) } th { (tr(lang, "作成者", "By")) }
                 th { (tr(lang, "有効期限", "Expires")) } th {}
             }
-            @for j in &jobs {
-                tr data-state=(j.state) {
+            @for (j, status) in jobs.iter().map(|j| (j, j.status(now))) {
+                tr data-state=(status.as_str()) {
                     td { (j.created_at.with_timezone(&tz).format("%Y-%m-%d %H:%M")) }
                     td { (kind_label(lang, &j.kind))
                         @if let Some(d) = j.params.get("date").and_then(|d| d.as_str()) { " " (d) } }
                     td { (ExportFormat::parse(&j.format).map(|f| format_label(lang, f)).unwrap_or("?")) }
-                    td { (state_label(lang, &j.state))
+                    td { (state_label(lang, status))
                         @if let Some(e) = &j.error { br; span.error { (e) } } }
                     td {
                         @if let Some(p) = j.percent() {
@@ -157,7 +157,7 @@ pub async fn list(
                     td { (j.created_by) }
                     td { (j.expires_at.map(|e| e.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()) }
                     td {
-                        @if j.state == "done" {
+                        @if status == ExportStatus::Done {
                             a.download href={"/admin/t/" (t.slug) "/exports/" (j.id) "/download"} { (tr(lang, "ダウンロード", "Download")) }
                         }
                     }

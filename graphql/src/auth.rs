@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_graphql::Context;
+use platform::staff::api_keys::KeyRefused;
 use platform::staff::authz::{Act, Actor, Authz, Denied, Object, Scope};
 use platform::staff::identity::AuthPolicy;
 use sqlx::PgPool;
@@ -64,12 +65,20 @@ async fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
         .resolved
         .get_or_try_init(|| async {
             if let Some(key) = &creds.bearer {
-                return Ok::<_, ApiError>(
-                    platform::staff::api_keys::authenticate(pool, authz, key, creds.ip.clone())
-                        .await
-                        .map_err(denied)?
-                        .map(|(actor, _)| actor),
-                );
+                // (the HTTP handler admits keys before execution, answering expiry and limits
+                // with their status; this is for credentials it did not resolve)
+                return match platform::staff::api_keys::check(
+                    pool,
+                    authz,
+                    key,
+                    creds.ip.clone(),
+                    None,
+                )
+                .await
+                {
+                    Ok(holder) => Ok(Some(holder.actor)),
+                    Err(refused) => refused_key(refused),
+                };
             }
             if let Some(token) = &creds.session {
                 return Ok(platform::staff::identity::session(pool, policy, token)
@@ -80,6 +89,41 @@ async fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
         })
         .await?;
     resolved.clone().ok_or(ApiError::Unauthenticated)
+}
+
+/// An API key's refusal as GraphQL tells it, with the codes and reasons of the HTTP answer
+/// (docs/api.md, "Errors"); an unknown key is no caller at all.
+fn refused_key(refused: KeyRefused) -> Result<Option<Actor>, ApiError> {
+    match refused {
+        KeyRefused::Unknown => Ok(None),
+        KeyRefused::Expired(at) => Err(ApiError::Refused {
+            code: "UNAUTHENTICATED",
+            message: format!(
+                "This API key expired at {}; ask the city's administrator to rotate it or create a new one.",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            retry_after_secs: None,
+            reason: Some("KEY_EXPIRED"),
+        }),
+        KeyRefused::PlanLimit(reached) => Err(ApiError::Refused {
+            code: "PLAN_LIMIT_REACHED",
+            message: format!("{} / {}", reached, reached.ja()),
+            retry_after_secs: i64::try_from(reached.retry_after_secs(chrono::Utc::now())).ok(),
+            reason: Some("API_CALL_CAP"),
+        }),
+        KeyRefused::OverBudget { wait, per_minute } => {
+            let secs = wait.as_secs().max(1);
+            Err(ApiError::Refused {
+                code: "RATE_LIMITED",
+                message: format!(
+                    "This API key has used its budget of {per_minute} requests per minute; try again in {secs} s."
+                ),
+                retry_after_secs: i64::try_from(secs).ok(),
+                reason: Some("KEY_BUDGET"),
+            })
+        }
+        KeyRefused::Denied(d) => Err(denied(d)),
+    }
 }
 
 /// The guard's refusal as GraphQL tells it (docs/api.md).

@@ -54,6 +54,7 @@ impl From<ExportFileFormat> for ExportFormat {
 
 /// Where an export stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "platform::exports::ExportStatus")]
 pub enum ExportStatus {
     /// Waiting for a worker.
     Queued,
@@ -117,14 +118,7 @@ impl Export {
             }
             _ => (None, None),
         };
-        let status = match job.state.as_str() {
-            "queued" => ExportStatus::Queued,
-            "running" => ExportStatus::Running,
-            "done" if job.expires_at.is_some_and(|e| e <= Utc::now()) => ExportStatus::Expired,
-            "done" => ExportStatus::Done,
-            "failed" => ExportStatus::Failed,
-            _ => ExportStatus::Expired,
-        };
+        let status = ExportStatus::from(job.status(Utc::now()));
         Self {
             id: job.id,
             kind: match kind {

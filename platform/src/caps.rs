@@ -287,14 +287,14 @@ async fn alert(
     )
     .bind(kind.as_str())
     .bind(month)
-    .bind(level)
+    .bind(i64::from(level))
     .fetch_one(&mut **tx)
     .await?;
     if seen {
         return Ok(());
     }
     let admins = city_admins(tx, tenant).await?;
-    let recipients = i32::try_from(admins.len()).unwrap_or(i32::MAX);
+    let recipients = i64::try_from(admins.len()).unwrap_or(i64::MAX);
     let done = sqlx::query(
         "INSERT INTO plan_cap_alerts (tenant_id, kind, month, level, used, cap, recipients) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, kind, month, level) DO NOTHING",
@@ -302,7 +302,7 @@ async fn alert(
     .bind(tenant.id.0)
     .bind(kind.as_str())
     .bind(month)
-    .bind(level)
+    .bind(i64::from(level))
     .bind(used)
     .bind(cap)
     .bind(recipients)
@@ -337,15 +337,15 @@ async fn alert(
 pub struct CapAlert {
     pub kind: MeteredKind,
     pub month: NaiveDate,
-    pub level: i32,
+    pub level: i64,
     pub used: i64,
     pub cap: i64,
     pub at: DateTime<Utc>,
-    pub recipients: i32,
+    pub recipients: i64,
 }
 
 /// A `plan_cap_alerts` row: kind, month, level, used, cap, at, recipients.
-type AlertRow = (String, NaiveDate, i32, i64, i64, DateTime<Utc>, i32);
+type AlertRow = (String, NaiveDate, i64, i64, i64, DateTime<Utc>, i64);
 
 /// The cap alerts recorded for the transaction's tenant, newest month first (at most 36).
 pub async fn alerts(tx: &mut TenantTx) -> Result<Vec<CapAlert>, sqlx::Error> {

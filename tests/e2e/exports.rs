@@ -523,8 +523,12 @@ async fn expired_files_are_deleted_by_the_worker_tick() {
     .await
     .expect("expiry due");
     assert_eq!(expiry.rows_affected(), 1, "one expiry queued with the file");
-    // expired but not yet swept: the download already refuses
+    // expired but not yet swept: the download already refuses, and the page says so and offers
+    // no link (platform::exports::ExportJob::status, the rule every door shows)
     assert_eq!(download(&mut admin, "demo", job).await.0, 410);
+    let html = exports_page(&mut admin).await;
+    assert!(html.contains(r#"data-state="expired""#), "{html}");
+    assert!(!html.contains(&format!("/exports/{job}/download")));
     worker.run_once().await.expect("tick");
     assert_eq!(chunks(&app).await, 0, "the file is gone");
     let state: String = sqlx::query_scalar("SELECT state FROM export_jobs WHERE id = $1")
@@ -534,13 +538,17 @@ async fn expired_files_are_deleted_by_the_worker_tick() {
         .expect("state");
     assert_eq!(state, "expired");
     assert_eq!(download(&mut admin, "demo", job).await.0, 410);
-    let html = admin
+    let html = exports_page(&mut admin).await;
+    assert!(!html.contains(&format!("/exports/{job}/download")));
+}
+
+async fn exports_page(admin: &mut AdminClient<'_>) -> String {
+    admin
         .get("/admin/t/demo/exports")
         .await
         .text()
         .await
-        .expect("page");
-    assert!(!html.contains(&format!("/exports/{job}/download")));
+        .expect("page")
 }
 
 #[tokio::test]

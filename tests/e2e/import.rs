@@ -197,6 +197,27 @@ async fn the_cli_imports_shift_jis_kana_names_and_a_second_run_changes_nothing()
         stderr.contains("line 5, column kana_name") && stderr.contains("nothing was imported"),
         "{stderr}"
     );
+    // every CLI run is in the city's import history, as an upload is (import_runs::run_file)
+    let runs: Vec<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT status, source, inserted, created_by FROM resident_imports \
+          WHERE tenant_id = $1 ORDER BY created_at, id",
+    )
+    .bind(tenant.id.0)
+    .fetch_all(&app.owner)
+    .await
+    .expect("import runs");
+    let name = path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    assert_eq!((runs[0].0.as_str(), runs[0].2), ("completed", 50));
+    assert_eq!(runs[3].0, "rejected");
+    assert!(
+        runs.iter().all(|r| r.1 == name && r.3.starts_with("cli (")),
+        "{runs:?}"
+    );
     let _ = std::fs::remove_file(&path);
 }
 

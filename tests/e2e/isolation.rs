@@ -282,6 +282,20 @@ async fn tenant_owned_tables(owner: &PgPool) -> Vec<String> {
     .expect("list tables")
 }
 
+/// Views over tenant tables (`metered_usage`): they must read as their caller
+/// (`security_invoker`), so the tables' row-level security applies through them.
+async fn tenant_owned_views(owner: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.table_name::text FROM information_schema.columns c \
+         JOIN information_schema.tables t USING (table_schema, table_name) \
+         WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id' AND t.table_type = 'VIEW' \
+         ORDER BY 1",
+    )
+    .fetch_all(owner)
+    .await
+    .expect("list views")
+}
+
 #[tokio::test]
 async fn every_table_with_a_tenant_id_has_forced_rls_and_the_tenant_policy() {
     let app = spawn_app().await;
@@ -340,7 +354,22 @@ async fn every_table_with_a_tenant_id_has_forced_rls_and_the_tenant_policy() {
 #[tokio::test]
 async fn an_unfiltered_select_in_tenant_a_scope_sees_none_of_tenant_b_rows() {
     let (app, a, b) = two_tenants().await;
-    let tables = tenant_owned_tables(&app.owner).await;
+    let mut tables = tenant_owned_tables(&app.owner).await;
+    let views = tenant_owned_views(&app.owner).await;
+    assert!(views.iter().any(|v| v == "metered_usage"), "{views:?}");
+    for view in &views {
+        let invoker: bool = sqlx::query_scalar(
+            "SELECT coalesce('security_invoker=true' = ANY (c.reloptions), false) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname = $1",
+        )
+        .bind(view)
+        .fetch_one(&app.owner)
+        .await
+        .expect("view options");
+        assert!(invoker, "{view}: a view must be security_invoker");
+    }
+    tables.extend(views);
     for table in &tables {
         let count_for = |t: TenantId| {
             let sql = format!("SELECT count(*) FROM {table} WHERE tenant_id = $1");

@@ -50,7 +50,47 @@ pub struct ExportJob {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Where an export stands, as every door shows it ([`ExportJob::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// Being written.
+    Running,
+    /// Ready to download until `expires_at`.
+    Done,
+    /// Could not be written (`error` says why).
+    Failed,
+    /// Past `expires_at`: the file is (or is about to be) deleted; create the export again.
+    Expired,
+}
+
+impl ExportStatus {
+    /// The stored state's name (`data-state` on the admin page).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 impl ExportJob {
+    /// Where the export stands at `now`. A finished file past its `expires_at` is expired at once,
+    /// even before the expiry task has deleted it: no door offers a download that would fail.
+    pub fn status(&self, now: DateTime<Utc>) -> ExportStatus {
+        match self.state.as_str() {
+            "queued" => ExportStatus::Queued,
+            "running" => ExportStatus::Running,
+            "done" if self.expires_at.is_some_and(|e| e > now) => ExportStatus::Done,
+            "failed" => ExportStatus::Failed,
+            _ => ExportStatus::Expired,
+        }
+    }
+
     /// Progress in percent, when the total is known.
     pub fn percent(&self) -> Option<i64> {
         match (self.state.as_str(), self.rows_total) {
@@ -225,10 +265,12 @@ pub struct Download {
 /// caller commits the scope, then streams [`chunks`]).
 pub async fn open_download(scope: &mut Scope, id: Uuid) -> Result<Download, ExportJobError> {
     let job = get(scope, id).await?.ok_or(ExportJobError::NotFound)?;
-    match job.state.as_str() {
-        "done" if job.expires_at.is_some_and(|e| e > Utc::now()) => {}
-        "done" | "expired" => return Err(ExportJobError::Expired),
-        _ => return Err(ExportJobError::NotReady),
+    match job.status(Utc::now()) {
+        ExportStatus::Done => {}
+        ExportStatus::Expired => return Err(ExportJobError::Expired),
+        ExportStatus::Queued | ExportStatus::Running | ExportStatus::Failed => {
+            return Err(ExportJobError::NotReady);
+        }
     }
     let chunks: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM export_chunks WHERE tenant_id = $1 AND job_id = $2",

@@ -31,7 +31,8 @@ pub mod spreadsheet;
 pub mod worker;
 
 pub use jobs::{
-    Download, ExportJob, ExportJobError, chunks, count, create, get, list, open_download, page,
+    Download, ExportJob, ExportJobError, ExportStatus, chunks, count, create, get, list,
+    open_download, page,
 };
 pub use kinds::{ExportFormat, ExportKind, Plan};
 pub use worker::{BATCH_ROWS, CHUNK_BYTES, ExportTask, ExportWorker, MAX_ATTEMPTS};

@@ -81,8 +81,9 @@ pub enum RunError {
     Database(#[from] sqlx::Error),
 }
 
-/// Parses and imports `bytes` and records the outcome (see the module doc). The caller commits
-/// the scope in both outcomes (a rejected import wrote only its record).
+/// Parses and imports an uploaded file (at most [`MAX_IMPORT_BYTES`]) and records the outcome
+/// (see the module doc). The caller commits the scope in both outcomes (a rejected import wrote
+/// only its record).
 pub async fn run(
     scope: &mut Scope,
     bytes: &[u8],
@@ -92,6 +93,19 @@ pub async fn run(
     if bytes.len() > MAX_IMPORT_BYTES {
         return Err(RunError::TooLarge);
     }
+    run_file(scope, bytes, import_valid_rows, source, |_, _| {}).await
+}
+
+/// [`run`] without the upload size limit, telling `progress(rows done, rows)` as it goes: the
+/// operator's `yoyaku import residents` (a whole city's register from the server's disk). Recorded
+/// in the same history as uploads, so the city's staff see every import however it came in.
+pub async fn run_file(
+    scope: &mut Scope,
+    bytes: &[u8],
+    import_valid_rows: bool,
+    source: &str,
+    progress: impl FnMut(usize, usize),
+) -> Result<ImportRun, RunError> {
     let source = crate::text::clean_line("source", source).map_err(|_| RunError::BadSource)?;
     if source.chars().count() > 200 {
         return Err(RunError::BadSource);
@@ -114,7 +128,7 @@ pub async fn run(
         .len() as i64;
     let rows_total = parsed.rows.len() as i64 + invalid_lines;
     let (status, outcome) =
-        match import::import(scope, &parsed, import_valid_rows, &source, |_, _| {}).await {
+        match import::import(scope, &parsed, import_valid_rows, &source, progress).await {
             Ok(o) => (ImportStatus::Completed, o),
             Err(ImportError::InvalidRows(_)) => (
                 ImportStatus::Rejected,

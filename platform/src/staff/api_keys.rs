@@ -426,26 +426,6 @@ pub async fn check(
     })
 }
 
-/// The actor and tenant behind a presented key, or None (unknown, malformed, revoked or expired);
-/// see [`check`].
-pub async fn authenticate(
-    pool: &PgPool,
-    authz: &Authz,
-    key: &str,
-    ip: Option<String>,
-) -> Result<Option<(Actor, TenantId)>, Denied> {
-    match check(pool, authz, key, ip, None).await {
-        Ok(k) => Ok(Some((k.actor, k.tenant))),
-        Err(
-            KeyRefused::Unknown
-            | KeyRefused::Expired(_)
-            | KeyRefused::PlanLimit(_)
-            | KeyRefused::OverBudget { .. },
-        ) => Ok(None),
-        Err(KeyRefused::Denied(d)) => Err(d),
-    }
-}
-
 /// Per-key request budgets: a token bucket per key holding up to a minute's budget and refilled
 /// continuously (`requests_per_minute / 60` a second), so a key may burst its whole minute and then
 /// goes on at its rate. Kept in this process's memory: with N server processes behind a load

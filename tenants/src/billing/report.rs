@@ -201,7 +201,7 @@ pub async fn monthly_history(
     let rows = sqlx::query(
         "SELECT date_trunc('month', occurred_at AT TIME ZONE $2)::date AS m, kind, \
          COALESCE(sum(quantity), 0)::bigint AS total, COALESCE(max(quantity), 0)::bigint AS peak \
-         FROM usage_events WHERE (occurred_at AT TIME ZONE $2)::date >= $1 GROUP BY 1, 2",
+         FROM metered_usage WHERE (occurred_at AT TIME ZONE $2)::date >= $1 GROUP BY 1, 2",
     )
     .bind(first)
     .bind(tz)
@@ -236,7 +236,7 @@ pub async fn daily_usage(
     let rows = sqlx::query(
         "SELECT (occurred_at AT TIME ZONE $3)::date AS d, kind, \
          COALESCE(sum(quantity), 0)::bigint AS total, COALESCE(max(quantity), 0)::bigint AS peak \
-         FROM usage_events WHERE (occurred_at AT TIME ZONE $3)::date >= $1 \
+         FROM metered_usage WHERE (occurred_at AT TIME ZONE $3)::date >= $1 \
          AND (occurred_at AT TIME ZONE $3)::date < $2 GROUP BY 1, 2",
     )
     .bind(first)

@@ -1,5 +1,7 @@
 //! Usage events: one row per billable thing, keyed by its own idempotency key, so a retried job, a
-//! duplicated delivery receipt or a replayed request counts once.
+//! duplicated delivery receipt or a replayed request counts once. Bookings are the exception: the
+//! booking row is its own usage (nothing else is written in the booking's statement). Readers use
+//! the view `metered_usage` (usage events plus one unit per booking row, docs/billing.md).
 
 use std::collections::BTreeMap;
 
@@ -42,7 +44,7 @@ pub async fn between(
 ) -> Result<BTreeMap<MeteredKind, i64>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT kind, COALESCE(sum(quantity), 0)::bigint AS total, COALESCE(max(quantity), 0)::bigint AS peak \
-         FROM usage_events \
+         FROM metered_usage \
          WHERE (occurred_at AT TIME ZONE $3)::date >= $1 AND (occurred_at AT TIME ZONE $3)::date < $2 \
          GROUP BY kind",
     )
@@ -78,11 +80,11 @@ pub async fn total_of(
     tz: &str,
 ) -> Result<i64, sqlx::Error> {
     let sql = if kind.is_peak() {
-        "SELECT COALESCE(max(quantity), 0)::bigint FROM usage_events \
+        "SELECT COALESCE(max(quantity), 0)::bigint FROM metered_usage \
          WHERE kind = $1 AND occurred_at >= ($2::date::timestamp AT TIME ZONE $4) \
            AND occurred_at < ($3::date::timestamp AT TIME ZONE $4)"
     } else {
-        "SELECT COALESCE(sum(quantity), 0)::bigint FROM usage_events \
+        "SELECT COALESCE(sum(quantity), 0)::bigint FROM metered_usage \
          WHERE kind = $1 AND occurred_at >= ($2::date::timestamp AT TIME ZONE $4) \
            AND occurred_at < ($3::date::timestamp AT TIME ZONE $4)"
     };
