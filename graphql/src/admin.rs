@@ -11,6 +11,7 @@ use tenants::TenantId;
 use uuid::Uuid;
 
 use crate::ApiError;
+use crate::admin_input::{VaccineInput, VenueInput};
 use crate::audit::AuditEntry;
 use crate::auth;
 use crate::enums::{VenueKind, Weekday};
@@ -356,6 +357,18 @@ impl City {
         crate::intake::day_list(ctx, self.tenant, venue_id, day).await
     }
 
+    /// One booking at a venue as the visit page shows it, with every side-effect note of the
+    /// resident (medical data; API key scope `intake:read`, the same people as `intakeList`);
+    /// null when the venue has no such live booking. The view is audited (`intake.visit.view`).
+    async fn intake_visit(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The venue.")] venue_id: Uuid,
+        #[graphql(desc = "The booking.")] booking_id: Uuid,
+    ) -> Result<Option<crate::intake_visit::IntakeVisit>> {
+        crate::intake_visit::visit(ctx, self.tenant, venue_id, booking_id).await
+    }
+
     /// The city's vaccination records (doses given, as recorded at intake), a page at a time in
     /// the order they were recorded (API key scope `records:read`; city admins, city staff,
     /// auditors). Each page is recorded in the audit log (`vaccinations.list`). Counts its fields
@@ -408,6 +421,24 @@ impl City {
         crate::webhooks::list(ctx, self.tenant).await
     }
 
+    /// The city's webhook delivery log, a page at a time, newest first: every attempt of every
+    /// event to every endpoint, with its outcome (API key scope `webhooks:read`; city admins,
+    /// auditors). `first` is 1–200 (default 50) and counts the fields once per started ten in
+    /// the complexity.
+    #[graphql(
+        complexity = "2 + child_complexity.max(1) * (first.clamp(1, 200) as usize).div_ceil(10)"
+    )]
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50, desc = "Page size, 1–200.")] first: i64,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
+        after: Option<String>,
+        #[graphql(desc = "Only this subscription's attempts.")] subscription_id: Option<Uuid>,
+    ) -> Result<crate::webhook_log::WebhookDeliveryConnection> {
+        crate::webhook_log::page(ctx, self.tenant, first, after, subscription_id).await
+    }
+
     /// The city's exports, newest first, a page at a time (API key scope `exports:read`).
     #[graphql(
         complexity = "2 + child_complexity.max(1) * (first.clamp(1, 200) as usize).div_ceil(10)"
@@ -448,47 +479,6 @@ impl City {
 /// recorded in the audit log with the key or person.
 #[derive(Default)]
 pub struct AdminMutation;
-
-/// A new vaccine product.
-#[derive(InputObject)]
-pub struct VaccineInput {
-    /// Product name, unique in the city (1–200 characters).
-    name: String,
-    /// Manufacturer (1–200 characters).
-    maker: String,
-    /// Doses in the primary series (1–5).
-    doses: i32,
-    /// Days at least between two doses of the primary series (0–3650).
-    min_interval_days: i32,
-    /// Months at least from the last dose to a booster (0–120).
-    booster_interval_months: i32,
-    /// Days from the last dose until protection is taken as effective (0–365).
-    days_until_effective: i32,
-    /// Days a completed series counts as valid (1–3650).
-    validity_days: i32,
-}
-
-/// A new venue.
-#[derive(InputObject)]
-pub struct VenueInput {
-    /// Display name (1–200 characters).
-    name: String,
-    /// Postal address (one line; may be empty).
-    #[graphql(default)]
-    address: String,
-    /// A mass vaccination site or a hospital.
-    kind: VenueKind,
-    /// The one vaccine given at this venue.
-    vaccine_id: Uuid,
-    /// Booking opens at this moment; null: at once.
-    booking_opens_at: Option<DateTime>,
-    /// Booking closes this many hours before a slot starts.
-    #[graphql(default = 24)]
-    booking_deadline_hours: i32,
-    /// Residents may change or cancel until this many days before the slot.
-    #[graphql(default = 2)]
-    cancel_cutoff_days: i32,
-}
 
 /// A capacity schedule: slots of `slotMinutes` from `startTime` to `endTime` on `weekdays`
 /// between `validFrom` and `validUntil`, except `closedDates`.

@@ -2,8 +2,9 @@
 //! (`platform::intake`): a venue's day list with each booking's intake status
 //! (`city { intakeList }`, guard `intake` + the venue, scope `intake:read`, audited like the
 //! page), the city's vaccination records (`city { vaccinations }`, guard `records`, scope
-//! `records:read`, audited per page), and the steps `intakeStep` / `recordVaccination` (scope
-//! `intake:write`; each step audited by the platform with the key or person).
+//! `records:read`, audited per page), and the steps `intakeStep` / `recordVaccination`, with
+//! `undoIntakeStep` / `addSideEffect` ([`crate::intake_visit`]) (scope `intake:write`; each step
+//! audited by the platform with the key or person).
 
 use crate::scalars::DateTime;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
@@ -48,6 +49,19 @@ impl From<Status> for IntakeStatus {
             Status::Observed => Self::Observed,
             Status::Released => Self::Released,
             Status::NoShow => Self::NoShow,
+        }
+    }
+}
+
+impl From<IntakeStatus> for Status {
+    fn from(s: IntakeStatus) -> Self {
+        match s {
+            IntakeStatus::Booked => Status::Booked,
+            IntakeStatus::CheckedIn => Status::CheckedIn,
+            IntakeStatus::Vaccinated => Status::Vaccinated,
+            IntakeStatus::Observed => Status::Observed,
+            IntakeStatus::Released => Status::Released,
+            IntakeStatus::NoShow => Status::NoShow,
         }
     }
 }
@@ -109,7 +123,34 @@ pub enum SideEffectSeverity {
     Severe,
 }
 
-fn kind_of(raw: &str) -> SideEffectKind {
+impl SideEffectKind {
+    /// The platform's name (`platform::intake::SIDE_EFFECT_KINDS`).
+    pub(crate) fn as_platform(self) -> &'static str {
+        match self {
+            Self::InjectionSite => "injection_site",
+            Self::Fever => "fever",
+            Self::Fatigue => "fatigue",
+            Self::Headache => "headache",
+            Self::Allergic => "allergic",
+            Self::Anaphylaxis => "anaphylaxis",
+            Self::Vasovagal => "vasovagal",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl SideEffectSeverity {
+    /// The platform's name (`platform::intake::SEVERITIES`).
+    pub(crate) fn as_platform(self) -> &'static str {
+        match self {
+            Self::Mild => "mild",
+            Self::Moderate => "moderate",
+            Self::Severe => "severe",
+        }
+    }
+}
+
+pub(crate) fn kind_of(raw: &str) -> SideEffectKind {
     match raw {
         "injection_site" => SideEffectKind::InjectionSite,
         "fever" => SideEffectKind::Fever,
@@ -122,7 +163,7 @@ fn kind_of(raw: &str) -> SideEffectKind {
     }
 }
 
-fn severity_of(raw: &str) -> SideEffectSeverity {
+pub(crate) fn severity_of(raw: &str) -> SideEffectSeverity {
     match raw {
         "severe" => SideEffectSeverity::Severe,
         "moderate" => SideEffectSeverity::Moderate,
@@ -130,7 +171,7 @@ fn severity_of(raw: &str) -> SideEffectSeverity {
     }
 }
 
-fn dose_of(n: i16) -> DoseValue {
+pub(crate) fn dose_of(n: i16) -> DoseValue {
     Dose::from_number(n).unwrap_or(Dose::First).into()
 }
 
@@ -467,7 +508,11 @@ fn refusal(e: IntakeError) -> Result<UserError, ApiError> {
 }
 
 /// The city (NOT_FOUND for an unknown slug) and the intake guard's scope for writing.
-async fn enter_write(ctx: &Context<'_>, city: &str, venue: Uuid) -> Result<Scope, ApiError> {
+pub(crate) async fn enter_write(
+    ctx: &Context<'_>,
+    city: &str,
+    venue: Uuid,
+) -> Result<Scope, ApiError> {
     let pool = ctx
         .data::<PgPool>()
         .map_err(|e| ApiError::Internal(e.message))?;
@@ -544,5 +589,32 @@ impl IntakeMutation {
                 errors: vec![refusal(e)?],
             }),
         }
+    }
+
+    /// Undoes the last step of a visit, as the visit page's undo does (RELEASED → OBSERVED →
+    /// VACCINATED → CHECKED_IN → BOOKED, NO_SHOW → BOOKED); undoing VACCINATED deletes the
+    /// vaccination record (kept in the audit entry) and announces `vaccination.removed`. Audited
+    /// (`intake.undo`). Refusals come back in `errors`; nothing changes then.
+    async fn undo_intake_step(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The booking and the status the caller saw.")]
+        input: crate::intake_visit::UndoIntakeStepInput,
+    ) -> Result<crate::intake_visit::UndoIntakeStepPayload> {
+        crate::intake_visit::undo(ctx, &city, input).await
+    }
+
+    /// Notes a side effect at a visit, as the visit page's form does; the note belongs to the
+    /// resident (the next dose's venue sees it). Medical data. Audited (`intake.side_effect`).
+    /// Refusals come back in `errors`; nothing is recorded then.
+    async fn add_side_effect(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The visit and the side effect.")]
+        input: crate::intake_visit::AddSideEffectInput,
+    ) -> Result<crate::intake_visit::AddSideEffectPayload> {
+        crate::intake_visit::add_side_effect(ctx, &city, input).await
     }
 }

@@ -3,6 +3,7 @@
 //! The SDL is checked in at `graphql/schema.graphql`; a test fails when code and file differ.
 
 mod admin;
+mod admin_input;
 mod audit;
 pub mod auth;
 mod billing;
@@ -15,6 +16,7 @@ mod exports;
 mod imports;
 mod input;
 mod intake;
+mod intake_visit;
 pub mod limits;
 mod metrics;
 mod mutation;
@@ -25,6 +27,7 @@ mod residents;
 pub mod scalars;
 mod stats;
 mod web;
+mod webhook_log;
 mod webhooks;
 mod wide;
 

@@ -1,8 +1,10 @@
 //! Event webhook subscriptions over GraphQL, through the admin page's platform functions
 //! (`platform::webhooks`): `city { webhookSubscriptions }` (scope `webhooks:read`) and
 //! `createWebhookSubscription` (the signing secret shown once), `setWebhookSubscriptionActive`,
-//! `deleteWebhookSubscription` (scope `webhooks:write`). Guard object `webhooks`: city admins and
-//! the operator write, auditors read; the platform functions check it themselves too.
+//! `deleteWebhookSubscription`, `rotateWebhookSecret` (the new secret shown once) (scope
+//! `webhooks:write`), and the delivery log `city { webhookDeliveries }` ([`crate::webhook_log`],
+//! scope `webhooks:read`). Guard object `webhooks`: city admins and the operator write, auditors
+//! read; the platform functions check it themselves too.
 
 use crate::scalars::DateTime;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
@@ -16,6 +18,7 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::auth;
 use crate::city_bookings::UserError;
+use crate::payload::{self, Payload, Refusal};
 
 /// What the webhook mutations need from the server: the key that seals signing secrets at rest
 /// and which endpoints may be subscribed (the admin UI's own settings).
@@ -55,7 +58,7 @@ impl From<WebhookEventType> for EventType {
     }
 }
 
-fn event_of(raw: &str) -> Option<WebhookEventType> {
+pub(crate) fn event_of(raw: &str) -> Option<WebhookEventType> {
     Some(match EventType::parse(raw)? {
         EventType::BookingCreated => WebhookEventType::BookingCreated,
         EventType::BookingChanged => WebhookEventType::BookingChanged,
@@ -102,12 +105,12 @@ impl From<webhooks::Subscription> for WebhookSubscription {
     }
 }
 
-fn authz<'a>(ctx: &Context<'a>) -> Result<&'a Authz, ApiError> {
+pub(crate) fn authz<'a>(ctx: &Context<'a>) -> Result<&'a Authz, ApiError> {
     ctx.data::<Authz>()
         .map_err(|e| ApiError::Internal(e.message))
 }
 
-fn webhook_error(e: WebhookError) -> ApiError {
+pub(crate) fn webhook_error(e: WebhookError) -> ApiError {
     match e {
         WebhookError::Denied(d) => auth::denied(d),
         WebhookError::Database(e) => e.into(),
@@ -155,6 +158,47 @@ pub struct SetWebhookSubscriptionActiveInput {
 pub struct DeleteWebhookSubscriptionInput {
     /// The subscription.
     id: Uuid,
+}
+
+/// Give a subscription a new signing secret.
+#[derive(InputObject)]
+pub struct RotateWebhookSecretInput {
+    /// The subscription.
+    id: Uuid,
+}
+
+/// What `rotateWebhookSecret` did.
+#[derive(SimpleObject)]
+pub struct RotateWebhookSecretPayload {
+    /// The subscription with its new `secretHint` (null when `errors` is not empty).
+    subscription: Option<WebhookSubscription>,
+    /// The new signing secret (`whsec_…`): shown only now. The old one stops at once: the next
+    /// delivery, a retry included, is signed with this one.
+    secret: Option<String>,
+    /// Refusals the caller can act on: NOT_FOUND on `id`.
+    errors: Vec<UserError>,
+}
+
+impl Payload for RotateWebhookSecretPayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            subscription: None,
+            secret: None,
+            errors,
+        }
+    }
+}
+
+/// A webhook refusal for [`payload::answer`]: NOT_FOUND of the id and VALIDATION of a field are
+/// the caller's to act on; the guard's refusal and the rest are top-level.
+fn refusal(e: WebhookError) -> Refusal {
+    match e {
+        WebhookError::NotFound => ApiError::NotFound("webhook subscription".into()).on(Some("id")),
+        WebhookError::Invalid { field, reason } => {
+            ApiError::Validation(format!("{field}: {reason}")).on(Some(field))
+        }
+        other => Refusal::top_level(webhook_error(other)),
+    }
 }
 
 /// What `createWebhookSubscription` did.
@@ -315,5 +359,39 @@ impl WebhookMutation {
                 errors: vec![user_error(e)?],
             }),
         }
+    }
+
+    /// Gives a subscription a new signing secret and answers it once (stored sealed); the old
+    /// secret stops at once. Audited (`webhook.rotate_secret`).
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The city's slug.")] city: String,
+        #[graphql(desc = "The subscription.")] input: RotateWebhookSecretInput,
+    ) -> Result<RotateWebhookSecretPayload> {
+        let mut scope = enter_write(ctx, &city).await?;
+        let settings = ctx
+            .data::<WebhookSettings>()
+            .map_err(|e| ApiError::Internal(e.message))?;
+        let authz = authz(ctx)?;
+        let outcome = async move {
+            let secret =
+                webhooks::rotate_secret(authz, &mut scope, &settings.sealing_key, input.id)
+                    .await
+                    .map_err(refusal)?;
+            let now = webhooks::list(authz, &mut scope)
+                .await
+                .map_err(refusal)?
+                .into_iter()
+                .find(|s| s.id == input.id);
+            scope.commit().await?;
+            Ok(RotateWebhookSecretPayload {
+                subscription: now.map(Into::into),
+                secret: Some(secret),
+                errors: Vec::new(),
+            })
+        }
+        .await;
+        payload::answer(outcome)
     }
 }

@@ -26,6 +26,7 @@ mod graphql_bookings;
 mod graphql_coverage;
 mod graphql_http;
 mod graphql_limits;
+mod graphql_more;
 mod hardening;
 mod health;
 mod import;

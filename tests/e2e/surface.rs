@@ -545,6 +545,12 @@ pub const FIELDS: &[Field] = &[
         allowed: None,
     },
     Field {
+        name: "City.intakeVisit",
+        kind: Kind::Staff(Access::Intake(Act::Read)),
+        query: "query($slug: String!, $venue: UUID!) { city(city: $slug) { intakeVisit(venueId: $venue, bookingId: $venue) { sideEffectNotes { kind note } } } }",
+        allowed: None,
+    },
+    Field {
         name: "City.vaccinations",
         kind: city(Object::Records, Act::Read),
         query: "query($slug: String!) { city(city: $slug) { vaccinations(first: 3) { totalCount edges { node { id lotNumber } } } } }",
@@ -572,6 +578,12 @@ pub const FIELDS: &[Field] = &[
         name: "City.webhookSubscriptions",
         kind: city(Object::Webhooks, Act::Read),
         query: "query($slug: String!) { city(city: $slug) { webhookSubscriptions { id url events } } }",
+        allowed: None,
+    },
+    Field {
+        name: "City.webhookDeliveries",
+        kind: city(Object::Webhooks, Act::Read),
+        query: "query($slug: String!) { city(city: $slug) { webhookDeliveries(first: 3) { nodes { id outcome } pageInfo { hasNextPage } } } }",
         allowed: None,
     },
     Field {
@@ -668,6 +680,18 @@ pub const FIELDS: &[Field] = &[
         query: "mutation($slug: String!, $venue: UUID!) { intakeStep(city: $slug, input: { venueId: $venue, bookingId: $venue, step: CHECK_IN }) { status errors { code } } }",
         allowed: None,
     },
+    Field {
+        name: "Mutation.undoIntakeStep",
+        kind: Kind::Staff(Access::Intake(Act::Write)),
+        query: "mutation($slug: String!, $venue: UUID!) { undoIntakeStep(city: $slug, input: { venueId: $venue, bookingId: $venue, seen: CHECKED_IN }) { status errors { code } } }",
+        allowed: None,
+    },
+    Field {
+        name: "Mutation.addSideEffect",
+        kind: Kind::Staff(Access::Intake(Act::Write)),
+        query: "mutation($slug: String!, $venue: UUID!) { addSideEffect(city: $slug, input: { venueId: $venue, bookingId: $venue, kind: FEVER, severity: MILD, onsetAt: \"2031-03-03T01:00:00Z\" }) { sideEffect { id } errors { code } } }",
+        allowed: None,
+    },
     // a file without the required columns: the payload's VALIDATION user error, nothing imported
     Field {
         name: "Mutation.startResidentImport",
@@ -700,6 +724,12 @@ pub const FIELDS: &[Field] = &[
         name: "Mutation.deleteWebhookSubscription",
         kind: city(Object::Webhooks, Act::Write),
         query: "mutation($slug: String!, $venue: UUID!) { deleteWebhookSubscription(city: $slug, input: { id: $venue }) { deletedId errors { code field } } }",
+        allowed: None,
+    },
+    Field {
+        name: "Mutation.rotateWebhookSecret",
+        kind: city(Object::Webhooks, Act::Write),
+        query: "mutation($slug: String!, $venue: UUID!) { rotateWebhookSecret(city: $slug, input: { id: $venue }) { secret errors { code field } } }",
         allowed: None,
     },
     Field {

@@ -271,37 +271,58 @@ pub async fn visit(scope: &mut Scope, venue: Uuid, booking_id: Uuid) -> Result<V
     })
 }
 
+macro_rules! side_effect_select {
+    () => {
+        concat!(
+            "SELECT n.id, n.booking_id, v.name AS venue_name, b.dose, n.kind, n.severity, n.onset_at, ",
+            "n.note, n.recorded_by, n.created_at FROM side_effect_notes n ",
+            "JOIN venues v ON v.tenant_id = n.tenant_id AND v.id = n.venue_id ",
+            "JOIN bookings b ON b.tenant_id = n.tenant_id AND b.id = n.booking_id ",
+        )
+    };
+}
+
+fn side_effect_from(r: &sqlx::postgres::PgRow) -> Result<SideEffect, sqlx::Error> {
+    Ok(SideEffect {
+        id: r.try_get("id")?,
+        booking_id: r.try_get("booking_id")?,
+        venue_name: r.try_get("venue_name")?,
+        dose: r.try_get("dose")?,
+        kind: r.try_get("kind")?,
+        severity: r.try_get("severity")?,
+        onset_at: r.try_get("onset_at")?,
+        note: r.try_get("note")?,
+        recorded_by: r.try_get("recorded_by")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 pub(crate) async fn side_effects_of(
     conn: &mut PgConnection,
     tenant: Uuid,
     resident: Uuid,
 ) -> Result<Vec<SideEffect>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT n.id, n.booking_id, v.name AS venue_name, b.dose, n.kind, n.severity, n.onset_at, \
-                n.note, n.recorded_by, n.created_at \
-         FROM side_effect_notes n \
-         JOIN venues v ON v.tenant_id = n.tenant_id AND v.id = n.venue_id \
-         JOIN bookings b ON b.tenant_id = n.tenant_id AND b.id = n.booking_id \
-         WHERE n.tenant_id = $1 AND n.resident_id = $2 ORDER BY n.created_at",
-    )
+    let rows = sqlx::query(concat!(
+        side_effect_select!(),
+        "WHERE n.tenant_id = $1 AND n.resident_id = $2 ORDER BY n.created_at"
+    ))
     .bind(tenant)
     .bind(resident)
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(SideEffect {
-                id: r.try_get("id")?,
-                booking_id: r.try_get("booking_id")?,
-                venue_name: r.try_get("venue_name")?,
-                dose: r.try_get("dose")?,
-                kind: r.try_get("kind")?,
-                severity: r.try_get("severity")?,
-                onset_at: r.try_get("onset_at")?,
-                note: r.try_get("note")?,
-                recorded_by: r.try_get("recorded_by")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(side_effect_from).collect()
+}
+
+/// One side-effect note of the scope's city, as the visit page lists it (the answer of whoever
+/// just added it with [`super::add_side_effect`], in the same intake scope; not audited again).
+pub async fn side_effect(scope: &mut Scope, id: Uuid) -> Result<Option<SideEffect>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        side_effect_select!(),
+        "WHERE n.tenant_id = $1 AND n.id = $2"
+    ))
+    .bind(scope.tenant_id().0)
+    .bind(id)
+    .fetch_optional(&mut *scope.tx)
+    .await?;
+    row.as_ref().map(side_effect_from).transpose()
 }

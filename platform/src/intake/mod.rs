@@ -22,7 +22,9 @@ pub mod records;
 pub mod steps;
 pub mod types;
 
-pub use day::{OtherBooking, Row, Visit, allow, audit_list_view, day_list, enter, visit};
+pub use day::{
+    OtherBooking, Row, Visit, allow, audit_list_view, day_list, enter, side_effect, visit,
+};
 pub use next_dose::{SlotChoice, book_next_dose, next_dose, next_dose_slots};
 pub use questionnaire::save_questionnaire;
 pub(crate) use questionnaire::save_resident_answers;

@@ -33,7 +33,7 @@ pub mod worker;
 
 pub use events::EventType;
 pub use subscriptions::{
-    DeliveryEntry, EndpointPolicy, NewSubscription, Subscription, WebhookError, create, delete,
-    deliveries, list, rotate_secret, set_active,
+    DeliveryEntry, DeliveryPage, DeliveryPosition, EndpointPolicy, NewSubscription, Subscription,
+    WebhookError, create, delete, deliveries, deliveries_page, list, rotate_secret, set_active,
 };
 pub use worker::{MAX_ATTEMPTS, RETRY_DELAYS, WebhookTask, WebhookWorker, retry_delay};

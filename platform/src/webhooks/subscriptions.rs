@@ -51,6 +51,8 @@ pub struct Subscription {
 /// One line of the delivery log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryEntry {
+    /// The attempt's id (with `at`, its place in the log: [`DeliveryPosition`]).
+    pub id: Uuid,
     pub at: DateTime<Utc>,
     pub subscription_id: Uuid,
     pub url: String,
@@ -338,23 +340,69 @@ pub async fn deliveries(
     subscription: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<DeliveryEntry>, WebhookError> {
+    Ok(deliveries_page(authz, scope, subscription, None, limit)
+        .await?
+        .entries)
+}
+
+/// A place in the delivery log, which is ordered newest first by (`at`, `id`): neither changes
+/// once written, so a page that starts after a position never repeats or skips an attempt that
+/// existed when paging began (newer ones come before the first page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPosition {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl DeliveryEntry {
+    /// Where this attempt stands in the log (for the next page's `after`).
+    pub fn position(&self) -> DeliveryPosition {
+        DeliveryPosition {
+            at: self.at,
+            id: self.id,
+        }
+    }
+}
+
+/// A page of the delivery log and whether older attempts follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryPage {
+    pub entries: Vec<DeliveryEntry>,
+    pub has_next: bool,
+}
+
+/// At most `limit` (1–200) delivery attempts older than `after` (the previous page's last; None:
+/// from the newest), of one subscription or of all, newest first; guarded like [`deliveries`].
+pub async fn deliveries_page(
+    authz: &Authz,
+    scope: &mut Scope,
+    subscription: Option<Uuid>,
+    after: Option<DeliveryPosition>,
+    limit: i64,
+) -> Result<DeliveryPage, WebhookError> {
     allow(authz, scope, Act::Read).await?;
+    let limit = limit.clamp(1, 200);
     let rows = sqlx::query(
-        "SELECT d.at, d.subscription_id, s.url, d.event_id, e.event_type, d.attempt, d.outcome, \
+        "SELECT d.id, d.at, d.subscription_id, s.url, d.event_id, e.event_type, d.attempt, d.outcome, \
                 d.http_status, d.latency_ms, d.error, d.next_attempt_at \
            FROM webhook_deliveries d \
            JOIN webhook_subscriptions s ON s.tenant_id = d.tenant_id AND s.id = d.subscription_id \
            JOIN webhook_events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id \
           WHERE ($1::uuid IS NULL OR d.subscription_id = $1) \
-          ORDER BY d.at DESC, d.id DESC LIMIT $2",
+            AND ($2::timestamptz IS NULL OR (d.at, d.id) < ($2, $3)) \
+          ORDER BY d.at DESC, d.id DESC LIMIT $4",
     )
     .bind(subscription)
-    .bind(limit.clamp(1, 200))
+    .bind(after.map(|p| p.at))
+    .bind(after.map(|p| p.id))
+    .bind(limit + 1)
     .fetch_all(&mut *scope.tx)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(DeliveryEntry {
+    let has_next = rows.len() as i64 > limit;
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in rows.iter().take(limit as usize) {
+        entries.push(DeliveryEntry {
+            id: r.try_get("id")?,
             at: r.try_get("at")?,
             subscription_id: r.try_get("subscription_id")?,
             url: r.try_get("url")?,
@@ -368,7 +416,7 @@ pub async fn deliveries(
             next_attempt_at: r.try_get("next_attempt_at")?,
         });
     }
-    Ok(out)
+    Ok(DeliveryPage { entries, has_next })
 }
 
 #[cfg(test)]
