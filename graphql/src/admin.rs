@@ -3,7 +3,6 @@
 //! tenant's city or ids answer NOT_FOUND.
 
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
-use chrono::Utc;
 use platform::city::setup;
 use platform::staff::authz::{Act, Object as Obj};
 use sqlx::PgPool;
@@ -18,6 +17,7 @@ use crate::enums::{VenueKind, Weekday};
 use crate::payload::{self, Payload, Refusal, UserError};
 use crate::residents::Resident;
 use crate::scalars::{Date, DateTime};
+use crate::slots::Slot;
 
 /// City configuration (needs an API key or a staff session).
 #[derive(Default)]
@@ -165,33 +165,6 @@ impl From<setup::Schedule> for Schedule {
     }
 }
 
-/// One time slot of a venue and how many of its seats are booked.
-#[derive(SimpleObject)]
-pub struct Slot {
-    /// The slot's id.
-    id: Uuid,
-    /// When the slot starts.
-    starts_at: DateTime,
-    /// When the slot ends.
-    ends_at: DateTime,
-    /// Seats in the slot.
-    capacity: i32,
-    /// Seats booked.
-    booked: i32,
-}
-
-impl From<setup::Slot> for Slot {
-    fn from(s: setup::Slot) -> Self {
-        Self {
-            id: s.id,
-            starts_at: DateTime(s.starts_at),
-            ends_at: DateTime(s.ends_at),
-            capacity: s.capacity,
-            booked: s.booked,
-        }
-    }
-}
-
 /// A municipality's configuration, as its staff and integrators see it (each field asks the guard).
 #[Object]
 impl City {
@@ -246,9 +219,11 @@ impl City {
     }
 
     /// Slots of a venue from `from` (default: now), earliest first, at most `first` (≤ 500).
-    /// Counts its fields once per started ten of `first` in the complexity.
+    /// Counts its fields once per started ten of `first` in the complexity. Deprecated: a plain
+    /// list cannot be paged; `venueSlots` is its connection.
     #[graphql(
-        complexity = "1 + child_complexity.max(1) * (first.clamp(1, 500) as usize).div_ceil(10)"
+        complexity = "1 + child_complexity.max(1) * (first.clamp(1, 500) as usize).div_ceil(10)",
+        deprecation = "Use `venueSlots` (a connection: `first`, `after`) instead; removed after 2027-06-30."
     )]
     async fn slots(
         &self,
@@ -259,15 +234,30 @@ impl City {
         >,
         #[graphql(default = 100, desc = "At most this many slots (1–500).")] first: i64,
     ) -> Result<Vec<Slot>> {
-        if !(1..=500).contains(&first) {
-            return Err(ApiError::Validation("first must be between 1 and 500".into()).into());
-        }
-        let mut scope = auth::enter(ctx, self.tenant, Obj::Venue(venue_id), Act::Read).await?;
-        let from = from.map_or_else(Utc::now, |t| t.0);
-        let list = setup::list_slots(&mut scope, venue_id, from, first)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(list.into_iter().map(Slot::from).collect())
+        crate::slots::list(ctx, self.tenant, venue_id, from, first).await
+    }
+
+    /// A venue's slots starting at or after `from`, a page at a time, earliest first (API key
+    /// scope `venues:read`; staff who may see the venue). Ordered by start, then id, which never
+    /// change: paging on with `after: pageInfo.endCursor` until `hasNextPage` is false (keeping
+    /// `from` the same) sees every slot that existed when paging began exactly once. `first` is
+    /// 1–500 (default 100) and counts the fields once per started ten in the complexity.
+    #[graphql(
+        complexity = "2 + child_complexity.max(1) * (first.clamp(1, 500) as usize).div_ceil(10)"
+    )]
+    async fn venue_slots(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The venue's id.")] venue_id: Uuid,
+        #[graphql(
+            desc = "Slots starting at or after this moment (default: now; keep it the same while paging)."
+        )]
+        from: Option<DateTime>,
+        #[graphql(default = 100, desc = "Page size, 1–500.")] first: i64,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
+        after: Option<String>,
+    ) -> Result<crate::slots::SlotConnection> {
+        crate::slots::page(ctx, self.tenant, venue_id, from, first, after).await
     }
 
     /// The city's bookings, a page at a time (API key scope `bookings:read`; city admins, city
@@ -454,9 +444,11 @@ impl City {
     }
 
     /// The newest audit entries (city admins and auditors), at most `limit` (1–1000). Counts its
-    /// fields once per started ten of `limit` in the complexity.
+    /// fields once per started ten of `limit` in the complexity. Deprecated: a plain list cannot
+    /// be paged; `auditEntries` is its connection.
     #[graphql(
-        complexity = "1 + child_complexity.max(1) * (limit.clamp(1, 1000) as usize).div_ceil(10)"
+        complexity = "1 + child_complexity.max(1) * (limit.clamp(1, 1000) as usize).div_ceil(10)",
+        deprecation = "Use `auditEntries` (a connection: `first`, `after`) instead; removed after 2027-06-30."
     )]
     async fn audit_log(
         &self,
@@ -467,11 +459,26 @@ impl City {
         )]
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
-        let mut scope = auth::enter(ctx, self.tenant, Obj::Audit, Act::Read).await?;
-        let list = platform::staff::audit::recent(&mut scope, limit.clamp(1, 1000))
-            .await
-            .map_err(ApiError::from)?;
-        Ok(list.into_iter().map(AuditEntry::from).collect())
+        crate::audit::recent(ctx, self.tenant, limit).await
+    }
+
+    /// The city's audit log, a page at a time, newest first (API key scope `audit:read`; city
+    /// admins and auditors). Ordered by time, then id, which never change: paging on with
+    /// `after: pageInfo.endCursor` until `hasNextPage` is false sees every entry that existed when
+    /// paging began exactly once, however many are recorded meanwhile (new ones come before the
+    /// first page). `first` is 1–200 (default 50) and counts the fields once per started ten in
+    /// the complexity.
+    #[graphql(
+        complexity = "2 + child_complexity.max(1) * (first.clamp(1, 200) as usize).div_ceil(10)"
+    )]
+    async fn audit_entries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50, desc = "Page size, 1–200.")] first: i64,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
+        after: Option<String>,
+    ) -> Result<crate::audit::AuditEntryConnection> {
+        crate::audit::page(ctx, self.tenant, first, after).await
     }
 }
 

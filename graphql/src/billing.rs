@@ -5,7 +5,7 @@
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::Utc;
-use platform::city::billing::InvoiceRead;
+use platform::city::billing::{InvoicePosition, InvoiceRead};
 use platform::staff::authz::{Act, Object as Obj};
 use sqlx::PgPool;
 use tenants::billing;
@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::ApiError;
 use crate::auth;
+use crate::city_bookings::PageInfo;
 use crate::scalars::{Date, DateTime};
 
 /// Usage and invoices.
@@ -181,6 +182,77 @@ impl From<billing::Invoice> for Invoice {
     }
 }
 
+/// One invoice or credit note of a page and the cursor to continue after it.
+#[derive(SimpleObject)]
+pub struct InvoiceEdge {
+    /// Opaque; pass it as `after` to continue after this document.
+    cursor: String,
+    /// The invoice or credit note.
+    node: Invoice,
+}
+
+/// A page of the city's invoices and credit notes, newest month first (within a month in the
+/// order issued): paging to the end with `endCursor` sees every document that existed when
+/// paging began exactly once.
+pub struct InvoiceConnection {
+    tenant: TenantId,
+    edges: Vec<InvoiceEdge>,
+    page_info: PageInfo,
+}
+
+/// A page of the city's invoices and credit notes, newest month first (within a month in the
+/// order issued): paging to the end with `endCursor` sees every document that existed when
+/// paging began exactly once.
+#[Object]
+impl InvoiceConnection {
+    /// The invoices and credit notes of this page, in order.
+    async fn edges(&self) -> &[InvoiceEdge] {
+        &self.edges
+    }
+
+    /// Where this page ends and whether more follow.
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+
+    /// How many invoices and credit notes the city has, all pages together (counted when asked
+    /// for).
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let mut scope = auth::enter(ctx, self.tenant, Obj::Billing, Act::Read).await?;
+        let n = platform::city::billing::invoice_count(&mut scope)
+            .await
+            .map_err(ApiError::from)?;
+        scope.commit().await.map_err(ApiError::from)?;
+        Ok(n)
+    }
+}
+
+fn cursor_of(at: InvoicePosition) -> String {
+    crate::cursor::encode(
+        "invoice",
+        &format!(
+            "{}:{}:{}",
+            at.month,
+            crate::cursor::micros(at.created_at),
+            at.id
+        ),
+    )
+}
+
+fn parse_cursor(c: &str) -> Result<InvoicePosition, ApiError> {
+    crate::cursor::decode("invoice", c, |p| {
+        let mut parts = p.splitn(3, ':');
+        let month = parts.next()?.parse().ok()?;
+        let created_at = crate::cursor::from_micros(parts.next()?)?;
+        let id = Uuid::try_parse(parts.next()?).ok()?;
+        Some(InvoicePosition {
+            month,
+            created_at,
+            id,
+        })
+    })
+}
+
 fn billing_err(e: billing::BillingError) -> ApiError {
     match e {
         billing::BillingError::Database(e) => e.into(),
@@ -233,13 +305,58 @@ impl Billing {
             .collect())
     }
 
-    /// Invoices and credit notes, newest month first.
+    /// Invoices and credit notes, newest month first. Deprecated: a plain list that grows by one
+    /// a month; `invoiceHistory` is its connection.
+    #[graphql(
+        deprecation = "Use `invoiceHistory` (a connection: `first`, `after`) instead; removed after 2027-06-30."
+    )]
     async fn invoices(&self, ctx: &Context<'_>) -> Result<Vec<Invoice>> {
         let mut scope = auth::enter(ctx, self.id(), Obj::Billing, Act::Read).await?;
         let list = platform::city::billing::invoices(&mut scope)
             .await
             .map_err(ApiError::from)?;
         Ok(list.into_iter().map(Invoice::from).collect())
+    }
+
+    /// Invoices and credit notes, a page at a time, newest month first (within a month in the
+    /// order issued: the invoice before the credit notes correcting it). The order never changes:
+    /// paging on with `after: pageInfo.endCursor` until `hasNextPage` is false sees every document
+    /// that existed when paging began exactly once. `first` is 1–200 (default 24) and counts the
+    /// fields once per started ten in the complexity.
+    #[graphql(
+        complexity = "2 + child_complexity.max(1) * (first.clamp(1, 200) as usize).div_ceil(10)"
+    )]
+    async fn invoice_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 24, desc = "Page size, 1–200.")] first: i64,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
+        after: Option<String>,
+    ) -> Result<InvoiceConnection> {
+        let mut scope = auth::enter(ctx, self.id(), Obj::Billing, Act::Read).await?;
+        crate::cursor::page_size(first, 200)?;
+        let after = after.as_deref().map(parse_cursor).transpose()?;
+        let mut page = platform::city::billing::invoice_page(&mut scope, after, first)
+            .await
+            .map_err(ApiError::from)?;
+        scope.commit().await.map_err(ApiError::from)?;
+        let has_next = page.len() as i64 > first;
+        page.truncate(first as usize);
+        let edges: Vec<InvoiceEdge> = page
+            .into_iter()
+            .map(|(at, i)| InvoiceEdge {
+                cursor: cursor_of(at),
+                node: i.into(),
+            })
+            .collect();
+        Ok(InvoiceConnection {
+            tenant: self.id(),
+            page_info: PageInfo {
+                has_next_page: has_next,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+        })
     }
 
     /// One invoice (NOT_FOUND for another tenant's id). Recorded in the audit log.
@@ -255,5 +372,22 @@ impl Billing {
             .ok_or_else(|| ApiError::NotFound("invoice".into()))?;
         scope.commit().await.map_err(ApiError::from)?;
         Ok(invoice.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invoice_cursor_reads_back_exactly() {
+        let at = InvoicePosition {
+            month: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("day"),
+            created_at: chrono::DateTime::from_timestamp_micros(1_796_000_000_000_007)
+                .expect("instant"),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(parse_cursor(&cursor_of(at)).ok(), Some(at));
+        assert!(parse_cursor(&crate::cursor::encode("invoice", "2026-11-01:1")).is_err());
     }
 }

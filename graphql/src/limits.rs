@@ -24,8 +24,8 @@
 //! too.
 //!
 //! List sizes count in the complexity (`MAX_COMPLEXITY`) through the `complexity` of list fields
-//! that take a size (`availability(days:)`, `slots(first:)`, `auditLog(limit:)`), and the answer
-//! itself is capped at [`MAX_RESPONSE_BYTES`] (`web.rs`).
+//! that take a size (`availability(days:)`, the connections' `first`, `auditLog(limit:)`), and the
+//! answer itself is capped at [`MAX_RESPONSE_BYTES`] (`web.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

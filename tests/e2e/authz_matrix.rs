@@ -228,7 +228,7 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
             ],
         ),
         (
-            "query($id: UUID!) { city(city: \"yokohama\") { venue(id: $id) { name } slots(venueId: $id, first: 5) { capacity } } }",
+            "query($id: UUID!) { city(city: \"yokohama\") { venue(id: $id) { name } venueSlots(venueId: $id, first: 5) { edges { node { capacity } } } } }",
             json!({ "id": venue_a }),
             [None, None, None, None, Some("NOT_FOUND"), None, None],
         ),
@@ -246,7 +246,7 @@ async fn every_role_reaches_exactly_the_pages_and_operations_it_is_allowed() {
             ],
         ),
         (
-            "query { city(city: \"yokohama\") { auditLog(limit: 5) { action } } }",
+            "query { city(city: \"yokohama\") { auditEntries(first: 5) { edges { node { action } } } } }",
             json!({}),
             [
                 None,

@@ -328,11 +328,11 @@ async fn a_city_admin_sees_only_their_own_usage_and_invoices_and_the_operator_se
         );
     }
     let list = admin
-        .graphql("{ billing(city: \"yokohama\") { invoices { id } usage(month: \"2026-10-15\") { kind used included } } }", json!({}))
+        .graphql("{ billing(city: \"yokohama\") { invoiceHistory { totalCount edges { node { id } } } usage(month: \"2026-10-15\") { kind used included } } }", json!({}))
         .await;
     assert_eq!(
-        list["data"]["billing"]["invoices"],
-        json!([{ "id": a_inv.to_string() }]),
+        list["data"]["billing"]["invoiceHistory"],
+        json!({ "totalCount": 1, "edges": [{ "node": { "id": a_inv.to_string() } }] }),
         "{list}"
     );
     let sms = list["data"]["billing"]["usage"]

@@ -4,6 +4,7 @@
 mod browser;
 mod support;
 mod surface;
+mod surface_fields;
 
 mod admin_flow;
 mod api_keys;
@@ -23,6 +24,7 @@ mod event_webhooks;
 mod exports;
 mod graphql_api;
 mod graphql_bookings;
+mod graphql_connections;
 mod graphql_coverage;
 mod graphql_http;
 mod graphql_limits;

@@ -284,6 +284,61 @@ pub async fn invoices(scope: &mut Scope) -> Result<Vec<Invoice>, sqlx::Error> {
     billing::list_invoices(&mut scope.tx).await
 }
 
+/// A place in the order of [`invoice_page`]: the month newest first, then within a month in the
+/// order issued (`created_at`, then id) — the invoice before the credit notes correcting it, as
+/// [`invoices`] lists them. None of the three ever changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvoicePosition {
+    pub month: NaiveDate,
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// One page of the scope's tenant's invoices and credit notes in the order of [`invoices`]: those
+/// after `after` (from the newest month when `None`), at most `first + 1` of them — one more than
+/// asked for tells the caller whether another page follows — each with its place to continue
+/// after. Not audited, like [`invoices`]. Paging to the end sees every document that existed when
+/// paging began exactly once.
+pub async fn invoice_page(
+    scope: &mut Scope,
+    after: Option<InvoicePosition>,
+    first: i64,
+) -> Result<Vec<(InvoicePosition, Invoice)>, sqlx::Error> {
+    let keys: Vec<(NaiveDate, DateTime<Utc>, Uuid)> = sqlx::query_as(
+        "SELECT month, created_at, id FROM invoices WHERE tenant_id = $1 \
+         AND ($2::date IS NULL OR month < $2 \
+              OR (month = $2 AND (created_at, id) > ($3::timestamptz, $4::uuid))) \
+         ORDER BY month DESC, created_at, id LIMIT $5",
+    )
+    .bind(scope.tenant_id().0)
+    .bind(after.map(|a| a.month))
+    .bind(after.map(|a| a.created_at))
+    .bind(after.map(|a| a.id))
+    .bind(first + 1)
+    .fetch_all(&mut *scope.tx)
+    .await?;
+    let mut out = Vec::with_capacity(keys.len());
+    for (month, created_at, id) in keys {
+        if let Some(invoice) = billing::load_invoice(&mut scope.tx, id).await? {
+            let at = InvoicePosition {
+                month,
+                created_at,
+                id,
+            };
+            out.push((at, invoice));
+        }
+    }
+    Ok(out)
+}
+
+/// How many invoices and credit notes the scope's tenant has.
+pub async fn invoice_count(scope: &mut Scope) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM invoices WHERE tenant_id = $1")
+        .bind(scope.tenant_id().0)
+        .fetch_one(&mut *scope.tx)
+        .await
+}
+
 /// How an invoice is read (what the audit entry says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvoiceRead {

@@ -447,47 +447,9 @@ pub struct Slot {
     pub booked: i32,
 }
 
-/// Slots of a venue from `from` on, earliest first, at most `limit`.
-pub async fn list_slots(
-    scope: &mut Scope,
-    venue_id: Uuid,
-    from: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<Slot>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, venue_id, starts_at, ends_at, capacity, booked FROM slots \
-         WHERE venue_id = $1 AND starts_at >= $2 ORDER BY starts_at LIMIT $3",
-    )
-    .bind(venue_id)
-    .bind(from)
-    .bind(limit)
-    .fetch_all(&mut *scope.tx)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Slot {
-                id: r.try_get("id")?,
-                venue_id: r.try_get("venue_id")?,
-                starts_at: r.try_get("starts_at")?,
-                ends_at: r.try_get("ends_at")?,
-                capacity: r.try_get("capacity")?,
-                booked: r.try_get("booked")?,
-            })
-        })
-        .collect()
-}
+const SLOT_COLUMNS: &str = "id, venue_id, starts_at, ends_at, capacity, booked";
 
-/// One slot of a venue (`NotFound` for another venue's or tenant's id).
-pub async fn slot(scope: &mut Scope, venue_id: Uuid, id: Uuid) -> Result<Slot, SetupError> {
-    let r = sqlx::query(
-        "SELECT id, venue_id, starts_at, ends_at, capacity, booked FROM slots \
-         WHERE id = $1 AND venue_id = $2",
-    )
-    .bind(id)
-    .bind(venue_id)
-    .fetch_optional(&mut *scope.tx)
-    .await?
-    .ok_or(SetupError::NotFound)?;
+fn slot_from_row(r: &sqlx::postgres::PgRow) -> Result<Slot, sqlx::Error> {
     Ok(Slot {
         id: r.try_get("id")?,
         venue_id: r.try_get("venue_id")?,
@@ -496,6 +458,91 @@ pub async fn slot(scope: &mut Scope, venue_id: Uuid, id: Uuid) -> Result<Slot, S
         capacity: r.try_get("capacity")?,
         booked: r.try_get("booked")?,
     })
+}
+
+/// Slots of a venue from `from` on, earliest first (by start, then id), at most `limit`.
+pub async fn list_slots(
+    scope: &mut Scope,
+    venue_id: Uuid,
+    from: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Slot>, sqlx::Error> {
+    // a page reads one more than `first`
+    slot_page(scope, venue_id, from, None, limit - 1).await
+}
+
+/// A place in a venue's slots in the order of [`slot_page`]: `(starts_at, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotPosition {
+    pub starts_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl Slot {
+    /// The slot's place in the order of [`slot_page`]: pass it back as `after`.
+    pub fn position(&self) -> SlotPosition {
+        SlotPosition {
+            starts_at: self.starts_at,
+            id: self.id,
+        }
+    }
+}
+
+/// One page of a venue's slots starting at or after `from`, earliest first by `(starts_at, id)`:
+/// the slots after `after` (from the first when `None`), at most `first + 1` of them — one more
+/// than asked for tells the caller whether another page follows. A slot's id never changes and its
+/// start is never edited (only its capacity), so paging to the end sees every slot that existed
+/// when paging began exactly once.
+pub async fn slot_page(
+    scope: &mut Scope,
+    venue_id: Uuid,
+    from: DateTime<Utc>,
+    after: Option<SlotPosition>,
+    first: i64,
+) -> Result<Vec<Slot>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SLOT_COLUMNS} FROM slots WHERE tenant_id = $1 AND venue_id = $2 AND starts_at >= $3 \
+         AND ($4::timestamptz IS NULL OR (starts_at >= $4 AND (starts_at, id) > ($4, $5::uuid))) \
+         ORDER BY starts_at, id LIMIT $6"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope.tenant_id().0)
+        .bind(venue_id)
+        .bind(from)
+        .bind(after.map(|a| a.starts_at))
+        .bind(after.map(|a| a.id))
+        .bind(first + 1)
+        .fetch_all(&mut *scope.tx)
+        .await?;
+    rows.iter().map(slot_from_row).collect()
+}
+
+/// How many slots of a venue start at or after `from`.
+pub async fn slot_count(
+    scope: &mut Scope,
+    venue_id: Uuid,
+    from: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM slots WHERE tenant_id = $1 AND venue_id = $2 AND starts_at >= $3",
+    )
+    .bind(scope.tenant_id().0)
+    .bind(venue_id)
+    .bind(from)
+    .fetch_one(&mut *scope.tx)
+    .await
+}
+
+/// One slot of a venue (`NotFound` for another venue's or tenant's id).
+pub async fn slot(scope: &mut Scope, venue_id: Uuid, id: Uuid) -> Result<Slot, SetupError> {
+    let sql = format!("SELECT {SLOT_COLUMNS} FROM slots WHERE id = $1 AND venue_id = $2");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(venue_id)
+        .fetch_optional(&mut *scope.tx)
+        .await?
+        .ok_or(SetupError::NotFound)?;
+    Ok(slot_from_row(&r)?)
 }
 
 /// Sets one slot's capacity; never below what is booked already (checked in the same statement, so

@@ -72,6 +72,7 @@ pub(crate) async fn record_platform_in(
 
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
+    pub id: Uuid,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: String,
@@ -80,26 +81,79 @@ pub struct AuditEntry {
     pub ip: Option<String>,
 }
 
+impl AuditEntry {
+    /// The entry's place in the newest-first order of [`page`]: pass it back as `after` to
+    /// continue behind it.
+    pub fn position(&self) -> AuditPosition {
+        AuditPosition {
+            at: self.at,
+            id: self.id,
+        }
+    }
+}
+
+/// A place in the audit log's newest-first order: `(at, id)`, both never changed (the log is
+/// append-only), so the order is stable while entries are appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPosition {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+const ENTRY_COLUMNS: &str = "id, at, actor, action, object, detail, ip";
+
+fn entry_from_row(r: &sqlx::postgres::PgRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        object: r.try_get("object")?,
+        detail: r.try_get("detail")?,
+        ip: r.try_get("ip")?,
+    })
+}
+
 /// The newest `limit` entries of the scope's tenant (the guard decided who may read them).
 pub async fn recent(scope: &mut Scope, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT at, actor, action, object, detail, ip FROM audit_log ORDER BY at DESC, id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(&mut *scope.tx)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                at: r.try_get("at")?,
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                object: r.try_get("object")?,
-                detail: r.try_get("detail")?,
-                ip: r.try_get("ip")?,
-            })
-        })
-        .collect()
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope.tenant_id().0)
+        .bind(limit)
+        .fetch_all(&mut *scope.tx)
+        .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// One page of the scope's tenant's log, newest first by `(at, id)`: the entries after `after`
+/// (all from the newest when `None`), at most `first + 1` of them — one more than asked for tells
+/// the caller whether another page follows. Keyset paging on values that never change: paging
+/// to the end sees every entry that existed when paging began exactly once, however many are
+/// appended meanwhile (those land before the first page, or — an entry whose transaction began
+/// before paging did — wherever its `at` puts it).
+pub async fn page(
+    scope: &mut Scope,
+    after: Option<AuditPosition>,
+    first: i64,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let Some(after) = after else {
+        return recent(scope, first + 1).await;
+    };
+    // `at <= $2` lets the (tenant_id, at DESC) index bound the scan; the row comparison decides
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE tenant_id = $1 \
+         AND at <= $2 AND (at, id) < ($2, $3) ORDER BY at DESC, id DESC LIMIT $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope.tenant_id().0)
+        .bind(after.at)
+        .bind(after.id)
+        .bind(first + 1)
+        .fetch_all(&mut *scope.tx)
+        .await?;
+    rows.iter().map(entry_from_row).collect()
 }
 
 /// A staff login: in the platform log, and in the log of every tenant the person works for (the
