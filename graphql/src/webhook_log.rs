@@ -5,9 +5,6 @@
 //! every event, so it is paged like the exports (an opaque cursor, VALIDATION for any other).
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use platform::staff::authz::{Act, Object as Obj};
 use platform::webhooks::{self, DeliveryEntry, DeliveryPosition};
 use tenants::TenantId;
@@ -16,6 +13,7 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::auth;
 use crate::city_bookings::PageInfo;
+use crate::cursor;
 use crate::scalars::DateTime;
 use crate::webhooks::{WebhookEventType, authz, event_of, webhook_error};
 
@@ -132,28 +130,17 @@ impl WebhookDeliveryConnection {
 const LIST: &str = "webhook-delivery";
 
 fn cursor_of(p: DeliveryPosition) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{LIST}:{}:{}", p.at.timestamp_micros(), p.id))
+    cursor::encode(LIST, &format!("{}:{}", cursor::micros(p.at), p.id))
 }
 
-fn parse_cursor(cursor: &str) -> Result<DeliveryPosition, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .ok()
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|t| {
-            let (micros, id) = t.strip_prefix(LIST)?.strip_prefix(':')?.split_once(':')?;
-            Some(DeliveryPosition {
-                at: chrono::DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?,
-                id: Uuid::try_parse(id).ok()?,
-            })
+fn parse_cursor(c: &str) -> Result<DeliveryPosition, ApiError> {
+    cursor::decode(LIST, c, |t| {
+        let (micros, id) = t.split_once(':')?;
+        Some(DeliveryPosition {
+            at: cursor::from_micros(micros)?,
+            id: Uuid::try_parse(id).ok()?,
         })
-        .ok_or_else(|| {
-            ApiError::Validation(
-                "`after` is not a cursor of this list: pass an `endCursor` or edge `cursor` \
-                 exactly as it was returned"
-                    .into(),
-            )
-        })
+    })
 }
 
 /// `city { webhookDeliveries(first, after, subscriptionId) }`.
@@ -165,9 +152,7 @@ pub async fn page(
     subscription: Option<Uuid>,
 ) -> Result<WebhookDeliveryConnection> {
     let mut scope = auth::enter(ctx, tenant, Obj::Webhooks, Act::Read).await?;
-    if !(1..=200).contains(&first) {
-        return Err(ApiError::Validation("`first` must be between 1 and 200".into()).into());
-    }
+    cursor::page_size(first, 200)?;
     let after = after.as_deref().map(parse_cursor).transpose()?;
     let page = webhooks::deliveries_page(authz(ctx)?, &mut scope, subscription, after, first)
         .await
@@ -199,16 +184,16 @@ mod tests {
     #[test]
     fn a_delivery_cursor_reads_back_exactly_and_only_as_its_own() {
         let p = DeliveryPosition {
-            at: chrono::DateTime::<Utc>::from_timestamp_micros(1_796_000_000_123_456)
+            at: chrono::DateTime::<chrono::Utc>::from_timestamp_micros(1_796_000_000_123_456)
                 .expect("instant"),
             id: Uuid::now_v7(),
         };
         assert_eq!(parse_cursor(&cursor_of(p)).ok(), Some(p));
         for bad in [
             "not a cursor".to_owned(),
-            URL_SAFE_NO_PAD.encode(format!("export:{}", p.id)),
-            URL_SAFE_NO_PAD.encode(format!("{LIST}:x:{}", p.id)),
-            URL_SAFE_NO_PAD.encode(format!("{LIST}:1")),
+            cursor::encode("export", &p.id.to_string()),
+            cursor::encode(LIST, &format!("x:{}", p.id)),
+            cursor::encode(LIST, "1"),
         ] {
             assert!(matches!(parse_cursor(&bad), Err(ApiError::Validation(_))));
         }
