@@ -124,12 +124,9 @@ pub fn router(
                     settings.log.served_lines_per_second,
                 )),
         )
-        // every route's count and latency by its template (src/metrics.rs)
-        .layer(axum::middleware::from_fn(crate::metrics::record_request))
-        .layer(axum::middleware::from_fn_with_state(
-            in_flight,
-            count_in_flight,
-        ))
+        // every route's count and latency by its template, and the requests in flight
+        // (src/metrics.rs)
+        .layer(crate::metrics::RequestMetricsLayer::new(in_flight))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
     security_headers(app, settings.secure_cookies())
@@ -193,19 +190,6 @@ async fn secure_cookies(mut res: Response) -> Response {
         }
     }
     res
-}
-
-/// Counts the request as in flight while it is handled (the notification worker gives way to
-/// residents while many are: `platform::notifications::Pacing`).
-async fn count_in_flight(
-    axum::extract::State(in_flight): axum::extract::State<
-        std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    >,
-    req: Request<Body>,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let _counted = platform::notifications::InFlightGuard::enter(&in_flight);
-    next.run(req).await
 }
 
 /// One span per request; `tenant.id` is filled in by whoever resolves the tenant

@@ -6,13 +6,17 @@
 //! What is recorded, and where (labels are bounded: route templates, not paths):
 //! * `yoyaku_http_requests_total` and `yoyaku_http_request_duration_seconds` (histogram) by
 //!   `route` (the matched route template, `unmatched` for 404s), `method` and `status` — here,
-//!   [`record_request`], a layer on every route;
+//!   [`RequestMetricsLayer`], a layer on every route;
 //! * `yoyaku_bookings_total` by `outcome`, `door` and `tenant` — `platform::booking::record_decision`;
 //! * `yoyaku_availability_cache_total` by `result` (hit, miss) — `platform::booking::availability`;
 //! * `yoyaku_db_pool_connections` by `state` (idle, in_use) and `yoyaku_db_pool_max_connections` —
 //!   read from the runtime pool at each scrape.
 
-use std::sync::OnceLock;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::{
@@ -20,7 +24,6 @@ use axum::{
     body::Body,
     extract::{MatchedPath, State},
     http::{Method, Request, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -80,32 +83,85 @@ async fn scrape(State(pool): State<PgPool>) -> Response {
         .into_response()
 }
 
-/// Counts and times every request by its route template (bounded: the routes the code defines).
-pub async fn record_request(req: Request<Body>, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = match *req.method() {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::HEAD => "HEAD",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        // anything a client invents would make a new series
-        _ => "other",
-    };
-    let started = Instant::now();
-    let res = next.run(req).await;
-    let labels = [
-        ("route", route),
-        ("method", method.to_owned()),
-        ("status", res.status().as_u16().to_string()),
-    ];
-    metrics::counter!("yoyaku_http_requests_total", &labels).increment(1);
-    metrics::histogram!("yoyaku_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    res
+/// The request layer: counts and times every request by its route template (bounded: the routes
+/// the code defines), and counts it in flight for as long as it lives (the notification worker
+/// gives way to a rush by this count, docs/notifications.md). A plain tower layer rather than two
+/// `axum::middleware::from_fn`s: `from_fn` clones the boxed inner service on every request
+/// (the panic catcher's measurement, docs/benchmarks.md run 13).
+#[derive(Clone)]
+pub struct RequestMetricsLayer {
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl RequestMetricsLayer {
+    pub fn new(in_flight: Arc<AtomicUsize>) -> Self {
+        Self { in_flight }
+    }
+}
+
+impl<S> tower::Layer<S> for RequestMetricsLayer {
+    type Service = RequestMetrics<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestMetrics {
+            inner,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+}
+
+/// See [`RequestMetricsLayer`].
+#[derive(Clone)]
+pub struct RequestMetrics<S> {
+    inner: S,
+    in_flight: Arc<AtomicUsize>,
+}
+
+type Answer<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+impl<S> tower::Service<Request<Body>> for RequestMetrics<S>
+where
+    S: tower::Service<Request<Body>, Response = Response>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Answer<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let counted = platform::notifications::InFlightGuard::enter(&self.in_flight);
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        let method = match *req.method() {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::HEAD => "HEAD",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            Method::PATCH => "PATCH",
+            Method::OPTIONS => "OPTIONS",
+            // anything a client invents would make a new series
+            _ => "other",
+        };
+        let started = Instant::now();
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let _counted = counted;
+            let res = answer.await?;
+            let labels = [
+                ("route", route),
+                ("method", method.to_owned()),
+                ("status", res.status().as_u16().to_string()),
+            ];
+            metrics::counter!("yoyaku_http_requests_total", &labels).increment(1);
+            metrics::histogram!("yoyaku_http_request_duration_seconds", &labels)
+                .record(started.elapsed().as_secs_f64());
+            Ok(res)
+        })
+    }
 }
