@@ -91,38 +91,70 @@ async fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
     resolved.clone().ok_or(ApiError::Unauthenticated)
 }
 
-/// An API key's refusal as GraphQL tells it, with the codes and reasons of the HTTP answer
-/// (docs/api.md, "Errors"); an unknown key is no caller at all.
-fn refused_key(refused: KeyRefused) -> Result<Option<Actor>, ApiError> {
+/// How a key refused before any field is told: the HTTP status, `extensions.code`,
+/// `extensions.reason`, the message and the seconds to wait (docs/api.md, "Errors"). One wording
+/// for the handler's answer ([`crate::web`]) and the resolvers' ([`refused_key`]).
+pub(crate) struct KeyRefusal {
+    pub status: axum::http::StatusCode,
+    pub code: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+/// The telling of an expired, capped or over-budget key (None for the others: an unknown key is
+/// no caller, a guard's refusal is the guard's).
+pub(crate) fn key_refusal(refused: &KeyRefused) -> Option<KeyRefusal> {
+    use axum::http::StatusCode;
     match refused {
-        KeyRefused::Unknown => Ok(None),
-        KeyRefused::Expired(at) => Err(ApiError::Refused {
+        KeyRefused::Expired(at) => Some(KeyRefusal {
+            status: StatusCode::UNAUTHORIZED,
             code: "UNAUTHENTICATED",
+            reason: "KEY_EXPIRED",
             message: format!(
                 "This API key expired at {}; ask the city's administrator to rotate it or create a new one.",
                 at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
             retry_after_secs: None,
-            reason: Some("KEY_EXPIRED"),
         }),
-        KeyRefused::PlanLimit(reached) => Err(ApiError::Refused {
+        // the plan's monthly cap on API calls (platform::caps): refused until it resets
+        KeyRefused::PlanLimit(reached) => Some(KeyRefusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
             code: "PLAN_LIMIT_REACHED",
+            reason: "API_CALL_CAP",
             message: format!("{} / {}", reached, reached.ja()),
-            retry_after_secs: i64::try_from(reached.retry_after_secs(chrono::Utc::now())).ok(),
-            reason: Some("API_CALL_CAP"),
+            retry_after_secs: Some(reached.retry_after_secs(chrono::Utc::now())),
         }),
+        // the key's budget of requests per minute: refused, not counted
         KeyRefused::OverBudget { wait, per_minute } => {
             let secs = wait.as_secs().max(1);
-            Err(ApiError::Refused {
+            Some(KeyRefusal {
+                status: StatusCode::TOO_MANY_REQUESTS,
                 code: "RATE_LIMITED",
+                reason: "KEY_BUDGET",
                 message: format!(
                     "This API key has used its budget of {per_minute} requests per minute; try again in {secs} s."
                 ),
-                retry_after_secs: i64::try_from(secs).ok(),
-                reason: Some("KEY_BUDGET"),
+                retry_after_secs: Some(secs),
             })
         }
+        KeyRefused::Unknown | KeyRefused::Denied(_) => None,
+    }
+}
+
+/// An API key's refusal as a resolver tells it; an unknown key is no caller at all.
+fn refused_key(refused: KeyRefused) -> Result<Option<Actor>, ApiError> {
+    if let Some(r) = key_refusal(&refused) {
+        return Err(ApiError::Refused {
+            code: r.code,
+            message: r.message,
+            retry_after_secs: r.retry_after_secs.and_then(|s| i64::try_from(s).ok()),
+            reason: Some(r.reason),
+        });
+    }
+    match refused {
         KeyRefused::Denied(d) => Err(denied(d)),
+        _ => Ok(None),
     }
 }
 

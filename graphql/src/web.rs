@@ -475,46 +475,22 @@ pub(crate) async fn admit_key(
     {
         Ok(h) => h,
         Err(KeyRefused::Unknown) => return Ok(None),
-        Err(KeyRefused::Expired(at)) => {
-            return Err(media.error(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                "KEY_EXPIRED",
-                &format!(
-                    "This API key expired at {}; ask the city's administrator to rotate it or \
-                     create a new one.",
-                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                ),
-            ));
-        }
-        // the plan's monthly cap on API calls (platform::caps): 429 until it resets
-        Err(KeyRefused::PlanLimit(reached)) => {
-            let mut resp = media.error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "PLAN_LIMIT_REACHED",
-                "API_CALL_CAP",
-                &format!("{} / {}", reached, reached.ja()),
-            );
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(reached.retry_after_secs(chrono::Utc::now())),
-            );
-            return Err(resp);
-        }
-        // the key's budget of requests per minute: 429, not counted
-        Err(KeyRefused::OverBudget { wait, per_minute }) => {
-            metrics::counter!("yoyaku_graphql_rate_limited_total").increment(1);
-            let secs = wait.as_secs().max(1);
-            let mut resp = media.error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
-                "KEY_BUDGET",
-                &format!(
-                    "This API key has used its budget of {per_minute} requests per minute; try again in {secs} s."
-                ),
-            );
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        Err(
+            refused @ (KeyRefused::Expired(_)
+            | KeyRefused::PlanLimit(_)
+            | KeyRefused::OverBudget { .. }),
+        ) => {
+            if matches!(refused, KeyRefused::OverBudget { .. }) {
+                metrics::counter!("yoyaku_graphql_rate_limited_total").increment(1);
+            }
+            let Some(r) = crate::auth::key_refusal(&refused) else {
+                return Ok(None);
+            };
+            let mut resp = media.error(r.status, r.code, r.reason, &r.message);
+            if let Some(secs) = r.retry_after_secs {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             return Err(resp);
         }
         // the resolvers give the guard's answer (a suspended city) the same way as before
