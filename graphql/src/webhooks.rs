@@ -231,19 +231,32 @@ pub struct DeleteWebhookSubscriptionPayload {
     errors: Vec<UserError>,
 }
 
-/// A refusal for the payload, or the top-level error (guard, database).
-fn user_error(e: WebhookError) -> Result<UserError, ApiError> {
-    Ok(match e {
-        WebhookError::NotFound => UserError::new(
-            "NOT_FOUND",
-            "no such webhook subscription in this city",
-            Some("id"),
-        ),
-        WebhookError::Invalid { field, reason } => {
-            UserError::new("VALIDATION", format!("{field}: {reason}"), Some(field))
+impl Payload for CreateWebhookSubscriptionPayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            subscription: None,
+            secret: None,
+            errors,
         }
-        other => return Err(webhook_error(other)),
-    })
+    }
+}
+
+impl Payload for SetWebhookSubscriptionActivePayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            subscription: None,
+            errors,
+        }
+    }
+}
+
+impl Payload for DeleteWebhookSubscriptionPayload {
+    fn refused(errors: Vec<UserError>) -> Self {
+        Self {
+            deleted_id: None,
+            errors,
+        }
+    }
 }
 
 async fn enter_write(ctx: &Context<'_>, city: &str) -> Result<Scope, ApiError> {
@@ -283,29 +296,26 @@ impl WebhookMutation {
                 .map(|e| EventType::from(e).as_str().to_owned())
                 .collect(),
         };
-        match webhooks::create(
-            authz(ctx)?,
-            &mut scope,
-            &settings.sealing_key,
-            settings.endpoints,
-            &new,
-        )
-        .await
-        {
-            Ok((sub, secret)) => {
-                scope.commit().await.map_err(ApiError::from)?;
-                Ok(CreateWebhookSubscriptionPayload {
-                    subscription: Some(sub.into()),
-                    secret: Some(secret),
-                    errors: Vec::new(),
-                })
-            }
-            Err(e) => Ok(CreateWebhookSubscriptionPayload {
-                subscription: None,
-                secret: None,
-                errors: vec![user_error(e)?],
-            }),
+        let authz = authz(ctx)?;
+        let outcome = async move {
+            let (sub, secret) = webhooks::create(
+                authz,
+                &mut scope,
+                &settings.sealing_key,
+                settings.endpoints,
+                &new,
+            )
+            .await
+            .map_err(refusal)?;
+            scope.commit().await?;
+            Ok(CreateWebhookSubscriptionPayload {
+                subscription: Some(sub.into()),
+                secret: Some(secret),
+                errors: Vec::new(),
+            })
         }
+        .await;
+        payload::answer(outcome)
     }
 
     /// Pauses or resumes a subscription. Audited (`webhook.pause` / `webhook.resume`).
@@ -318,24 +328,23 @@ impl WebhookMutation {
     ) -> Result<SetWebhookSubscriptionActivePayload> {
         let mut scope = enter_write(ctx, &city).await?;
         let authz = authz(ctx)?;
-        match webhooks::set_active(authz, &mut scope, input.id, input.active).await {
-            Ok(()) => {
-                let now = webhooks::list(authz, &mut scope)
-                    .await
-                    .map_err(webhook_error)?
-                    .into_iter()
-                    .find(|s| s.id == input.id);
-                scope.commit().await.map_err(ApiError::from)?;
-                Ok(SetWebhookSubscriptionActivePayload {
-                    subscription: now.map(Into::into),
-                    errors: Vec::new(),
-                })
-            }
-            Err(e) => Ok(SetWebhookSubscriptionActivePayload {
-                subscription: None,
-                errors: vec![user_error(e)?],
-            }),
+        let outcome = async move {
+            webhooks::set_active(authz, &mut scope, input.id, input.active)
+                .await
+                .map_err(refusal)?;
+            let now = webhooks::list(authz, &mut scope)
+                .await
+                .map_err(|e| Refusal::top_level(webhook_error(e)))?
+                .into_iter()
+                .find(|s| s.id == input.id);
+            scope.commit().await?;
+            Ok(SetWebhookSubscriptionActivePayload {
+                subscription: now.map(Into::into),
+                errors: Vec::new(),
+            })
         }
+        .await;
+        payload::answer(outcome)
     }
 
     /// Deletes a subscription and its delivery log. Audited (`webhook.delete`).
@@ -346,19 +355,19 @@ impl WebhookMutation {
         #[graphql(desc = "The subscription.")] input: DeleteWebhookSubscriptionInput,
     ) -> Result<DeleteWebhookSubscriptionPayload> {
         let mut scope = enter_write(ctx, &city).await?;
-        match webhooks::delete(authz(ctx)?, &mut scope, input.id).await {
-            Ok(()) => {
-                scope.commit().await.map_err(ApiError::from)?;
-                Ok(DeleteWebhookSubscriptionPayload {
-                    deleted_id: Some(input.id),
-                    errors: Vec::new(),
-                })
-            }
-            Err(e) => Ok(DeleteWebhookSubscriptionPayload {
-                deleted_id: None,
-                errors: vec![user_error(e)?],
-            }),
+        let authz = authz(ctx)?;
+        let outcome = async move {
+            webhooks::delete(authz, &mut scope, input.id)
+                .await
+                .map_err(refusal)?;
+            scope.commit().await?;
+            Ok(DeleteWebhookSubscriptionPayload {
+                deleted_id: Some(input.id),
+                errors: Vec::new(),
+            })
         }
+        .await;
+        payload::answer(outcome)
     }
 
     /// Gives a subscription a new signing secret and answers it once (stored sealed); the old
