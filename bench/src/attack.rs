@@ -11,9 +11,11 @@
 //!    (`TOO_COMPLEX`) in under 50 ms;
 //! 2. **aliases** — 200 aliases of `availability` over 62 days of the year-long venue: refused in
 //!    under 50 ms;
-//! 3. **widest allowed** — 20 aliases of `availability` over 62 days (the most a document may ask):
-//!    answered or refused by size, its time reported;
-//! 4. **padded** — 1,000 requests of ~1.9 MB each (whitespace padding in the JSON around a small
+//! 3. **too wide** — 20 aliases of `availability` over 62 days (~186,000 values estimated, above
+//!    `graphql::limits::MAX_VALUES`): refused (`TOO_LARGE`) in under 50 ms, before it runs;
+//! 4. **widest allowed** — 10 such aliases (~93,000 values estimated, the most a document may
+//!    ask): answered or refused by size, its time reported;
+//! 5. **padded** — 1,000 requests of ~1.9 MB each (whitespace padding in the JSON around a small
 //!    query, and in half of them inside the query text), 16 at a time, cycling through 32 paddings.
 //!
 //! Targets (issue 15, acceptance 2): refusals under 50 ms, server memory under 150 MB throughout,
@@ -471,7 +473,8 @@ async fn attack(server: &Server, port: u16, db_url: &str, args: &AttackArgs) -> 
     let vars = json!({ "v": venue });
     let fan_out = serde_json::to_vec(&json!({ "query": fan_out_query(30), "variables": vars }))?;
     let aliases = serde_json::to_vec(&json!({ "query": aliases_query(200), "variables": vars }))?;
-    let widest = serde_json::to_vec(&json!({ "query": aliases_query(20), "variables": vars }))?;
+    let too_wide = serde_json::to_vec(&json!({ "query": aliases_query(20), "variables": vars }))?;
+    let widest = serde_json::to_vec(&json!({ "query": aliases_query(10), "variables": vars }))?;
     let started = Instant::now();
     let mut attacks = vec![
         sequential(
@@ -490,6 +493,15 @@ async fn attack(server: &Server, port: u16, db_url: &str, args: &AttackArgs) -> 
             aliases,
             args.repeat,
             Some("TOO_COMPLEX"),
+        )
+        .await?,
+        sequential(
+            &http,
+            &url,
+            "too-wide-20",
+            too_wide,
+            args.repeat,
+            Some("TOO_LARGE"),
         )
         .await?,
         sequential(&http, &url, "widest-allowed", widest, args.repeat, None).await?,
@@ -523,11 +535,12 @@ async fn attack(server: &Server, port: u16, db_url: &str, args: &AttackArgs) -> 
         if memory_ok { "OK (<150 MB)" } else { "MISSED" }
     );
     println!(
-        "csv,attack,{:.2},{:.2},{:.2},{:.2},{health_max:.2},{peak:.1},{hwm:.1}",
+        "csv,attack,{:.2},{:.2},{:.2},{:.2},{:.2},{health_max:.2},{peak:.1},{hwm:.1}",
         attacks[0].times.max(),
         attacks[1].times.max(),
         attacks[2].times.max(),
         attacks[3].times.max(),
+        attacks[4].times.max(),
     );
     if !(all_ok && health_ok && memory_ok) {
         bail!("a target was missed (see above)");

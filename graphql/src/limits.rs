@@ -305,12 +305,17 @@ const SLOTS_PER_DAY: usize = 30;
 /// Values an answer is estimated to hold at or above which it is executed off the runtime's
 /// workers (`web.rs`): ~20,000 values take the better part of 20 ms to resolve and serialise.
 pub const WIDE_VALUES: usize = 20_000;
+/// Values an answer may be estimated to hold at most; a document estimated above is refused before
+/// it runs (`TOO_LARGE`, as an answer over [`MAX_RESPONSE_BYTES`] is after it). Resolving ~36,000
+/// slot objects (20 aliases of a 62-day window) held ~75 MB of the server's memory for one request;
+/// at this ceiling the widest allowed document (10 such aliases) holds about half.
+pub const MAX_VALUES: usize = 100_000;
 
 /// An estimate of the values (objects, list items, fields) the answer to `op` of `doc` holds, from
 /// the size arguments of its list fields: `availability` counts [`SLOTS_PER_DAY`] items per day of
 /// its window (`days`, default 31; one day with `date`), `first` and `limit` their value, every
 /// other field one. Fragments are counted once each and multiplied per spread (never expanded).
-/// Only ever compared with [`WIDE_VALUES`]: it decides where a document runs, not whether.
+/// Compared with [`WIDE_VALUES`] (where a document runs) and [`MAX_VALUES`] (whether it runs).
 pub fn estimated_values(doc: &ExecutableDocument, variables: &async_graphql::Variables) -> usize {
     let mut e = Estimator {
         doc,

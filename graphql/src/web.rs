@@ -196,6 +196,21 @@ pub(crate) struct Api {
     responses: AnswerCache,
     deadline: std::time::Duration,
     keys: KeyLimits,
+    /// One wide execution at a time (see [`respond`]).
+    wide_lane: Arc<tokio::sync::Semaphore>,
+}
+
+/// An answer too large to send, or estimated so before it runs: `data` is null, `VALIDATION` with
+/// `reason: "TOO_LARGE"` (status 200 under both media types).
+fn too_large(media: Media, message: &str) -> Response {
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{
+            "message": message,
+            "extensions": { "code": "VALIDATION", "reason": "TOO_LARGE" },
+        }],
+    });
+    media.answer(Bytes::from(body.to_string()))
 }
 
 impl Api {
@@ -261,6 +276,7 @@ fn router_with<S>(
         responses: cache,
         deadline,
         keys,
+        wide_lane: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     Router::new()
         .route("/graphql", get(query_over_get).post(execute))
@@ -570,21 +586,50 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
     let mut req = req;
     let variables = std::mem::take(&mut req.variables);
     // (a query over the size limit is refused unparsed by limits.rs)
-    let wide = req.query.len() <= crate::limits::MAX_QUERY_BYTES
-        && req.parsed_query().is_ok_and(|doc| {
-            crate::limits::estimated_values(doc, &variables) >= crate::limits::WIDE_VALUES
-        });
+    // (only for a document within limits.rs's caps: one over them is refused as TOO_COMPLEX by
+    // the schema, as before)
+    let estimated = if req.query.len() <= crate::limits::MAX_QUERY_BYTES {
+        req.parsed_query().map_or(0, |doc| {
+            if crate::limits::check(doc).is_ok() {
+                crate::limits::estimated_values(doc, &variables)
+            } else {
+                0
+            }
+        })
+    } else {
+        0
+    };
     req.variables = variables;
+    if estimated > crate::limits::MAX_VALUES {
+        metrics::counter!("yoyaku_graphql_refused_total", "reason" => "too_large").increment(1);
+        return too_large(
+            media,
+            &format!(
+                "The answer would be too large (estimated at {estimated} values from the list \
+                 sizes asked for; at most {}): ask for fewer fields, fewer aliases or a shorter \
+                 window, or send several requests.",
+                crate::limits::MAX_VALUES
+            ),
+        );
+    }
+    let wide = estimated >= crate::limits::WIDE_VALUES;
     let executed = Arc::new(protocol::Executed::default());
-    let execution = tokio::time::timeout(
-        api.deadline,
-        api.schema.execute(
-            req.data(credentials)
-                .data(info)
-                .data(deps.clone())
-                .data(executed.clone()),
-        ),
+    let execution = api.schema.execute(
+        req.data(credentials)
+            .data(info)
+            .data(deps.clone())
+            .data(executed.clone()),
     );
+    // wide documents take turns (one at a time, waiting within the deadline): what one holds in
+    // memory while it resolves is the most that wide answers hold at once
+    let lane = wide.then(|| api.wide_lane.clone());
+    let execution = tokio::time::timeout(api.deadline, async move {
+        let _turn = match lane {
+            Some(lane) => lane.acquire_owned().await.ok(),
+            None => None,
+        };
+        execution.await
+    });
     let outcome = if wide {
         metrics::counter!("yoyaku_graphql_wide_executions_total").increment(1);
         crate::wide::off_the_workers(execution).await
@@ -623,20 +668,16 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
     };
     if rendered.len() > crate::limits::MAX_RESPONSE_BYTES {
         tracing::warn!(bytes = rendered.len(), "GraphQL answer over the size limit");
-        // executed, but the answer is not sent: `data` is null (status 200 under both types)
-        let body = serde_json::json!({
-            "data": null,
-            "errors": [{
-                "message": format!(
-                    "The answer is too large ({} bytes; at most {}): ask for fewer fields, fewer \
-                     aliases or a shorter window.",
-                    rendered.len(),
-                    crate::limits::MAX_RESPONSE_BYTES
-                ),
-                "extensions": { "code": "VALIDATION", "reason": "TOO_LARGE" },
-            }],
-        });
-        return media.answer(Bytes::from(body.to_string()));
+        // executed, but the answer is not sent
+        return too_large(
+            media,
+            &format!(
+                "The answer is too large ({} bytes; at most {}): ask for fewer fields, fewer \
+                 aliases or a shorter window.",
+                rendered.len(),
+                crate::limits::MAX_RESPONSE_BYTES
+            ),
+        );
     }
     if let Some(key) = key
         && cacheable

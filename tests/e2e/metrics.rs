@@ -164,9 +164,11 @@ async fn metrics_count_a_booking_and_time_requests_on_the_admin_listener_only() 
 
 /// Issue 15 (`/healthz` within 50 ms during the attacks): a document whose answer is estimated
 /// wide (`graphql::limits::estimated_values`) resolves off the runtime's workers — on a
-/// multi-thread runtime, as the binary's — answers in full, and is counted.
+/// multi-thread runtime, as the binary's — answers in full, and is counted; one estimated above
+/// `graphql::limits::MAX_VALUES` is refused before it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wide_graphql_answer_runs_off_the_workers_answers_in_full_and_is_counted() {
+async fn a_wide_graphql_answer_runs_off_the_workers_answers_in_full_and_is_counted_and_a_wider_one_is_refused()
+ {
     let app = spawn_app_with(Options {
         demo: true,
         metrics: true,
@@ -183,35 +185,56 @@ async fn a_wide_graphql_answer_runs_off_the_workers_answers_in_full_and_is_count
         .await;
     let slots = one["data"]["availability"].as_array().map_or(0, Vec::len);
     assert!(slots > 0, "{one}");
-    let wide = format!(
-        "query($v: UUID!) {{ {} }}",
-        (0..20)
-            .map(|i| format!(
-                "a{i}: availability(city: \"demo\", venueId: $v, days: 62) {{ id startsAt free mark }}"
-            ))
-            .collect::<String>()
+    let aliases = |n: usize| {
+        format!(
+            "query($v: UUID!) {{ {} }}",
+            (0..n)
+                .map(|i| format!(
+                    "a{i}: availability(city: \"demo\", venueId: $v, days: 62) {{ id startsAt free mark }}"
+                ))
+                .collect::<String>()
+        )
+    };
+    // estimated above graphql::limits::MAX_VALUES (20 × 62 days × 30 slots × 5 values): refused
+    // before it runs (the message gives the estimate, not the bytes of an executed answer) with a
+    // message that says what to do
+    let refused = app.graphql(&aliases(20), json!({ "v": venue })).await;
+    assert!(refused["data"].is_null(), "{refused}");
+    assert_eq!(
+        refused["errors"][0]["extensions"]["reason"], "TOO_LARGE",
+        "{refused}"
     );
-    let answer = app.graphql(&wide, json!({ "v": venue })).await;
+    let message = refused["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("estimated at 186000 values") && message.contains("fewer aliases"),
+        "{message}"
+    );
+    let scrape = || async {
+        app.client
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body")
+    };
+    let wide_runs = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("yoyaku_graphql_wide_executions_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // the widest allowed (10 aliases: 93,000 values estimated) is answered in full, off the workers
+    let answer = app.graphql(&aliases(10), json!({ "v": venue })).await;
     assert!(answer["errors"].is_null(), "{answer}");
-    for i in 0..20 {
+    for i in 0..10 {
         assert_eq!(
             answer["data"][format!("a{i}")].as_array().map(Vec::len),
             Some(slots),
             "alias a{i}"
         );
     }
-    let text = app
-        .client
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
-    let wide_runs = text
-        .lines()
-        .find_map(|l| l.strip_prefix("yoyaku_graphql_wide_executions_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok());
-    assert!(wide_runs.is_some_and(|n| n >= 1.0), "{text}");
+    let text = scrape().await;
+    assert!(wide_runs(&text) >= 1.0, "{text}");
 }
