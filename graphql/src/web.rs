@@ -189,8 +189,19 @@ impl AnswerCache {
     }
 }
 
+/// `/graphql`'s state: one shared [`ApiParts`], so that handing it to a request (axum clones the
+/// state for every request, more than once) is one reference count, not one per part.
 #[derive(Clone)]
-pub(crate) struct Api {
+pub(crate) struct Api(Arc<ApiParts>);
+
+impl std::ops::Deref for Api {
+    type Target = ApiParts;
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
+}
+
+pub(crate) struct ApiParts {
     pub(crate) schema: AppSchema,
     desk: ResidentDesk,
     responses: AnswerCache,
@@ -213,7 +224,7 @@ fn too_large(media: Media, message: &str) -> Response {
     media.answer(Bytes::from(body.to_string()))
 }
 
-impl Api {
+impl ApiParts {
     fn remembered(&self, key: &Key) -> Option<Bytes> {
         Self::current(&self.desk, self.responses.get(key)?)
     }
@@ -270,14 +281,14 @@ fn router_with<S>(
     deadline: std::time::Duration,
     keys: KeyLimits,
 ) -> Router<S> {
-    let api = Api {
+    let api = Api(Arc::new(ApiParts {
         schema,
         desk,
         responses: cache,
         deadline,
         keys,
         wide_lane: Arc::new(tokio::sync::Semaphore::new(1)),
-    };
+    }));
     Router::new()
         .route("/graphql", get(query_over_get).post(execute))
         .route("/graphql/assets/{file}", get(asset))

@@ -380,9 +380,15 @@ async fn graphql_the_staff_cookie_needs_json_from_the_same_origin() {
 async fn graphql_execution_past_its_deadline_is_stopped_and_answers_timeout() {
     let app = demo_app().await;
     let venue = demo_venue(&app).await;
-    // A deadline of zero: an execution that has to wait for the database is past it at its first
-    // wait, whatever the machine's speed (tokio polls the work once before looking at the clock).
-    let api = api_alone(&app, graphql::AnswerCache::new(), Duration::ZERO);
+    // The execution has to wait for the database past its deadline, whatever the machine's speed:
+    // the slots are locked until the answer has come (a deadline of zero alone is not enough: the
+    // timer fires at the next millisecond, and a quick database can answer before it).
+    let mut blocker = app.owner.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE slots IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .expect("lock the slots");
+    let api = api_alone(&app, graphql::AnswerCache::new(), Duration::from_millis(50));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -390,6 +396,8 @@ async fn graphql_execution_past_its_deadline_is_stopped_and_answers_timeout() {
     tokio::spawn(async move { axum::serve(listener, api).await });
     let res = reqwest::Client::new()
         .post(format!("http://{addr}/graphql"))
+        // (without a deadline the answer would wait for the lock: fail instead of hanging)
+        .timeout(Duration::from_secs(10))
         .json(&json!({
             "query": "query($v: UUID!) { availability(city: \"demo\", venueId: $v) { id free } }",
             "variables": { "v": venue }
@@ -402,6 +410,7 @@ async fn graphql_execution_past_its_deadline_is_stopped_and_answers_timeout() {
     assert_eq!(code(&answer), Some("TIMEOUT"), "{answer}");
     assert_eq!(reason(&answer), Some("DEADLINE"), "{answer}");
     assert!(message(&answer).contains("try again"), "{answer}");
+    blocker.rollback().await.expect("unlock");
     // the stopped work left nothing behind: the same read answers through the app's own deadline
     let later = app
         .graphql(
