@@ -70,7 +70,7 @@ fn flag_value(flag: &str, value: &str) -> anyhow::Result<bool> {
     }
 }
 
-const USAGE: &str = "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1] [--hot 1] [--processes N [--server PATH]]\n       yoyaku-bench mixed [--clients N] [--seconds S] [--processes N] [--residents R] [--pool P] [--server PATH]\n       yoyaku-bench attack [--repeat N] [--padded N] [--server PATH]";
+const USAGE: &str = "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1] [--hot 1] [--processes N [--server PATH]]\n       yoyaku-bench mixed [--clients N] [--seconds S] [--processes N] [--residents R] [--pool P] [--site-bookings 0] [--server PATH]\n       yoyaku-bench attack [--repeat N] [--padded N] [--server PATH]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut a = Args {

@@ -41,6 +41,8 @@
 //!     cargo build --release -p yoyaku -p yoyaku-bench
 //!     target/release/yoyaku-bench mixed [--clients 64] [--seconds 20] [--processes 1]
 //!         [--residents 100000] [--pool 32] [--server PATH]
+//!         [--site-bookings 0]   (every booking and change over GraphQL, none through the site's
+//!                                confirm page: what the site's booking pages cost)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -75,6 +77,8 @@ pub struct MixedArgs {
     residents: usize,
     pool: u32,
     server: Option<PathBuf>,
+    /// Half the bookings through the site's pages (else all over GraphQL).
+    site_bookings: bool,
 }
 
 pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<MixedArgs> {
@@ -85,6 +89,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<MixedArgs
         residents: 100_000,
         pool: 32,
         server: None,
+        site_bookings: true,
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -97,6 +102,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<MixedArgs
             "--residents" => a.residents = value.parse()?,
             "--pool" => a.pool = value.parse()?,
             "--server" => a.server = Some(value.into()),
+            "--site-bookings" => a.site_bookings = crate::flag_value("--site-bookings", &value)?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -508,6 +514,7 @@ struct World {
     next_login: AtomicUsize,
     logins_end: usize,
     deadline: Mutex<Instant>,
+    site_bookings: bool,
 }
 
 /// A page or answer as the phone got it.
@@ -900,7 +907,7 @@ impl Phone {
     }
 
     async fn book(&mut self) {
-        if rand::random::<bool>() {
+        if self.world.site_bookings && rand::random::<bool>() {
             self.changing = self.booking.is_some();
             self.book_on_site().await;
             self.changing = false;
@@ -1375,6 +1382,7 @@ async fn measure(
         next_login: AtomicUsize::new(args.clients + 1),
         logins_end: args.residents - PROBE_RESIDENTS,
         deadline: Mutex::new(Instant::now()),
+        site_bookings: args.site_bookings,
     });
     let pids: Vec<u32> = servers.iter().map(|(s, _)| s.pid).collect();
     let sampling = Arc::new(AtomicBool::new(false));
@@ -1472,8 +1480,18 @@ fn ms(micros: u64) -> f64 {
 fn print_report(args: &MixedArgs, r: &Report, sms: &Sms) {
     let secs = r.elapsed.as_secs_f64();
     println!(
-        "mixed: {} clients, {} server process(es), {:.1} s",
-        args.clients, args.processes, secs
+        "mixed: {} clients, {} server process(es), {:.1} s{}; load average at the end: {}",
+        args.clients,
+        args.processes,
+        secs,
+        if args.site_bookings {
+            ""
+        } else {
+            ", bookings over GraphQL only"
+        },
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     println!(
         "{:<28} {:<8} {:>8} {:>9} {:>8} {:>8} {:>7}",
