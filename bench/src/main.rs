@@ -23,8 +23,13 @@
 //!
 //! `yoyaku-bench attack`: the attacks of issue 15 against the server in its own process
 //! (see `attack.rs`).
+//!
+//! `yoyaku-bench mixed`: issue 18's mixed, Yokohama-shaped load (the resident site's pages as a
+//! phone walks them, SMS login codes through a fake gateway, GraphQL reads and bookings) against
+//! `yoyaku serve` processes of their own (see `mixed.rs`).
 
 mod attack;
+mod mixed;
 
 /// The allocator `yoyaku serve` runs with (src/main.rs): `rush` runs the server in this process.
 #[global_allocator]
@@ -65,7 +70,7 @@ fn flag_value(flag: &str, value: &str) -> anyhow::Result<bool> {
     }
 }
 
-const USAGE: &str = "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1] [--hot 1] [--processes N [--server PATH]]\n       yoyaku-bench attack [--repeat N] [--padded N] [--server PATH]";
+const USAGE: &str = "usage: yoyaku-bench rush [--clients N] [--seconds S] [--residents R] [--pool P] [--worker-busy N] [--keep 1] [--hot 1] [--processes N [--server PATH]]\n       yoyaku-bench mixed [--clients N] [--seconds S] [--processes N] [--residents R] [--pool P] [--site-bookings 0] [--server PATH]\n       yoyaku-bench attack [--repeat N] [--padded N] [--server PATH]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut a = Args {
@@ -107,19 +112,26 @@ async fn main() -> anyhow::Result<()> {
     yoyaku::init_process();
     match command.as_deref() {
         Some("rush") => rush(parse_args(argv)?).await,
+        Some("mixed") => mixed::run(mixed::parse(argv)?).await,
         Some("attack") => attack::run(attack::parse(argv)?).await,
         _ => bail!(USAGE),
     }
 }
 
-async fn rush(args: Args) -> anyhow::Result<()> {
+/// A new, throw-away bench database on `YOYAKU_BENCH_PG`: (server base URL, database name, its
+/// URL). The database itself is created and migrated by the first server that starts on it.
+fn bench_database() -> anyhow::Result<(String, String, String)> {
     let base = std::env::var("YOYAKU_BENCH_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let database = format!("yoyaku_bench_{stamp}");
-
     // Loopback without TLS, as pgbench talks to the local server (over its socket, no TLS).
     let url = format!("{base}/{database}?sslmode=disable");
+    Ok((base, database, url))
+}
+
+async fn rush(args: Args) -> anyhow::Result<()> {
+    let (base, database, url) = bench_database()?;
     let target = if args.processes == 0 {
         let mut settings = yoyaku::config::Settings::defaults()?;
         settings.database.url = SecretString::from(url.clone());
@@ -130,7 +142,7 @@ async fn rush(args: Args) -> anyhow::Result<()> {
         }
         Target::InProcess(Box::new(yoyaku::App::build(settings).await?))
     } else {
-        Target::Processes(start_servers(&url, &args).await?)
+        Target::Processes(start_servers(&url, &ServerOpts::of(&args), &[]).await?)
     };
     let owner = PgPoolOptions::new()
         .max_connections(4)
@@ -161,20 +173,46 @@ enum Target {
     Processes(Vec<(attack::Server, u16)>),
 }
 
-/// Starts `--processes` servers on the (new) database: the first creates and migrates it, the
-/// others start once it is ready. The pool is split between them.
-async fn start_servers(url: &str, args: &Args) -> anyhow::Result<Vec<(attack::Server, u16)>> {
-    let bin = attack::server_binary(&args.server)?;
-    let pool = (args.pool as usize / args.processes).max(2);
+/// How `yoyaku serve` processes are started for a bench.
+struct ServerOpts {
+    processes: usize,
+    /// The pool of all processes together (split evenly, at least 2 each).
+    pool: u32,
+    worker_busy: Option<usize>,
+    server: Option<std::path::PathBuf>,
+}
+
+impl ServerOpts {
+    fn of(args: &Args) -> Self {
+        Self {
+            processes: args.processes,
+            pool: args.pool,
+            worker_busy: args.worker_busy,
+            server: args.server.clone(),
+        }
+    }
+}
+
+/// Starts `opts.processes` servers on the (new) database: the first creates and migrates it, the
+/// others start once it is ready. The pool is split between them. `extra`: more `YOYAKU_…`
+/// settings for every process.
+async fn start_servers(
+    url: &str,
+    opts: &ServerOpts,
+    extra: &[(&'static str, String)],
+) -> anyhow::Result<Vec<(attack::Server, u16)>> {
+    let bin = attack::server_binary(&opts.server)?;
+    let pool = (opts.pool as usize / opts.processes).max(2);
     let mut settings = vec![
         ("YOYAKU_DEMO__SEED", "false".to_owned()),
         ("YOYAKU_DATABASE__MAX_CONNECTIONS", pool.to_string()),
     ];
-    if let Some(n) = args.worker_busy {
+    if let Some(n) = opts.worker_busy {
         settings.push(("YOYAKU_RESIDENTS__WORKER_BUSY_REQUESTS", n.to_string()));
     }
-    let mut servers = Vec::with_capacity(args.processes);
-    for _ in 0..args.processes {
+    settings.extend(extra.iter().cloned());
+    let mut servers = Vec::with_capacity(opts.processes);
+    for _ in 0..opts.processes {
         let port = attack::free_port()?;
         servers.push((
             attack::start_server(&bin, url, port, &settings).await?,
@@ -390,11 +428,7 @@ impl Phase {
         self.outcome.ok as f64 / self.elapsed.as_secs_f64()
     }
     fn pct(&self, p: f64) -> f64 {
-        let v = &self.outcome.micros;
-        if v.is_empty() {
-            return 0.0;
-        }
-        v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0
+        percentile_ms(&self.outcome.micros, p)
     }
     fn print(&self) {
         println!(
@@ -409,6 +443,16 @@ impl Phase {
             self.pct(0.99)
         );
     }
+}
+
+/// The `p` quantile (0..1) of sorted latencies in microseconds, in milliseconds (0 when empty):
+/// the value at index ⌊n·p⌋, as pgbench's `run.sh` takes it.
+fn percentile_ms(sorted_micros: &[u64], p: f64) -> f64 {
+    if sorted_micros.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_micros.len() as f64 * p) as usize).min(sorted_micros.len() - 1);
+    sorted_micros[i] as f64 / 1000.0
 }
 
 #[derive(Clone, Copy)]
@@ -640,23 +684,12 @@ async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> 
     }
     drop(servers);
 
-    let (booked, rows, over, without_job): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COALESCE(sum(booked), 0) FROM slots), \
-                (SELECT count(*) FROM bookings WHERE status = 'booked'), \
-                (SELECT count(*) FROM slots WHERE booked > capacity), \
-                (SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM apalis.jobs j \
-                     WHERE j.job_type = 'notify' AND j.idempotency_key = b.tenant_id || '/booking-confirmed:' || b.id))",
-    )
-    .fetch_one(owner)
-    .await?;
-    println!(
-        "invariants: booked={booked} rows={rows} over_capacity={over} bookings_without_job={without_job} -> {}",
-        if booked == rows && over == 0 && without_job == 0 {
-            "OK"
-        } else {
-            "VIOLATED"
-        }
-    );
+    let Invariants {
+        booked,
+        rows,
+        over,
+        without_job,
+    } = Invariants::check(owner).await?;
     println!(
         "csv,{},{:.1},{:.2},{:.2},{:.1},{:.2},{:.2},{booked},{rows},{over},{without_job}",
         args.clients,
@@ -671,4 +704,58 @@ async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> 
         bail!("invariant violated");
     }
     Ok(())
+}
+
+/// The end-of-run checks: booked seats = live booking rows, no slot over capacity, every booking
+/// has its `booking-confirmed` notification job.
+struct Invariants {
+    booked: i64,
+    rows: i64,
+    over: i64,
+    without_job: i64,
+}
+
+impl Invariants {
+    /// Reads them (after the servers stopped) and prints the `invariants:` line.
+    async fn check(owner: &PgPool) -> anyhow::Result<Self> {
+        let (booked, rows, over, without_job): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(sum(booked), 0) FROM slots), \
+                    (SELECT count(*) FROM bookings WHERE status = 'booked'), \
+                    (SELECT count(*) FROM slots WHERE booked > capacity), \
+                    (SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM apalis.jobs j \
+                         WHERE j.job_type = 'notify' AND j.idempotency_key = b.tenant_id || '/booking-confirmed:' || b.id))",
+        )
+        .fetch_one(owner)
+        .await?;
+        let me = Self {
+            booked,
+            rows,
+            over,
+            without_job,
+        };
+        println!(
+            "invariants: booked={booked} rows={rows} over_capacity={over} bookings_without_job={without_job} -> {}",
+            if me.hold() { "OK" } else { "VIOLATED" }
+        );
+        Ok(me)
+    }
+
+    fn hold(&self) -> bool {
+        self.booked == self.rows && self.over == 0 && self.without_job == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile_ms;
+
+    #[test]
+    fn percentiles_take_the_value_at_floor_n_p() {
+        assert_eq!(percentile_ms(&[], 0.99), 0.0);
+        assert_eq!(percentile_ms(&[7_000], 0.5), 7.0);
+        let v: Vec<u64> = (1..=100).map(|ms| ms * 1000).collect();
+        assert_eq!(percentile_ms(&v, 0.50), 51.0);
+        assert_eq!(percentile_ms(&v, 0.99), 100.0);
+        assert_eq!(percentile_ms(&v, 1.0), 100.0);
+    }
 }
