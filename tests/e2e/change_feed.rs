@@ -380,3 +380,56 @@ async fn a_day_page_with_a_cached_session_asks_the_database_nothing_when_nothing
         "a session not cached yet costs a round trip"
     );
 }
+
+#[tokio::test]
+async fn when_the_listener_loses_its_connection_every_cache_is_cleared_and_listening_resumes() {
+    let app = spawn_app_with(Options {
+        demo: true,
+        via_proxy: true,
+        manual_worker: true,
+        ..Options::default()
+    })
+    .await;
+    listening(&app).await;
+    assert_eq!(app.changes.connects(), 1);
+    let slot = app.demo_slot(0).await;
+    let venue = app.venue_of(slot).await;
+    let page = format!("/t/demo/venues/{venue}");
+    let token = app.resident_token(1).await;
+    let cookie = format!("yk_session={token}; yk_lang=en");
+    assert_eq!(get_with(&app, &page, &cookie).await, 200);
+    let cached_at = Instant::now();
+    // the session is removed behind the feed's back (as if its notification were lost)
+    sqlx::query("DELETE FROM resident_sessions")
+        .execute(&app.owner)
+        .await
+        .expect("delete");
+    assert_eq!(
+        get_with(&app, &page, &cookie).await,
+        200,
+        "remembered for now"
+    );
+    // the database goes away for a moment, then comes back
+    let proxy = app.proxy.as_ref().expect("proxy");
+    proxy.down();
+    let start = Instant::now();
+    while app.changes.is_listening() {
+        assert!(
+            start.elapsed() < FEED_BOUND,
+            "the listener notices the loss"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.up();
+    listening(&app).await;
+    assert!(app.changes.connects() >= 2, "it connected again");
+    let status = get_with(&app, &page, &cookie).await;
+    println!(
+        "change feed: listening again {:?} after the session was cached",
+        cached_at.elapsed()
+    );
+    assert_eq!(
+        status, 303,
+        "what was remembered before the loss is forgotten (the session no longer exists)"
+    );
+}
