@@ -163,7 +163,9 @@ async fn a_second_process_sees_a_logout_a_capacity_change_and_a_suspension_made_
     // 3. the city suspended by the operator through the first
     let token = first.resident_token(2).await;
     let cookie = format!("yk_session={token}; yk_lang=en");
+    // both processes remember the session and the open city
     for _ in 0..2 {
+        assert_eq!(get_with(&first, &page, &cookie).await, 200);
         assert_eq!(get_with(&second, &page, &cookie).await, 200);
     }
     let mut operator = first.staff_client("op@platform.example", None).await;
@@ -174,7 +176,7 @@ async fn a_second_process_sees_a_logout_a_capacity_change_and_a_suspension_made_
     assert_eq!(
         get_with(&first, &page, &cookie).await,
         403,
-        "the first process refuses the city at once"
+        "the first process refuses the city at once, its remembered session notwithstanding"
     );
     within_bound("a suspension", || async {
         get_with(&second, &page, &cookie).await == 403
