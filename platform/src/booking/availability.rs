@@ -6,9 +6,10 @@
 //! bookings made by other processes (bookings are not announced on the change feed, so the booking
 //! path stays one statement); what staff change — capacity, new slots, the city's booking rules —
 //! is announced on the change feed ([`crate::changes`]) and dropped in every process when it
-//! arrives (at most the TTL later while a listener is down); it never matters for correctness, because a seat is only ever
-//! taken by the conditional UPDATE in `booking.rs`. An expired entry is re-read, and when nothing
-//! changed the same entry is kept, so answers rendered from it stay usable without re-rendering.
+//! arrives (at most the TTL later while a listener is down). Staleness never matters for
+//! correctness, because a seat is only ever taken by the conditional UPDATE in `booking.rs`. An
+//! expired entry is re-read, and when nothing changed the same entry is kept, so answers rendered
+//! from it stay usable without re-rendering.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
