@@ -45,7 +45,7 @@ pub fn router(
     settings: &Settings,
     pool: PgPool,
     authz: platform::staff::authz::Authz,
-    secret: platform::residents::auth::CodeSecret,
+    residents: platform::ResidentDesk,
     messages: plugins::LogChannel,
     sealing_key: platform::notifications::channels::SealingKey,
     shared: Shared,
@@ -55,7 +55,6 @@ pub fn router(
         key_limits,
     } = shared;
     let policy = std::sync::Arc::new(settings.auth.policy());
-    let residents = platform::ResidentDesk::new(pool.clone(), secret, authz.tenant_cache());
     // plain http to this machine for a test receiver, never in production
     let webhook_endpoints = platform::webhooks::EndpointPolicy {
         allow_loopback_http: settings.environment != crate::config::Environment::Production,

@@ -61,6 +61,11 @@ pub struct App {
     pub admin_addr: Option<std::net::SocketAddr>,
     /// The per-key request budgets of `/graphql` (in this process's memory; docs/api.md).
     pub key_limits: platform::staff::api_keys::KeyLimits,
+    /// The resident desk the router serves (its caches are the ones the change feed keeps).
+    pub residents: platform::ResidentDesk,
+    /// This process's listener on the change feed (docs/architecture.md, "Caches and the change
+    /// feed"), started by [`App::build`] for `serve`, `worker`, the tests and the bench alike.
+    pub changes: platform::changes::Feed,
     admin_listener: Option<tokio::net::TcpListener>,
 }
 
@@ -158,11 +163,14 @@ impl App {
         webhooks.pacing = pacing.clone();
         let key_limits =
             platform::staff::api_keys::KeyLimits::new(settings.auth.api_key_requests_per_minute);
+        let residents = platform::ResidentDesk::new(dbs.app.clone(), secret, authz.tenant_cache());
+        // what another process changes, this one's caches forget (platform::changes)
+        let changes = platform::changes::listen(&dbs.app, residents.caches());
         let router = http::router(
             &settings,
             dbs.app.clone(),
             authz.clone(),
-            secret,
+            residents.clone(),
             messages.clone(),
             sealing_key,
             http::Shared {
@@ -184,6 +192,8 @@ impl App {
         Ok(Self {
             admin_addr,
             key_limits,
+            residents,
+            changes,
             admin_listener,
             settings,
             exports,

@@ -20,6 +20,8 @@
 //! * [`city`] — what a city configures (vaccines, venues, schedules) and its contract and bills.
 //! * [`operator`] — the platform operator's work on whole cities: export, delete, import.
 //! * [`webhooks`] — event webhooks for integrators: subscriptions, events, signed delivery.
+//! * [`changes`] — the change feed between server processes (PostgreSQL LISTEN/NOTIFY): what one
+//!   process changes, every process's caches forget.
 //!
 //! Every tenant function takes a tenant-scoped transaction ([`tenants::TenantTx`]) or the guard's
 //! [`staff::authz::Scope`]; only this crate opens one.
@@ -27,6 +29,7 @@
 pub mod booking;
 pub mod callcenter;
 pub mod caps;
+pub mod changes;
 pub mod city;
 pub mod client_ip;
 pub mod demo;

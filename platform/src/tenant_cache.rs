@@ -3,11 +3,14 @@
 //! ([`crate::ResidentDesk`]) read a city through, so both see a status change at the same moment.
 //!
 //! An entry lives [`TENANT_TTL`]; the operator's status change (`staff::set_status`) drops it at
-//! once in this process ([`TenantCache::forget`]); other processes see the change within the TTL.
-//! Hot public reads (availability, during a rush) therefore cost at most one `SELECT` per tenant per
-//! second per process.
+//! once in this process ([`TenantCache::forget`]) and announces it on the change feed
+//! ([`crate::changes`]), through which every other process drops it within the feed's delay
+//! (milliseconds; at most the TTL while a process's listener is down). Hot public reads
+//! (availability, during a rush) therefore cost at most one `SELECT` per tenant per second per
+//! process. A read that began before a forget is not stored.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -25,11 +28,13 @@ const SWEEP_AT: usize = 10_000;
 struct Entries {
     by_id: HashMap<TenantId, (Instant, Option<Tenant>)>,
     by_slug: HashMap<String, (Instant, TenantId)>,
+    /// Counts forgets; a read that began before one is not stored.
+    forgets: u64,
 }
 
 /// Cheap to clone; clones share the entries. Read-mostly: every hot read takes the read lock once.
 #[derive(Clone, Default, Debug)]
-pub struct TenantCache(Arc<RwLock<Entries>>);
+pub struct TenantCache(Arc<RwLock<Entries>>, Arc<AtomicU64>);
 
 impl TenantCache {
     pub fn new() -> Self {
@@ -63,8 +68,15 @@ impl TenantCache {
         (at.elapsed() < TENANT_TTL && tenant.slug == slug).then(|| tenant.clone())
     }
 
-    fn remember(&self, id: TenantId, tenant: Option<Tenant>) {
+    fn generation(&self) -> u64 {
+        self.1.load(Ordering::SeqCst)
+    }
+
+    fn remember(&self, generation: u64, id: TenantId, tenant: Option<Tenant>) {
         let mut e = self.write();
+        if e.forgets != generation {
+            return;
+        }
         if e.by_id.len() > SWEEP_AT {
             e.by_id.retain(|_, (at, _)| at.elapsed() < TENANT_TTL);
             e.by_slug.retain(|_, (at, _)| at.elapsed() < TENANT_TTL);
@@ -81,8 +93,9 @@ impl TenantCache {
         if let Some(t) = self.fresh_by_id(id) {
             return Ok(t);
         }
+        let generation = self.generation();
         let found = tenants::find_by_id(pool, id).await?;
-        self.remember(id, found.clone());
+        self.remember(generation, id, found.clone());
         Ok(found)
     }
 
@@ -91,9 +104,10 @@ impl TenantCache {
         if let Some(t) = self.fresh_by_slug(slug) {
             return Ok(Some(t));
         }
+        let generation = self.generation();
         let found = tenants::find_by_slug(pool, slug).await?;
         if let Some(t) = &found {
-            self.remember(t.id, Some(t.clone()));
+            self.remember(generation, t.id, Some(t.clone()));
         }
         Ok(found)
     }
@@ -101,7 +115,18 @@ impl TenantCache {
     /// Drops what this process knows of the tenant (its status or settings just changed).
     pub fn forget(&self, id: TenantId) {
         let mut e = self.write();
+        e.forgets += 1;
+        self.1.store(e.forgets, Ordering::SeqCst);
         e.by_id.remove(&id);
         e.by_slug.retain(|_, (_, t)| *t != id);
+    }
+
+    /// Drops everything (the change feed's listener connected or lost its connection).
+    pub fn clear(&self) {
+        let mut e = self.write();
+        e.forgets += 1;
+        self.1.store(e.forgets, Ordering::SeqCst);
+        e.by_id.clear();
+        e.by_slug.clear();
     }
 }

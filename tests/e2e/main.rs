@@ -15,6 +15,7 @@ mod billing_console;
 mod booking;
 mod booking_rules;
 mod callcenter;
+mod change_feed;
 mod channels;
 mod city_setup;
 mod cli;

@@ -197,6 +197,8 @@ pub struct TestApp {
     pub webhooks: platform::webhooks::WebhookWorker,
     /// The server's per-key request budgets (`key_limits.advance(..)` moves their clock on).
     pub key_limits: platform::staff::api_keys::KeyLimits,
+    /// The server's listener on the change feed (`platform::changes`).
+    pub changes: platform::changes::Feed,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -261,6 +263,7 @@ pub async fn spawn_app_on(database: &str, options: Options) -> TestApp {
     let worker = app.worker.clone();
     let webhooks = app.webhooks.clone();
     let key_limits = app.key_limits.clone();
+    let changes = app.changes.clone();
     let admin = app.admin_addr;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
@@ -286,6 +289,7 @@ pub async fn spawn_app_on(database: &str, options: Options) -> TestApp {
         worker,
         webhooks,
         key_limits,
+        changes,
         _shutdown: tx,
     }
 }
@@ -684,6 +688,9 @@ pub struct DbProxy {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    /// Writes the app made to PostgreSQL through the proxy (every statement, `BEGIN` and `COMMIT`
+    /// included, is at least one: what the app asks of the database, observed on the wire).
+    sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DbProxy {
@@ -693,6 +700,8 @@ impl DbProxy {
         let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = watch::channel(0u64);
         let (up2, cut2) = (up.clone(), cut.clone());
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sent2 = sent.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
@@ -700,18 +709,47 @@ impl DbProxy {
                     continue;
                 }
                 let mut cut_rx = cut2.subscribe();
+                let sent = sent2.clone();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
                     };
+                    let (mut from_app, mut to_app) = client.split();
+                    let (mut from_db, mut to_db) = server.split();
+                    let up = async {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            match from_app.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    sent.fetch_add(1, Ordering::SeqCst);
+                                    if to_db.write_all(&buf[..n]).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = up => {}
+                        _ = tokio::io::copy(&mut from_db, &mut to_app) => {}
                         _ = cut_rx.changed() => {}
                     }
                 });
             }
         });
-        Self { addr, up, cut }
+        Self {
+            addr,
+            up,
+            cut,
+            sent,
+        }
+    }
+
+    /// How many writes the app has made to PostgreSQL through this proxy so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
     }
 
     pub fn down(&self) {

@@ -3,11 +3,16 @@
 //! Reads are served from a small in-memory cache ([`AvailabilityCache`]): a venue-day is read from
 //! PostgreSQL at most once per [`CACHE_TTL`] per process, and a booking, change or cancel made
 //! through this process drops the affected venue-day at once. Staleness is bounded by the TTL for
-//! bookings made by other processes; it never matters for correctness, because a seat is only ever
-//! taken by the conditional UPDATE in `booking.rs`. An expired entry is re-read, and when nothing
-//! changed the same entry is kept, so answers rendered from it stay usable without re-rendering.
+//! bookings made by other processes (bookings are not announced on the change feed, so the booking
+//! path stays one statement); what staff change — capacity, new slots, the city's booking rules —
+//! is announced on the change feed ([`crate::changes`]) and dropped in every process when it
+//! arrives (at most the TTL later while a listener is down). Staleness never matters for
+//! correctness, because a seat is only ever taken by the conditional UPDATE in `booking.rs`. An
+//! expired entry is re-read, and when nothing changed the same entry is kept, so answers rendered
+//! from it stay usable without re-rendering.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -136,6 +141,9 @@ type SlotRow = (Uuid, DateTime<Utc>, DateTime<Utc>, i32, i32, i32, i32, bool);
 #[derive(Clone, Default, Debug)]
 pub struct AvailabilityCache {
     entries: Arc<RwLock<Entries>>,
+    /// Counts the change feed's forgets (not this process's own booking invalidations, which
+    /// come by the thousand in a rush): a read that began before one is not stored.
+    forgets: Arc<AtomicU64>,
 }
 
 impl AvailabilityCache {
@@ -173,6 +181,31 @@ impl AvailabilityCache {
         }
     }
 
+    /// The change feed's drop of one venue (staff changed its capacity or slots): a read already
+    /// on its way is not stored either.
+    pub fn forget_venue(&self, tenant: TenantId, venue: Uuid) {
+        self.forget(|k| *k == (tenant, venue));
+    }
+
+    /// The change feed's drop of a city (its booking rules or registry entry changed).
+    pub fn forget_tenant(&self, tenant: TenantId) {
+        self.forget(|k| k.0 == tenant);
+    }
+
+    /// Drops everything (the change feed's listener connected or lost its connection).
+    pub fn clear(&self) {
+        self.forget(|_| true);
+    }
+
+    fn forget(&self, gone: impl Fn(&Key) -> bool) {
+        let mut e = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        e.retain(|k, _| !gone(k));
+    }
+
     /// Every upcoming slot of a venue with its mark. An unknown venue answers an empty list.
     pub async fn venue_slots(
         &self,
@@ -190,6 +223,7 @@ impl AvailabilityCache {
             expired => expired.map(|(_, slots)| slots),
         };
         metrics::counter!("yoyaku_availability_cache_total", "result" => "miss").increment(1);
+        let generation = self.forgets.load(Ordering::SeqCst);
         let read = read_venue_slots(pool, tenant, venue).await?;
         // Nothing changed since the expired read (same seats, same marks): keep the same entry,
         // so whatever was derived from it (the API's rendered answers) stays valid for another
@@ -198,7 +232,9 @@ impl AvailabilityCache {
             Some(old) if *old == read => old,
             _ => Arc::new(read),
         };
-        if let Ok(mut e) = self.entries.write() {
+        if let Ok(mut e) = self.entries.write()
+            && self.forgets.load(Ordering::SeqCst) == generation
+        {
             e.insert(key, (Instant::now(), fresh.clone()));
         }
         Ok(fresh)

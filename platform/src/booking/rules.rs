@@ -231,6 +231,9 @@ pub async fn save_settings(
         }),
     )
     .await?;
+    // the marks of every venue follow the rules: every process drops the city's availability
+    let tenant = scope.tenant_id();
+    crate::changes::announce(&mut scope.tx, &crate::changes::Change::Availability(tenant)).await?;
     Ok(())
 }
 

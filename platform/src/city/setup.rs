@@ -31,6 +31,17 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> SetupError {
     }
 }
 
+/// Announces on the change feed, in the scope's transaction, that what `venue` offers changed:
+/// every process drops its availability when (and only if) the change commits.
+async fn announce_venue(scope: &mut Scope, venue: Uuid) -> Result<(), sqlx::Error> {
+    let tenant = scope.tenant_id();
+    crate::changes::announce(
+        &mut scope.tx,
+        &crate::changes::Change::Venue { tenant, venue },
+    )
+    .await
+}
+
 fn unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
@@ -283,6 +294,7 @@ pub async fn create_venue(scope: &mut Scope, v: &NewVenue) -> Result<Uuid, Setup
         json!({ "name": name, "kind": v.kind, "vaccine_id": v.vaccine_id }),
     )
     .await?;
+    announce_venue(scope, id).await?;
     Ok(id)
 }
 
@@ -397,6 +409,7 @@ pub async fn create_schedule(
         }),
     )
     .await?;
+    announce_venue(scope, s.venue_id).await?;
     Ok((id, created))
 }
 
@@ -587,6 +600,7 @@ pub async fn set_slot_capacity(
         json!({ "from": old, "to": capacity }),
     )
     .await?;
+    announce_venue(scope, venue_id).await?;
     Ok(())
 }
 

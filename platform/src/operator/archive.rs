@@ -324,6 +324,12 @@ pub async fn import(
         detail(&moved),
     )
     .await?;
+    // a process that remembered the id as unknown learns it exists on commit
+    crate::changes::announce(
+        &mut tx,
+        &crate::changes::Change::Tenant(tenants::TenantId(header.tenant_id)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(moved)
 }

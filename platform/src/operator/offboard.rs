@@ -107,6 +107,12 @@ pub async fn delete(
         rows,
     };
     audit::record_platform_in(&mut tx, actor, "tenant.delete", slug, detail(&moved)).await?;
+    // every server process forgets the city (its record, availability and sessions) on commit
+    crate::changes::announce(
+        &mut tx,
+        &crate::changes::Change::Tenant(tenants::TenantId(tenant_id)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(moved)
 }

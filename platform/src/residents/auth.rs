@@ -539,12 +539,31 @@ pub async fn session_and_city_status(
     tenant: TenantId,
     token: &str,
 ) -> Result<Option<(ResidentSession, tenants::TenantStatus)>, sqlx::Error> {
+    Ok(check_session(pool, tenant, token)
+        .await?
+        .map(|c| (c.session, c.status)))
+}
+
+/// What one session check read: the session, the city's status and how long the session has
+/// left (by the database's clock).
+pub(crate) struct SessionCheck {
+    pub session: ResidentSession,
+    pub status: tenants::TenantStatus,
+    pub valid_for: std::time::Duration,
+}
+
+pub(crate) async fn check_session(
+    pool: &PgPool,
+    tenant: TenantId,
+    token: &str,
+) -> Result<Option<SessionCheck>, sqlx::Error> {
     if tenant_of_token(token) != Some(tenant) {
         return Ok(None);
     }
     let mut tx = tenants::begin(pool, tenant).await?;
-    let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
-        "SELECT s.resident_id, s.csrf_token, r.ticket_no, t.status FROM resident_sessions s \
+    let row: Option<(Uuid, String, String, String, f64)> = sqlx::query_as(
+        "SELECT s.resident_id, s.csrf_token, r.ticket_no, t.status, \
+                extract(epoch FROM s.expires_at - now())::float8 FROM resident_sessions s \
          JOIN residents r ON r.tenant_id = s.tenant_id AND r.id = s.resident_id \
          JOIN tenants t ON t.id = s.tenant_id \
          WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.expires_at > now()",
@@ -554,29 +573,49 @@ pub async fn session_and_city_status(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    row.map(|(resident_id, csrf_token, ticket_no, status)| {
+    row.map(|(resident_id, csrf_token, ticket_no, status, left)| {
         let status = status
             .parse::<tenants::TenantStatus>()
             .map_err(|e| sqlx::Error::Decode(e.into()))?;
-        Ok((
-            ResidentSession {
+        Ok(SessionCheck {
+            session: ResidentSession {
                 resident_id,
                 csrf_token,
                 ticket_no,
             },
             status,
-        ))
+            valid_for: std::time::Duration::try_from_secs_f64(left).unwrap_or_default(),
+        })
     })
     .transpose()
 }
 
+/// The key a session is cached under (the SHA-256 of its token, as stored).
+pub(crate) fn session_key(token: &str) -> crate::residents::sessions::SessionKey {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Ends a session; every process forgets it (announced on the change feed in the same
+/// transaction as the delete, so only a delete that happened is announced).
 pub async fn end_session(pool: &PgPool, tenant: TenantId, token: &str) -> Result<(), sqlx::Error> {
     let mut tx = tenants::begin(pool, tenant).await?;
-    sqlx::query("DELETE FROM resident_sessions WHERE tenant_id = $1 AND token_hash = $2")
-        .bind(tenant.0)
-        .bind(token_hash(token))
-        .execute(&mut *tx)
+    let ended =
+        sqlx::query("DELETE FROM resident_sessions WHERE tenant_id = $1 AND token_hash = $2")
+            .bind(tenant.0)
+            .bind(token_hash(token))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if ended > 0 {
+        crate::changes::announce(
+            &mut tx,
+            &crate::changes::Change::SessionEnded {
+                tenant,
+                key: session_key(token),
+            },
+        )
         .await?;
+    }
     tx.commit().await
 }
 

@@ -13,9 +13,16 @@
 //! * **City status.** A city that does not exist is [`DeskError::NoSuchCity`] (a token naming one is
 //!   signed out). A **suspended** city is refused on every call with [`DeskError::Suspended`] — a
 //!   message saying so, no data; onboarding and active cities are served. The city is read through a
-//!   per-process cache ([`crate::booking::availability::CACHE_TTL`], 1 s), so a suspension or a reactivation
-//!   takes effect within that time in every process; a session check reads the status in the same
-//!   statement as the session, exactly.
+//!   per-process cache ([`crate::tenant_cache::TENANT_TTL`], 1 s) that the status change drops at
+//!   once in its own process and, through the change feed ([`crate::changes`]), in every other
+//!   one within the feed's delay (at most the TTL while a listener is down).
+//! * **Sessions** are checked through a per-process cache ([`crate::residents::sessions`]): a
+//!   session read from the database is believed for
+//!   [`crate::residents::sessions::SESSION_CACHE_TTL`] (5 s, never past its expiry), so a page
+//!   view with a session cookie costs no round trip when nothing changed. A logout drops it at
+//!   once here and, through the change feed, elsewhere. A session read from the database comes
+//!   with the city's status read in the same statement; a remembered one is checked against the
+//!   city as the tenant cache has it (above).
 //! * **Booking path.** [`ResidentDesk::book`] / [`ResidentDesk::book_as_bearer`] choose it: the
 //!   commonest booking — the resident alone, dose 1, one slot, no questionnaire — goes through the
 //!   [`Batcher`] (one round trip: alone, `book_first_dose`; with others waiting, one
@@ -47,15 +54,17 @@ use crate::booking::{self, BookRequest, Booking, BookingError, Caller, Dose, Fas
 use crate::i18n::{Lang, pick};
 use crate::intake::{self, Answers, IntakeError};
 use crate::residents::auth::{self, AuthError, CodeSecret, CodeSent, NewSession};
+use crate::residents::sessions::SessionCache;
 use crate::tenant_cache::TenantCache;
 
-/// The resident desk of one process: the runtime pool, the hot availability and tenant cache, the
-/// booking batches and the login-code secret. Cheap to clone.
+/// The resident desk of one process: the runtime pool, the hot availability, tenant and session
+/// caches, the booking batches and the login-code secret. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ResidentDesk {
     pool: PgPool,
     availability: AvailabilityCache,
     tenants: TenantCache,
+    sessions: SessionCache,
     booker: Batcher,
     secret: CodeSecret,
 }
@@ -357,7 +366,18 @@ impl ResidentDesk {
             pool,
             availability: AvailabilityCache::new(),
             tenants,
+            sessions: SessionCache::new(),
             secret,
+        }
+    }
+
+    /// The caches this desk reads through, for the change feed to keep honest across processes
+    /// ([`crate::changes::listen`]).
+    pub fn caches(&self) -> crate::changes::Caches {
+        crate::changes::Caches {
+            tenants: self.tenants.clone(),
+            availability: self.availability.clone(),
+            sessions: self.sessions.clone(),
         }
     }
 
@@ -429,13 +449,37 @@ impl ResidentDesk {
         token: &str,
         channel: Channel,
     ) -> Result<Resident, DeskError> {
-        if token.is_empty() {
+        if token.is_empty() || auth::tenant_of_token(token) != Some(tenant.id) {
             return Err(DeskError::SignedOut);
         }
-        let (session, status) = auth::session_and_city_status(&self.pool, tenant.id, token)
-            .await?
-            .ok_or(DeskError::SignedOut)?;
-        let tenant = open(Tenant { status, ..tenant })?;
+        let key = auth::session_key(token);
+        // `tenant` came through the tenant cache and was open (`visit`, `bearer`): a session
+        // this process checked moments ago needs no round trip (residents/sessions.rs)
+        let (session, tenant) = match self.sessions.get(tenant.id, &key) {
+            Some(session) => {
+                metrics::counter!("yoyaku_session_cache_total", "result" => "hit").increment(1);
+                (session, open(tenant)?)
+            }
+            None => {
+                metrics::counter!("yoyaku_session_cache_total", "result" => "miss").increment(1);
+                let generation = self.sessions.generation();
+                let check = auth::check_session(&self.pool, tenant.id, token)
+                    .await?
+                    .ok_or(DeskError::SignedOut)?;
+                let tenant = open(Tenant {
+                    status: check.status,
+                    ..tenant
+                })?;
+                self.sessions.remember(
+                    generation,
+                    tenant.id,
+                    key,
+                    check.session.clone(),
+                    check.valid_for,
+                );
+                (check.session, tenant)
+            }
+        };
         tenants::record_user_in_span(&format!("resident:{}", session.resident_id));
         Ok(Resident {
             tenant,
@@ -481,9 +525,13 @@ impl ResidentDesk {
         Ok(auth::verify_code(&self.pool, &visit.tenant, ticket_no, code).await?)
     }
 
-    /// Ends the resident's session.
+    /// Ends the resident's session: refused at once by this process, and by every other one
+    /// when the change feed delivers the logout (announced in the deleting transaction).
     pub async fn log_out(&self, resident: &Resident) -> Result<(), DeskError> {
-        Ok(auth::end_session(&self.pool, resident.tenant.id, &resident.token).await?)
+        let ended = auth::end_session(&self.pool, resident.tenant.id, &resident.token).await;
+        // forgotten even if the delete failed: the next view checks the database again
+        self.sessions.forget(&auth::session_key(&resident.token));
+        Ok(ended?)
     }
 
     // -----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ pub mod desk;
 pub mod import;
 pub mod import_runs;
 pub mod register;
+pub mod sessions;
 
 use chrono::NaiveDate;
 use sqlx::PgConnection;

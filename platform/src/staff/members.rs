@@ -39,25 +39,30 @@ pub async fn onboard(scope: &PlatformScope, new: &NewTenant) -> Result<Tenant, S
     Ok(tenant)
 }
 
-/// Onboarding / active / suspended. The guard's copy of the status in this process is dropped at
-/// once, so a suspension applies to the very next request here (other processes: within
-/// [`crate::tenant_cache::TENANT_TTL`]).
+/// Onboarding / active / suspended. The status, its audit entry and its announcement on the
+/// change feed commit together. The guard's copy of the status in this process is dropped at
+/// once after the commit, so a suspension applies to the very next request here; other processes
+/// drop theirs when the feed delivers the change (at most [`crate::tenant_cache::TENANT_TTL`]
+/// later while their listener is down).
 pub async fn set_status(
     scope: &PlatformScope,
     authz: &Authz,
     tenant: &Tenant,
     status: TenantStatus,
 ) -> Result<(), StaffError> {
-    tenants::set_status(&scope.pool, tenant.id, status).await?;
-    authz.forget_tenant_status(tenant.id);
-    audit::record_platform(
-        &scope.pool,
+    let mut tx = scope.pool.begin().await?;
+    tenants::set_status(&mut *tx, tenant.id, status).await?;
+    crate::changes::announce(&mut tx, &crate::changes::Change::Tenant(tenant.id)).await?;
+    audit::record_platform_in(
+        &mut tx,
         &scope.actor,
         "tenant.status",
         &format!("tenant/{}", tenant.slug),
         json!({ "status": status.as_str() }),
     )
     .await?;
+    tx.commit().await?;
+    authz.forget_tenant_status(tenant.id);
     Ok(())
 }
 
