@@ -476,3 +476,75 @@ async fn a_suspended_city_refuses_its_residents_everywhere_until_reactivated() {
         "{mine}"
     );
 }
+
+/// The confirm page finds a slot by its id (one read for its venue, then the venue's cached
+/// slots): the page names the venue of that slot, whichever of the city's venues it is; a slot
+/// that does not exist, another city's slot and a past slot are "not found" and offer no form.
+#[tokio::test]
+async fn the_confirm_page_finds_the_slot_s_own_venue_and_nothing_of_another_city() {
+    let app = demo_app().await;
+    let token = app.resident_token(75).await;
+    let cookie = format!("yk_session={token}; yk_lang=en");
+    let page = |slot: Uuid| {
+        let (app, cookie) = (&app, &cookie);
+        async move {
+            let res = app
+                .client
+                .get(app.url(&format!("/t/demo/confirm?slot={slot}")))
+                .header("cookie", cookie.as_str())
+                .send()
+                .await
+                .expect("confirm page");
+            (res.status().as_u16(), res.text().await.unwrap_or_default())
+        }
+    };
+    // a slot moved into the past (before any page reads its venue into the cache)
+    let past: Uuid = sqlx::query_scalar(
+        "UPDATE slots SET starts_at = now() - interval '2 hours', ends_at = now() - interval '1 hour' \
+         WHERE id = $1 RETURNING id",
+    )
+    .bind(app.demo_slot(6).await)
+    .fetch_one(&app.owner)
+    .await
+    .expect("a slot moved into the past");
+    // every venue of the demo city: the page of one of its upcoming slots names it
+    let venues: Vec<(Uuid, String, Uuid)> = sqlx::query_as(
+        "SELECT DISTINCT ON (v.id) v.id, v.name, s.id FROM venues v \
+         JOIN slots s ON s.venue_id = v.id JOIN tenants t ON t.id = v.tenant_id \
+         WHERE t.slug = 'demo' AND s.starts_at > now() + interval '2 days' \
+         ORDER BY v.id, s.starts_at",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .expect("venues");
+    assert!(venues.len() >= 2, "the demo city has several venues");
+    for (_, name, slot) in &venues {
+        let (status, html) = page(*slot).await;
+        assert_eq!(status, 200, "{html}");
+        assert!(
+            html.contains(name.as_str()),
+            "slot {slot} at {name}: {html}"
+        );
+        for (_, other, _) in venues.iter().filter(|(_, n, _)| n != name) {
+            assert!(
+                !html.contains(other.as_str()),
+                "slot {slot} also names {other}"
+            );
+        }
+        assert!(field_in(&html, "csrf").is_some(), "a form to book");
+    }
+    // no such slot, another city's slot, a past slot: not found, no form
+    let other_city = app.seeded_tenant("yokohama", "141003").await;
+    let foreign: Uuid = sqlx::query_scalar(
+        "SELECT id FROM slots WHERE tenant_id = $1 AND starts_at > now() LIMIT 1",
+    )
+    .bind(other_city.id.0)
+    .fetch_one(&app.owner)
+    .await
+    .expect("another city's slot");
+    for slot in [Uuid::new_v4(), foreign, past] {
+        let (status, html) = page(slot).await;
+        assert_eq!(status, 404, "{slot}: {html}");
+        assert!(field_in(&html, "csrf").is_none(), "{slot}: no form");
+    }
+}

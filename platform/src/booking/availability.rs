@@ -132,6 +132,32 @@ pub async fn venues(pool: &PgPool, tenant: &Tenant) -> Result<Vec<Venue>, sqlx::
         .collect())
 }
 
+/// The venue of a slot of the city (`None`: no such slot in this city).
+pub async fn venue_of_slot(
+    pool: &PgPool,
+    tenant: &Tenant,
+    slot: Uuid,
+) -> Result<Option<Venue>, sqlx::Error> {
+    let mut tx = tenants::begin(pool, tenant.id).await?;
+    let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT v.id, v.name, v.address, x.name FROM slots s \
+         JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
+         JOIN vaccines x ON x.tenant_id = v.tenant_id AND x.id = v.vaccine_id \
+         WHERE s.tenant_id = $1 AND s.id = $2",
+    )
+    .bind(tenant.id.0)
+    .bind(slot)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row.map(|(id, name, address, vaccine_name)| Venue {
+        id,
+        name,
+        address,
+        vaccine_name,
+    }))
+}
+
 type Key = (TenantId, Uuid);
 type Entries = HashMap<Key, (Instant, Arc<Vec<SlotAvailability>>)>;
 /// id, starts_at, ends_at, capacity, booked, booked_dose2, held for dose 2, closed

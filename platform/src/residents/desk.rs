@@ -585,13 +585,18 @@ impl ResidentDesk {
         at: &impl Entered,
         slot: Uuid,
     ) -> Result<Option<(Venue, SlotAvailability)>, DeskError> {
-        for v in self.venues(at).await? {
-            let slots = self.venue_slots(at, v.id).await?;
-            if let Some(sl) = slots.iter().find(|x| x.slot_id == slot) {
-                return Ok(Some((v, sl.clone())));
-            }
-        }
-        Ok(None)
+        // the slot's venue in one read, then its slots from the cache (before: every venue of the
+        // city and its slots, one after another — seconds for a city of 500 venues)
+        let Some(venue) =
+            crate::booking::availability::venue_of_slot(&self.pool, at.tenant(), slot).await?
+        else {
+            return Ok(None);
+        };
+        let slots = self.venue_slots(at, venue.id).await?;
+        Ok(slots
+            .iter()
+            .find(|x| x.slot_id == slot)
+            .map(|sl| (venue, sl.clone())))
     }
 
     /// Whether a remembered answer rendered from `slots` may be served again: the city is still
