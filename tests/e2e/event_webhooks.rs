@@ -289,14 +289,46 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
         .await
         .expect("roomy slot");
     let batcher = booking::Batcher::new(app.pool.clone());
+    // the slot's row is held until every request waits, so that the first one (decided alone or
+    // in a batch) blocks in PostgreSQL and the rest queue behind it into a batch, however slowly
+    // the machine starts the tasks
+    let mut hold = app.owner.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM slots WHERE id = $1 FOR UPDATE")
+        .bind(roomy)
+        .execute(&mut *hold)
+        .await
+        .expect("hold the slot");
+    let residents: Vec<_> = {
+        let mut v = Vec::new();
+        for n in 10..18 {
+            v.push(resident(n).await);
+        }
+        v
+    };
     let mut tasks = Vec::new();
-    for n in 10..18 {
-        let req = book_request(resident(n).await, roomy);
+    for r in residents {
+        let req = book_request(r, roomy);
         let (batcher, pool, tenant) = (batcher.clone(), app.pool.clone(), tenant.clone());
         tasks.push(tokio::spawn(async move {
             booking::book_batched(&batcher, &pool, &tenant, &req).await
         }));
     }
+    // one statement waits for the held row; then give the other tasks their turn to queue
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND datname = current_database()",
+        )
+        .fetch_one(&app.owner)
+        .await
+        .expect("waits");
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    hold.rollback().await.expect("release the slot");
     let mut batched = Vec::new();
     for t in tasks {
         batched.push(t.await.expect("task").expect("batched booking")[0].id);
