@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_input;
+mod answers;
 mod audit;
 pub mod auth;
 mod billing;

@@ -110,9 +110,23 @@ pub struct DayAvailability {
     pub dose2_only: bool,
 }
 
+/// id, name, address, vaccine name: what [`Venue`] is read from.
+type VenueRow = (Uuid, String, String, String);
+
+impl From<VenueRow> for Venue {
+    fn from((id, name, address, vaccine_name): VenueRow) -> Self {
+        Venue {
+            id,
+            name,
+            address,
+            vaccine_name,
+        }
+    }
+}
+
 pub async fn venues(pool: &PgPool, tenant: &Tenant) -> Result<Vec<Venue>, sqlx::Error> {
     let mut tx = tenants::begin(pool, tenant.id).await?;
-    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+    let rows: Vec<VenueRow> = sqlx::query_as(
         "SELECT v.id, v.name, v.address, x.name FROM venues v \
          JOIN vaccines x ON x.tenant_id = v.tenant_id AND x.id = v.vaccine_id \
          WHERE v.tenant_id = $1 ORDER BY v.name",
@@ -121,15 +135,7 @@ pub async fn venues(pool: &PgPool, tenant: &Tenant) -> Result<Vec<Venue>, sqlx::
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, name, address, vaccine_name)| Venue {
-            id,
-            name,
-            address,
-            vaccine_name,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Venue::from).collect())
 }
 
 /// The venue of a slot of the city (`None`: no such slot in this city).
@@ -139,7 +145,7 @@ pub async fn venue_of_slot(
     slot: Uuid,
 ) -> Result<Option<Venue>, sqlx::Error> {
     let mut tx = tenants::begin(pool, tenant.id).await?;
-    let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
+    let row: Option<VenueRow> = sqlx::query_as(
         "SELECT v.id, v.name, v.address, x.name FROM slots s \
          JOIN venues v ON v.tenant_id = s.tenant_id AND v.id = s.venue_id \
          JOIN vaccines x ON x.tenant_id = v.tenant_id AND x.id = v.vaccine_id \
@@ -150,12 +156,7 @@ pub async fn venue_of_slot(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(row.map(|(id, name, address, vaccine_name)| Venue {
-        id,
-        name,
-        address,
-        vaccine_name,
-    }))
+    Ok(row.map(Venue::from))
 }
 
 type Key = (TenantId, Uuid);

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod desk;
+pub mod desk_error;
 pub mod import;
 pub mod import_runs;
 pub mod register;
