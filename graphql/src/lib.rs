@@ -11,6 +11,7 @@ mod billing;
 mod booking;
 mod city_bookings;
 mod cursor;
+mod documents;
 mod download;
 mod enums;
 mod error;

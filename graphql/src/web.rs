@@ -36,7 +36,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use axum::{
     Extension, Router,
     body::Bytes,
@@ -55,6 +54,7 @@ pub use crate::answers::{
     MAX_REMEMBERED_KEY,
 };
 use crate::answers::{Dep, Key};
+use crate::documents::Documents;
 use crate::protocol::{self, Media, Refusal};
 /// `/graphql`'s state: one shared [`ApiParts`], so that handing it to a request (axum clones the
 /// state for every request, more than once) is one reference count, not one per part.
@@ -76,6 +76,8 @@ pub(crate) struct ApiParts {
     keys: KeyLimits,
     /// One wide execution at a time (see [`respond`]).
     wide_lane: Arc<tokio::sync::Semaphore>,
+    /// Documents parsed before, by their text.
+    documents: Documents,
 }
 
 /// An answer too large to send, or estimated so before it runs: `data` is null, `VALIDATION` with
@@ -155,6 +157,7 @@ fn router_with<S>(
         deadline,
         keys,
         wide_lane: Arc::new(tokio::sync::Semaphore::new(1)),
+        documents: Documents::default(),
     }));
     Router::new()
         .route("/graphql", get(query_over_get).post(execute))
@@ -164,27 +167,6 @@ fn router_with<S>(
             get(crate::download::export_file),
         )
         .with_state(api)
-}
-
-/// A query made only of public `availability` fields: its answer depends on nothing but the
-/// request body, the language and the venue slots it reads.
-fn only_public_availability(query: &str) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(query) else {
-        return false;
-    };
-    let op = match &doc.operations {
-        DocumentOperations::Single(op) => op,
-        DocumentOperations::Multiple(ops) if ops.len() == 1 => match ops.values().next() {
-            Some(op) => op,
-            None => return false,
-        },
-        DocumentOperations::Multiple(_) => return false,
-    };
-    op.node.ty == OperationType::Query
-        && !op.node.selection_set.node.items.is_empty()
-        && op.node.selection_set.node.items.iter().all(
-            |item| matches!(&item.node, Selection::Field(f) if f.node.name.node == "availability"),
-        )
 }
 
 /// Why a cookie-authenticated request may not run: not JSON, or from another origin.
@@ -421,9 +403,14 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
         },
         _ => None,
     };
+    // A document parsed before says what it is without parsing: only one made of public
+    // `availability` fields can have a remembered answer (a booking's mutation never looks).
+    let known = api.documents.get(&req.query);
     // A query above the limit is refused by the schema (limits.rs); no key, nothing remembered.
     // (past the key's budget check: a remembered public answer may serve a key's request too)
-    let key = (req.query.len() <= crate::limits::MAX_QUERY_BYTES).then(|| {
+    let key = (req.query.len() <= crate::limits::MAX_QUERY_BYTES
+        && known.as_ref().is_none_or(|p| p.public_availability()))
+    .then(|| {
         let vars = serde_json::to_string(&req.variables).unwrap_or_default();
         let key = format!(
             "{}\n{}\n{vars}",
@@ -445,7 +432,11 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
             return media.answer(hit);
         }
     }
-    let cacheable = key.is_some() && only_public_availability(&req.query);
+    // parsed once here (or cloned from before) for the limits, the estimate and the execution
+    let mut req = req;
+    let public =
+        req.query.len() <= crate::limits::MAX_QUERY_BYTES && api.documents.prepare(&mut req, known);
+    let cacheable = key.is_some() && public;
     // Staff and integrators (API key or session) and residents (resident token) share the bearer
     // header; each resolver reads the credentials of its audience.
     let info = crate::RequestInfo {
@@ -461,7 +452,6 @@ async fn respond(api: Api, call: Call, req: async_graphql::Request) -> Response 
     // A document whose answer is estimated wide (limits::estimated_values) resolves off the
     // runtime's workers, so that the requests queued behind it there (a `/healthz` probe) do not
     // wait for it: ~36,000 slot objects take hundreds of milliseconds and never wait on anything.
-    let mut req = req;
     let variables = std::mem::take(&mut req.variables);
     // (a query over the size limit is refused unparsed by limits.rs)
     // (only for a document within limits.rs's caps: one over them is refused as TOO_COMPLEX by

@@ -112,3 +112,41 @@ async fn every_key_of_a_tenant_table_leads_with_tenant_id() {
         "foreign keys into reference tables not led by tenant_id changed: list each with its reason"
     );
 }
+
+/// No table indexes the same columns twice (same columns, expressions and predicate): a second
+/// copy costs an entry on every insert and serves no query. apalis-postgres's own migrations left
+/// two on `apalis.jobs` (`unique_job_id` beside the primary key, `lidx` beside
+/// `idx_apalis_jobs_lock_by`), paid by every booking's confirmation task, and two more on
+/// `apalis.workers`, until migrations/20261207001001_booking_row_work.sql dropped them.
+#[tokio::test]
+async fn no_table_indexes_the_same_columns_twice() {
+    let app = spawn_app().await;
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+           JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'apalis')",
+    )
+    .fetch_one(&app.owner)
+    .await
+    .expect("indexes");
+    assert!(indexes > 50, "too few indexes read: {indexes}");
+    let twice: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.indrelid::regclass::text, string_agg(i.indexrelid::regclass::text, ', ' ORDER BY 1) \
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE n.nspname IN ('public', 'apalis') \
+          GROUP BY i.indrelid, i.indkey::text, i.indclass::text, \
+                   COALESCE(pg_get_expr(i.indexprs, i.indrelid), ''), \
+                   COALESCE(pg_get_expr(i.indpred, i.indrelid), '') \
+         HAVING count(*) > 1 ORDER BY 1",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .expect("duplicates");
+    // apalis's `jobs.lock_by` foreign key was made on `unique_worker_id`, so it cannot go; the
+    // table is written once per worker, not per booking
+    let known = vec![(
+        "apalis.workers".to_owned(),
+        "apalis.unique_worker_id, apalis.workers_pkey".to_owned(),
+    )];
+    assert_eq!(twice, known, "indexes on the same columns twice");
+}
