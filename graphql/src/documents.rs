@@ -51,9 +51,9 @@ struct Kept {
     order: VecDeque<Arc<str>>,
 }
 
-/// The parsed documents of one `/graphql` router. Cheap to clone (shared).
-#[derive(Clone, Default)]
-pub(crate) struct Documents(Arc<Mutex<Kept>>);
+/// The parsed documents of one `/graphql` router (held in its shared state).
+#[derive(Default)]
+pub(crate) struct Documents(Mutex<Kept>);
 
 impl Documents {
     /// The document with this text, when it was parsed before.
