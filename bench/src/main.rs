@@ -602,8 +602,10 @@ async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> 
     let seeded = Arc::new(seeded);
     // the server(s): in this process, or processes of their own (answers then parsed in full,
     // memory sampled)
+    let mut desk = None;
     let (urls, parse_all, in_process, servers) = match target {
         Target::InProcess(app) => {
+            desk = Some(app.residents.clone());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}/graphql", listener.local_addr()?);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -663,6 +665,17 @@ async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> 
     )
     .await;
     books.print();
+    if let Some(desk) = &desk {
+        // how the first-dose bookings were decided: in batches, or alone (docs/benchmarks.md)
+        let s = desk.batch_stats();
+        println!(
+            "batches: {} statements answered {} requests ({:.1} each); {} decided alone",
+            s.batches,
+            s.batched,
+            s.batched as f64 / s.batches.max(1) as f64,
+            s.alone
+        );
+    }
     // Let the worker catch up a little, then stop the server(s).
     tokio::time::sleep(Duration::from_secs(1)).await;
     sampling.store(true, Ordering::Relaxed);

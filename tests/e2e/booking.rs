@@ -777,3 +777,106 @@ async fn bookings_decided_together_answer_each_request_as_if_alone() {
         (30 + 10 + 9, 0, 30 + 10 + 9)
     );
 }
+
+/// One booking through `batcher`, sent now and answered in its own task.
+async fn send_booking(
+    batcher: &booking::Batcher,
+    app: &TestApp,
+    tenant: &Arc<tenants::Tenant>,
+    (n, slot, key): (u32, Uuid, &str),
+) -> tokio::task::JoinHandle<Result<Vec<booking::Booking>, BookingError>> {
+    let mut req = book_request(app.resident_id(&demo_resident(n).ticket_no).await, slot);
+    req.idempotency_key = key.to_string();
+    let (batcher, pool, tenant) = (batcher.clone(), app.pool.clone(), tenant.clone());
+    tokio::spawn(async move { booking::book_batched(&batcher, &pool, &tenant, &req).await })
+}
+
+/// Under load a free lane gathers requests instead of taking each the moment it arrives (a
+/// request decided alone costs PostgreSQL several batched ones; docs/benchmarks.md, runs 73–):
+/// while another lane is deciding (here held by a row lock on its slot), a lone request waits
+/// until `GATHER` are there and the eight are decided by one statement, none alone. On a quiet
+/// day (no lane deciding) a lone request is decided at once, never held for the linger.
+#[tokio::test]
+async fn a_free_lane_gathers_requests_while_another_decides_and_never_waits_when_quiet() {
+    let app = demo_app_manual_worker().await;
+    let tenant = Arc::new(app.demo_tenant().await);
+    // a linger far longer than the test: what is gathered cannot depend on the machine's speed
+    let batcher =
+        booking::Batcher::with_linger(app.pool.clone(), std::time::Duration::from_secs(600));
+    let (held, free) = (app.demo_slot(0).await, app.demo_slot(1).await);
+    sqlx::query("UPDATE slots SET capacity = 100 WHERE id = ANY($1)")
+        .bind(vec![held, free])
+        .execute(&app.owner)
+        .await
+        .expect("roomy slots");
+
+    // Quiet: nothing else deciding, so the lone request goes at once, alone.
+    let quiet = send_booking(&batcher, &app, &tenant, (1, free, "gather-quiet")).await;
+    let quiet = tokio::time::timeout(std::time::Duration::from_secs(120), quiet)
+        .await
+        .expect("a lone request on a quiet day is not held for the linger")
+        .expect("task");
+    assert!(quiet.is_ok(), "{quiet:?}");
+    assert_eq!(batcher.stats().alone, 1, "{:?}", batcher.stats());
+
+    // One lane held: its request waits for the row lock on `held`.
+    let mut lock = app.owner.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM slots WHERE id = $1 FOR UPDATE")
+        .bind(held)
+        .execute(&mut *lock)
+        .await
+        .expect("lock the slot");
+    let stuck = send_booking(&batcher, &app, &tenant, (2, held, "gather-held")).await;
+    let mut waiting = 0_i64;
+    for _ in 0..600 {
+        waiting = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.owner)
+        .await
+        .expect("activity");
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        waiting, 1,
+        "the held lane's request waits for the slot's row lock"
+    );
+    let before = batcher.stats();
+
+    // The other lane: a lone request is not decided while fewer than GATHER are there…
+    let lone = send_booking(&batcher, &app, &tenant, (3, free, "gather-003")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !lone.is_finished(),
+        "a lone request waits for others while a lane decides"
+    );
+    assert_eq!(batcher.stats(), before);
+    // …and with seven more the eight are decided together by one statement.
+    let keys: Vec<String> = (4..=10).map(|n| format!("gather-{n:03}")).collect();
+    let mut rest = vec![lone];
+    for (n, key) in (4..=10).zip(&keys) {
+        rest.push(send_booking(&batcher, &app, &tenant, (n, free, key)).await);
+    }
+    assert_eq!(rest.len(), booking::batch::GATHER);
+    for t in rest {
+        let answer = t.await.expect("task");
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    let after = batcher.stats();
+    assert_eq!(
+        (after.batches, after.batched, after.alone),
+        (before.batches + 1, before.batched + 8, before.alone),
+        "the eight gathered requests were decided by one statement, none alone"
+    );
+
+    // The lock released: the held request is decided; the seats match the rows.
+    lock.rollback().await.expect("release");
+    let held_answer = stuck.await.expect("task");
+    assert!(held_answer.is_ok(), "{held_answer:?}");
+    assert_eq!(seats(&app, held).await, (1, 1));
+    assert_eq!(seats(&app, free).await, (9, 9));
+}
