@@ -827,22 +827,9 @@ async fn a_free_lane_gathers_requests_while_another_decides_and_never_waits_when
         .await
         .expect("lock the slot");
     let stuck = send_booking(&batcher, &app, &tenant, (2, held, "gather-held")).await;
-    let mut waiting = 0_i64;
-    for _ in 0..600 {
-        waiting = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&app.owner)
-        .await
-        .expect("activity");
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     assert_eq!(
-        waiting, 1,
+        app.lock_waiters().await,
+        1,
         "the held lane's request waits for the slot's row lock"
     );
     let before = batcher.stats();

@@ -314,19 +314,10 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
         }));
     }
     // one statement waits for the held row; then give the other tasks their turn to queue
-    for _ in 0..500 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-             AND datname = current_database()",
-        )
-        .fetch_one(&app.owner)
-        .await
-        .expect("waits");
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    assert!(
+        app.lock_waiters().await > 0,
+        "a booking waits for the held slot"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     hold.rollback().await.expect("release the slot");
     let mut batched = Vec::new();

@@ -660,7 +660,7 @@ impl TestApp {
             .expect("resident by ticket")
     }
 
-    /// A bookable slot of the demo's first mass venue (capacity 10), `days_ahead` weekdays out.
+    /// The venue of a slot.
     pub async fn venue_of(&self, slot: uuid::Uuid) -> uuid::Uuid {
         sqlx::query_scalar("SELECT venue_id FROM slots WHERE id = $1")
             .bind(slot)
@@ -669,6 +669,8 @@ impl TestApp {
             .expect("venue of slot")
     }
 
+    /// The `nth` bookable slot (none booked, more than three days out) of the demo's first mass
+    /// venue (capacity 10), earliest first.
     pub async fn demo_slot(&self, nth: i64) -> uuid::Uuid {
         sqlx::query_scalar(
             "SELECT s.id FROM slots s JOIN venues v ON v.id = s.venue_id \
@@ -679,6 +681,26 @@ impl TestApp {
         .fetch_one(&self.owner)
         .await
         .expect("a demo slot")
+    }
+
+    /// Waits (up to 30 s) until a statement of this app's database waits for a lock; returns how
+    /// many wait then (0 when none came).
+    pub async fn lock_waiters(&self) -> i64 {
+        let mut waiting = 0;
+        for _ in 0..600 {
+            waiting = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&self.owner)
+            .await
+            .expect("lock waits");
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        waiting
     }
 }
 
