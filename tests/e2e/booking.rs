@@ -792,7 +792,7 @@ async fn send_booking(
 }
 
 /// Under load a free lane gathers requests instead of taking each the moment it arrives (a
-/// request decided alone costs PostgreSQL several batched ones; docs/benchmarks.md, runs 73–):
+/// request decided alone costs PostgreSQL several batched ones; docs/benchmarks.md, runs 73–82):
 /// while another lane is deciding (here held by a row lock on its slot), a lone request waits
 /// until `GATHER` are there and the eight are decided by one statement, none alone. On a quiet
 /// day (no lane deciding) a lone request is decided at once, never held for the linger.

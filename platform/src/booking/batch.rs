@@ -19,8 +19,8 @@
 //! deciding: it waits up to [`LINGER`] for [`GATHER`] requests (or for the other lane to finish).
 //! A request decided alone costs PostgreSQL several times a batched one (its own statement and
 //! commit), and without the wait a lane freed in a rush took each request the moment it arrived:
-//! 2.5 % of the rush's bookings went alone, ~12 % of PostgreSQL's booking time
-//! (docs/benchmarks.md, runs 73–).
+//! 2.5 % of the rush's bookings went alone, about a tenth of PostgreSQL's booking time
+//! (docs/benchmarks.md, runs 73–82).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
