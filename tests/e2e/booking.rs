@@ -820,12 +820,7 @@ async fn a_free_lane_gathers_requests_while_another_decides_and_never_waits_when
     assert_eq!(batcher.stats().alone, 1, "{:?}", batcher.stats());
 
     // One lane held: its request waits for the row lock on `held`.
-    let mut lock = app.owner.begin().await.expect("begin");
-    sqlx::query("SELECT 1 FROM slots WHERE id = $1 FOR UPDATE")
-        .bind(held)
-        .execute(&mut *lock)
-        .await
-        .expect("lock the slot");
+    let lock = app.hold_slot(held).await;
     let stuck = send_booking(&batcher, &app, &tenant, (2, held, "gather-held")).await;
     assert_eq!(
         app.lock_waiters().await,

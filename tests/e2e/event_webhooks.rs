@@ -292,12 +292,7 @@ async fn every_booking_change_reaches_the_receiver_signed_and_once_each_through_
     // the slot's row is held until every request waits, so that the first one (decided alone or
     // in a batch) blocks in PostgreSQL and the rest queue behind it into a batch, however slowly
     // the machine starts the tasks
-    let mut hold = app.owner.begin().await.expect("begin");
-    sqlx::query("SELECT 1 FROM slots WHERE id = $1 FOR UPDATE")
-        .bind(roomy)
-        .execute(&mut *hold)
-        .await
-        .expect("hold the slot");
+    let hold = app.hold_slot(roomy).await;
     let residents: Vec<_> = {
         let mut v = Vec::new();
         for n in 10..18 {

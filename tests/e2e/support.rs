@@ -683,6 +683,18 @@ impl TestApp {
         .expect("a demo slot")
     }
 
+    /// Holds a slot's row (`FOR UPDATE`) in an owner transaction until it ends: a booking of that
+    /// slot waits in PostgreSQL meanwhile.
+    pub async fn hold_slot(&self, slot: uuid::Uuid) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut hold = self.owner.begin().await.expect("begin");
+        sqlx::query("SELECT 1 FROM slots WHERE id = $1 FOR UPDATE")
+            .bind(slot)
+            .execute(&mut *hold)
+            .await
+            .expect("hold the slot");
+        hold
+    }
+
     /// Waits (up to 30 s) until a statement of this app's database waits for a lock; returns how
     /// many wait then (0 when none came).
     pub async fn lock_waiters(&self) -> i64 {
