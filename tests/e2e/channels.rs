@@ -96,6 +96,27 @@ async fn channel_credentials_are_encrypted_at_rest_masked_and_still_usable() {
         .expect("sent with the stored token");
     assert_eq!(receipt.provider_message_id, "SM9");
 
+    // the next message of the same configuration goes through the same channel (one HTTP client,
+    // its connections kept open); an edit is read with the next message and gives a new one
+    let again = channels::load(&mut tx, &key, "sms")
+        .await
+        .expect("load")
+        .expect("configured");
+    assert!(std::sync::Arc::ptr_eq(&channel, &again), "built once");
+    channels::save(&mut tx, &key, "sms", "twilio", json!({
+        "base_url": gateway.uri(), "account_sid": "AC78", "auth_token": "", "from": "+815000000000"
+    }))
+    .await
+    .expect("edit the account");
+    let edited = channels::load(&mut tx, &key, "sms")
+        .await
+        .expect("load")
+        .expect("configured");
+    assert!(
+        !std::sync::Arc::ptr_eq(&channel, &edited),
+        "the edit takes effect"
+    );
+
     // a different server key cannot open the stored secrets
     assert!(
         channels::load(&mut tx, &SealingKey::new([1; 32]), "sms")

@@ -186,16 +186,45 @@ async fn load_fields(
     Ok(Some((plugin, fields)))
 }
 
-/// The tenant's channel for `kind`, ready to send; `None` when none is configured.
+/// Channels most kept by [`load`]; when full, it starts again empty.
+pub const KEPT_CHANNELS: usize = 256;
+
+/// A channel as [`load`] built it, by tenant and by its whole configuration (plugin and every
+/// field, secrets included).
+type Kept = std::collections::HashMap<(tenants::TenantId, String), Arc<dyn plugins::Channel>>;
+
+/// The channels [`load`] built in this process. Building one makes a new HTTP client (Twilio,
+/// webhook) or SMTP transport, so a new connection and TLS handshake for each message; kept, a
+/// city's messages share one client and its open connections. An edited configuration is another
+/// key: it takes effect with the next message.
+static KEPT: std::sync::LazyLock<std::sync::Mutex<Kept>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The tenant's channel for `kind`, ready to send; `None` when none is configured. The stored
+/// configuration is read every time; the channel built from it is the one built before for the
+/// same configuration ([`KEPT_CHANNELS`]).
 pub async fn load(
     tx: &mut TenantTx,
     key: &SealingKey,
     kind: &str,
 ) -> Result<Option<Arc<dyn plugins::Channel>>, ChannelError> {
-    match load_fields(tx, key, kind).await? {
-        Some((plugin, fields)) => Ok(Some(plugins::build(&plugin, Value::Object(fields))?)),
-        None => Ok(None),
+    let Some((plugin, fields)) = load_fields(tx, key, kind).await? else {
+        return Ok(None);
+    };
+    let config = Value::Object(fields);
+    let id = (tx.tenant_id(), format!("{plugin}\u{0}{config}"));
+    let kept = |k: &mut Kept| k.get(&id).cloned();
+    if let Some(channel) = KEPT.lock().ok().as_deref_mut().and_then(kept) {
+        return Ok(Some(channel));
     }
+    let channel = plugins::build(&plugin, config)?;
+    if let Ok(mut k) = KEPT.lock() {
+        if k.len() >= KEPT_CHANNELS {
+            k.clear();
+        }
+        k.insert(id, channel.clone());
+    }
+    Ok(Some(channel))
 }
 
 /// Checks a delivery report from the city's SMS gateway: the signature must have been made with the
