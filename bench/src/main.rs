@@ -602,10 +602,13 @@ async fn run(target: Target, owner: &PgPool, args: &Args) -> anyhow::Result<()> 
     let seeded = Arc::new(seeded);
     // the server(s): in this process, or processes of their own (answers then parsed in full,
     // memory sampled)
-    let mut desk = None;
+    // in this process the desk's batch counts can be read
+    let desk = match &target {
+        Target::InProcess(app) => Some(app.residents.clone()),
+        Target::Processes(_) => None,
+    };
     let (urls, parse_all, in_process, servers) = match target {
         Target::InProcess(app) => {
-            desk = Some(app.residents.clone());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}/graphql", listener.local_addr()?);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

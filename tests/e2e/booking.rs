@@ -627,6 +627,13 @@ async fn a_group_may_spill_into_the_adjacent_slot_all_or_nothing() {
     assert_eq!(rows, 0);
 }
 
+/// Demo resident `n`'s first-dose request for `slot` under idempotency key `key`.
+async fn keyed_request(app: &TestApp, n: u32, slot: Uuid, key: &str) -> booking::BookRequest {
+    let mut req = book_request(app.resident_id(&demo_resident(n).ticket_no).await, slot);
+    req.idempotency_key = key.to_string();
+    req
+}
+
 /// Answers of [`booking::book_batched`] for the requests of one wave, in order.
 async fn book_together(
     batcher: &booking::Batcher,
@@ -636,9 +643,7 @@ async fn book_together(
 ) -> Vec<Result<Vec<booking::Booking>, BookingError>> {
     let mut requests = Vec::new();
     for &(n, slot, key) in wave {
-        let mut req = book_request(app.resident_id(&demo_resident(n).ticket_no).await, slot);
-        req.idempotency_key = key.to_string();
-        requests.push(req);
+        requests.push(keyed_request(app, n, slot, key).await);
     }
     // all sent before any is decided: they queue for the same batch
     let tasks: Vec<_> = requests
@@ -785,8 +790,7 @@ async fn send_booking(
     tenant: &Arc<tenants::Tenant>,
     (n, slot, key): (u32, Uuid, &str),
 ) -> tokio::task::JoinHandle<Result<Vec<booking::Booking>, BookingError>> {
-    let mut req = book_request(app.resident_id(&demo_resident(n).ticket_no).await, slot);
-    req.idempotency_key = key.to_string();
+    let req = keyed_request(app, n, slot, key).await;
     let (batcher, pool, tenant) = (batcher.clone(), app.pool.clone(), tenant.clone());
     tokio::spawn(async move { booking::book_batched(&batcher, &pool, &tenant, &req).await })
 }

@@ -213,8 +213,7 @@ pub async fn load(
     };
     let config = Value::Object(fields);
     let id = (tx.tenant_id(), format!("{plugin}\u{0}{config}"));
-    let kept = |k: &mut Kept| k.get(&id).cloned();
-    if let Some(channel) = KEPT.lock().ok().as_deref_mut().and_then(kept) {
+    if let Some(channel) = KEPT.lock().ok().and_then(|k| k.get(&id).cloned()) {
         return Ok(Some(channel));
     }
     let channel = plugins::build(&plugin, config)?;
